@@ -1,0 +1,64 @@
+"""Conversions between generator tensors and images, and sample grids."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cptr.io import atomic_write_bytes
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Map generator output [B, 3, H, W] in [-1, 1] to uint8 [B, H, W, 3]."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def from_uint8(images: np.ndarray) -> torch.Tensor:
+    """Map uint8 [B, H, W, 3] (or one [H, W, 3]) to float [B, 3, H, W] in [-1, 1]."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images [B, H, W, 3], got {arr.dtype} {arr.shape}")
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def grid(images: np.ndarray | Sequence[np.ndarray], cols: int | None = None, pad: int = 2) -> Image.Image:
+    """Tile uint8 images [N, H, W, 3] into one picture, ``cols`` per row."""
+    imgs = np.asarray(images)
+    if imgs.ndim != 4:
+        raise ValueError(f"expected [N, H, W, 3] images, got {imgs.shape}")
+    n, h, w, c = imgs.shape
+    cols = cols or min(n, 8)
+    rows = math.ceil(n / cols)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    for i, im in enumerate(imgs):
+        r, q = divmod(i, cols)
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = im
+    return Image.fromarray(canvas)
+
+
+def encode_png(image: Image.Image | np.ndarray) -> bytes:
+    """PNG bytes of a PIL image or a uint8 [H, W, 3] array."""
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike) -> None:
+    """Save a picture atomically; the format follows the file extension."""
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(os.path.splitext(str(path))[1].lower(), "PNG")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny generators that build in milliseconds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cptr.models import Generator
+
+TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
+
+
+def make_tiny_generator(size: int = 32, seed: int = 0, style_dim: int = 64, n_mlp: int = 2) -> Generator:
+    """A randomly initialised generator small enough for CPU tests (noise and biases non-zero)."""
+    torch.manual_seed(seed)
+    g = Generator(size, style_dim=style_dim, n_mlp=n_mlp, channels=TINY_CHANNELS).eval()
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("noise.weight") or name.endswith("activate.bias") or name.endswith("to_rgb1.bias"):
+                p.normal_(0, 0.2)
+    return g
+
+
+@pytest.fixture
+def tiny_g() -> Generator:
+    return make_tiny_generator()
