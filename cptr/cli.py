@@ -14,6 +14,9 @@ app = typer.Typer(
 )
 
 
+app.add_typer(__import__("cptr.styles", fromlist=["app"]).app, name="styles")
+
+
 @app.callback()
 def _root() -> None:
     """CPTR: cartoon portrait style transfer on StyleGAN2."""
