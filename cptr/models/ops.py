@@ -10,8 +10,9 @@ sample.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -22,6 +23,14 @@ Impl = Literal["auto", "ref", "cuda"]
 
 _CUDA_IMPL: dict[str, Callable[..., torch.Tensor]] = {}
 _DEFAULT_IMPL: list[Impl] = ["auto"]
+_PLUGIN_EXPORT: list[bool] = [False]
+
+# ONNX custom nodes that TensorRT's parser maps to the plugins in cptr/export/plugins (namespace
+# "cptr"); ONNX Runtime runs them through cptr.export.plugin_ops. Attributes are scalars only; the FIR
+# kernel and the bias travel as (constant) inputs.
+PLUGIN_DOMAIN = "ai.onnx.contrib"
+PLUGIN_NAMESPACE = "cptr"
+PLUGIN_VERSION = "1"
 
 SQRT2 = math.sqrt(2.0)
 
@@ -77,6 +86,51 @@ def _use_cuda(name: str, x: torch.Tensor, impl: Impl) -> bool:
     return available
 
 
+@contextlib.contextmanager
+def export_plugin_nodes(enabled: bool = True) -> Iterator[None]:
+    """While active, ONNX export emits ``UpFirDn2d`` / ``FusedBiasLeakyReLU`` plugin nodes."""
+    previous = _PLUGIN_EXPORT[0]
+    _PLUGIN_EXPORT[0] = enabled
+    try:
+        yield
+    finally:
+        _PLUGIN_EXPORT[0] = previous
+
+
+def _emit_plugin() -> bool:
+    return _PLUGIN_EXPORT[0] and bool(torch.onnx.is_in_onnx_export())
+
+
+class _UpFirDn2dPlugin(torch.autograd.Function):
+    """Reference forward; exports as one ``UpFirDn2d`` plugin node (same up/down/pad on both axes)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, up: int, down: int, pad0: int, pad1: int):  # type: ignore[override]
+        return upfirdn2d_ref(x, kernel, up=up, down=down, pad=(pad0, pad1))
+
+    @staticmethod
+    def symbolic(g, x, kernel, up, down, pad0, pad1):  # pragma: no cover - runs inside the exporter
+        return g.op(
+            f"{PLUGIN_DOMAIN}::UpFirDn2d", x, kernel, up_i=up, down_i=down, pad0_i=pad0, pad1_i=pad1,
+            plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
+        ).setType(x.type())
+
+
+class _FusedBiasLeakyReLUPlugin(torch.autograd.Function):
+    """Reference forward; exports as one ``FusedBiasLeakyReLU`` plugin node."""
+
+    @staticmethod
+    def forward(ctx, x, bias, negative_slope: float, scale: float):  # type: ignore[override]
+        return fused_leaky_relu_ref(x, bias, negative_slope, scale)
+
+    @staticmethod
+    def symbolic(g, x, bias, negative_slope, scale):  # pragma: no cover - runs inside the exporter
+        return g.op(
+            f"{PLUGIN_DOMAIN}::FusedBiasLeakyReLU", x, bias, slope_f=negative_slope, gain_f=scale,
+            plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
+        ).setType(x.type())
+
+
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(v, int):
         return v, v
@@ -126,7 +180,10 @@ def upfirdn2d_ref(
             max(-py0, 0) : x.shape[2] - max(-py1, 0),
             max(-px0, 0) : x.shape[3] - max(-px1, 0),
         ]
-    weight = kernel.flip([0, 1]).to(x.dtype).reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
+    # The channel count is static for a given layer: a plain int keeps the exported conv weight's
+    # shape known (ONNX needs it), while the batch axis stays dynamic.
+    c = int(c)
+    weight = kernel.flip([0, 1]).to(x.dtype).reshape(1, 1, kh, kw).repeat(c, 1, 1, 1)
     return F.conv2d(x, weight, stride=(dy, dx), groups=c)
 
 
@@ -144,6 +201,10 @@ def upfirdn2d(
     """
     if _use_cuda("upfirdn2d", x, impl):
         return _CUDA_IMPL["upfirdn2d"](x, kernel, up=_pair(up), down=_pair(down), pad=parse_pad(pad))
+    if _emit_plugin():
+        (ux, uy), (dx, dy), (px0, px1, py0, py1) = _pair(up), _pair(down), parse_pad(pad)
+        if ux == uy and dx == dy and (px0, px1) == (py0, py1):
+            return _UpFirDn2dPlugin.apply(x, kernel, ux, dx, px0, px1)
     return upfirdn2d_ref(x, kernel, up=up, down=down, pad=pad)
 
 
@@ -173,6 +234,8 @@ def fused_leaky_relu(
     """Bias add, leaky ReLU and gain in one op (a CUDA kernel when available)."""
     if bias is not None and _use_cuda("fused_leaky_relu", x, impl):
         return _CUDA_IMPL["fused_leaky_relu"](x, bias, negative_slope, scale)
+    if bias is not None and x.ndim == 4 and _emit_plugin():
+        return _FusedBiasLeakyReLUPlugin.apply(x, bias, float(negative_slope), float(scale))
     return fused_leaky_relu_ref(x, bias, negative_slope, scale)
 
 
