@@ -12,6 +12,11 @@ Typical use::
 Needs the ``[align]`` extra (MediaPipe, dlib, OpenCV): ``pip install 'cptr[align]'``.
 """
 
+try:
+    import cv2  # noqa: F401  (OpenCV comes with mediapipe: opencv-contrib-python)
+except ImportError as _e:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(f"cptr.align needs OpenCV ({_e}); install it with: pip install 'cptr[align]'") from None
+
 from .errors import (
     AlignError,
     BadImageError,

@@ -75,7 +75,9 @@ class Aligned:
 
 
 def _reflect_pad_blend(img: np.ndarray, pad: np.ndarray, qsize: float) -> np.ndarray:
-    """FFHQ padding: reflect, then blur and fade to the median colour towards the outer edge."""
+    """FFHQ padding: reflect, then blur and fade to the median colour towards the outer edge.
+
+    Returns float32 (the caller rounds once, after the final resampling)."""
     left, top, right, bottom = (int(p) for p in pad)
     padded = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_REFLECT_101).astype(np.float32)
     h, w = padded.shape[:2]
@@ -91,7 +93,7 @@ def _reflect_pad_blend(img: np.ndarray, pad: np.ndarray, qsize: float) -> np.nda
     step = max(1, int(math.sqrt(h * w / 65536)))  # median of a ~256x256 subsample
     median = np.median(padded[::step, ::step].reshape(-1, 3), axis=0)
     padded += (median - padded) * np.clip(mask, 0.0, 1.0)
-    return np.clip(np.rint(padded), 0, 255).astype(np.uint8)
+    return padded  # float32; rounded once, after the warp
 
 
 def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = True) -> Aligned:
@@ -143,8 +145,11 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
         work = _reflect_pad_blend(work, pads, qsize_w)
         origin = origin - pads[:2] * shrink
 
-    # Warp: supersample by an integer factor, then box-filter down to size x size.
+    # Warp: supersample by an integer factor, then box-filter down to size x size. Both steps run
+    # in float32 when there are two of them, so the result is rounded to uint8 only once.
     ss = max(1, math.ceil(qsize_w / size))
+    if ss > 1 and work.dtype != np.float32:
+        work = work.astype(np.float32)
     dst_to_crop = np.array([[1.0 / ss, 0.0, 0.5 / ss - 0.5], [0.0, 1.0 / ss, 0.5 / ss - 0.5], [0.0, 0.0, 1.0]])
     photo_to_work = np.array([[1.0 / shrink, 0.0, -origin[0] / shrink], [0.0, 1.0 / shrink, -origin[1] / shrink], [0.0, 0.0, 1.0]])
     dst_to_work = photo_to_work @ matrix @ dst_to_crop
@@ -157,6 +162,8 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
     )
     if ss > 1:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    if crop.dtype != np.uint8:
+        crop = np.clip(np.rint(crop), 0, 255).astype(np.uint8)
     return Aligned(crop=np.ascontiguousarray(crop), quad=quad, matrix=matrix, photo_shape=(h, w), face=face)
 
 

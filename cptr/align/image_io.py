@@ -16,7 +16,7 @@ from .errors import BadImageError, ImageTooLargeError
 DEFAULT_MAX_PIXELS = 40_000_000
 
 #: Formats :func:`load_image` decodes. Others (EPS, PSD, ...) are refused: less decoder surface.
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG covers MPO
 
 
 def load_image(
