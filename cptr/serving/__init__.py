@@ -1,0 +1,24 @@
+"""Triton serving: the model repository writer, the Python-backend models and the server launcher.
+
+- :func:`cptr.serving.repository.write_repository` turns an export bundle into a repository;
+- :class:`cptr.serving.server.TritonServer` runs the bundled tritonserver (``cptr serve``);
+- :mod:`cptr.serving.models` holds the Python-backend model code (imported by the repository).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["TritonServer", "write_repository"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing cptr.serving stays cheap
+    if name == "write_repository":
+        from cptr.serving.repository import write_repository
+
+        return write_repository
+    if name == "TritonServer":
+        from cptr.serving.server import TritonServer
+
+        return TritonServer
+    raise AttributeError(name)

@@ -1,0 +1,348 @@
+"""Run the real ``tritonserver`` bundled in the nvidia-pytriton wheel (Python backend only).
+
+The wheel ships the server binary, its shared libraries and one Python-backend stub per Python
+version. :func:`backend_directory` links the backend and this interpreter's stub into a cache
+directory; :class:`TritonServer` starts the binary with this environment's ``python3`` first on
+``PATH`` (the stub ignores ``PYTHONPATH`` and imports ``cptr`` from that interpreter), waits for
+``/v2/health/ready`` and stops it with Triton's graceful shutdown (in-flight requests finish)::
+
+    with TritonServer("triton_repo") as server:        # free ports on 127.0.0.1
+        client = CartoonClient(server.grpc_url)
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+STARTUP_TIMEOUT_S = 180.0
+EXIT_TIMEOUT_S = 30
+
+
+class ServerStartError(RuntimeError):
+    """tritonserver did not become ready; the message ends with its log tail."""
+
+
+def _pytriton_dir() -> Path:
+    try:
+        import pytriton
+    except ImportError:
+        raise RuntimeError("the bundled Triton server comes with nvidia-pytriton; install it with: pip install 'cptr[serve]'") from None
+    return Path(pytriton.__file__).resolve().parent
+
+
+def server_binary() -> Path:
+    """Path of the bundled ``tritonserver`` executable."""
+    path = _pytriton_dir() / "tritonserver" / "bin" / "tritonserver"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing; reinstall nvidia-pytriton (pip install --force-reinstall 'nvidia-pytriton<0.8')")
+    return path
+
+
+def server_libs() -> Path:
+    """Directory of the shared libraries the bundled server links against."""
+    root = _pytriton_dir()
+    for cand in (root.parent / "nvidia_pytriton.libs", root / "tritonserver" / "external_libs"):
+        if cand.is_dir():
+            return cand
+    raise RuntimeError(f"nvidia_pytriton.libs not found beside {root}; reinstall nvidia-pytriton")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cptr"
+
+
+def backend_directory(cache: Path | None = None) -> Path:
+    """A ``--backend-directory`` with ``python/`` = the bundled backend plus this Python's stub (symlinks)."""
+    src = _pytriton_dir() / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = src / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        have = sorted(p.name for p in (src / "python_backend_stubs").iterdir() if p.is_dir())
+        raise RuntimeError(f"nvidia-pytriton has no Python-backend stub for Python {version} (it has {', '.join(have)})")
+    files = {p.name: p for p in (src / "backends" / "python").iterdir() if p.is_file()}
+    files["triton_python_backend_stub"] = stub
+    key = hashlib.sha256(f"{src}|{version}".encode()).hexdigest()[:12]
+    target = (cache or _cache_dir()) / "triton-backends" / key
+    python_dir = target / "python"
+    if python_dir.is_dir() and all((python_dir / n).resolve() == p.resolve() for n, p in files.items()):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
+    (tmp / "python").mkdir()
+    for name, path in files.items():
+        (tmp / "python" / name).symlink_to(path.resolve())
+    try:
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except OSError:  # another process won the race: theirs is equivalent
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def server_env() -> dict[str, str]:
+    """Environment for tritonserver: bundled libs on LD_LIBRARY_PATH, this Python first on PATH."""
+    env = os.environ.copy()
+    libs = str(server_libs())
+    env["LD_LIBRARY_PATH"] = libs + (os.pathsep + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + (os.pathsep + env["PATH"] if env.get("PATH") else "")
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: no orphaned server if we die
+
+
+class TritonServer:
+    """The bundled tritonserver as a child process (a context manager).
+
+    Ports given as 0 are picked free on ``host``. ``log_verbose`` > 0 raises Triton's log level;
+    ``echo`` copies the server log to stdout (``cptr serve``); it is always kept in
+    :meth:`log_tail` and in ``log_path``.
+    """
+
+    def __init__(
+        self,
+        model_repository: str | os.PathLike,
+        http_port: int = 0,
+        grpc_port: int = 0,
+        metrics_port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        log_verbose: int = 0,
+        exit_timeout_s: int = EXIT_TIMEOUT_S,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        echo: bool = False,
+        log_path: str | os.PathLike | None = None,
+        extra_args: Sequence[str] = (),
+    ):
+        self.model_repository = Path(model_repository).resolve()
+        if not self.model_repository.is_dir():
+            raise FileNotFoundError(f"model repository {self.model_repository} does not exist; build one with: cptr-export --style demo --out {model_repository}")
+        self.host = host
+        bind = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.http_port = http_port or free_port(bind)
+        self.grpc_port = grpc_port or free_port(bind)
+        self.metrics_port = metrics_port or free_port(bind)
+        self.log_verbose = int(log_verbose)
+        self.exit_timeout_s = int(exit_timeout_s)
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.echo = echo
+        self.extra_args = list(extra_args)
+        self._log_dir = None if log_path else tempfile.mkdtemp(prefix="cptr-triton-")
+        self.log_path = Path(log_path) if log_path else Path(self._log_dir) / "tritonserver.log"
+        self._tail: collections.deque[str] = collections.deque(maxlen=400)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+
+    # --- addresses ------------------------------------------------------------------------
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    @property
+    def http_url(self) -> str:
+        """``host:port`` of the HTTP/REST endpoint (tritonclient style, no scheme)."""
+        return f"{self._client_host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self._client_host}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self._client_host}:{self.metrics_port}/metrics"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        """The tritonserver command line."""
+        return [
+            str(server_binary()),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backend_directory()}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-gpu-metrics=false",
+            "--strict-readiness=true",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
+            f"--log-verbose={self.log_verbose}",
+            *self.extra_args,
+        ]
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self, wait: bool = True) -> TritonServer:
+        if self.is_alive():
+            raise RuntimeError(f"tritonserver is already running (pid {self.pid})")
+        self._tail.clear()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            self.command(),
+            env=server_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # a terminal's Ctrl-C reaches us; we forward it once
+        )
+        self._reader = threading.Thread(target=self._pump, name="tritonserver-log", daemon=True)
+        self._reader.start()
+        if wait:
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop(timeout=10)
+                raise
+        return self
+
+    def _pump(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        with open(self.log_path, "ab") as log:
+            for line in iter(self._proc.stdout.readline, b""):
+                log.write(line)
+                log.flush()
+                text = line.decode("utf-8", "replace")
+                self._tail.append(text)
+                if self.echo:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+
+    def log_tail(self, n: int = 60) -> str:
+        """The last ``n`` lines the server printed."""
+        return "".join(list(self._tail)[-n:])
+
+    def is_alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until ``/v2/health/ready`` answers 200; raise :class:`ServerStartError` with the log tail if not."""
+        deadline = time.monotonic() + (self.startup_timeout_s if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            if self.is_ready():
+                return
+            if not self.is_alive():
+                code = self._proc.returncode if self._proc else None
+                time.sleep(0.2)  # let the log reader catch the last lines
+                raise ServerStartError(f"tritonserver exited with code {code} before it was ready.\n{self._failure_hint()}")
+            time.sleep(0.2)
+        raise ServerStartError(f"tritonserver was not ready after {timeout or self.startup_timeout_s:.0f} s.\n{self._failure_hint()}")
+
+    def _failure_hint(self) -> str:
+        return f"repository: {self.model_repository}\nfull log: {self.log_path}\n--- last lines ---\n{self.log_tail(40)}"
+
+    def terminate(self) -> None:
+        """Ask for a graceful shutdown (SIGTERM): no new requests, in-flight ones finish."""
+        if self.is_alive():
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self._proc is not None, "server was never started"
+        code = self._proc.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Graceful shutdown, then SIGKILL if it takes longer than ``exit_timeout_s`` + 15 s."""
+        if self._proc is None:
+            return None
+        if self.is_alive():
+            self.terminate()
+            try:
+                return self.wait(timeout if timeout is not None else self.exit_timeout_s + 15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        return self.wait(10)
+
+    def __enter__(self) -> TritonServer:
+        if not self.is_alive():
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+        if self._log_dir:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+
+
+def serve(
+    model_repository: str | os.PathLike,
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    host: str = "0.0.0.0",
+    log_verbose: int = 0,
+    exit_timeout_s: int = EXIT_TIMEOUT_S,
+) -> int:
+    """Run the server in the foreground until SIGTERM/SIGINT; forward the signal once, return its exit code."""
+    server = TritonServer(
+        model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout_s, echo=True
+    )
+    stopping = threading.Event()
+
+    def forward(signum: int, _frame: object) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            server.terminate()
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start(wait=False)
+        try:
+            server.wait_ready()
+        except ServerStartError:
+            if stopping.is_set():
+                return server.wait()
+            raise
+        print(f"cptr serve: ready on http://{server.http_url} (HTTP), {server.grpc_url} (gRPC), {server.metrics_url}", flush=True)
+        while server.is_alive():
+            time.sleep(0.2)
+        return server.wait()
+    finally:
+        if server.is_alive():
+            server.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
