@@ -1,0 +1,443 @@
+"""``cptr-export``: turn a registered style into verified ONNX models inside a Triton repository.
+
+The whole output directory is built under a temporary name and swapped in at the end
+(:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+EXAMPLES = """
+Examples:
+
+  cptr-export --style demo --alpha 0.7                       # embedded demo style -> triton_repo/
+
+  cptr-export --style webtoon --alpha 0.7 --swap-res 16 --precision fp16 --out /models/webtoon
+
+  cptr-export --source ffhq256.pt --target webtoon.pt --style webtoon --blend-width 1.0 --swap-res 32
+
+  cptr-export --style webtoon --mapper smile=smile.pt --encoder e4e.pt --backend native
+"""
+
+ENGINES = ("onnx", "trt", "torch")
+BACKENDS = ("python", "native")
+
+
+class ExportFailed(RuntimeError):
+    """The export stopped; the previous output directory is unchanged."""
+
+
+@dataclass
+class ExportOptions:
+    """Everything ``cptr-export`` needs; the CLI fills it, tests may build it directly."""
+
+    out: Path = Path("triton_repo")
+    style: str | None = None
+    source: Path | None = None
+    target: Path | None = None
+    alpha: float | None = None
+    swap_res: int | None = None
+    blend_width: float | None = None
+    inject_k: int | None = None
+    truncation: float = 0.7
+    precision: str = "fp32"
+    batch_max: int = 8
+    backend: str = "python"
+    engine: str = "onnx"
+    verify: bool = True
+    encoder: Path | None = None
+    mappers: dict[str, Path] = field(default_factory=dict)
+    with_generator: bool = False
+    opset: int = 17
+    quiet: bool = False
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    import cptr
+
+    return {
+        "cptr": cptr.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _optional(module: str, attr: str) -> Callable[..., Any] | None:
+    """``module.attr`` if that module exists (other parts of CPTR may not be installed/written yet)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ExportFailed(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "trt":
+        build = _optional("cptr.export.trt", "build_engine")
+        if build is None:
+            raise ExportFailed(
+                "--engine trt needs the TensorRT builder (cptr.export.trt), which is not part of this installation yet; "
+                "on a machine with an NVIDIA GPU install TensorRT (pip install tensorrt) and use a CPTR version that "
+                "ships cptr/export/trt.py, or export with --engine onnx (ONNX Runtime / Triton onnxruntime backend)"
+            )
+        try:
+            importlib.import_module("tensorrt")
+        except ImportError:
+            raise ExportFailed(
+                "--engine trt needs the tensorrt Python package and an NVIDIA GPU: pip install tensorrt "
+                "(then run on the GPU machine), or use --engine onnx"
+            ) from None
+    if engine == "torch":
+        if _optional("cptr.export.torch_engine", "build_torch_engine") is None:
+            raise ExportFailed("--engine torch needs cptr.export.torch_engine, which is not installed; use --engine onnx")
+
+
+@dataclass
+class _Resolved:
+    name: str
+    source_ref: str
+    target_ref: str
+    alpha: float
+    swap_res: int | None
+    blend_width: float | None
+    inject_k: int
+    encoder: str | None
+    mappers: dict[str, str]
+
+
+def _resolve_style(opts: ExportOptions) -> _Resolved:
+    from cptr.styles import BUILTIN_PREFIX, DEMO_NAME, get_style, validate_name
+
+    if (opts.source is None) != (opts.target is None):
+        raise ExportFailed("--source and --target go together (the base generator and its fine-tuned version)")
+    if opts.source is not None:
+        name = validate_name(opts.style or "custom")
+        src, tgt = Path(opts.source).expanduser().resolve(), Path(opts.target).expanduser().resolve()
+        for p, what in ((src, "--source"), (tgt, "--target")):
+            if not p.is_file():
+                raise ExportFailed(f"{what} {p} does not exist")
+        return _Resolved(
+            name, str(src), str(tgt), 0.7 if opts.alpha is None else opts.alpha, opts.swap_res, opts.blend_width,
+            opts.inject_k or 0, str(opts.encoder) if opts.encoder else None, {k: str(v) for k, v in opts.mappers.items()},
+        )
+    info = get_style(opts.style or DEMO_NAME)
+    mappers = dict(info.mappers)
+    mappers.update({k: str(v) for k, v in opts.mappers.items()})
+    encoder = str(opts.encoder) if opts.encoder else info.encoder
+    if info.builtin and encoder is None:
+        encoder = f"{BUILTIN_PREFIX}{info.name}"
+    return _Resolved(
+        info.name,
+        info.source,
+        info.target,
+        info.alpha if opts.alpha is None else opts.alpha,
+        info.swap_res if opts.swap_res is None else opts.swap_res,
+        info.blend_width if opts.blend_width is None else opts.blend_width,
+        info.inject_k if opts.inject_k is None else opts.inject_k,
+        encoder,
+        mappers,
+    )
+
+
+def _checkpoint_id(ref: str) -> str:
+    from cptr.io import sha256_file
+    from cptr.styles import BUILTIN_PREFIX
+
+    return ref if ref.startswith(BUILTIN_PREFIX) else f"sha256:{sha256_file(ref)}"
+
+
+def _load_generators(r: _Resolved):
+    from cptr.checkpoints import CheckpointError, load_generator
+    from cptr.styles import BUILTIN_PREFIX, load_style_generators
+
+    if r.source_ref.startswith(BUILTIN_PREFIX):
+        return load_style_generators(r.name)
+    try:
+        return load_generator(r.source_ref), load_generator(r.target_ref)
+    except CheckpointError as e:
+        raise ExportFailed(str(e)) from None
+
+
+class _Progress:
+    """Rich progress bar over the export steps (silent with --quiet)."""
+
+    def __init__(self, quiet: bool, total: int):
+        self.quiet = quiet
+        self._p = None
+        if not quiet:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=False)
+            self._task = self._p.add_task("export", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._p:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p:
+            self._p.__exit__(*exc)
+
+    def step(self, text: str) -> None:
+        if self._p:
+            self._p.update(self._task, description=text)
+
+    def done(self, text: str) -> None:
+        if self._p:
+            self._p.console.print(f"  [green]ok[/green] {text}")
+            self._p.advance(self._task)
+
+    def note(self, text: str) -> None:
+        if self._p:
+            self._p.console.print(f"  [yellow]note[/yellow] {text}")
+
+
+def _artifact_entry(art, out_root: Path, model_name: str) -> dict[str, Any]:
+    return {
+        "stage": art.stage,
+        "file": f"{model_name}/1/model.onnx",
+        "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in art.inputs],
+        "outputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in art.outputs],
+        "max_abs_error": art.max_abs_error,
+        **{k: v for k, v in art.extra.items() if k not in ("engine_path",)},
+    }
+
+
+# --------------------------------------------------------------------------- the export
+
+
+def _export_encoder_and_mappers(r: _Resolved, opts: ExportOptions, generator, stage_dir: Path, batch_sizes, prog: _Progress, notes: list[str]):
+    """Encoder and mapper artifacts through cptr.export.encoder_mapper (skipped with a note if absent)."""
+    encoder_art, mapper_arts = None, {}
+    export_encoder = _optional("cptr.export.encoder_mapper", "export_encoder")
+    export_mapper = _optional("cptr.export.encoder_mapper", "export_mapper")
+    common = {"precision": opts.precision, "verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
+    if r.encoder:
+        if export_encoder is None:
+            notes.append("encoder not exported: cptr.export.encoder_mapper.export_encoder is not available")
+            prog.note(notes[-1])
+        else:
+            prog.step("encoder: export + verify")
+            encoder_art = export_encoder(r.encoder, generator, stage_dir / "encoder.onnx", **common)
+            prog.done(f"encoder  {encoder_art.max_abs_error}")
+    for prompt, path in sorted(r.mappers.items()):
+        if export_mapper is None:
+            notes.append(f"mapper {prompt!r} not exported: cptr.export.encoder_mapper.export_mapper is not available")
+            prog.note(notes[-1])
+            continue
+        prog.step(f"mapper {prompt}: export + verify")
+        art = export_mapper(path, generator, stage_dir / f"mapper_{prompt}.onnx", inject_k=r.inject_k, **common)
+        mapper_arts[prompt] = art
+        prog.done(f"mapper {prompt}  {art.max_abs_error}")
+    return encoder_art, mapper_arts
+
+
+def run_export(opts: ExportOptions) -> dict[str, Any]:
+    """Export one style into ``opts.out`` atomically; returns the manifest."""
+    from cptr import contracts
+    from cptr.blend import blend_generators
+    from cptr.contracts import ExportBundle
+    from cptr.export import onnx as onnx_export
+    from cptr.io import atomic_directory, atomic_write_text, sha256_file
+    from cptr.styles import StyleError, validate_name
+
+    if opts.precision not in onnx_export.PRECISIONS:
+        raise ExportFailed(f"--precision must be one of {', '.join(onnx_export.PRECISIONS)}, got {opts.precision!r}")
+    if opts.backend not in BACKENDS:
+        raise ExportFailed(f"--backend must be one of {', '.join(BACKENDS)}, got {opts.backend!r}")
+    if opts.batch_max < 1:
+        raise ExportFailed(f"--batch-max must be >= 1, got {opts.batch_max}")
+    if not 0.0 <= opts.truncation <= 1.0:
+        raise ExportFailed(f"--truncation must be in [0, 1], got {opts.truncation}")
+    _check_engine(opts.engine)
+    try:
+        for prompt in opts.mappers:
+            validate_name(prompt, "mapper prompt name")
+        r = _resolve_style(opts)
+    except StyleError as e:
+        raise ExportFailed(str(e)) from None
+    batch_sizes = sorted({1, min(3, opts.batch_max)})
+    started = time.time()
+
+    n_steps = 3 + bool(r.encoder) + len(r.mappers) + opts.with_generator
+    with _Progress(opts.quiet, n_steps) as prog:
+        prog.step(f"loading style {r.name!r}")
+        source, target = _load_generators(r)
+        try:
+            g = blend_generators(source, target, r.alpha, r.swap_res, r.blend_width)
+        except ValueError as e:
+            raise ExportFailed(f"cannot blend style {r.name!r}: {e}") from None
+        if not 0 <= r.inject_k <= g.n_latent:
+            raise ExportFailed(f"--inject-k must be in [0, {g.n_latent}], got {r.inject_k}")
+        prog.done(f"blended {r.name}: alpha={r.alpha:g} swap_res={r.swap_res} blend_width={r.blend_width} ({g.size}px, n_latent={g.n_latent})")
+
+        notes: list[str] = []
+        out = Path(opts.out)
+        with atomic_directory(out) as tmp:
+            stage_dir = tmp / ".staging"
+            stage_dir.mkdir()
+            common = {"verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
+            prog.step("mapping: export + verify in ONNX Runtime")
+            mapping = onnx_export.export_mapping(g, stage_dir / "mapping.onnx", opts.precision, default_truncation=opts.truncation, **common)
+            prog.done(f"mapping    max abs error {mapping.max_abs_error}")
+            prog.step("synthesis: export + verify in ONNX Runtime")
+            synthesis = onnx_export.export_synthesis(g, stage_dir / "synthesis.onnx", opts.precision, **common)
+            prog.done(f"synthesis  max abs error {synthesis.max_abs_error}")
+            generator_art = None
+            if opts.with_generator:
+                prog.step("generator (mapping + synthesis): export + verify")
+                generator_art = onnx_export.export_generator(g, stage_dir / "generator.onnx", opts.precision, **common)
+                prog.done(f"generator  max abs error {generator_art.max_abs_error}")
+            encoder_art, mapper_arts = _export_encoder_and_mappers(r, opts, g, stage_dir, batch_sizes, prog, notes)
+
+            names = {"mapping": f"{contracts.MAPPING}_{r.name}", "synthesis": f"{contracts.SYNTHESIS}_{r.name}"}
+            arts = {names["mapping"]: mapping, names["synthesis"]: synthesis}
+            if generator_art is not None:
+                arts[f"generator_{r.name}"] = generator_art
+            if encoder_art is not None:
+                arts[f"{contracts.ENCODER}_{r.name}"] = encoder_art
+            for prompt, art in mapper_arts.items():
+                arts[f"{contracts.MAPPER}_{r.name}_{prompt}"] = art
+            models = {}
+            for model_name, art in arts.items():
+                entry = _artifact_entry(art, tmp, model_name)
+                entry["sha256"] = sha256_file(art.onnx_path)
+                entry["bytes"] = art.onnx_path.stat().st_size
+                models[model_name] = entry
+            manifest = {
+                "format": "cptr-export/1",
+                "style": r.name,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "source": _checkpoint_id(r.source_ref),
+                "target": _checkpoint_id(r.target_ref),
+                "alpha": r.alpha,
+                "swap_res": r.swap_res,
+                "blend_width": r.blend_width,
+                "inject_k": r.inject_k,
+                "blend_weights": {str(k): v for k, v in g.blend_weights.items()},
+                "truncation": opts.truncation,
+                "size": g.size,
+                "n_latent": g.n_latent,
+                "style_dim": g.style_dim,
+                "precision": opts.precision,
+                "opset": opts.opset,
+                "batch_max": opts.batch_max,
+                "backend": opts.backend,
+                "engine": opts.engine,
+                "verified": opts.verify,
+                "verify_batch_sizes": batch_sizes,
+                "tolerance": onnx_export.TOLERANCES[opts.precision],
+                "versions": _versions(),
+                "models": models,
+                "notes": notes,
+            }
+            bundle = ExportBundle(
+                style=r.name, size=g.size, n_latent=g.n_latent, style_dim=g.style_dim, precision=opts.precision,
+                batch_max=opts.batch_max, mapping=mapping, synthesis=synthesis, encoder=encoder_art, mappers=mapper_arts,
+                manifest=manifest,
+            )
+            write_repository = _optional("cptr.serving.repository", "write_repository")
+            if mapper_arts and encoder_art is None:
+                notes.append(f"mappers {sorted(mapper_arts)} left out of the repository: they need an encoder")
+                prog.note(notes[-1])
+                bundle.mappers = {}
+                for prompt in mapper_arts:
+                    models.pop(f"{contracts.MAPPER}_{r.name}_{prompt}", None)
+            prog.step("writing the model repository")
+            if write_repository is not None:
+                write_repository(tmp, bundle, opts.backend)
+            for model_name, art in arts.items():  # whatever the writer did not place
+                dest = tmp / model_name / "1" / "model.onnx"
+                if art.onnx_path.exists() and not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    art.onnx_path.replace(dest)
+            for model_name, entry in models.items():
+                placed = tmp / entry["file"]
+                if not placed.is_file() or sha256_file(placed) != entry["sha256"]:
+                    raise ExportFailed(f"{model_name}: {entry['file']} is missing or altered after writing the repository")
+            manifest["elapsed_s"] = round(time.time() - started, 2)
+            atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+            import shutil
+
+            shutil.rmtree(stage_dir, ignore_errors=True)
+        prog.done(f"wrote {out}/ ({len(models)} ONNX models, manifest.json)")
+    return manifest
+
+
+# --------------------------------------------------------------------------- Typer app
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(help="Export a style (blended generator, encoder, mappers) to verified ONNX models in a Triton repository.\n" + EXAMPLES)
+def export(
+    style: str | None = typer.Option(None, "--style", help="Registered style name (default: the embedded 'demo'); with --source/--target: the name to give it."),
+    source: Path | None = typer.Option(None, "--source", help="Source (real-face) generator checkpoint, instead of a registered style."),
+    target: Path | None = typer.Option(None, "--target", help="Fine-tuned (cartoon) generator checkpoint."),
+    alpha: float | None = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Blend weight of the target (default: the style's)."),
+    swap_res: int | None = typer.Option(None, "--swap-res", help="Layers below this resolution come from the source (Toonify)."),
+    blend_width: float | None = typer.Option(None, "--blend-width", help="Sigmoid transition width around --swap-res, in octaves."),
+    inject_k: int | None = typer.Option(None, "--inject-k", min=0, help="W+ entries a mapper edit leaves untouched (FreezeSG latent injection)."),
+    truncation: float = typer.Option(0.7, "--truncation", min=0.0, max=1.0, help="Truncation psi baked into the mapping graph as the default of its optional 'truncation' input (Triton uses it; ONNX Runtime callers may feed their own)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 computes inside; inputs/outputs stay fp32)."),
+    batch_max: int = typer.Option(8, "--batch-max", min=1, help="Largest batch Triton sends to one model."),
+    out: Path = typer.Option(Path("triton_repo"), "--out", "-o", help="Output model repository (replaced atomically)."),
+    backend: str = typer.Option("python", "--backend", help="Repository flavour: python (bundled tritonserver) or native (onnxruntime/tensorrt backends)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx, trt (TensorRT plans) or torch (AOTInductor packages)."),
+    encoder: Path | None = typer.Option(None, "--encoder", help="Image -> W+ encoder checkpoint (overrides the style's)."),
+    mapper: list[str] = typer.Option([], "--mapper", help="Text mapper PROMPT=PATH (repeatable; adds to the style's)."),
+    with_generator: bool = typer.Option(False, "--with-generator", help="Also export z -> image as one graph (generator.onnx)."),
+    opset: int = typer.Option(17, "--opset", min=17, help="ONNX opset."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check every graph in ONNX Runtime against PyTorch (batch 1 and 3)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    from cptr.export.onnx import ExportError
+    from cptr.styles import StyleError, parse_mapper_options
+
+    try:
+        mappers = {k: Path(v) for k, v in parse_mapper_options(mapper).items()}
+        opts = ExportOptions(
+            out=out, style=style, source=source, target=target, alpha=alpha, swap_res=swap_res, blend_width=blend_width,
+            inject_k=inject_k, truncation=truncation, precision=precision, batch_max=batch_max, backend=backend,
+            engine=engine, verify=verify, encoder=encoder, mappers=mappers, with_generator=with_generator, opset=opset,
+            quiet=quiet,
+        )
+        manifest = run_export(opts)
+    except (ExportFailed, ExportError, StyleError, ValueError, FileNotFoundError) as e:
+        typer.secho(f"cptr-export: error: {e}", fg=typer.colors.RED, err=True)
+        typer.secho(f"(the previous contents of {out} are unchanged)", err=True)
+        raise typer.Exit(1) from None
+    if not quiet:
+        typer.echo(f"exported style {manifest['style']!r} to {out} ({', '.join(manifest['models'])})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
