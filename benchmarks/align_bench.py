@@ -88,7 +88,7 @@ def main() -> None:
     print(
         f"photo {args.photo} {w}x{h}, backend {args.backend}, crop {args.size}, runs {args.runs} "
         f"(warm-up {args.warmup}), CPU: {platform.processor() or platform.machine()} x{os.cpu_count()}, "
-        f"threads: cv2 {cv2.getNumThreads()}"
+        f"threads: cv2 {cv2.getNumThreads()}, Pillow blocks_max {Image.core.get_blocks_max()} (PILLOW_BLOCKS_MAX)"
     )
     print("\n| stage | median ms | p95 ms |\n|---|---:|---:|")
     for name, fn in rows:

@@ -75,7 +75,7 @@ def load_image(
 
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # no copy when upright already
         return _to_rgb8(image)
     except (Image.DecompressionBombError, MemoryError):
         raise ImageTooLargeError(f"{where} could not be decoded within memory limits") from None
