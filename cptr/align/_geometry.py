@@ -15,7 +15,9 @@ import numpy as np
 def check_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Return ``image`` as a C-contiguous ``(H, W, 3)`` uint8 array, or raise a clear ValueError."""
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}; decode photos with cptr.align.load_image")
+        raise TypeError(
+            f"{name} must be a numpy array, got {type(image).__name__}; decode photos with cptr.align.load_image"
+        )
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(
             f"{name} must be an (H, W, 3) uint8 RGB array, got shape {image.shape} dtype {image.dtype}; "

@@ -103,8 +103,9 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
     without blur). The returned :class:`Aligned` maps crop pixels back to the photo exactly.
     """
     image = check_rgb(image)
-    if not isinstance(size, int) or size < 8:
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
         raise ValueError(f"size must be an integer of at least 8, got {size!r}")
+    size = int(size)
     h, w = image.shape[:2]
     quad = ffhq_quad(face)
     qsize = float(np.hypot(*(quad[3] - quad[0])))
@@ -137,8 +138,9 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
     qsize_w = qsize / shrink
     wl, wt = np.floor(quad_w.min(axis=0)).astype(int)
     wr, wb = np.ceil(quad_w.max(axis=0)).astype(int)
-    pads = np.array(
-        [max(-wl + border, 0), max(-wt + border, 0), max(wr - work.shape[1] + border, 0), max(wb - work.shape[0] + border, 0)]
+    work_h, work_w = work.shape[:2]
+    pads = np.array(  # left, top, right, bottom
+        [max(-wl + border, 0), max(-wt + border, 0), max(wr - work_w + border, 0), max(wb - work_h + border, 0)]
     )
     if pad and pads.max() > border - 4:
         pads = np.maximum(pads, int(np.rint(qsize_w * 0.3)))
@@ -151,7 +153,9 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
     if ss > 1 and work.dtype != np.float32:
         work = work.astype(np.float32)
     dst_to_crop = np.array([[1.0 / ss, 0.0, 0.5 / ss - 0.5], [0.0, 1.0 / ss, 0.5 / ss - 0.5], [0.0, 0.0, 1.0]])
-    photo_to_work = np.array([[1.0 / shrink, 0.0, -origin[0] / shrink], [0.0, 1.0 / shrink, -origin[1] / shrink], [0.0, 0.0, 1.0]])
+    photo_to_work = np.array(
+        [[1.0 / shrink, 0.0, -origin[0] / shrink], [0.0, 1.0 / shrink, -origin[1] / shrink], [0.0, 0.0, 1.0]]
+    )
     dst_to_work = photo_to_work @ matrix @ dst_to_crop
     crop = cv2.warpAffine(
         work,
