@@ -1,0 +1,247 @@
+"""ONNX export: export-friendly ops, graphs verified in ONNX Runtime, the cptr-export command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cptr import contracts
+from cptr.export import onnx as ox
+from cptr.export.runtime import ort_session, physical_cores
+from cptr.io import sha256_file
+from cptr.models import set_fused_modconv
+from cptr.models.ops import make_kernel, upfirdn2d_ref
+from tests.conftest import make_tiny_generator
+
+STANDARD_DOMAINS = {"", "ai.onnx"}
+
+
+@pytest.fixture(scope="module")
+def g64():
+    return make_tiny_generator(64, seed=3)
+
+
+# --------------------------------------------------------------------------- export-friendly ops
+
+
+@pytest.mark.parametrize("pad", [(1, 1), (2, 1), (0, 0), (3, 2), (-1, 2)])
+@pytest.mark.parametrize("taps", [[1, 3, 3, 1], [1, 2, 1], "2d"])
+def test_fir_filter_matches_reference(pad, taps) -> None:
+    torch.manual_seed(0)
+    kernel = torch.rand(4, 3) if taps == "2d" else make_kernel(taps) * 4
+    x = torch.randn(2, 5, 9, 9, dtype=torch.float64)
+    ref = upfirdn2d_ref(x, kernel.double(), pad=pad)
+    out = ox.FIRFilter(kernel, pad, 5).double()(x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("pad", [(2, 1), (1, 1), (3, 3), (0, 0), (4, 2)])
+@pytest.mark.parametrize("taps", [[1, 3, 3, 1], [1, 2, 1]])
+def test_fir_upsample_matches_reference(pad, taps) -> None:
+    torch.manual_seed(0)
+    kernel = make_kernel(taps) * 4
+    x = torch.randn(2, 3, 7, 7, dtype=torch.float64)
+    ref = upfirdn2d_ref(x, kernel.double(), up=2, pad=pad)
+    out = ox.FIRUpsample2x(kernel, pad, 3).double()(x)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+
+
+def test_export_synthesis_module_matches_generator_float64(g64) -> None:
+    g = make_tiny_generator(64, seed=3).double()
+    w = torch.randn(3, g.n_latent, g.style_dim, dtype=torch.float64)
+    ref = ox.SynthesisReference(g)(w)  # fused modconv, reference ops
+    set_fused_modconv(g, False)
+    out = ox.ExportSynthesis(g).double()(w)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- graphs in ONNX Runtime
+
+
+def _check_graph(path: Path, opset_min: int = 17) -> onnx.ModelProto:
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS) >= opset_min
+    assert {n.domain for n in model.graph.node} <= STANDARD_DOMAINS
+    for io in list(model.graph.input) + list(model.graph.output):
+        assert io.type.tensor_type.elem_type == onnx.TensorProto.FLOAT, io.name
+        assert io.type.tensor_type.shape.dim[0].dim_param, f"{io.name}: batch axis is not dynamic"
+    return model
+
+
+def test_synthesis_fp32_matches_pytorch_at_batch_1_and_3(tmp_path, g64) -> None:
+    art = ox.export_synthesis(g64, tmp_path / "syn.onnx")
+    assert set(art.max_abs_error) == {"batch1", "batch3"}
+    assert max(art.max_abs_error.values()) < 1e-4
+    model = _check_graph(art.onnx_path)
+    assert [i.name for i in model.graph.input] == ["w_plus"] and [o.name for o in model.graph.output] == ["image"]
+    # a batch size never seen at export time, against the generator with fused modconv
+    w = ox.synthesis_inputs(g64, seed=9)(5)[0]
+    out = ort_session(art.onnx_path).run(None, {"w_plus": w.numpy()})[0]
+    with torch.no_grad():
+        ref = ox.SynthesisReference(g64)(w).numpy()
+    assert out.shape == (5, 3, 64, 64)
+    assert np.abs(out - ref).max() < 1e-4
+
+
+def test_synthesis_fp16_within_tolerance(tmp_path, g64) -> None:
+    art = ox.export_synthesis(g64, tmp_path / "syn16.onnx", precision="fp16")
+    model = _check_graph(art.onnx_path)
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    assert all(0 < e < 2e-2 * 8 for e in art.max_abs_error.values())  # tolerance x max(1, |image|)
+    assert art.extra["precision"] == "fp16" and art.extra["tolerance"] == 2e-2
+
+
+def test_mapping_truncation_default_and_override(tmp_path, g64) -> None:
+    art = ox.export_mapping(g64, tmp_path / "map.onnx", default_truncation=0.5)
+    assert [s.name for s in art.inputs] == ["z"] and art.extra["input_defaults"] == {"truncation": 0.5}
+    assert set(art.max_abs_error) == {"batch1", "batch3", "batch1_defaults", "batch3_defaults"}
+    sess = ort_session(art.onnx_path)
+    assert [i.name for i in sess.get_inputs()] == ["z"]  # what Triton sees
+    z = torch.randn(4, g64.style_dim)
+    avg = ox.truncation_mean(g64)
+    with torch.no_grad():
+        w = g64.style(z)
+    for psi in (0.5, None, 1.0, 0.0):
+        feeds = {"z": z.numpy()}
+        if psi is not None:
+            feeds["truncation"] = np.full((4, 1), psi, np.float32)
+        out = sess.run(None, feeds)[0]
+        p = 0.5 if psi is None else psi
+        np.testing.assert_allclose(out, (avg + p * (w - avg)).numpy(), atol=1e-4)
+
+
+def test_generator_graph(tmp_path, g64) -> None:
+    art = ox.export_generator(g64, tmp_path / "gen.onnx", batch_sizes=(2,))
+    assert max(art.max_abs_error.values()) < 1e-4
+    _check_graph(art.onnx_path)
+
+
+def test_verification_fails_loudly_on_a_wrong_graph(tmp_path, g64) -> None:
+    path = tmp_path / "syn.onnx"
+    art = ox.export_synthesis(g64, path)
+    before = path.read_bytes()
+    # a different generator as the reference: refused, and the previous file stays as it was
+    other = make_tiny_generator(64, seed=4)
+    set_fused_modconv(other, False)
+    with pytest.raises(ox.VerificationError, match="differs from PyTorch by .* at batch 1"):
+        ox.export_module(
+            ox.ExportSynthesis(set_fused_modconv(make_tiny_generator(64, seed=3), False)),
+            ox.synthesis_inputs(g64)(1), art.inputs, art.outputs, path, reference=ox.SynthesisReference(other),
+            make_inputs=ox.synthesis_inputs(g64),
+        )
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["syn.onnx"]  # no temporary leftovers
+    # tampered weights: one initializer scaled by 1.01
+    model = onnx.load(str(path))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    arr = onnx.numpy_helper.to_array(init) * 1.01
+    init.CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float32), init.name))
+    bad = tmp_path / "tampered.onnx"
+    onnx.save(model, str(bad))
+    with pytest.raises(ox.VerificationError, match="tolerance 0.001"):
+        ox.verify_onnx(bad, ox.SynthesisReference(g64), art.inputs, art.outputs, ox.synthesis_inputs(g64), 1e-3)
+
+
+def test_export_rejects_bad_options(tmp_path, g64) -> None:
+    with pytest.raises(ox.ExportError, match="precision"):
+        ox.export_synthesis(g64, tmp_path / "x.onnx", precision="int4")
+    with pytest.raises(ox.ExportError, match="opset"):
+        ox.export_synthesis(g64, tmp_path / "x.onnx", opset=13)
+
+
+def test_runtime_session_options() -> None:
+    assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- cptr-export
+
+
+def _cli() -> list[str]:
+    exe = Path(sys.executable).with_name("cptr-export")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cptr.export.cli"]
+
+
+@pytest.fixture(scope="module")
+def demo_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    out = root / "repo"
+    env = {**os.environ, "CPTR_HOME": str(root / "home")}
+    r = subprocess.run(
+        [*_cli(), "--style", "demo", "--alpha", "0.7", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_cli_demo_export_writes_verified_models(demo_export) -> None:
+    out = demo_export
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["style"] == "demo" and manifest["alpha"] == 0.7
+    assert manifest["source"] == manifest["target"] == "builtin:demo"
+    assert manifest["opset"] >= 17 and manifest["precision"] == "fp32"
+    for key in ("torch", "onnx", "onnxruntime", "cptr"):
+        assert manifest["versions"][key]
+    assert {"mapping_demo", "synthesis_demo"} <= set(manifest["models"])
+    for name, entry in manifest["models"].items():
+        path = out / entry["file"]
+        assert path == out / name / "1" / "model.onnx" and path.is_file()
+        assert sha256_file(path) == entry["sha256"]
+        assert set(entry["max_abs_error"]) >= {"batch1", "batch3"}
+        assert max(entry["max_abs_error"].values()) < 1e-3
+    syn = ort_session(out / "synthesis_demo" / "1" / "model.onnx")
+    w = np.zeros((1, manifest["n_latent"], manifest["style_dim"]), np.float32)
+    assert syn.run(None, {"w_plus": w})[0].shape == (1, 3, 256, 256)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".repo.")]  # no temporary dirs left
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_failed_export_leaves_previous_output_intact(demo_export, monkeypatch, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cptr.export import cli
+
+    before = _snapshot(demo_export)
+    real = ox.export_synthesis
+
+    def synthesis_then_crash(*args, **kwargs):
+        real(*args, **kwargs)  # files are staged in the temporary directory by now
+        raise KeyboardInterrupt("injected interruption")
+
+    monkeypatch.setattr(ox, "export_synthesis", synthesis_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_export(cli.ExportOptions(out=demo_export, style="demo", quiet=True))
+    assert _snapshot(demo_export) == before
+    monkeypatch.setattr(ox, "export_synthesis", real)
+    # an invalid option detected only after the generators are loaded (swap_res of a 256 px style)
+    r = CliRunner().invoke(cli.app, ["--style", "demo", "--swap-res", "48", "--out", str(demo_export), "--quiet"])
+    assert r.exit_code == 1 and "swap_res must be one of" in r.output
+    # a style that does not exist
+    monkeypatch.setenv("CPTR_HOME", str(tmp_path / "home"))
+    r = CliRunner().invoke(cli.app, ["--style", "webtoon", "--out", str(demo_export), "--quiet"])
+    assert r.exit_code == 1 and "style 'webtoon' is not registered; known: demo" in r.output
+    assert _snapshot(demo_export) == before
+    assert not [p for p in demo_export.parent.iterdir() if p.name.startswith(".repo.")]
+
+
+def test_cli_engine_trt_fails_clearly(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cptr.export import cli
+
+    r = CliRunner().invoke(cli.app, ["--engine", "trt", "--out", str(tmp_path / "o"), "--quiet"])
+    assert r.exit_code == 1 and "tensorrt" in r.output.lower()
+    assert not (tmp_path / "o").exists()
