@@ -15,7 +15,7 @@ from tests.conftest import make_tiny_generator
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime_extensions")
-from cptr.export.plugin_ops import custom_ops_library, has_plugin_nodes  # noqa: E402
+from cptr.export.plugin_ops import has_plugin_nodes, ort_session  # noqa: E402
 
 
 class _Synthesis(torch.nn.Module):
@@ -45,14 +45,17 @@ def test_plugin_graph_matches_standard_graph(tmp_path: Path) -> None:
     # every FIR filter and every synthesis bias-act became a plugin node carrying the namespace
     assert sum(n.op_type == "UpFirDn2d" for n in ops) == 2 * len(g.to_rgbs)
     assert sum(n.op_type == "FusedBiasLeakyReLU" for n in ops) == g.num_layers
-    for n in ops:
+    for n in ops:  # node attributes are exactly the TensorRT plugin fields
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         assert attrs["plugin_namespace"] == PLUGIN_NAMESPACE.encode()
+        if n.op_type == "UpFirDn2d":
+            assert len(n.input) == 1 and attrs["kh"] == attrs["kw"] == 4 and len(attrs["kernel"]) == 16
+            assert {"up", "down", "pad0", "pad1"} <= set(attrs)
+        else:
+            assert len(n.input) == 2 and abs(attrs["negative_slope"] - 0.2) < 1e-7 and abs(attrs["scale"] - 2**0.5) < 1e-6
     assert has_plugin_nodes(str(tmp_path / "plugin.onnx")) and not has_plugin_nodes(str(tmp_path / "standard.onnx"))
 
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(custom_ops_library())
-    plugin = ort.InferenceSession(str(tmp_path / "plugin.onnx"), so, providers=["CPUExecutionProvider"])
+    plugin = ort_session(str(tmp_path / "plugin.onnx"))
     standard = ort.InferenceSession(str(tmp_path / "standard.onnx"), providers=["CPUExecutionProvider"])
     for batch in (1, 3):
         w = torch.randn(batch, g.n_latent, g.style_dim)

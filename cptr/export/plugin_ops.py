@@ -1,11 +1,16 @@
 """ONNX Runtime implementations of the plugin nodes, so plugin graphs are verified like any other.
 
 TensorRT maps ``UpFirDn2d`` and ``FusedBiasLeakyReLU`` nodes to the CUDA plugins in
-``cptr/export/plugins``; ONNX Runtime runs the same nodes through onnxruntime-extensions Python
-custom ops that call the reference PyTorch implementation. Both read the same attributes:
+``cptr/export/plugins``; their attributes are the plugins' fields:
 
-``UpFirDn2d(x[N,C,H,W], kernel[kh,kw]) -> y``: ints ``up``, ``down``, ``pad0``, ``pad1`` (both axes).
-``FusedBiasLeakyReLU(x[N,C,H,W], bias[C]) -> y``: floats ``slope``, ``gain``.
+``UpFirDn2d(x[N,C,H,W]) -> y``: ints ``up``, ``down``, ``pad0``, ``pad1``, ``kh``, ``kw`` and floats
+``kernel`` (kh*kw taps, row-major, applied as a true convolution).
+``FusedBiasLeakyReLU(x[N,C,H,W], bias[C]) -> y``: floats ``negative_slope``, ``scale``.
+
+ONNX Runtime runs the same nodes through onnxruntime-extensions Python custom ops that call the
+reference PyTorch implementation. Those ops cannot read array attributes, so :func:`ort_view`
+rewrites a copy of the graph with each ``kernel`` moved into a constant input; the graph that
+TensorRT reads is never changed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 
 from cptr.models.ops import fused_leaky_relu_ref, upfirdn2d_ref
 
+PLUGIN_OPS = ("UpFirDn2d", "FusedBiasLeakyReLU")
 _REGISTERED: list[str] = []
 
 
@@ -58,15 +64,47 @@ def custom_ops_library() -> str:
             op_type="FusedBiasLeakyReLU",
             inputs=[PyCustomOpDef.dt_float, PyCustomOpDef.dt_float],
             outputs=[PyCustomOpDef.dt_float],
-            attrs={"slope": PyCustomOpDef.dt_float, "gain": PyCustomOpDef.dt_float, **strings},
+            attrs={"negative_slope": PyCustomOpDef.dt_float, "scale": PyCustomOpDef.dt_float, **strings},
         )
         def _bias_act(x: np.ndarray, bias: np.ndarray, **attrs) -> np.ndarray:
             y = fused_leaky_relu_ref(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(bias)),
-                                     _exact(float(attrs["slope"])), _exact(float(attrs["gain"])))
+                                     _exact(float(attrs["negative_slope"])), _exact(float(attrs["scale"])))
             return y.numpy()
 
-        _REGISTERED.extend(["UpFirDn2d", "FusedBiasLeakyReLU"])
+        _REGISTERED.extend(PLUGIN_OPS)
     return get_library_path()
+
+
+def ort_view(model):
+    """A copy of a plugin-node ``onnx.ModelProto`` that ONNX Runtime's Python ops can run."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for i, node in enumerate(out.graph.node):
+        if node.op_type != "UpFirDn2d":
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        kernel = np.asarray(attrs["kernel"], np.float32).reshape(attrs["kh"], attrs["kw"])
+        name = f"{node.name or 'upfirdn2d'}_{i}_kernel"
+        out.graph.initializer.append(numpy_helper.from_array(kernel, name))
+        node.input.append(name)
+        keep = [a for a in node.attribute if a.name not in ("kernel", "kh", "kw")]
+        del node.attribute[:]
+        node.attribute.extend(keep)
+    return out
+
+
+def ort_session(path: str, **session_kwargs):
+    """An ONNX Runtime session for a plugin-node graph (CPU, reference implementations)."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.register_custom_ops_library(custom_ops_library())
+    view = ort_view(onnx.load(path))
+    return ort.InferenceSession(view.SerializeToString(), so, providers=["CPUExecutionProvider"], **session_kwargs)
 
 
 def has_plugin_nodes(model_path: str) -> bool:
@@ -74,4 +112,4 @@ def has_plugin_nodes(model_path: str) -> bool:
     import onnx
 
     model = onnx.load(model_path, load_external_data=False)
-    return any(n.op_type in ("UpFirDn2d", "FusedBiasLeakyReLU") for n in model.graph.node)
+    return any(n.op_type in PLUGIN_OPS for n in model.graph.node)

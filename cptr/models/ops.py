@@ -26,8 +26,8 @@ _DEFAULT_IMPL: list[Impl] = ["auto"]
 _PLUGIN_EXPORT: list[bool] = [False]
 
 # ONNX custom nodes that TensorRT's parser maps to the plugins in cptr/export/plugins (namespace
-# "cptr"); ONNX Runtime runs them through cptr.export.plugin_ops. Attributes are scalars only; the FIR
-# kernel and the bias travel as (constant) inputs.
+# "cptr"): node attributes are the plugins' fields. ONNX Runtime runs them through
+# cptr.export.plugin_ops for verification.
 PLUGIN_DOMAIN = "ai.onnx.contrib"
 PLUGIN_NAMESPACE = "cptr"
 PLUGIN_VERSION = "1"
@@ -102,17 +102,22 @@ def _emit_plugin() -> bool:
 
 
 class _UpFirDn2dPlugin(torch.autograd.Function):
-    """Reference forward; exports as one ``UpFirDn2d`` plugin node (same up/down/pad on both axes)."""
+    """Reference forward; exports as one ``UpFirDn2d`` plugin node (same up/down/pad on both axes).
+
+    The node's attributes are the TensorRT plugin's fields: up, down, pad0, pad1, kh, kw and the
+    row-major FIR ``kernel`` taps (applied as a true convolution, like the reference).
+    """
 
     @staticmethod
-    def forward(ctx, x, kernel, up: int, down: int, pad0: int, pad1: int):  # type: ignore[override]
+    def forward(ctx, x, kernel, up: int, down: int, pad0: int, pad1: int, taps: tuple):  # type: ignore[override]
         return upfirdn2d_ref(x, kernel, up=up, down=down, pad=(pad0, pad1))
 
     @staticmethod
-    def symbolic(g, x, kernel, up, down, pad0, pad1):  # pragma: no cover - runs inside the exporter
+    def symbolic(g, x, kernel, up, down, pad0, pad1, taps):  # pragma: no cover - runs inside the exporter
+        kh, kw = kernel.type().sizes()
         return g.op(
-            f"{PLUGIN_DOMAIN}::UpFirDn2d", x, kernel, up_i=up, down_i=down, pad0_i=pad0, pad1_i=pad1,
-            plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
+            f"{PLUGIN_DOMAIN}::UpFirDn2d", x, up_i=up, down_i=down, pad0_i=pad0, pad1_i=pad1, kh_i=kh, kw_i=kw,
+            kernel_f=list(taps), plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
         ).setType(x.type())
 
 
@@ -126,7 +131,7 @@ class _FusedBiasLeakyReLUPlugin(torch.autograd.Function):
     @staticmethod
     def symbolic(g, x, bias, negative_slope, scale):  # pragma: no cover - runs inside the exporter
         return g.op(
-            f"{PLUGIN_DOMAIN}::FusedBiasLeakyReLU", x, bias, slope_f=negative_slope, gain_f=scale,
+            f"{PLUGIN_DOMAIN}::FusedBiasLeakyReLU", x, bias, negative_slope_f=negative_slope, scale_f=scale,
             plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
         ).setType(x.type())
 
@@ -204,7 +209,8 @@ def upfirdn2d(
     if _emit_plugin():
         (ux, uy), (dx, dy), (px0, px1, py0, py1) = _pair(up), _pair(down), parse_pad(pad)
         if ux == uy and dx == dy and (px0, px1) == (py0, py1):
-            return _UpFirDn2dPlugin.apply(x, kernel, ux, dx, px0, px1)
+            taps = tuple(float(v) for v in kernel.detach().float().flatten().tolist())
+            return _UpFirDn2dPlugin.apply(x, kernel, ux, dx, px0, px1, taps)
     return upfirdn2d_ref(x, kernel, up=up, down=down, pad=pad)
 
 
