@@ -1,0 +1,42 @@
+"""``cptr-train``: training commands (one Typer app; each trainer registers its command here).
+
+Commands live in their own modules and are registered with one line each, e.g.
+``app.command("finetune")(finetune_cli.finetune)``. Keep the modules' top-level imports light (import
+torch inside the command) so ``cptr-train --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cptr.training import finetune_cli
+
+app = typer.Typer(
+    help="Train CPTR models.\n\n"
+    "Examples:\n\n"
+    "  cptr-train prepare cartoons/ --out data/cartoons.lmdb --size 256\n\n"
+    "  cptr-train finetune --source ffhq256.pt --data data/cartoons.lmdb --out runs/webtoon\n\n"
+    "  torchrun --nproc_per_node 4 -m cptr.training finetune --source ffhq256.pt --data data/cartoons.lmdb --out runs/webtoon",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Train CPTR models: FreezeSG fine-tuning (finetune, prepare), and the other trainers."""
+
+
+app.command("finetune", no_args_is_help=True)(finetune_cli.finetune)
+app.command("prepare", no_args_is_help=True)(finetune_cli.prepare)
+# Other trainers register here, one line each, e.g.:
+# app.command("mapper")(mapper_cli.mapper)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""FreezeSG fine-tuning of a StyleGAN2 (real faces) on a new domain (cartoons).
+
+One iteration (rosinality's StyleGAN2 loop with Cartoon-StyleGAN's FreezeSG and structure loss):
+
+1. **D step**: fakes from the target on FreezeSG latents (:func:`freezesg_latents`), ADA on reals and
+   fakes, non-saturating logistic loss; ADA's ``p`` is tuned from ``sign(D(real))``.
+2. **R1** every ``d_reg_every`` steps (lazy, weight ``r1 / 2 * d_reg_every``).
+3. **G step**: non-saturating loss on augmented fakes, plus the structure loss: the target's
+   intermediates at the lowest ``structure_loss`` resolutions (8, 16, ... px) against the source's,
+   both run on the target's W+ and the same noise maps, so only the weights differ (with the
+   source's own mixed W+, the loss would also measure style-mixing differences).
+4. **Path length** every ``g_reg_every`` steps when ``path_reg > 0``.
+5. **EMA** of the trainable generator parameters into ``g_ema``.
+
+Lazy regularisation rescales Adam's lr and betas by ``every / (every + 1)`` (as rosinality does).
+Randomness comes from per-step streams (:mod:`cptr.training.rng`) and the data order from
+:class:`~cptr.training.data.StepBatchSampler`; both depend on the seed and the *global* batch only.
+Hence a resumed run repeats the uninterrupted one bit for bit on the same machine, and a
+``torchrun`` run with ``W`` processes of batch ``B/W`` follows the single-process run of batch ``B``
+up to float rounding (gradient averaging sums in another order), provided the per-process batch is
+a multiple of 4 (the discriminator's minibatch-stddev group, which then covers the same samples).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn, optim
+
+from cptr.checkpoints import CheckpointError
+from cptr.io import sha256_file
+from cptr.models.stylegan2 import Discriminator, Generator
+from cptr.training import distributed as dist_utils
+from cptr.training.augment import AdaptiveAugment, augment, sample_augment_params
+from cptr.training.checkpointing import (
+    FORMAT,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
+from cptr.training.config import FinetuneConfig, locked_differences
+from cptr.training.data import StepBatchSampler, hflip, open_dataset
+from cptr.training.freeze import (
+    FreezePlan,
+    apply_trainable,
+    discriminator_trainable,
+    freezesg_latents,
+    generator_trainable,
+    set_requires_grad,
+)
+from cptr.training.losses import (
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    path_length_penalty,
+    r1_penalty,
+    structure_loss,
+    structure_resolutions,
+)
+from cptr.training.monitor import CSVLog, TensorBoardLog, save_sample_grid
+from cptr.training.rng import StepRandom, capture_rng_state, restore_rng_state, stream_seed
+from cptr.training.source import load_source
+from cptr.training.synthesis import SynthesisNetwork, synthesize
+
+
+@dataclass
+class FinetuneResult:
+    """What a finished run produced."""
+
+    out: Path
+    checkpoint: Path | None
+    iters: int
+    start_iter: int
+    seconds: float
+    skipped_files: list[str] = field(default_factory=list)
+
+    @property
+    def iters_per_second(self) -> float:
+        done = self.iters - self.start_iter
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _adam(params: list[nn.Parameter], lr: float, reg_every: int) -> optim.Adam:
+    ratio = reg_every / (reg_every + 1)
+    return optim.Adam(params, lr=lr * ratio, betas=(0.0**ratio, 0.99**ratio))
+
+
+def _latent_avg(g: Generator, seed: int, n: int = 4096) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(stream_seed(seed, "latent-avg"))
+    z = torch.randn(n, g.style_dim, generator=gen).to(g.input.input.device)
+    with torch.no_grad():
+        return g.style(z).mean(0)
+
+
+class Finetuner:
+    """One fine-tuning run (create, then :meth:`run`). Use :func:`finetune` for the common case."""
+
+    def __init__(self, cfg: FinetuneConfig, info: dist_utils.DistInfo, log: Callable[[str], None] = print):
+        self.info = info
+        self.device = info.device
+        self._log = log
+        self._quiet = cfg.quiet
+        cfg = copy.deepcopy(cfg)
+        cfg.world_size = info.world_size
+        resume = self._find_resume(cfg)
+        if resume is not None:
+            path, ckpt = resume
+            diffs = locked_differences(ckpt["args"], cfg)
+            if diffs:
+                raise ValueError(
+                    f"cannot resume from {path}: these settings differ from the checkpoint's run "
+                    "(drop the options, or start a new run with another --out):\n  " + "\n  ".join(diffs)
+                )
+            if not cfg.source:
+                cfg.source = ckpt["args"]["source"]
+            if not cfg.data:
+                cfg.data = ckpt["args"]["data"]
+        cfg.validate()
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+
+        # ---- models
+        if not Path(cfg.source).is_file():
+            raise FileNotFoundError(f"source model {cfg.source} not found; pass --source PATH (a rosinality .pt or NVlabs .pkl)")
+        self.source_sha256 = sha256_file(cfg.source)
+        if resume is not None and resume[1].get("source_sha256") not in (None, self.source_sha256):
+            raise ValueError(f"{cfg.source} is not the source model the checkpoint {resume[0]} was trained from (SHA-256 differs)")
+        source, d = load_source(cfg.source, self.device)
+        self.source = source
+        if d is None:
+            self.log(f"note: {cfg.source} has no discriminator ('d'); starting from a random one (FreezeD then freezes random layers)")
+            torch.manual_seed(cfg.seed)
+            d = Discriminator(source.size, channels=source.channels).to(self.device)
+        self.plan = FreezePlan(cfg.freeze_style, cfg.freeze_g, cfg.freeze_d)
+        self.plan.validate(source, d)
+        self.struct_res = structure_resolutions(source.size, cfg.structure_loss)
+        frozen = self.plan.frozen_resolutions(source)
+        if self.struct_res and frozen and max(self.struct_res) <= max(frozen):
+            self.log(f"note: every layer feeding the structure loss ({self.struct_res} px) is frozen by --freeze-g {cfg.freeze_g}; it has no effect")
+        self.latent_avg = source.latent_avg if source.latent_avg is not None else _latent_avg(source, cfg.seed)
+
+        self.g = copy.deepcopy(source).train()
+        self.g_ema = copy.deepcopy(source).eval()
+        self.d = d.train()
+        self.g_params = apply_trainable(self.g, generator_trainable(self.g, self.plan))
+        self.d_params = apply_trainable(self.d, discriminator_trainable(self.d, self.plan))
+        self.g_ema.requires_grad_(False)
+        names = [n for n, p in self.g.named_parameters() if p.requires_grad]
+        ema_named = dict(self.g_ema.named_parameters())
+        self.ema_params = [ema_named[n] for n in names]
+        self.g_optim = _adam(self.g_params, cfg.lr, cfg.g_reg_every)
+        self.d_optim = _adam(self.d_params, cfg.lr, cfg.d_reg_every)
+        self.ada = AdaptiveAugment(cfg.ada_target, cfg.ada_length, cfg.ada_every)
+        self.mean_path_length = torch.zeros((), device=self.device)
+        self.start_iter = 0
+        if resume is not None:
+            self._load_state(*resume)
+
+        self.g_net: nn.Module = SynthesisNetwork(self.g)
+        self.d_net: nn.Module = self.d
+        if info.distributed:
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.g_net = nn.parallel.DistributedDataParallel(self.g_net, device_ids=ids, broadcast_buffers=False)
+            self.d_net = nn.parallel.DistributedDataParallel(self.d, device_ids=ids, broadcast_buffers=False)
+
+        # ---- data
+        self.dataset = open_dataset(cfg.data, source.size, workers=max(1, cfg.workers))
+        self.skipped = [str(p) for p in getattr(self.dataset, "skipped", [])]
+        self.log(f"data: {self.dataset.describe()}")
+        if self.skipped:
+            self.log(f"warning: {len(self.skipped)} unreadable image file(s) skipped, e.g. {self.skipped[0]}")
+        self.mine = torch.arange(info.rank, cfg.global_batch, info.world_size, device=self.device)
+        pb = max(1, cfg.batch // cfg.path_batch_shrink)
+        self.path_batch_global = pb * info.world_size
+        self.mine_path = torch.arange(info.rank, self.path_batch_global, info.world_size, device=self.device)
+
+    # ------------------------------------------------------------------ setup helpers
+    def log(self, msg: str) -> None:
+        if self.info.is_main and not self._quiet:
+            self._log(msg)
+
+    def _find_resume(self, cfg: FinetuneConfig) -> tuple[Path, dict[str, Any]] | None:
+        if cfg.resume_from:
+            return Path(cfg.resume_from), load_checkpoint(cfg.resume_from)
+        if not cfg.resume:
+            return None
+        if self.info.is_main:
+            for p in remove_stale_temp_files(cfg.out):
+                self._log(f"removed {p.name}: a checkpoint left half-written by an interrupted run")
+        found = latest_checkpoint(cfg.out, warn=self._log if self.info.is_main else (lambda m: None))
+        if found is None:
+            raise CheckpointError(Path(cfg.out) / "checkpoints", "--resume found no readable checkpoint; start without --resume")
+        return found
+
+    def _load_state(self, path: Path, ckpt: dict[str, Any]) -> None:
+        try:
+            self.g.load_state_dict(ckpt["g"], strict=True)
+            self.g_ema.load_state_dict(ckpt["g_ema"], strict=True)
+            self.d.load_state_dict(ckpt["d"], strict=True)
+            self.g_optim.load_state_dict(ckpt["g_optim"])
+            self.d_optim.load_state_dict(ckpt["d_optim"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(path, f"does not fit this model: {str(e).splitlines()[0]}") from None
+        if "ada" in ckpt:
+            self.ada.load_state_dict(ckpt["ada"])
+        else:
+            self.ada.p = float(ckpt.get("ada_aug_p", 0.0))
+        self.mean_path_length = torch.as_tensor(ckpt.get("mean_path_length", 0.0), dtype=torch.float32).to(self.device)
+        self.start_iter = int(ckpt["iter"])
+        if "rng" in ckpt:
+            restore_rng_state(ckpt["rng"])
+        self.log(f"resumed from {path} at iteration {self.start_iter}")
+
+    # ------------------------------------------------------------------ one step
+    def _latents(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor):
+        cfg, g = self.cfg, self.source
+        z1 = sr.randn(f"{stream}-z1", n_global, g.style_dim)[mine]
+        z2, crossover = None, None
+        if cfg.mixing > 0 and sr.uniform(f"{stream}-mix") < cfg.mixing:
+            z2 = sr.randn(f"{stream}-z2", n_global, g.style_dim)[mine]
+            crossover = sr.randint(f"{stream}-crossover", 1, g.n_latent)
+        wp_src, wp_tgt = freezesg_latents(g.style, g.n_latent, z1, z2, crossover, cfg.freeze_style)
+        noise = [sr.randn(f"{stream}-noise{j}", n_global, 1, 2 ** ((j + 5) // 2), 2 ** ((j + 5) // 2))[mine] for j in range(g.num_layers)]
+        return wp_src, wp_tgt, noise
+
+    def _augment(self, images: torch.Tensor, sr: StepRandom, stream: str) -> torch.Tensor:
+        if self.cfg.augment == "none":
+            return images
+        params = sample_augment_params(self.cfg.global_batch, self.ada.p, self.source.size, sr.generator(stream, cpu=True))
+        return augment(images, params.select(self.mine.cpu()))
+
+    def step(self, i: int, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Train iteration ``i`` on this rank's real images [B, 3, S, S]; returns detached losses."""
+        cfg = self.cfg
+        sr = StepRandom(cfg.seed, i, self.device)
+        real = real.to(self.device, non_blocking=True)
+        real = hflip(real, (sr.rand("flip", cfg.global_batch) < 0.5)[self.mine])
+        stats: dict[str, torch.Tensor] = {}
+
+        # -- discriminator
+        _, wp_tgt, noise = self._latents(sr, "d", cfg.global_batch, self.mine)
+        with torch.no_grad():
+            fake = synthesize(self.g, wp_tgt, noise).image
+        set_requires_grad(self.d_params, True)
+        fake_pred = self.d_net(self._augment(fake, sr, "d-aug-fake"))
+        real_pred = self.d_net(self._augment(real, sr, "d-aug-real"))
+        d_loss = d_logistic_loss(real_pred, fake_pred)
+        self.d_optim.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optim.step()
+        stats.update(d=d_loss.detach(), real_score=real_pred.detach().mean(), fake_score=fake_pred.detach().mean())
+        if cfg.augment == "ada":
+            self.ada.update(real_pred, reduce_sum=dist_utils.reduce_sum)
+
+        if cfg.r1 > 0 and i % cfg.d_reg_every == 0:
+            real_r = real.detach().requires_grad_(True)
+            pred = self.d_net(self._augment(real_r, sr, "r1-aug"))
+            r1 = r1_penalty(pred, real_r)
+            self.d_optim.zero_grad(set_to_none=True)
+            (cfg.r1 / 2 * r1 * cfg.d_reg_every + 0 * pred[0, 0]).backward()
+            self.d_optim.step()
+            stats["r1"] = r1.detach()
+        set_requires_grad(self.d_params, False)
+
+        # -- generator
+        _, wp_tgt, noise = self._latents(sr, "g", cfg.global_batch, self.mine)
+        out = self.g_net(wp_tgt, noise)
+        fake_pred = self.d(self._augment(out["image"], sr, "g-aug"))
+        g_loss = g_nonsaturating_loss(fake_pred)
+        total = g_loss
+        if self.struct_res:
+            with torch.no_grad():  # the source on the target's own W+ and noise: only the weights differ
+                src = synthesize(self.source, wp_tgt, noise, max_resolution=max(self.struct_res))
+            kind = cfg.structure_target
+            s_loss = structure_loss(out[kind], getattr(src, kind), self.struct_res)
+            total = total + cfg.structure_weight * s_loss
+            stats["structure"] = s_loss.detach()
+        self.g_optim.zero_grad(set_to_none=True)
+        total.backward()
+        self.g_optim.step()
+        stats["g"] = g_loss.detach()
+
+        if cfg.path_reg > 0 and i % cfg.g_reg_every == 0:
+            _, wp, noise = self._latents(sr, "pl", self.path_batch_global, self.mine_path)
+            wp = wp.detach().requires_grad_(True)
+            img = self.g_net(wp, noise)["image"]
+            img_noise = sr.randn("pl-image", self.path_batch_global, 3, img.shape[2], img.shape[3])[self.mine_path]
+            pl, self.mean_path_length, lengths = path_length_penalty(
+                img, wp, self.mean_path_length, img_noise, reduce_mean=dist_utils.reduce_mean
+            )
+            self.g_optim.zero_grad(set_to_none=True)
+            (cfg.path_reg * cfg.g_reg_every * pl + 0 * img[0, 0, 0, 0]).backward()
+            self.g_optim.step()
+            stats.update(path=pl.detach(), path_length=lengths.detach().mean())
+
+        with torch.no_grad():
+            for pe, p in zip(self.ema_params, self.g_params):
+                pe.mul_(cfg.ema).add_(p.detach(), alpha=1 - cfg.ema)
+        return stats
+
+    # ------------------------------------------------------------------ outputs
+    def state(self, iters_done: int) -> dict[str, Any]:
+        args = self.cfg.to_args()
+        args.update(size=self.source.size, latent=self.source.style_dim, n_mlp=self.source.n_mlp,
+                    channel_multiplier=self.source.channel_multiplier, lr_mlp=self.source.lr_mlp)
+        return {
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
+            "g_ema": self.g_ema.state_dict(),
+            "g_optim": self.g_optim.state_dict(),
+            "d_optim": self.d_optim.state_dict(),
+            "args": args,
+            "ada_aug_p": float(self.ada.p),
+            "iter": int(iters_done),
+            "latent_avg": self.latent_avg.detach().reshape(-1),
+            "ada": self.ada.state_dict(),
+            "mean_path_length": self.mean_path_length.detach().clone(),
+            "rng": capture_rng_state(),
+            "world_size": self.info.world_size,
+            "source_sha256": self.source_sha256,
+            "format": FORMAT,
+        }
+
+    @torch.no_grad()
+    def write_samples(self, iters_done: int) -> Path:
+        g = self.source
+        gen = torch.Generator().manual_seed(stream_seed(self.cfg.seed, "samples"))
+        z = torch.randn(self.cfg.n_sample, g.style_dim, generator=gen).to(self.device)
+        wp_src, wp_tgt = freezesg_latents(g.style, g.n_latent, z, None, None, self.cfg.freeze_style)
+        path = self.out / "samples" / f"{iters_done:06d}.png"
+        save_sample_grid(synthesize(g, wp_src).image, synthesize(self.g_ema, wp_tgt).image, path)
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> FinetuneResult:
+        from tqdm import tqdm
+
+        cfg, main = self.cfg, self.info.is_main
+        if self.start_iter >= cfg.iters:
+            self.log(f"nothing to do: the run is at iteration {self.start_iter} and --iters is {cfg.iters}")
+            return FinetuneResult(self.out, None, cfg.iters, self.start_iter, 0.0, self.skipped)
+        sampler = StepBatchSampler(len(self.dataset), cfg.global_batch, cfg.seed, self.info.rank, self.info.world_size, self.start_iter, cfg.iters)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=self.device.type == "cuda"
+        )
+        csv_log = tb = None
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            csv_log = CSVLog(self.out / "log.csv", self.start_iter)
+            tb = TensorBoardLog(self.out / "tensorboard")
+        bar = tqdm(total=cfg.iters, initial=self.start_iter, disable=cfg.quiet or not main, dynamic_ncols=True, desc="finetune")
+        last_ckpt: Path | None = None
+        t0 = t_log = time.perf_counter()
+        i = self.start_iter
+        carry: dict[str, torch.Tensor] = {}
+        try:
+            for i, real in enumerate(loader, start=self.start_iter):
+                stats = self.step(i, real)
+                carry.update({k: v for k, v in stats.items() if k in ("r1", "path", "path_length")})
+                stats = {**carry, **stats}  # lazy regularisers: log their latest value
+                done = i + 1
+                bar.update(1)
+                if done % cfg.log_every == 0 or done == cfg.iters:
+                    keys = ("d", "g", "structure", "r1", "path", "path_length", "real_score", "fake_score")
+                    vec = torch.stack([stats.get(k, torch.tensor(float("nan"), device=self.device)).float() for k in keys])
+                    vec = dist_utils.reduce_mean(vec).tolist()
+                    now = time.perf_counter()
+                    row = dict(zip(keys, vec), iter=done, ada_p=self.ada.p, r_t=self.ada.r_t,
+                               sec_per_iter=(now - t_log) / cfg.log_every)
+                    t_log = now
+                    bad = [k for k in ("d", "g") if not math.isfinite(row[k])]
+                    if main:
+                        csv_log.write(row)
+                        tb.write(row)
+                        bar.set_postfix({k: f"{row[k]:.3f}" for k in ("d", "g", "structure", "r1") if math.isfinite(row[k])} | {"p": f"{self.ada.p:.3f}"})
+                    if bad:
+                        raise FloatingPointError(f"iteration {done}: loss {bad[0]} is not finite; lower --lr or check the data")
+                if main and (done % cfg.sample_every == 0 or done == cfg.iters):
+                    self.write_samples(done)
+                if main and (done % cfg.save_every == 0 or done == cfg.iters):
+                    last_ckpt = save_checkpoint(self.state(done), self.out, keep=cfg.keep or None)
+            seconds = time.perf_counter() - t0
+        finally:
+            bar.close()
+            if tb is not None:
+                tb.close()
+        dist_utils.barrier()
+        result = FinetuneResult(self.out, last_ckpt, cfg.iters, self.start_iter, seconds, self.skipped)
+        self.log(f"done: {cfg.iters - self.start_iter} iterations in {seconds:.1f}s ({result.iters_per_second:.2f} it/s); checkpoint {last_ckpt}")
+        return result
+
+
+def finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> FinetuneResult:
+    """Run (or resume) a fine-tuning; joins the torchrun process group when launched by torchrun."""
+    info = dist_utils.init_distributed(cfg.device)
+    try:
+        return Finetuner(cfg, info, log=log).run()
+    finally:
+        if info.distributed:
+            dist_utils.shutdown_distributed()
