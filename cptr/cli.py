@@ -15,6 +15,8 @@ app = typer.Typer(
 
 
 app.add_typer(__import__("cptr.styles", fromlist=["app"]).app, name="styles")
+app.command("serve")(__import__("cptr.serving.cli", fromlist=["serve"]).serve)
+app.add_typer(__import__("cptr.client.cli", fromlist=["app"]).app, name="client")
 
 
 @app.callback()

@@ -1,0 +1,37 @@
+"""Python client of the CPTR Triton server: ``CartoonClient`` (blocking) and ``AsyncCartoonClient``.
+
+See :mod:`cptr.client.client` for usage; errors are in :mod:`cptr.client.errors`.
+"""
+
+from cptr.client.client import AsyncCartoonClient, CartoonClient, ModelInfo, encode_image, parse_mix, parse_seeds
+from cptr.client.errors import (
+    BadImageError,
+    BadRequestError,
+    CartoonError,
+    FaceTooSmallError,
+    ImageTooLargeError,
+    NoFaceError,
+    RequestTimeoutError,
+    ServerError,
+    ServerUnavailableError,
+    UnknownStyleError,
+)
+
+__all__ = [
+    "AsyncCartoonClient",
+    "BadImageError",
+    "BadRequestError",
+    "CartoonClient",
+    "CartoonError",
+    "FaceTooSmallError",
+    "ImageTooLargeError",
+    "ModelInfo",
+    "NoFaceError",
+    "RequestTimeoutError",
+    "ServerError",
+    "ServerUnavailableError",
+    "UnknownStyleError",
+    "encode_image",
+    "parse_mix",
+    "parse_seeds",
+]

@@ -38,6 +38,7 @@ BACKENDS = ("python", "native")
 QUEUE_DELAY_US = 2000  # dynamic batching: wait at most 2 ms to fill a batch
 
 Z_MIX = "z_mix"
+SYNTH = "synthesized"
 W_MIX = "w_mix"
 
 
@@ -207,21 +208,24 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         model_config(
             names.postprocess,
             [post_image, C.IMAGE_BYTES, C.TRANSFORM, C.PASTE_BACK],
-            [C.OUTPUT_BYTES],
+            [C.OUTPUT_BYTES, post_image],
             b,
             params={"image_input": post_image.name},
             optional=[C.IMAGE_BYTES.name, C.TRANSFORM.name, C.PASTE_BACK.name],
         ),
     )
+    # The raw image goes out through postprocess (a pass-through): Triton 2.51 deadlocks when a
+    # client requests a subset of the outputs and one ensemble output also feeds another step.
     ens_out = [C.OUTPUT_BYTES, img]
-    synth_step = Step(names.synthesis(style), {wp_in.name: wp_in.name}, {img.name: img.name})
+    post_out = {C.OUTPUT_BYTES.name: C.OUTPUT_BYTES.name, post_image.name: img.name}
+    synth_step = Step(names.synthesis(style), {wp_in.name: wp_in.name}, {img.name: SYNTH})
     gen_steps = [
         Step(names.seeds(style), {C.SEED.name: C.SEED.name, C.MIX.name: C.MIX.name}, {z_in.name: z_in.name, Z_MIX: Z_MIX}),
         Step(names.mapping(style), {z_in.name: z_in.name}, {w_out.name: w_out.name}),
         Step(names.mapping(style), {z_in.name: Z_MIX}, {w_out.name: W_MIX}),
         Step(names.style_mix(style), {w_out.name: w_out.name, W_MIX: W_MIX, C.MIX.name: C.MIX.name}, {wp_in.name: wp_in.name}),
         synth_step,
-        Step(names.postprocess, {post_image.name: img.name}, {C.OUTPUT_BYTES.name: C.OUTPUT_BYTES.name}),
+        Step(names.postprocess, {post_image.name: SYNTH}, post_out),
     ]
     _ensemble(root, names.generate(style), [C.SEED, C.MIX], ens_out, b, gen_steps)
 
@@ -238,17 +242,17 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         ]
         post = Step(
             names.postprocess,
-            {post_image.name: img.name, C.IMAGE_BYTES.name: C.IMAGE_BYTES.name, C.TRANSFORM.name: C.TRANSFORM.name, C.PASTE_BACK.name: C.PASTE_BACK.name},
-            {C.OUTPUT_BYTES.name: C.OUTPUT_BYTES.name},
+            {post_image.name: SYNTH, C.IMAGE_BYTES.name: C.IMAGE_BYTES.name, C.TRANSFORM.name: C.TRANSFORM.name, C.PASTE_BACK.name: C.PASTE_BACK.name},
+            post_out,
         )
-        plain_synth = Step(names.synthesis(style), {wp_in.name: "w_plus_photo"}, {img.name: img.name})
+        plain_synth = Step(names.synthesis(style), {wp_in.name: "w_plus_photo"}, {img.name: SYNTH})
         _ensemble(root, names.cartoonize(style), [C.IMAGE_BYTES, C.PASTE_BACK], ens_out, b, [*front, plain_synth, post])
         ensembles.append(names.cartoonize(style))
         for prompt, art in sorted(bundle.mappers.items()):
             m_in, m_out = _one(art.inputs, f"mapper {prompt} input"), _one(art.outputs, f"mapper {prompt} output")
             _tensor_stage(root, names.mapper(style, prompt), art, b, backend)
             edit = Step(names.mapper(style, prompt), {m_in.name: "w_plus_photo"}, {m_out.name: "w_plus_edited"})
-            synth = Step(names.synthesis(style), {wp_in.name: "w_plus_edited"}, {img.name: img.name})
+            synth = Step(names.synthesis(style), {wp_in.name: "w_plus_edited"}, {img.name: SYNTH})
             _ensemble(root, names.cartoonize(style, prompt), [C.IMAGE_BYTES, C.PASTE_BACK], ens_out, b, [*front, edit, synth, post])
             ensembles.append(names.cartoonize(style, prompt))
     elif bundle.mappers:

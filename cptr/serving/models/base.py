@@ -95,7 +95,9 @@ class StageModel:
             message = f"model {self.model_name} failed: {type(exc).__name__}: {exc}"
         else:
             message = str(exc)
-        return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(format_error(code, message)))
+        status = getattr(pb_utils.TritonError, "INTERNAL" if code == INTERNAL else "INVALID_ARG", None)
+        error = pb_utils.TritonError(format_error(code, message)) if status is None else pb_utils.TritonError(format_error(code, message), status)
+        return pb_utils.InferenceResponse(output_tensors=[], error=error)
 
     def _response(self, outputs: Arrays) -> Any:
         tensors = []

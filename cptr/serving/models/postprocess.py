@@ -23,4 +23,4 @@ class TritonPythonModel(StageModel):
             pasted = bool(paste is not None and paste[i, 0])
             photo = bytes(photos[i, 0]) if photos is not None else None
             out[i, 0] = render(image, photo, transforms[i] if transforms is not None else None, pasted)
-        return {OUTPUT_BYTES.name: out}
+        return {OUTPUT_BYTES.name: out, self.image_name: images}  # the raw image passes through

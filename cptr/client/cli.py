@@ -1,0 +1,107 @@
+"""``cptr client``: call a running CPTR server from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Call a running CPTR server (start one with: cptr serve).\n\n"
+    "Examples:\n\n  cptr client cartoonize photo.jpg -o cartoon.png --style demo\n\n"
+    "  cptr client generate --seeds 1-8 -o grid.png --mix 42:6",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+URL_HELP = "Server address host:port (default: 127.0.0.1:8001 for gRPC, 127.0.0.1:8000 for HTTP)."
+
+
+def _client(url: str | None, protocol: str, timeout: float):  # noqa: ANN202
+    from cptr.client import CartoonClient
+
+    if protocol not in ("grpc", "http"):
+        raise typer.BadParameter("use grpc or http", param_hint="--protocol")
+    return CartoonClient(url, protocol, timeout_s=timeout)  # type: ignore[arg-type]
+
+
+def _fail(e: Exception) -> typer.Exit:
+    typer.echo(f"cptr client: {type(e).__name__}: {e}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def cartoonize(
+    photo: Path = typer.Argument(..., exists=True, dir_okay=False, help="Photo (JPEG, PNG, WebP...)."),
+    out: Path = typer.Option(Path("cartoon.png"), "--out", "-o", help="Where to write the result."),
+    style: str = typer.Option("demo", help="Style served by the server."),
+    prompt: str | None = typer.Option(None, help="Text edit (a mapper exported for this style), e.g. angry."),
+    paste_back: bool = typer.Option(False, "--paste-back", help="Paste the cartoon face back into the photo."),
+    url: str | None = typer.Option(None, help=URL_HELP),
+    protocol: str = typer.Option("grpc", help="grpc or http."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait for the answer."),
+) -> None:
+    """Turn the face in a photo into a cartoon.
+
+    Example: cptr client cartoonize photo.jpg -o cartoon.png --style demo --prompt angry --paste-back
+    """
+    from cptr.client import CartoonError
+    from cptr.io import atomic_write_bytes
+
+    try:
+        with _client(url, protocol, timeout) as client:
+            png = client.cartoonize(photo, style=style, prompt=prompt, paste_back=paste_back, output="png")
+    except (CartoonError, ValueError) as e:
+        raise _fail(e) from None
+    atomic_write_bytes(out, png)  # type: ignore[arg-type]
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def generate(
+    seeds: str = typer.Option("1-8", help="Seeds: numbers and ranges, e.g. 1-8,12."),
+    out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="PNG grid to write."),
+    style: str = typer.Option("demo", help="Style served by the server."),
+    mix: str | None = typer.Option(None, help="Style mixing SEED:LAYER: W+ entries from LAYER on come from SEED."),
+    cols: int = typer.Option(8, min=1, help="Faces per row."),
+    url: str | None = typer.Option(None, help=URL_HELP),
+    protocol: str = typer.Option("grpc", help="grpc or http."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait for the answer."),
+) -> None:
+    """Random cartoon faces from seeds, as one grid picture.
+
+    Example: cptr client generate --seeds 1-8 -o grid.png --mix 42:6
+    """
+    import numpy as np
+
+    from cptr.client import CartoonError
+    from cptr.imaging import grid, save_image
+
+    try:
+        with _client(url, protocol, timeout) as client:
+            faces = client.generate(seeds, style=style, mix=mix, output="array")
+    except (CartoonError, ValueError) as e:
+        raise _fail(e) from None
+    save_image(grid(np.stack(faces), cols=cols), out)
+    typer.echo(f"wrote {out} ({len(faces)} faces)")
+
+
+@app.command()
+def styles(
+    url: str | None = typer.Option(None, help=URL_HELP),
+    protocol: str = typer.Option("grpc", help="grpc or http."),
+) -> None:
+    """List the styles and models the server has ready.
+
+    Example: cptr client styles --url 127.0.0.1:8001
+    """
+    from cptr.client import CartoonError
+
+    try:
+        with _client(url, protocol, 30.0) as client:
+            models = client.models()
+    except CartoonError as e:
+        raise _fail(e) from None
+    for m in models:
+        if m.startswith(("generate_", "cartoonize_")):
+            typer.echo(m)

@@ -1,0 +1,630 @@
+"""Python client of the CPTR Triton server (gRPC or HTTP, blocking or asyncio).
+
+::
+
+    from cptr.client import CartoonClient
+
+    with CartoonClient("127.0.0.1:8001") as client:              # gRPC; "...:8000", protocol="http" for HTTP
+        cartoon = client.cartoonize("me.jpg", style="demo")      # PIL.Image
+        faces = client.generate(range(8), style="demo", mix=(42, 6))
+
+Server refusals become exceptions from :mod:`cptr.client.errors` (``NoFaceError``,
+``BadImageError``, ``UnknownStyleError``...). Requests that find the server unavailable are
+retried a bounded number of times with exponential backoff. Seeds above the model's
+``max_batch_size`` are split into several requests. ``shared_memory=True`` returns raw tensors
+through POSIX shared memory instead of the socket (client and server on the same host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import socket
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from cptr import contracts as C
+from cptr.client.errors import (
+    BY_CODE,
+    BadRequestError,
+    CartoonError,
+    RequestTimeoutError,
+    ServerError,
+    ServerUnavailableError,
+    UnknownStyleError,
+)
+from cptr.serving import names
+from cptr.serving.errors import parse_error
+
+Protocol = Literal["grpc", "http"]
+Output = Literal["pil", "array", "png", "tensor"]
+ImageLike = bytes | bytearray | str | os.PathLike | Image.Image | np.ndarray
+T = TypeVar("T")
+
+DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
+OUTPUTS = ("pil", "array", "png", "tensor")
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def encode_image(image: ImageLike) -> bytes:
+    """Encoded photo bytes from a file path, bytes, a PIL image or a uint8 ``[H, W, 3]`` array (PNG)."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        return Path(image).read_bytes()
+    if isinstance(image, Image.Image):
+        im = image
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"an image array must be uint8 [H, W, 3] RGB, got {image.dtype} {image.shape}")
+        im = Image.fromarray(image)
+    else:
+        raise TypeError(f"expected a path, bytes, PIL image or uint8 array, got {type(image).__name__}")
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
+    """Seeds from ``"1-8,12"``, an int or an iterable of ints."""
+    if isinstance(spec, (int, np.integer)):
+        seeds = [int(spec)]
+    elif isinstance(spec, str):
+        seeds = []
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            try:
+                seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
+            except ValueError:
+                raise ValueError(f"bad seed list {spec!r}: use numbers and ranges, e.g. 1-8,12") from None
+    else:
+        seeds = [int(s) for s in spec]
+    if not seeds:
+        raise ValueError("no seeds given")
+    bad = [s for s in seeds if not 0 <= s < 2**63]
+    if bad:
+        raise ValueError(f"seeds must be in [0, 2**63), got {bad[:5]}")
+    return seeds
+
+
+def parse_mix(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """Style mix ``"SEED:LAYER"`` or ``(seed, layer)``: W+ entries from ``layer`` on come from ``seed``."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        seed, sep, layer = spec.partition(":")
+        try:
+            spec = (int(seed), int(layer))
+        except ValueError:
+            raise ValueError(f"bad mix {spec!r}: use SEED:LAYER, e.g. 42:6") from None
+        if not sep:
+            raise ValueError(f"bad mix {spec!r}: use SEED:LAYER, e.g. 42:6")
+    seed, layer = (int(v) for v in spec)
+    if not 0 <= seed < 2**63 or layer < 0:
+        raise ValueError(f"mix seed must be in [0, 2**63) and the crossover layer >= 0, got {seed}:{layer}")
+    return seed, layer
+
+
+def decode_output(png: bytes, output: Output) -> Image.Image | np.ndarray | bytes:
+    if output == "png":
+        return png
+    im = Image.open(io.BytesIO(png))
+    im.load()
+    return np.asarray(im.convert("RGB")) if output == "array" else im
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+
+
+def _strip_url(url: str) -> str:
+    for scheme in ("http://", "https://", "grpc://"):
+        if url.startswith(scheme):
+            return url[len(scheme) :].rstrip("/")
+    return url.rstrip("/")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def map_error(exc: BaseException, model: str, url: str) -> BaseException:
+    """Turn a tritonclient/transport exception into a :class:`CartoonError` (others pass unchanged)."""
+    if isinstance(exc, CartoonError):
+        return exc
+    from tritonclient.utils import InferenceServerException
+
+    if isinstance(exc, InferenceServerException):
+        msg = exc.message() or str(exc)
+        status = str(exc.status() or "")
+        code, text = parse_error(msg)
+        if code is not None:
+            return BY_CODE[code](text, model=model, status=status)
+        if "unknown model" in msg or status in ("StatusCode.NOT_FOUND", "404"):
+            return UnknownStyleError(f"the server at {url} has no model '{model}' ({msg})", model=model, status=status)
+        if status in ("StatusCode.UNAVAILABLE", "503") or "failed to connect" in msg.lower():
+            return ServerUnavailableError(f"the server at {url} is unavailable: {msg}", model=model, status=status)
+        if status == "StatusCode.DEADLINE_EXCEEDED" or "deadline exceeded" in msg.lower():
+            return RequestTimeoutError(f"'{model}' did not answer in time: {msg}", model=model, status=status)
+        if status in ("StatusCode.INVALID_ARGUMENT", "400"):
+            return BadRequestError(msg, model=model, status=status)
+        return ServerError(f"'{model}' failed: {msg}", model=model, status=status)
+    if isinstance(exc, (asyncio.TimeoutError, socket.timeout, TimeoutError)) or type(exc).__name__ == "Timeout":
+        return RequestTimeoutError(f"'{model}' at {url} did not answer in time", model=model)
+    if isinstance(exc, (ConnectionError, OSError)):
+        return ServerUnavailableError(f"cannot reach the server at {url}: {exc}", model=model)
+    return exc
+
+
+# --- model metadata ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client needs from a model's config."""
+
+    name: str
+    max_batch_size: int
+    inputs: dict[str, C.TensorSpec]
+    outputs: dict[str, C.TensorSpec]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ModelInfo:
+        def spec(e: Mapping[str, Any]) -> C.TensorSpec:
+            dtype = str(e["data_type"]).removeprefix("TYPE_")
+            return C.TensorSpec(e["name"], "BYTES" if dtype == "STRING" else dtype, tuple(int(d) for d in e["dims"]))
+
+        return cls(
+            name=config["name"],
+            max_batch_size=int(config.get("max_batch_size", 0)),
+            inputs={e["name"]: spec(e) for e in config.get("input", [])},
+            outputs={e["name"]: spec(e) for e in config.get("output", [])},
+        )
+
+
+class _Common:
+    """Settings and request building shared by the blocking and the asyncio client."""
+
+    def __init__(self, url: str | None, protocol: Protocol, timeout_s: float, retries: int, backoff_s: float, verbose: bool):
+        if protocol not in DEFAULT_URLS:
+            raise ValueError(f"protocol must be 'grpc' or 'http', got {protocol!r}")
+        if timeout_s <= 0 or retries < 0 or backoff_s < 0:
+            raise ValueError("timeout_s must be > 0, retries and backoff_s >= 0")
+        self.protocol = protocol
+        self.url = _strip_url(url or DEFAULT_URLS[protocol])
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.backoff_s = float(backoff_s)
+        self.verbose = verbose
+        self._infos: dict[str, ModelInfo] = {}
+        if protocol == "grpc":
+            import tritonclient.grpc as tc
+        else:
+            import tritonclient.http as tc
+        self._tc = tc
+
+    def _backoff(self, attempt: int) -> float:
+        return self.backoff_s * (2**attempt)
+
+    def _inputs(self, arrays: Mapping[str, np.ndarray]) -> list[Any]:
+        from tritonclient.utils import np_to_triton_dtype
+
+        out = []
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            x = self._tc.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype) if arr.dtype != object else "BYTES")
+            x.set_data_from_numpy(arr)
+            out.append(x)
+        return out
+
+    def _outputs(self, names_: Sequence[str]) -> list[Any]:
+        return [self._tc.InferRequestedOutput(n) for n in names_]
+
+    @staticmethod
+    def _config_dict(response: Any) -> dict[str, Any]:
+        if isinstance(response, dict):
+            return response.get("config", response)
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(response.config, preserving_proto_field_name=True)
+
+    @staticmethod
+    def _cartoonize_arrays(data: bytes, paste_back: bool) -> dict[str, np.ndarray]:
+        return {
+            C.IMAGE_BYTES.name: np.array([[data]], dtype=np.object_),
+            C.PASTE_BACK.name: np.array([[int(bool(paste_back))]], dtype=C.PASTE_BACK.numpy_dtype),
+        }
+
+    @staticmethod
+    def _generate_chunks(seeds: Sequence[int], mix: tuple[int, int] | None, batch: int) -> list[dict[str, np.ndarray]]:
+        mix_row = mix if mix is not None else (0, 0)
+        chunks = []
+        for i in range(0, len(seeds), max(batch, 1)):
+            part = seeds[i : i + max(batch, 1)]
+            chunks.append(
+                {
+                    C.SEED.name: np.array(part, dtype=C.SEED.numpy_dtype).reshape(-1, 1),
+                    C.MIX.name: np.tile(np.array(mix_row, dtype=C.MIX.numpy_dtype), (len(part), 1)),
+                }
+            )
+        return chunks
+
+    @staticmethod
+    def _image_output(info: ModelInfo) -> str:
+        fixed = [s.name for s in info.outputs.values() if s.dtype == "FP32"]
+        if not fixed:
+            raise ServerError(f"model '{info.name}' has no FP32 image output", model=info.name)
+        return fixed[0]
+
+    @staticmethod
+    def _shm_sizes(info: ModelInfo, outputs: Sequence[str], batch: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        sizes = {}
+        for name in outputs:
+            spec = info.outputs[name]
+            if spec.dtype == "BYTES" or -1 in spec.dims:
+                raise ValueError(f"output '{name}' ({spec.dtype} {spec.dims}) has no fixed size; it cannot go through shared memory")
+            sizes[name] = (spec.numpy_dtype, (batch, *spec.dims))
+        return sizes
+
+    @staticmethod
+    def _results(result: Any, outputs: Sequence[str], shm: Mapping[str, _Region]) -> dict[str, np.ndarray]:
+        out = {}
+        for name in outputs:
+            if name in shm:
+                r = shm[name]
+                out[name] = np.array(_sysshm().get_contents_as_numpy(r.handle, r.dtype, r.shape), copy=True)
+            else:
+                out[name] = result.as_numpy(name)
+        return out
+
+
+@dataclass
+class _Region:
+    handle: Any
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+def _sysshm() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tritonclient's shared_memory imports pkg_resources
+        from tritonclient.utils import shared_memory
+
+    return shared_memory
+
+
+@contextlib.contextmanager
+def _shm_regions(client: Any, sizes: Mapping[str, tuple[np.dtype, tuple[int, ...]]]) -> Iterator[dict[str, _Region]]:
+    """Create and register one system shared-memory region per output; always clean up."""
+    sysshm = _sysshm()
+    made: dict[str, _Region] = {}
+    registered: list[str] = []
+    try:
+        for out, (dtype, shape) in sizes.items():
+            name = f"cptr_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+            region = _Region(None, name, np.dtype(dtype), tuple(shape))
+            region.handle = sysshm.create_shared_memory_region(name, f"/{name}", region.nbytes)
+            made[out] = region
+            client.register_system_shared_memory(name, f"/{name}", region.nbytes)
+            registered.append(name)
+        yield made
+    finally:
+        for name in registered:
+            with contextlib.suppress(Exception):
+                client.unregister_system_shared_memory(name)
+        for region in made.values():
+            with contextlib.suppress(Exception):
+                sysshm.destroy_shared_memory_region(region.handle)
+
+
+class CartoonClient(_Common):
+    """Blocking client, safe to share between threads (one connection per thread)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        *,
+        timeout_s: float = 120.0,
+        retries: int = 3,
+        backoff_s: float = 0.25,
+        verbose: bool = False,
+    ):
+        super().__init__(url, protocol, timeout_s, retries, backoff_s, verbose)
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+
+    # transport
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self.protocol == "grpc":
+                client = self._tc.InferenceServerClient(self.url, verbose=self.verbose)
+            else:
+                client = self._tc.InferenceServerClient(
+                    self.url, verbose=self.verbose, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def _call(self, model: str, fn: Callable[[Any], T]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(self._client())
+            except Exception as e:  # noqa: BLE001 - mapped below
+                err = map_error(e, model, self.url)
+                if isinstance(err, ServerUnavailableError) and attempt < self.retries:
+                    time.sleep(self._backoff(attempt))
+                    continue
+                if err is e:
+                    raise
+                raise err from e
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for c in clients:
+            with contextlib.suppress(Exception):
+                c.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> CartoonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # metadata
+    def is_ready(self) -> bool:
+        try:
+            return bool(self._call("server", lambda c: c.is_server_ready()))
+        except CartoonError:
+            return False
+
+    def model_info(self, model: str) -> ModelInfo:
+        if model not in self._infos:
+            if self.protocol == "grpc":
+                cfg = self._call(model, lambda c: c.get_model_config(model, client_timeout=self.timeout_s))
+            else:
+                cfg = self._call(model, lambda c: c.get_model_config(model))
+            self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
+        return self._infos[model]
+
+    def models(self) -> list[str]:
+        """Names of the models the server has loaded and ready."""
+        index = self._call("server", lambda c: c.get_model_repository_index(**({"as_json": True} if self.protocol == "grpc" else {})))
+        rows = index.get("models", []) if isinstance(index, dict) else index
+        return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
+
+    def styles(self) -> list[str]:
+        """Styles served (those with a generate_<style> ensemble)."""
+        return sorted(m.removeprefix("generate_") for m in self.models() if m.startswith("generate_"))
+
+    # requests
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False) -> dict[str, np.ndarray]:
+        """One inference request: arrays in, arrays out (what the benchmarks time).
+
+        ``shared_memory=True`` returns the fixed-size outputs through system shared memory.
+        """
+        info = self.model_info(model) if (outputs is None or shared_memory) else None
+        outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
+        batch = int(np.asarray(next(iter(inputs.values()))).shape[0])
+
+        def run(client: Any) -> dict[str, np.ndarray]:
+            requested = self._outputs(outputs)
+            kwargs: dict[str, Any] = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+            if not shared_memory:
+                return self._results(client.infer(model, self._inputs(inputs), outputs=requested, **kwargs), outputs, {})
+            sizes = self._shm_sizes(info, [o for o in outputs if info.outputs[o].dtype != "BYTES"], batch)  # type: ignore[union-attr]
+            with _shm_regions(client, sizes) as shm:
+                for out in requested:
+                    if out.name() in shm:
+                        out.set_shared_memory(shm[out.name()].name, shm[out.name()].nbytes)
+                result = client.infer(model, self._inputs(inputs), outputs=requested, **kwargs)
+                return self._results(result, outputs, shm)
+
+        return self._call(model, run)
+
+    def cartoonize(
+        self, image: ImageLike, style: str = "demo", prompt: str | None = None, paste_back: bool = False, output: Output = "pil"
+    ) -> Image.Image | np.ndarray | bytes:
+        """Photo -> cartoon: a PIL image (``output='pil'``), uint8 array, PNG bytes, or the raw float tensor [3, S, S]."""
+        _check_output(output)
+        model = names.cartoonize(style, prompt)
+        arrays = self._cartoonize_arrays(encode_image(image), paste_back)
+        if output == "tensor":
+            info = self.model_info(model)
+            return self.infer(model, arrays, [self._image_output(info)])[self._image_output(info)][0]
+        return decode_output(self.infer(model, arrays, [C.OUTPUT_BYTES.name])[C.OUTPUT_BYTES.name][0, 0], output)
+
+    def cartoonize_many(
+        self,
+        images: Iterable[ImageLike],
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Cartoonize many photos with ``concurrency`` requests in flight (the server batches them)."""
+        items = list(images)
+
+        def one(img: ImageLike) -> Any:
+            try:
+                return self.cartoonize(img, style, prompt, paste_back, output)
+            except Exception as e:
+                if return_exceptions:
+                    return e
+                raise
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            return list(pool.map(one, items))
+
+    def generate(
+        self,
+        seeds: str | int | Iterable[int],
+        style: str = "demo",
+        mix: str | tuple[int, int] | None = None,
+        output: Output = "pil",
+        shared_memory: bool = False,
+    ) -> list[Any] | np.ndarray:
+        """Random cartoon faces, one per seed; ``mix=(seed2, layer)`` mixes styles from W+ entry ``layer`` on.
+
+        ``output='tensor'`` returns the raw float32 images ``[N, 3, S, S]`` (optionally through shared memory).
+        """
+        _check_output(output)
+        seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
+        model = names.generate(style)
+        info = self.model_info(model)
+        want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
+        parts = [self.infer(model, chunk, want, shared_memory=shared_memory and output == "tensor")[want[0]] for chunk in self._generate_chunks(seeds_, mix_, info.max_batch_size)]
+        if output == "tensor":
+            return np.concatenate(parts)
+        return [decode_output(b, output) for part in parts for b in part[:, 0]]
+
+
+class AsyncCartoonClient(_Common):
+    """asyncio client (tritonclient.grpc.aio / tritonclient.http.aio) with the same methods, awaited."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        *,
+        timeout_s: float = 120.0,
+        retries: int = 3,
+        backoff_s: float = 0.25,
+        verbose: bool = False,
+    ):
+        super().__init__(url, protocol, timeout_s, retries, backoff_s, verbose)
+        self._aclient: Any = None
+
+    def _client(self) -> Any:
+        if self._aclient is None:
+            if self.protocol == "grpc":
+                import tritonclient.grpc.aio as aio
+
+                self._aclient = aio.InferenceServerClient(self.url, verbose=self.verbose)
+            else:
+                import tritonclient.http.aio as aio
+
+                self._aclient = aio.InferenceServerClient(self.url, verbose=self.verbose, conn_timeout=self.timeout_s)
+        return self._aclient
+
+    async def _call(self, model: str, fn: Callable[[Any], Awaitable[T]]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return await asyncio.wait_for(fn(self._client()), self.timeout_s + 5)
+            except Exception as e:  # noqa: BLE001 - mapped below
+                err = map_error(e, model, self.url)
+                if isinstance(err, ServerUnavailableError) and attempt < self.retries:
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                if err is e:
+                    raise
+                raise err from e
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._aclient is not None:
+            client, self._aclient = self._aclient, None
+            await client.close()
+
+    async def __aenter__(self) -> AsyncCartoonClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def is_ready(self) -> bool:
+        try:
+            return bool(await self._call("server", lambda c: c.is_server_ready()))
+        except CartoonError:
+            return False
+
+    async def model_info(self, model: str) -> ModelInfo:
+        if model not in self._infos:
+            cfg = await self._call(model, lambda c: c.get_model_config(model))
+            self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
+        return self._infos[model]
+
+    async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """One inference request (no shared memory on the asyncio client)."""
+        if outputs is None:
+            outputs = list((await self.model_info(model)).outputs)
+        kwargs: dict[str, Any] = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+
+        async def run(client: Any) -> dict[str, np.ndarray]:
+            result = await client.infer(model, self._inputs(inputs), outputs=self._outputs(outputs), **kwargs)
+            return self._results(result, outputs, {})
+
+        return await self._call(model, run)
+
+    async def cartoonize(
+        self, image: ImageLike, style: str = "demo", prompt: str | None = None, paste_back: bool = False, output: Output = "pil"
+    ) -> Image.Image | np.ndarray | bytes:
+        _check_output(output)
+        model = names.cartoonize(style, prompt)
+        arrays = self._cartoonize_arrays(encode_image(image), paste_back)
+        if output == "tensor":
+            name = self._image_output(await self.model_info(model))
+            return (await self.infer(model, arrays, [name]))[name][0]
+        return decode_output((await self.infer(model, arrays, [C.OUTPUT_BYTES.name]))[C.OUTPUT_BYTES.name][0, 0], output)
+
+    async def cartoonize_many(
+        self,
+        images: Iterable[ImageLike],
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(img: ImageLike) -> Any:
+            async with gate:
+                return await self.cartoonize(img, style, prompt, paste_back, output)
+
+        return await asyncio.gather(*(one(i) for i in images), return_exceptions=return_exceptions)
+
+    async def generate(
+        self, seeds: str | int | Iterable[int], style: str = "demo", mix: str | tuple[int, int] | None = None, output: Output = "pil"
+    ) -> list[Any] | np.ndarray:
+        _check_output(output)
+        seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
+        model = names.generate(style)
+        info = await self.model_info(model)
+        want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
+        parts = await asyncio.gather(*(self.infer(model, chunk, want) for chunk in self._generate_chunks(seeds_, mix_, info.max_batch_size)))
+        arrays = [p[want[0]] for p in parts]
+        if output == "tensor":
+            return np.concatenate(arrays)
+        return [decode_output(b, output) for part in arrays for b in part[:, 0]]

@@ -1,0 +1,37 @@
+"""``cptr serve``: run the bundled Triton server on a model repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def serve(
+    model_repository: Path = typer.Option(Path("triton_repo"), "--model-repository", "-m", help="Repository written by cptr-export."),
+    http_port: int = typer.Option(8000, help="HTTP/REST port (0 = a free one)."),
+    grpc_port: int = typer.Option(8001, help="gRPC port (0 = a free one)."),
+    metrics_port: int = typer.Option(8002, help="Prometheus metrics port (0 = a free one)."),
+    host: str = typer.Option("0.0.0.0", help="Address to listen on (127.0.0.1 = this machine only)."),
+    log_verbose: int = typer.Option(0, "--log-verbose", min=0, help="Triton log verbosity (0 = quiet, 1 = requests)."),
+    exit_timeout: int = typer.Option(30, "--exit-timeout-secs", min=0, help="On SIGTERM/SIGINT, wait this long for in-flight requests."),
+) -> None:
+    """Serve a model repository with the tritonserver bundled in nvidia-pytriton (Python backend).
+
+    Examples:
+
+      cptr-export --style demo --out triton_repo && cptr serve --model-repository triton_repo
+
+      cptr serve -m triton_repo --http-port 8000 --grpc-port 8001 --log-verbose 1
+
+    SIGTERM or Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
+    """
+    from cptr.serving.server import ServerStartError
+    from cptr.serving.server import serve as run
+
+    try:
+        code = run(model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout)
+    except (ServerStartError, FileNotFoundError, RuntimeError) as e:
+        typer.echo(f"cptr serve: {e}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
