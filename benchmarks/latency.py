@@ -1,0 +1,18 @@
+#!/usr/bin/env python
+"""Latency and throughput of every CPTR engine, measured the same way. See ``--help``.
+
+A thin entry point over :mod:`cptr.bench.cli`; results go to benchmarks/results/ and RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:  # run from a checkout without installing
+        sys.path.insert(0, str(root))
+    from cptr.bench.cli import main
+
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""Benchmark targets: each turns a workload into one or more engines that run it.
+
+An :class:`Engine` runs one stage: ``prepare`` (untimed: put the inputs where the engine wants
+them), ``run`` (timed), ``synchronize`` (timed: wait for the device), ``to_numpy`` (untimed). A
+:class:`Target` yields engines, or an :class:`Unavailable` that says why it cannot run here (a
+missing module, no CUDA, no TensorRT), so one missing engine never stops the others.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cptr.bench.workloads import Workload
+
+
+@dataclass
+class Unavailable:
+    """An engine that cannot run here, and why."""
+
+    name: str
+    target: str
+    reason: str
+
+
+@dataclass
+class Context:
+    """Run-wide settings the targets read."""
+
+    device: str = "cpu"  # "cpu" | "cuda"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cptr-bench-")))
+    threads: int | None = None
+    batch_max: int = 32
+    url: str | None = None  # triton: a running server; None starts the embedded one
+    protocol: str = "grpc"
+    shm: bool = False
+    quick: bool = False
+    log: Any = None  # callable(str) for progress notes, or None
+
+
+class Engine:
+    """One way of running a workload. Subclasses override ``prepare``/``run``/``to_numpy``."""
+
+    name: str = "engine"
+    target: str = "?"
+    precision: str = "fp32"
+    device: str = "cpu"
+    note: str = ""
+    concurrent: bool = False  # True: ``worker()`` gives independent clients for concurrent requests
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> Any:
+        return feeds
+
+    def run(self, prepared: Any) -> Any:
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait until the work queued by ``run`` is done (GPU engines)."""
+
+    def to_numpy(self, out: Any) -> np.ndarray:
+        return np.asarray(out, dtype=np.float32)
+
+    def worker(self) -> Engine:
+        """An engine to use from one more thread (concurrency > 1)."""
+        return self
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        """Release what the engine holds (sessions, servers)."""
+
+
+class Target:
+    """A family of engines (``--target`` name)."""
+
+    name = "?"
+    description = ""
+
+    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        raise NotImplementedError
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# --------------------------------------------------------------------------- torch eager
+
+
+class TorchEngine(Engine):
+    """Eager PyTorch with the reference ops. fp16 runs the module in half, with fp32 at the boundary."""
+
+    target = "torch"
+
+    def __init__(self, workload: Workload, module: nn.Module, name: str, device: str, precision: str, note: str = ""):
+        self.names = [s.name for s in workload.inputs]
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.module = module.to(device=device, dtype=self.dtype).eval()
+        self.name, self.device, self.precision, self.note = name, device, precision, note
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.names]
+
+    def run(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(*[t.to(self.dtype) for t in prepared]).float()
+
+    def synchronize(self) -> None:
+        _sync(self.device)
+
+    def to_numpy(self, out: torch.Tensor) -> np.ndarray:
+        return out.cpu().numpy()
+
+    def info(self) -> dict[str, Any]:
+        return {"torch_threads": torch.get_num_threads()}
+
+
+class TorchTarget(Target):
+    name = "torch"
+    description = "eager PyTorch, reference ops (fp32; fp16 on CUDA)"
+
+    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        yield TorchEngine(workload, copy.deepcopy(workload.module), "torch-fp32", ctx.device, "fp32",
+                          "as constructed (rosinality's fused modulated conv)" if workload.generator is not None else "")
+        if workload.stage == "synthesis" and workload.generator is not None:
+            from cptr.models import set_fused_modconv
+
+            module = set_fused_modconv(copy.deepcopy(workload.module), False)
+            yield TorchEngine(workload, module, "torch-fp32-shared", ctx.device, "fp32",
+                              "shared-weight modulated conv (the export form)")
+        if ctx.device.startswith("cuda"):
+            yield TorchEngine(workload, copy.deepcopy(workload.module), "torch-fp16", ctx.device, "fp16")
+        else:
+            yield Unavailable("torch-fp16", self.name, "fp16 eager runs on CUDA only; no GPU on this machine")
+
+
+# --------------------------------------------------------------------------- ONNX Runtime
+
+
+class OrtEngine(Engine):
+    """An ONNX Runtime session (optimised options from :mod:`cptr.export.runtime`)."""
+
+    target = "onnx"
+
+    def __init__(self, path: Path, workload: Workload, name: str, precision: str, providers: list[str],
+                 threads: int | None, spin: bool = False, note: str = ""):
+        from cptr.export.runtime import ort_session
+
+        self.session = ort_session(path, threads=threads, providers=providers, spin=spin)
+        self.names = [s.name for s in workload.inputs]
+        self.output = workload.output.name
+        self.name, self.precision, self.note = name, precision, note
+        self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
+        self.path = path
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {n: np.ascontiguousarray(feeds[n]) for n in self.names}
+
+    def run(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.output], prepared)[0]
+
+    def info(self) -> dict[str, Any]:
+        opts = self.session.get_session_options()
+        return {
+            "providers": self.session.get_providers(),
+            "intra_op_threads": opts.intra_op_num_threads,
+            "model_bytes": self.path.stat().st_size,
+        }
+
+
+def export_onnx(workload: Workload, precision: str, ctx: Context) -> Path:
+    """Export the workload's stage with :mod:`cptr.export.onnx` into the run's work folder (cached)."""
+    path = ctx.workdir / f"{workload.stage}-{precision}.onnx"
+    if path.is_file():
+        return path
+    from cptr.export import onnx as onnx_export
+
+    g = workload.generator
+    if workload.stage == "synthesis":
+        onnx_export.export_synthesis(g, path, precision, verify=False)
+    elif workload.stage == "mapping":
+        onnx_export.export_mapping(g, path, precision, verify=False)
+    else:
+        exporter = workload.info.get("onnx_exporter")
+        if exporter is None:
+            raise RuntimeError(f"no ONNX exporter for stage {workload.stage!r}")
+        exporter(path, precision)
+    return path
+
+
+class OnnxTarget(Target):
+    name = "onnx"
+    description = "ONNX Runtime (CUDA provider when present, else CPU): fp32, fp32 with spinning threads, fp16"
+
+    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            yield Unavailable("onnx", self.name, f"{', '.join(missing)} not installed: pip install 'cptr[export]'")
+            return
+        if importlib.util.find_spec("cptr.export.onnx") is None or importlib.util.find_spec("cptr.export.runtime") is None:
+            yield Unavailable("onnx", self.name, "cptr.export.onnx / cptr.export.runtime are missing from this checkout")
+            return
+        if workload.generator is None and "onnx_exporter" not in workload.info:
+            yield Unavailable("onnx", self.name, f"no ONNX export for stage {workload.stage!r}")
+            return
+        import onnxruntime as ort
+
+        cuda = ctx.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+        where = "CUDA provider" if cuda else "CPU provider"
+        variants = [("onnx-fp32", "fp32", False, f"{where}, cptr.export.runtime options")]
+        if not cuda:
+            variants.append(("onnx-fp32-spin", "fp32", True, "CPU provider, worker threads spin between runs"))
+        variants.append(("onnx-fp16", "fp16", False, f"{where}, fp16 compute, fp32 I/O"))
+        for name, precision, spin, note in variants:
+            try:
+                path = export_onnx(workload, precision, ctx)
+                yield OrtEngine(path, workload, name, precision, providers, ctx.threads, spin, note)
+            except Exception as e:  # noqa: BLE001 - report and go on with the other engines
+                yield Unavailable(name, self.name, f"export/session failed: {type(e).__name__}: {e}")
+
+
+# --------------------------------------------------------------------------- compiled torch engine
+
+
+class CompiledTorchEngine(Engine):
+    """An AOTInductor package from :mod:`cptr.export.torch_engine`."""
+
+    target = "torch-engine"
+
+    def __init__(self, fn: Any, workload: Workload, name: str, device: str, precision: str, meta: dict[str, Any]):
+        self.fn, self.meta = fn, meta
+        self.names = [s.name for s in workload.inputs]
+        self.name, self.device, self.precision = name, device, precision
+        self.note = f"AOTInductor, built in {meta.get('build_seconds', '?')} s"
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.names]
+
+    def run(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.fn(*prepared)
+
+    def synchronize(self) -> None:
+        _sync(self.device)
+
+    def to_numpy(self, out: torch.Tensor) -> np.ndarray:
+        return out.float().cpu().numpy()
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.meta)
+
+
+class TorchEngineTarget(Target):
+    name = "torch-engine"
+    description = "compiled PyTorch engine (torch.export + AOTInductor); fp16 on CUDA"
+
+    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        if importlib.util.find_spec("cptr.export.torch_engine") is None:
+            yield Unavailable("torch-engine", self.name, "cptr.export.torch_engine is missing from this checkout")
+            return
+        from cptr.export.torch_engine import build_torch_engine, load_torch_engine
+        from cptr.models import set_fused_modconv
+
+        precisions = ["fp32", "fp16"] if ctx.device.startswith("cuda") else ["fp32"]
+        if not ctx.device.startswith("cuda"):
+            yield Unavailable("torch-engine-fp16", self.name, "fp16 engines are built for CUDA; no GPU on this machine")
+        for precision in precisions:
+            name = f"torch-engine-{precision}"
+            try:
+                path = ctx.workdir / f"{workload.stage}-{precision}.pt2"
+                module = set_fused_modconv(copy.deepcopy(workload.module), False)
+                feeds = workload.sample(2, np.random.default_rng(0))
+                example = [torch.from_numpy(feeds[s.name]) for s in workload.inputs]
+                if ctx.log:
+                    ctx.log(f"compiling {name} (AOTInductor; this takes a while)")
+                meta = build_torch_engine(module, example, [s.name for s in workload.inputs], path,
+                                          device=ctx.device, precision=precision, batch_max=max(2, ctx.batch_max))
+                yield CompiledTorchEngine(load_torch_engine(path, ctx.device), workload, name, ctx.device, precision, meta)
+            except Exception as e:  # noqa: BLE001
+                yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+# --------------------------------------------------------------------------- TensorRT
+
+
+class TrtTarget(Target):
+    name = "trt"
+    description = "TensorRT engine (CUDA only)"
+
+    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        if importlib.util.find_spec("tensorrt") is None:
+            yield Unavailable("trt", self.name, "TensorRT is not installed (it needs an NVIDIA GPU; none on this machine)")
+            return
+        if not torch.cuda.is_available():
+            yield Unavailable("trt", self.name, "TensorRT is installed but no CUDA device is visible")
+            return
+        from cptr.bench import trt_target
+
+        yield from trt_target.engines(workload, ctx)
+
+
+def _triton_target() -> Target:
+    from cptr.bench.triton_target import TritonTarget
+
+    return TritonTarget()
+
+
+def all_targets() -> dict[str, Target]:
+    """Every target in report order."""
+    targets: list[Target] = [TorchTarget(), OnnxTarget(), TrtTarget(), TorchEngineTarget(), _triton_target()]
+    return {t.name: t for t in targets}

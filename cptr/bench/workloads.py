@@ -1,0 +1,164 @@
+"""What is measured: a stage of the data path on a given model, with its fp32 torch reference.
+
+A :class:`Workload` names the stage's input and output tensors (from :mod:`cptr.contracts`), draws
+random inputs, and holds the fp32 torch module every engine is compared against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cptr import contracts
+from cptr.models import Generator
+
+STAGES = ("synthesis", "mapping", "encoder", "mapper", "align", "pipeline")
+NAMED_MODELS = ("demo", "ffhq256", "tiny")
+TINY_CONFIG = {"size": 32, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 16, 32: 16}}
+
+
+class WorkloadUnavailable(RuntimeError):
+    """The stage cannot be measured here (a module or a dependency is missing); the message says why."""
+
+
+@dataclass
+class Workload:
+    """One stage on one model: input/output contracts, an input sampler and the fp32 reference."""
+
+    stage: str
+    model_name: str
+    inputs: list[contracts.TensorSpec]
+    output: contracts.TensorSpec
+    module: nn.Module  # fp32 reference on CPU: forward(*inputs) -> output
+    sampler: Callable[[int, np.random.Generator], dict[str, np.ndarray]]
+    generator: Generator | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def sample(self, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A fresh random input batch, keyed by contract tensor name."""
+        feeds = self.sampler(batch, rng)
+        for spec in self.inputs:
+            arr = feeds[spec.name]
+            if arr.shape[1:] != spec.dims or arr.dtype != spec.numpy_dtype:
+                raise AssertionError(f"sampler made {spec.name} {arr.shape} {arr.dtype}, contract says {spec.dims} {spec.dtype}")
+        return feeds
+
+    @torch.no_grad()
+    def reference(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The fp32 torch output for ``feeds`` (the figure every engine's error is measured against)."""
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
+        return self.module(*args).float().numpy()
+
+
+def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
+    """The generator named by ``--model``: ``demo``, ``ffhq256`` (random weights), ``tiny`` or a checkpoint path."""
+    if model == "demo":
+        from cptr.demo import demo_generators
+
+        return demo_generators()[1], "demo style target generator (seeded, untrained)"
+    if model == "ffhq256":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            g = Generator(256, style_dim=512, n_mlp=8, channel_multiplier=2)
+        return g.eval().requires_grad_(False), "256 px, channel_multiplier=2 (official architecture), random weights"
+    if model == "tiny":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            g = Generator(**TINY_CONFIG)
+        return g.eval().requires_grad_(False), "tiny 32 px generator (smoke test)"
+    path = Path(model)
+    if not path.is_file():
+        raise WorkloadUnavailable(
+            f"--model {model!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing checkpoint file"
+        )
+    from cptr.checkpoints import load_generator
+
+    return load_generator(path).requires_grad_(False), f"checkpoint {path}"
+
+
+def count_flops(module: nn.Module, *args: torch.Tensor) -> int | None:
+    """Floating-point operations of one forward pass (multiply-add = 2), or None if uncountable."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(*args)
+        return int(counter.get_total_flops())
+    except Exception:  # noqa: BLE001 - the count is informative only
+        return None
+
+
+def _generator_info(g: Generator, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "size": g.size,
+        "style_dim": g.style_dim,
+        "n_latent": g.n_latent,
+        "channels": {str(k): v for k, v in g.channels.items() if k <= g.size},
+        "parameters": sum(p.numel() for p in g.parameters()),
+    }
+
+
+def _synthesis(g: Generator, model: str, description: str) -> Workload:
+    from cptr.export.onnx import SynthesisReference  # the generator itself, stored noise
+
+    module = SynthesisReference(g).eval()
+
+    def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        z = torch.from_numpy(rng.standard_normal((batch, g.style_dim), dtype=np.float32))
+        with torch.no_grad():
+            w = g.get_latent(z)  # realistic latents: mapped z, one per W+ entry plus a small spread
+        w_plus = w[:, None, :] + 0.1 * torch.from_numpy(rng.standard_normal((batch, g.n_latent, g.style_dim), dtype=np.float32))
+        return {"w_plus": w_plus.numpy()}
+
+    info = _generator_info(g, description)
+    flops = count_flops(module, torch.zeros(1, g.n_latent, g.style_dim))
+    info["gflop_per_image"] = round(flops / 1e9, 3) if flops else None
+    return Workload(
+        "synthesis", model, [contracts.w_plus(g.n_latent, g.style_dim)], contracts.image(g.size), module, sampler, g, info
+    )
+
+
+def _mapping(g: Generator, model: str, description: str) -> Workload:
+    from cptr.export.onnx import MappingGraph  # the exported graph's own reference: z, truncation -> w
+
+    module = MappingGraph(g).eval()
+
+    def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {
+            "z": rng.standard_normal((batch, g.style_dim), dtype=np.float32),
+            "truncation": rng.uniform(0.5, 1.0, (batch, 1)).astype(np.float32),
+        }
+
+    info = _generator_info(g, description)
+    flops = count_flops(module, torch.zeros(1, g.style_dim), torch.ones(1, 1))
+    info["gflop_per_image"] = round(flops / 1e9, 4) if flops else None
+    specs = [contracts.z(g.style_dim), contracts.TRUNCATION]
+    return Workload("mapping", model, specs, contracts.w(g.style_dim), module, sampler, g, info)
+
+
+def build_workload(stage: str, model: str, seed: int = 0) -> Workload:
+    """The workload for ``--stage`` and ``--model``; raises :class:`WorkloadUnavailable` with the reason."""
+    if stage not in STAGES:
+        raise WorkloadUnavailable(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
+    builders = {"synthesis": _synthesis, "mapping": _mapping}
+    extra = _extra_builders()
+    if stage in builders:
+        g, description = build_model(model, seed)
+        return builders[stage](g, model, description)
+    if stage in extra:
+        return extra[stage](model, seed)
+    raise WorkloadUnavailable(f"stage {stage!r} is not measurable yet in this checkout")
+
+
+def _extra_builders() -> dict[str, Callable[[str, int], Workload]]:
+    """Stages whose modules are written elsewhere (encoder, mapper, align, pipeline), when present."""
+    from cptr.bench import stages_extra
+
+    return stages_extra.BUILDERS

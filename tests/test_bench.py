@@ -1,0 +1,191 @@
+"""The benchmark harness: statistics against numpy, the timing loop, compare mode, and a real
+``benchmarks/latency.py --quick`` subprocess whose JSON, Markdown and PNG are checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cptr.bench import report
+from cptr.bench.cli import main
+from cptr.bench.measure import InputPool, Settings, measure, output_error
+from cptr.bench.stats import percentile, summarize
+from cptr.bench.targets import Engine
+from cptr.bench.workloads import build_workload
+from cptr.io import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 1001])
+def test_percentiles_match_numpy(n: int) -> None:
+    xs = np.random.default_rng(n).lognormal(size=n)
+    for q in (0, 1, 25, 50, 90, 95, 99, 99.9, 100):
+        assert percentile(xs.tolist(), q) == pytest.approx(float(np.percentile(xs, q)), rel=1e-12, abs=1e-15)
+
+
+def test_summarize_values() -> None:
+    lat = [0.010, 0.020, 0.030, 0.040]  # seconds
+    s = summarize(lat, batch=4)
+    assert s["median_ms"] == pytest.approx(25.0)
+    assert s["mean_ms"] == pytest.approx(25.0)
+    assert s["std_ms"] == pytest.approx(float(np.std(np.array(lat) * 1e3, ddof=1)))
+    assert s["p95_ms"] == pytest.approx(float(np.percentile(np.array(lat) * 1e3, 95)))
+    assert s["throughput_ips"] == pytest.approx(4 * 4 / 0.1)
+    # overlapping requests: throughput from the wall time of the run, not the sum of latencies
+    assert summarize(lat, batch=4, wall_s=0.05)["throughput_ips"] == pytest.approx(4 * 4 / 0.05)
+    with pytest.raises(ValueError):
+        summarize([], batch=1)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_output_error_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    refs = [rng.standard_normal((2, 3, 4, 4)).astype(np.float32) for _ in range(2)]
+    outs = [r + rng.normal(0, 1e-3, r.shape).astype(np.float32) for r in refs]
+    e = output_error(outs, refs)
+    diff = np.abs(np.stack(outs).astype(np.float64) - np.stack(refs))
+    assert e["max_abs"] == pytest.approx(diff.max()) and e["mean_abs"] == pytest.approx(diff.mean())
+    assert e["n_images"] == 4
+    with pytest.raises(ValueError, match="differs from the reference"):
+        output_error([refs[0][:1]], [refs[0]])
+
+
+# --------------------------------------------------------------------------- timing loop
+
+
+class _SleepEngine(Engine):
+    """A stand-in service with a fixed 20 ms service time that releases the GIL (like a server call)."""
+
+    name, target, concurrent = "sleep", "test", True
+
+    def __init__(self, workload):
+        self.module = workload.module
+
+    def run(self, feeds):
+        time.sleep(0.02)
+        import torch
+
+        with torch.no_grad():
+            return self.module(torch.from_numpy(feeds["z"]), torch.from_numpy(feeds["truncation"])).numpy()
+
+
+def test_concurrency_overlaps_requests_and_errors_are_exact() -> None:
+    wl = build_workload("mapping", "tiny")
+    pool = InputPool(wl, Settings(iters=12, warmup=1, pool=3, check=2))
+    engine = _SleepEngine(wl)
+    one = measure(engine, pool, batch=2, concurrency=1, settings=pool.settings)
+    four = measure(engine, pool, batch=2, concurrency=4, settings=pool.settings)
+    assert one.status == four.status == "ok", (one.reason, four.reason)
+    assert one.error["max_abs"] == 0.0  # same module, same inputs
+    assert len(one.latencies_ms) == len(four.latencies_ms) == 12
+    assert 19 < one.stats["median_ms"] < 80
+    # four clients overlap their 20 ms calls: at least twice the throughput of one
+    assert four.stats["throughput_ips"] > 2 * one.stats["throughput_ips"]
+
+
+def test_time_budget_and_failures_are_reported() -> None:
+    wl = build_workload("mapping", "tiny")
+    pool = InputPool(wl, Settings(iters=1, seconds=0.15, warmup=0, pool=2, check=1))
+    row = measure(_SleepEngine(wl), pool, 1, 1, pool.settings)
+    assert row.status == "ok" and 4 <= row.stats["n"] <= 10
+
+    class Broken(_SleepEngine):
+        name = "broken"
+
+        def run(self, feeds):
+            raise RuntimeError("engine exploded")
+
+    bad = measure(Broken(wl), pool, 1, 1, pool.settings)
+    assert bad.status == "failed" and "engine exploded" in bad.reason
+
+
+# --------------------------------------------------------------------------- compare mode
+
+
+def _row(engine: str, target: str, batch: int, median: float, conc: int = 1) -> dict:
+    return {"engine": engine, "target": target, "stage": "synthesis", "batch": batch, "concurrency": conc, "status": "ok",
+            "reason": "", "precision": "fp32", "stats": {"median_ms": median}}
+
+
+def _run(rows: list[dict]) -> dict:
+    return {"schema": report.SCHEMA, "results": rows, "config": {}, "machine": {}}
+
+
+def test_compare_runs_and_baseline(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a = _run([_row("torch-fp32", "torch", 1, 10.0), _row("onnx-fp32", "onnx", 1, 2.5), _row("onnx-fp32", "onnx", 4, 8.0)])
+    b = _run([_row("torch-fp32", "torch", 1, 20.0), _row("onnx-fp32", "onnx", 1, 2.0)])
+    assert report.compare_runs(a, b) == [
+        ["torch-fp32", "synthesis", "1", "1", "10", "20", "0.50x"],
+        ["onnx-fp32", "synthesis", "1", "1", "2.5", "2", "1.25x"],
+    ]
+    assert report.compare_baseline(a, "torch") == [["onnx-fp32", "synthesis", "1", "1", "10", "2.5", "4.00x"]]
+    assert report.ratios(a["results"], "torch") == {0: 1.0, 1: 4.0}
+
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    report.save_json(a, pa)
+    report.save_json(b, pb)
+    assert main(["--compare", str(pa), str(pb)]) == 0
+    out = capsys.readouterr().out
+    assert "1.25x" in out and "0.50x" in out
+    assert main(["--compare", str(pa), "--baseline", "torch"]) == 0
+    assert "4.00x" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="baseline 'trt' was not measured"):
+        main(["--compare", str(pa), "--baseline", "trt"])
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(SystemExit, match="not a benchmark results file"):
+        main(["--compare", str(tmp_path / "junk.json"), str(pb)])
+
+
+# --------------------------------------------------------------------------- the real script
+
+
+def test_quick_run_writes_sane_results(tmp_path: Path) -> None:
+    committed = ROOT / "benchmarks" / "RESULTS.md"
+    before = sha256_file(committed) if committed.is_file() else None
+    record = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--results-dir", str(tmp_path),
+         "--record-to", str(record)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jsons = list(tmp_path.glob("*.json"))
+    assert len(jsons) == 1, list(tmp_path.iterdir())
+    run = json.loads(jsons[0].read_text())
+    assert run["schema"] == report.SCHEMA and "--quick" in run["command"]
+    assert run["machine"]["cpu"]["logical_cores"] >= 1 and run["machine"]["libraries"]["torch"]
+    rows = {(r["engine"], r["batch"], r["concurrency"]): r for r in run["results"]}
+    for engine in ("torch-fp32", "onnx-fp32"):
+        for batch in (1, 2):
+            r = rows[(engine, batch, 1)]
+            assert r["status"] == "ok", r["reason"]
+            s = r["stats"]
+            assert len(r["latencies_ms"]) == s["n"] == 5
+            assert 0 < s["min_ms"] <= s["median_ms"] <= s["p95_ms"] <= s["p99_ms"] <= s["max_ms"] < 10_000
+            assert s["median_ms"] == pytest.approx(float(np.median(r["latencies_ms"])), rel=1e-3)
+            assert s["throughput_ips"] > 0
+    assert rows[("torch-fp32", 1, 1)]["error"]["max_abs"] == 0.0
+    assert rows[("onnx-fp32", 1, 1)]["error"]["max_abs"] < 1e-3
+    assert not [r for r in run["results"] if r["status"] == "failed"]
+    # engines that cannot run here say why instead of crashing
+    for r in run["results"]:
+        if r["status"] == "unavailable":
+            assert r["reason"]
+    md = record.read_text()
+    assert "| onnx-fp32 | 1 | 1 |" in md and "Command: `python benchmarks/latency.py --quick" in md
+    png = jsons[0].with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert not list(tmp_path.glob(".*.tmp")), "artifacts must be written atomically"
+    after = sha256_file(committed) if committed.is_file() else None
+    assert before == after, "the test run must not touch the committed RESULTS.md"
