@@ -9,6 +9,8 @@ A checkpoint ``OUT/checkpoints/{iter:06d}.pt`` is a plain dict::
     iter                 completed iterations (int)
     latent_avg           the source's mean w [style_dim] (for truncation and blending)
     ada, mean_path_length, rng, world_size, format    exact-resume state (tensors and plain types)
+    source_sha256        which source model the run started from
+    replica_digests      SHA-256 of (g, d, g_ema) on every rank (all equal, checked before saving)
 
 Everything loads with ``torch.load(weights_only=True)``. Files are serialised in memory, written to
 a temporary name in the same folder and renamed (:func:`cptr.io.atomic_path`), so a crash leaves

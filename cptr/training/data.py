@@ -126,6 +126,21 @@ def _lmdb():
     return lmdb
 
 
+_ENVS: dict[tuple[str, int], object] = {}
+
+
+def _shared_env(path: Path):
+    """One read-only environment per LMDB path and process (LMDB refuses a second one)."""
+    key = (str(Path(path).resolve()), os.getpid())
+    if key not in _ENVS:
+        lmdb = _lmdb()
+        try:
+            _ENVS[key] = lmdb.open(key[0], max_readers=64, readonly=True, lock=False, readahead=False, meminit=False)
+        except lmdb.Error as e:
+            raise DatasetError(f"{path}: cannot open as an LMDB dataset ({e})") from None
+    return _ENVS[key]
+
+
 def lmdb_key(size: int, index: int) -> bytes:
     return f"{size}-{str(index).zfill(5)}".encode("utf-8")
 
@@ -156,17 +171,11 @@ class LMDBDataset(Dataset):
 
     def _open(self):
         if self._env is None:
-            lmdb = _lmdb()
-            try:
-                self._env = lmdb.open(str(self.path), max_readers=64, readonly=True, lock=False, readahead=False, meminit=False)
-            except lmdb.Error as e:
-                raise DatasetError(f"{self.path}: cannot open as an LMDB dataset ({e})") from None
+            self._env = _shared_env(self.path)
         return self._env
 
     def _close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        self._env = None  # the environment stays open in the per-process cache (LMDB allows one per path)
 
     def __getstate__(self) -> dict:  # DataLoader workers reopen the environment
         state = dict(self.__dict__)

@@ -83,6 +83,32 @@ def reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return reduce_sum(t) / dist.get_world_size()
 
 
+def all_gather_object(obj):
+    """A list with every rank's ``obj`` (``[obj]`` in a single process)."""
+    if not is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def ddp_wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel without per-forward buffer broadcasts (buffers here are constants)."""
+    import inspect
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    kwargs = {"device_ids": [device] if device.type == "cuda" else None}
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        kwargs["forward_sync_buffers"] = False
+    else:
+        kwargs["broadcast_buffers"] = False
+    # A [1, C] linear weight gets a gradient with strides (1, 1): harmless, but DDP warns every step.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    return DDP(module, **kwargs)
+
+
 def barrier() -> None:
     if is_initialized():
         dist.barrier()

@@ -24,6 +24,7 @@ a multiple of 4 (the discriminator's minibatch-stddev group, which then covers t
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -165,9 +166,8 @@ class Finetuner:
         self.g_net: nn.Module = SynthesisNetwork(self.g)
         self.d_net: nn.Module = self.d
         if info.distributed:
-            ids = [self.device] if self.device.type == "cuda" else None
-            self.g_net = nn.parallel.DistributedDataParallel(self.g_net, device_ids=ids, broadcast_buffers=False)
-            self.d_net = nn.parallel.DistributedDataParallel(self.d, device_ids=ids, broadcast_buffers=False)
+            self.g_net = dist_utils.ddp_wrap(self.g_net, self.device)
+            self.d_net = dist_utils.ddp_wrap(self.d, self.device)
 
         # ---- data
         self.dataset = open_dataset(cfg.data, source.size, workers=max(1, cfg.workers))
@@ -192,8 +192,8 @@ class Finetuner:
             return None
         if self.info.is_main:
             for p in remove_stale_temp_files(cfg.out):
-                self._log(f"removed {p.name}: a checkpoint left half-written by an interrupted run")
-        found = latest_checkpoint(cfg.out, warn=self._log if self.info.is_main else (lambda m: None))
+                self.log(f"removed {p.name}: a checkpoint left half-written by an interrupted run")
+        found = latest_checkpoint(cfg.out, warn=self.log)
         if found is None:
             raise CheckpointError(Path(cfg.out) / "checkpoints", "--resume found no readable checkpoint; start without --resume")
         return found
@@ -327,6 +327,15 @@ class Finetuner:
             "format": FORMAT,
         }
 
+    def weights_digest(self) -> str:
+        """SHA-256 of g, d and g_ema: equal on every rank of a healthy distributed run."""
+        h = hashlib.sha256()
+        for module in (self.g, self.d, self.g_ema):
+            for k, v in module.state_dict().items():
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     @torch.no_grad()
     def write_samples(self, iters_done: int) -> Path:
         g = self.source
@@ -383,8 +392,12 @@ class Finetuner:
                         raise FloatingPointError(f"iteration {done}: loss {bad[0]} is not finite; lower --lr or check the data")
                 if main and (done % cfg.sample_every == 0 or done == cfg.iters):
                     self.write_samples(done)
-                if main and (done % cfg.save_every == 0 or done == cfg.iters):
-                    last_ckpt = save_checkpoint(self.state(done), self.out, keep=cfg.keep or None)
+                if done % cfg.save_every == 0 or done == cfg.iters:
+                    replicas = dist_utils.all_gather_object(self.weights_digest())
+                    if len(set(replicas)) != 1:
+                        raise RuntimeError(f"iteration {done}: the processes hold different weights (digests {replicas}); the run is not reproducible")
+                    if main:
+                        last_ckpt = save_checkpoint({**self.state(done), "replica_digests": replicas}, self.out, keep=cfg.keep or None)
             seconds = time.perf_counter() - t0
         finally:
             bar.close()
