@@ -105,8 +105,7 @@ at::Tensor bias_leaky_relu(const at::Tensor& x_in, const c10::optional<at::Tenso
     const auto d = ncs(x);
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
     check_launch(cptr::bias_leaky_relu(x.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr, dtype, y.data_ptr(),
-                                       dtype, d[0], d[1], d[2], static_cast<float>(negative_slope),
-                                       static_cast<float>(gain), stream),
+                                       dtype, d[0], d[1], d[2], negative_slope, gain, stream),
                  "fused_leaky_relu");
     return y;
 }
@@ -131,7 +130,7 @@ at::Tensor bias_leaky_relu_grad(const at::Tensor& grad_in, const c10::optional<a
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(grad.device().index()).stream();
     check_launch(cptr::bias_leaky_relu_grad(grad.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr, dtype,
                                             ref.data_ptr(), out.data_ptr(), dtype, d[0], d[1], d[2],
-                                            static_cast<float>(negative_slope), static_cast<float>(gain), stream),
+                                            negative_slope, gain, stream),
                  "fused_leaky_relu backward");
     return out;
 }

@@ -13,10 +13,9 @@ constexpr int kThreads = 256;
 template <typename T, typename B, typename Index, bool REF>
 __global__ void __launch_bounds__(kThreads)
     bias_act_kernel(const T* __restrict__ x, const B* __restrict__ bias, const T* __restrict__ ref,
-                    T* __restrict__ y, Index total, Index c, Index s, float slope_f, float gain_f) {
+                    T* __restrict__ y, Index total, Index c, Index s, typename detail::AccType<T>::type slope,
+                    typename detail::AccType<T>::type gain) {
     using Acc = typename detail::AccType<T>::type;
-    const Acc slope = static_cast<Acc>(slope_f);
-    const Acc gain = static_cast<Acc>(gain_f);
     const Index stride = static_cast<Index>(gridDim.x) * blockDim.x;
     for (Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const Acc v = detail::to_acc<Acc>(x[i]);
@@ -33,7 +32,10 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T, typename B, bool REF>
 cudaError_t launch(const void* x, const void* bias, const void* ref, void* y, int64_t n, int64_t c, int64_t s,
-                   float slope, float gain, cudaStream_t stream) {
+                   double slope_d, double gain_d, cudaStream_t stream) {
+    using Acc = typename detail::AccType<T>::type;
+    const Acc slope = static_cast<Acc>(slope_d);
+    const Acc gain = static_cast<Acc>(gain_d);
     const int64_t total = n * c * s;
     if (total == 0) return cudaSuccess;
     const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t{1} << 20);
@@ -54,7 +56,7 @@ cudaError_t launch(const void* x, const void* bias, const void* ref, void* y, in
 
 template <bool REF>
 cudaError_t dispatch(const void* x, const void* bias, DType bias_dtype, const void* ref, void* y, DType dtype,
-                     int64_t n, int64_t c, int64_t s, float slope, float gain, cudaStream_t stream) {
+                     int64_t n, int64_t c, int64_t s, double slope, double gain, cudaStream_t stream) {
     if (n < 0 || c < 1 || s < 1) return cudaErrorInvalidValue;
     if (n > 0 && c > (int64_t{1} << 62) / n / s) return cudaErrorInvalidValue;
     if (n == 0) return cudaSuccess;  // empty tensors may carry null pointers
@@ -76,15 +78,15 @@ cudaError_t dispatch(const void* x, const void* bias, DType bias_dtype, const vo
 }  // namespace
 
 cudaError_t bias_leaky_relu(const void* x, const void* bias, DType bias_dtype, void* y, DType dtype, int64_t n,
-                            int64_t c, int64_t s, float negative_slope, float gain, cudaStream_t stream) {
+                            int64_t c, int64_t s, double negative_slope, double gain, cudaStream_t stream) {
     return dispatch<false>(x, bias, bias_dtype, nullptr, y, dtype, n, c, s, negative_slope, gain, stream);
 }
 
 cudaError_t bias_leaky_relu_grad(const void* grad, const void* bias, DType bias_dtype, const void* ref, void* grad_x,
-                                 DType dtype, int64_t n, int64_t c, int64_t s, float negative_slope, float gain,
+                                 DType dtype, int64_t n, int64_t c, int64_t s, double negative_slope, double gain,
                                  cudaStream_t stream) {
     // The sign of the saved output equals the sign of x + bias only for a positive gain.
-    if (!(gain > 0.0f)) return cudaErrorInvalidValue;
+    if (!(gain > 0.0)) return cudaErrorInvalidValue;
     return dispatch<true>(grad, bias, bias_dtype, ref, grad_x, dtype, n, c, s, negative_slope, gain, stream);
 }
 

@@ -4,7 +4,7 @@
 // Every launcher validates its arguments, enqueues work on `stream` and returns cudaSuccess,
 // cudaErrorInvalidValue for bad arguments (nothing is launched), or the launch error.
 // Tensors are dense NCHW (bias-act: [N, C, *]) in the same dtype; arithmetic runs in float for
-// half inputs and in double for double inputs.
+// half inputs and in double for double inputs (negative_slope and gain are rounded to that type).
 #pragma once
 
 #include <cstdint>
@@ -56,7 +56,7 @@ cudaError_t upfirdn2d(const void* x, void* y, DType dtype, int64_t planes, int i
 //   y = leaky_relu(x + bias[c], negative_slope) * gain
 // bias may be null (no bias). bias_dtype is either dtype or kFloat32.
 cudaError_t bias_leaky_relu(const void* x, const void* bias, DType bias_dtype, void* y, DType dtype,
-                            int64_t n, int64_t c, int64_t s, float negative_slope, float gain,
+                            int64_t n, int64_t c, int64_t s, double negative_slope, double gain,
                             cudaStream_t stream);
 
 // Gradient of bias_leaky_relu with respect to x (and, summed over n and s, to bias):
@@ -65,7 +65,7 @@ cudaError_t bias_leaky_relu(const void* x, const void* bias, DType bias_dtype, v
 // bias is normally null; a non-null bias carries the bias part of a double-backward pass.
 cudaError_t bias_leaky_relu_grad(const void* grad, const void* bias, DType bias_dtype, const void* ref,
                                  void* grad_x, DType dtype, int64_t n, int64_t c, int64_t s,
-                                 float negative_slope, float gain, cudaStream_t stream);
+                                 double negative_slope, double gain, cudaStream_t stream);
 
 // Human-readable dtype name for error messages.
 const char* dtype_name(DType dtype);

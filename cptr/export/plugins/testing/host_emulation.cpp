@@ -181,7 +181,7 @@ int cmd_upfirdn2d(int argc, char** argv) {
 
 // Mirrors bias_act_kernel (one loop over all elements).
 template <typename T, typename B>
-void run_bias_act(int64_t n, int64_t c, int64_t s, float slope_f, float gain_f, const std::string& xpath,
+void run_bias_act(int64_t n, int64_t c, int64_t s, double slope_d, double gain_d, const std::string& xpath,
                   const std::string& bpath, const std::string& rpath, const std::string& ypath) {
     using Acc = typename cptr::detail::AccType<T>::type;
     const int64_t total = n * c * s;
@@ -189,7 +189,7 @@ void run_bias_act(int64_t n, int64_t c, int64_t s, float slope_f, float gain_f, 
     const std::vector<B> bias = bpath == "-" ? std::vector<B>() : read_array<B>(bpath, static_cast<size_t>(c));
     const std::vector<T> ref = rpath == "-" ? std::vector<T>() : read_array<T>(rpath, static_cast<size_t>(total));
     std::vector<T> y(static_cast<size_t>(total));
-    const Acc slope = static_cast<Acc>(slope_f), gain = static_cast<Acc>(gain_f);
+    const Acc slope = static_cast<Acc>(slope_d), gain = static_cast<Acc>(gain_d);
     for (int64_t i = 0; i < total; ++i) {
         const Acc v = cptr::detail::to_acc<Acc>(x[i]);
         const Acc b = bias.empty() ? Acc(0) : cptr::detail::to_acc<Acc>(bias[cptr::detail::channel_of<int64_t>(i, c, s)]);
@@ -208,7 +208,7 @@ int cmd_bias_act(int argc, char** argv) {
     }
     const std::string dtype = argv[2], bdtype = argv[3];
     const int64_t n = std::atoll(argv[4]), c = std::atoll(argv[5]), s = std::atoll(argv[6]);
-    const float slope = static_cast<float>(std::atof(argv[7])), gain = static_cast<float>(std::atof(argv[8]));
+    const double slope = std::atof(argv[7]), gain = std::atof(argv[8]);
     const std::string bias = bdtype == "none" ? "-" : argv[10];
     if (dtype == "float32") {
         run_bias_act<float, float>(n, c, s, slope, gain, argv[9], bias, argv[11], argv[12]);
