@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "kernels/cptr_kernels.h"
@@ -84,7 +85,7 @@ std::vector<int64_t> ncs(const at::Tensor& x) {
     return {x.size(0), x.size(1), s};
 }
 
-at::Tensor prepare_bias(const c10::optional<at::Tensor>& bias, const at::Tensor& x, const char* op) {
+at::Tensor prepare_bias(const std::optional<at::Tensor>& bias, const at::Tensor& x, const char* op) {
     if (!bias.has_value() || !bias->defined()) return at::Tensor();
     check_cuda(*bias, "bias", x);
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1), op, ": bias of shape ", bias->sizes(),
@@ -92,7 +93,7 @@ at::Tensor prepare_bias(const c10::optional<at::Tensor>& bias, const at::Tensor&
     return bias->to(x.scalar_type()).contiguous();
 }
 
-at::Tensor bias_leaky_relu(const at::Tensor& x_in, const c10::optional<at::Tensor>& bias_in, double negative_slope,
+at::Tensor bias_leaky_relu(const at::Tensor& x_in, const std::optional<at::Tensor>& bias_in, double negative_slope,
                            double gain) {
     TORCH_CHECK(x_in.is_cuda(), "fused_leaky_relu: x must be a CUDA tensor");
     TORCH_CHECK(x_in.dim() >= 2, "fused_leaky_relu: x must have at least 2 dims [N, C, ...], got ", x_in.sizes());
@@ -111,7 +112,7 @@ at::Tensor bias_leaky_relu(const at::Tensor& x_in, const c10::optional<at::Tenso
 }
 
 // grad_x = (grad + bias) * gain * (ref > 0 ? 1 : slope); ref is the saved forward output.
-at::Tensor bias_leaky_relu_grad(const at::Tensor& grad_in, const c10::optional<at::Tensor>& bias_in,
+at::Tensor bias_leaky_relu_grad(const at::Tensor& grad_in, const std::optional<at::Tensor>& bias_in,
                                 const at::Tensor& ref_in, double negative_slope, double gain) {
     TORCH_CHECK(grad_in.is_cuda(), "fused_leaky_relu backward: grad must be a CUDA tensor");
     TORCH_CHECK(grad_in.dim() >= 2, "fused_leaky_relu backward: grad must have at least 2 dims, got ", grad_in.sizes());
