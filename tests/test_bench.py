@@ -178,6 +178,10 @@ def test_quick_run_writes_sane_results(tmp_path: Path) -> None:
     assert rows[("torch-fp32", 1, 1)]["error"]["max_abs"] == 0.0
     assert rows[("onnx-fp32", 1, 1)]["error"]["max_abs"] < 1e-3
     assert not [r for r in run["results"] if r["status"] == "failed"]
+    triton = [r for r in run["results"] if r["target"] == "triton" and r["status"] == "ok"]
+    if triton:  # the embedded server ran: concurrency 2 overlaps requests, outputs match torch
+        assert {(r["batch"], r["concurrency"]) for r in triton} == {(1, 1), (1, 2), (2, 1), (2, 2)}
+        assert all(r["error"]["max_abs"] < 1e-3 and r["info"]["server_version"] for r in triton)
     # engines that cannot run here say why instead of crashing
     for r in run["results"]:
         if r["status"] == "unavailable":

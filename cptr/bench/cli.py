@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -25,6 +26,7 @@ from typing import Any
 
 from cptr.bench import report
 from cptr.bench.measure import InputPool, Settings, measure, unavailable_row
+from cptr.bench.targets import Unavailable
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for torch and ONNX Runtime (default: their own)")
     p.add_argument("--url", default=None, help="triton: a running server (host:port); default starts the embedded one")
     p.add_argument("--protocol", default="grpc", choices=("grpc", "http"), help="triton client protocol")
-    p.add_argument("--shm", action="store_true", help="triton: pass tensors through system shared memory")
+    p.add_argument("--shm", action="store_true", help="triton: return output tensors through system shared memory")
+    p.add_argument("--style", default="demo", help="triton with --url: the style the server serves (default demo)")
     p.add_argument("--baseline", default="torch", help="engine or target the ratios are relative to (default torch)")
     p.add_argument("--results-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results", help="where the JSON and PNG go")
     p.add_argument("--record-to", type=Path, default=REPO_ROOT / "benchmarks" / "RESULTS.md", help="Markdown file the summary is appended to")
@@ -161,7 +164,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
         console.print(f"[red]stage {args.stage!r} unavailable: {e}[/red]")
         return 2, {}, {}
     ctx = Context(device=args.device, threads=args.threads, batch_max=max(args.batch), url=args.url,
-                  protocol=args.protocol, shm=args.shm, quick=args.quick)
+                  protocol=args.protocol, shm=args.shm, style=args.style, quick=args.quick)
     pool = InputPool(workload, settings)
     rows = []
     targets = all_targets()
@@ -172,21 +175,19 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
         ctx.log = lambda msg: progress.update(task, description=msg)
         for name in args.targets:
             progress.update(task, description=f"{name}: preparing", total=None, completed=0)
-            for engine in targets[name].engines(workload, ctx):
-                if not isinstance(engine, Engine):
-                    rows.append(unavailable_row(engine, args.stage))
-                    continue
-                try:
-                    concs = args.concurrency if engine.concurrent else [1]
-                    for batch in args.batch:
-                        for conc in concs:
-                            progress.update(task, description=f"{engine.name} batch {batch} x{conc}",
-                                            total=None if args.seconds else settings.iters, completed=0)
-                            rows.append(measure(engine, pool, batch, conc, settings,
-                                                tick=lambda n: progress.advance(task, n)))
-                finally:
-                    engine.close()
+            with contextlib.closing(targets[name].engines(workload, ctx)) as engines:
+                for engine in engines:
+                    if not isinstance(engine, Engine):
+                        rows.append(unavailable_row(engine, args.stage))
+                        continue
+                    try:
+                        _measure_engine(engine, args, pool, settings, rows, progress, task)
+                    finally:
+                        engine.close()
     machine["load_average_end"] = load_average()
+    versions = {r.info.get("server_version") for r in rows if r.info.get("server_version")}
+    if versions:
+        machine["libraries"]["tritonserver"] = ", ".join(sorted(versions))
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:40] or "host"
     run = {
@@ -198,7 +199,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
             "targets": args.targets, "batches": args.batch, "concurrency": args.concurrency, "iters": args.iters,
             "seconds": args.seconds, "warmup": args.warmup, "pool": args.pool, "check": args.check, "seed": args.seed,
             "device": args.device, "threads": args.threads, "quick": args.quick, "baseline": args.baseline,
-            "url": args.url, "protocol": args.protocol, "shm": args.shm,
+            "url": args.url, "protocol": args.protocol, "shm": args.shm, "style": args.style,
         },
         "duration_s": round(time.perf_counter() - started, 1),
         "results": [r.to_dict() for r in rows],
@@ -220,6 +221,21 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
     for r in failed:
         print(f"FAILED {r.engine} batch {r.batch} x{r.concurrency}: {r.reason}", file=sys.stderr)
     return (1 if failed else 0), run, paths
+
+
+def _measure_engine(engine: Any, args: argparse.Namespace, pool: InputPool, settings: Settings, rows: list,
+                    progress: Any, task: Any) -> None:
+    concs = args.concurrency if engine.concurrent else [1]
+    for batch in args.batch:
+        if engine.max_batch and batch > engine.max_batch:
+            rows.append(unavailable_row(Unavailable(engine.name, engine.target,
+                                                    f"batch {batch} > the engine's max batch {engine.max_batch}"),
+                                        args.stage, batch))
+            continue
+        for conc in concs:
+            progress.update(task, description=f"{engine.name} batch {batch} x{conc}",
+                            total=None if args.seconds else settings.iters, completed=0)
+            rows.append(measure(engine, pool, batch, conc, settings, tick=lambda n: progress.advance(task, n)))
 
 
 def _rel(p: Path) -> str:

@@ -224,5 +224,5 @@ def _concurrent(engine: Engine, prepared: list[Any], settings: Settings, concurr
     return [t for r in results for t in r], wall
 
 
-def unavailable_row(u: Unavailable, stage: str) -> Measurement:
-    return Measurement(u.name, u.target, stage, 0, 0, status="unavailable", reason=u.reason)
+def unavailable_row(u: Unavailable, stage: str, batch: int = 0) -> Measurement:
+    return Measurement(u.name, u.target, stage, batch, 0, status="unavailable", reason=u.reason)

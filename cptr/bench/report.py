@@ -120,11 +120,11 @@ def table_rows(run: dict[str, Any], baseline: str = DEFAULT_BASELINE) -> list[li
 
 
 def not_measured(run: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(engine, status, reason) of rows that did not run; one entry per engine."""
+    """(engine, status, reason) of rows that did not run; one entry per engine and reason."""
     seen, out = set(), []
     for r in run["results"]:
-        if r["status"] != "ok" and r["engine"] not in seen:
-            seen.add(r["engine"])
+        if r["status"] != "ok" and (r["engine"], r["reason"]) not in seen:
+            seen.add((r["engine"], r["reason"]))
             out.append((r["engine"], r["status"], r["reason"]))
     return out
 
@@ -238,7 +238,14 @@ def plot(runs: Sequence[dict[str, Any]], path: Path, title: str | None = None) -
         ax2.set(xlabel="batch size", ylabel="images / s", title="throughput vs batch (concurrency 1)")
     ax2.set_xscale("log", base=2)
     ax2.grid(True, which="both", alpha=0.3)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ticks = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
+        if ticks:
+            ax.set_xticks(ticks)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     if title:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Context:
     url: str | None = None  # triton: a running server; None starts the embedded one
     protocol: str = "grpc"
     shm: bool = False
+    style: str = "demo"  # triton with --url: the served style
     quick: bool = False
     log: Any = None  # callable(str) for progress notes, or None
 
@@ -56,6 +58,7 @@ class Engine:
     device: str = "cpu"
     note: str = ""
     concurrent: bool = False  # True: ``worker()`` gives independent clients for concurrent requests
+    max_batch: int | None = None  # largest batch the engine accepts (None: no limit)
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> Any:
         return feeds
@@ -114,7 +117,7 @@ class TorchEngine(Engine):
 
     def run(self, prepared: list[torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module(*[t.to(self.dtype) for t in prepared]).float()
+            return self.module(*[t.to(self.dtype) if t.is_floating_point() else t for t in prepared]).float()
 
     def synchronize(self) -> None:
         _sync(self.device)
@@ -179,17 +182,45 @@ class OrtEngine(Engine):
         }
 
 
-def export_onnx(workload: Workload, precision: str, ctx: Context) -> Path:
-    """Export the workload's stage with :mod:`cptr.export.onnx` into the run's work folder (cached)."""
-    path = ctx.workdir / f"{workload.stage}-{precision}.onnx"
+class OrtGenerateEngine(Engine):
+    """The ``generate`` ensemble in one process: seeds -> z (NumPy), mapping and synthesis in ORT."""
+
+    target = "onnx"
+
+    def __init__(self, mapping: OrtEngine, synthesis: OrtEngine, workload: Workload, name: str, note: str):
+        from cptr.serving.stages import mix_latents, seed_latents
+
+        self.mapping, self.synthesis = mapping, synthesis
+        self._seed_latents, self._mix_latents = seed_latents, mix_latents
+        self.style_dim, self.n_latent = workload.generator.style_dim, workload.generator.n_latent
+        self.psi = float(workload.info["truncation"])
+        self.name, self.precision, self.device, self.note = name, synthesis.precision, synthesis.device, note
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        mix = feeds["mix"]
+        z = np.concatenate([self._seed_latents(feeds["seed"], self.style_dim), self._seed_latents(mix[:, 0], self.style_dim)])
+        psi = np.full((z.shape[0], 1), self.psi, np.float32)
+        w = self.mapping.run({"z": z, "truncation": psi})
+        b = feeds["seed"].shape[0]
+        w_plus = self._mix_latents(w[:b], w[b:], mix, self.n_latent)
+        return self.synthesis.run({"w_plus": w_plus})
+
+    def info(self) -> dict[str, Any]:
+        return self.synthesis.info()
+
+
+def export_onnx(workload: Workload, precision: str, ctx: Context, stage: str | None = None) -> Path:
+    """Export a stage (default: the workload's) with :mod:`cptr.export.onnx` into the run's work folder (cached)."""
+    stage = stage or workload.stage
+    path = ctx.workdir / f"{stage}-{precision}.onnx"
     if path.is_file():
         return path
     from cptr.export import onnx as onnx_export
 
     g = workload.generator
-    if workload.stage == "synthesis":
+    if stage == "synthesis":
         onnx_export.export_synthesis(g, path, precision, verify=False)
-    elif workload.stage == "mapping":
+    elif stage == "mapping":
         onnx_export.export_mapping(g, path, precision, verify=False)
     else:
         exporter = workload.info.get("onnx_exporter")
@@ -225,10 +256,26 @@ class OnnxTarget(Target):
         variants.append(("onnx-fp16", "fp16", False, f"{where}, fp16 compute, fp32 I/O"))
         for name, precision, spin, note in variants:
             try:
+                if workload.stage == "generate":
+                    yield self._generate(workload, ctx, name, precision, providers, spin, note)
+                    continue
                 path = export_onnx(workload, precision, ctx)
                 yield OrtEngine(path, workload, name, precision, providers, ctx.threads, spin, note)
             except Exception as e:  # noqa: BLE001 - report and go on with the other engines
                 yield Unavailable(name, self.name, f"export/session failed: {type(e).__name__}: {e}")
+
+
+    @staticmethod
+    def _generate(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool,
+                  note: str) -> Engine:
+        from cptr.bench.workloads import _mapping, _synthesis
+
+        g, desc = workload.generator, workload.info["description"]
+        parts = []
+        for stage_wl in (_mapping(g, workload.model_name, desc), _synthesis(g, workload.model_name, desc)):
+            path = export_onnx(stage_wl, precision, ctx)
+            parts.append(OrtEngine(path, stage_wl, f"{name}-{stage_wl.stage}", precision, providers, ctx.threads, spin))
+        return OrtGenerateEngine(parts[0], parts[1], workload, name, f"{note}; seeds and mixing in NumPy, in process")
 
 
 # --------------------------------------------------------------------------- compiled torch engine
@@ -270,6 +317,10 @@ class TorchEngineTarget(Target):
         if importlib.util.find_spec("cptr.export.torch_engine") is None:
             yield Unavailable("torch-engine", self.name, "cptr.export.torch_engine is missing from this checkout")
             return
+        if workload.stage not in ("synthesis", "mapping"):
+            yield Unavailable("torch-engine", self.name, f"stage {workload.stage!r} is not compiled (seed -> z runs in NumPy); "
+                              "use --stage synthesis or mapping")
+            return
         from cptr.export.torch_engine import build_torch_engine, load_torch_engine
         from cptr.models import set_fused_modconv
 
@@ -285,8 +336,10 @@ class TorchEngineTarget(Target):
                 example = [torch.from_numpy(feeds[s.name]) for s in workload.inputs]
                 if ctx.log:
                     ctx.log(f"compiling {name} (AOTInductor; this takes a while)")
-                meta = build_torch_engine(module, example, [s.name for s in workload.inputs], path,
-                                          device=ctx.device, precision=precision, batch_max=max(2, ctx.batch_max))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation notes
+                    meta = build_torch_engine(module, example, [s.name for s in workload.inputs], path,
+                                              device=ctx.device, precision=precision, batch_max=max(2, ctx.batch_max))
                 yield CompiledTorchEngine(load_torch_engine(path, ctx.device), workload, name, ctx.device, precision, meta)
             except Exception as e:  # noqa: BLE001
                 yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")

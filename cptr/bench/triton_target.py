@@ -1,11 +1,124 @@
-"""Triton end to end: requests through a server (the embedded one, or ``--url``)."""
+"""Triton end to end: requests through a real server, from many client threads.
+
+Without ``--url`` the harness exports the workload's model with ``cptr-export`` (the ``demo``
+style as is; any other model saved as a checkpoint and exported as its own style) into the run's
+work folder, starts the bundled ``tritonserver`` on free loopback ports, and stops it afterwards.
+With ``--url`` it measures whatever server is there (``--style`` names the served style; errors
+are only meaningful when ``--model`` is the model that server serves). Each concurrent client
+thread holds its own :class:`cptr.client.CartoonClient`.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from cptr.bench.targets import Context, Engine, Target, Unavailable
 from cptr.bench.workloads import Workload
+
+MAX_SERVER_BATCH = 64  # cptr.contracts.MAX_SEEDS_PER_REQUEST
+MIN_SERVER_BATCH = 8  # cptr-export's default batch_max
+
+
+def model_name(stage: str, style: str) -> str | None:
+    """The Triton model that serves ``stage`` for ``style``."""
+    from cptr.serving import names
+
+    return {
+        "synthesis": names.synthesis,
+        "mapping": names.mapping,
+        "generate": names.generate,
+        "encoder": names.encoder,
+        "pipeline": names.cartoonize,
+    }.get(stage, lambda s: None)(style)
+
+
+class TritonEngine(Engine):
+    """Inference requests to one Triton model through :class:`cptr.client.CartoonClient`."""
+
+    target = "triton"
+    concurrent = True
+
+    def __init__(self, url: str, protocol: str, model: str, output: str, shm: bool, name: str, note: str,
+                 inputs: list[str] | None = None, max_batch: int | None = None, server: dict[str, Any] | None = None):
+        from cptr.client import CartoonClient
+
+        self.url, self.protocol, self.model, self.output, self.shm = url, protocol, model, output, shm
+        self.name, self.note, self.server = name, note, server or {}
+        self.client = CartoonClient(url, protocol)
+        if inputs is None or max_batch is None:
+            info = self.client.model_info(model)
+            inputs, max_batch = list(info.inputs), info.max_batch_size
+            if output not in info.outputs:
+                raise ValueError(f"model {model!r} has no output {output!r} (it has {', '.join(info.outputs)})")
+        self.inputs, self.max_batch = inputs, (max_batch or None)
+        self.device = "server"
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [n for n in self.inputs if n not in feeds]
+        if missing:
+            raise ValueError(f"model {self.model!r} needs inputs {missing} that the workload does not make")
+        return {n: feeds[n] for n in self.inputs}  # inputs the served model fixes itself (truncation) are left out
+
+    def run(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
+        return self.client.infer(self.model, prepared, [self.output], shared_memory=self.shm)[self.output]
+
+    def worker(self) -> TritonEngine:
+        return TritonEngine(self.url, self.protocol, self.model, self.output, self.shm, self.name, self.note,
+                            self.inputs, self.max_batch or 0, self.server)
+
+    def info(self) -> dict[str, Any]:
+        return {"url": self.url, "protocol": self.protocol, "model": self.model, "shared_memory": self.shm,
+                "max_batch_size": self.max_batch, **self.server}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def server_metadata(url: str, protocol: str) -> dict[str, Any]:
+    """Name and version the server reports (the tritonserver version lives only there)."""
+    try:
+        if protocol == "grpc":
+            import tritonclient.grpc as tc
+
+            with tc.InferenceServerClient(url) as c:
+                meta = c.get_server_metadata(as_json=True)
+        else:
+            import tritonclient.http as tc
+
+            c = tc.InferenceServerClient(url)
+            try:
+                meta = c.get_server_metadata()
+            finally:
+                c.close()
+        return {"server": meta.get("name"), "server_version": meta.get("version")}
+    except Exception as e:  # noqa: BLE001 - informative only
+        return {"server_metadata_error": f"{type(e).__name__}: {e}"}
+
+
+def export_repository(workload: Workload, ctx: Context) -> tuple[Path, str]:
+    """A model repository for the workload's model (``cptr-export``), built once per run."""
+    from cptr.export.cli import ExportOptions, run_export
+
+    out = ctx.workdir / "triton_repo"
+    batch_max = min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
+    if workload.model_name == "demo":
+        style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True)
+    else:
+        from cptr.checkpoints import save_generator
+
+        ckpt = save_generator(workload.generator, ctx.workdir / "bench_generator.pt")
+        # source == target: the "blend" is the generator itself
+        style = "bench"
+        opts = ExportOptions(out=out, style=style, source=ckpt, target=ckpt, alpha=1.0, batch_max=batch_max,
+                             verify=False, quiet=True)
+    if not (out / "manifest.json").is_file():
+        run_export(opts)
+    return out, style
 
 
 class TritonTarget(Target):
@@ -13,4 +126,44 @@ class TritonTarget(Target):
     description = "Triton Inference Server end to end (embedded server or --url), gRPC/HTTP, optional shared memory"
 
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        yield Unavailable("triton", self.name, "the Triton client (cptr.client) is not in this checkout yet")
+        name = f"triton-{ctx.protocol}" + ("-shm" if ctx.shm else "")
+        missing = [m for m in ("tritonclient", "pytriton", "cptr.client", "cptr.serving.server") if importlib.util.find_spec(m) is None]
+        if missing:
+            yield Unavailable(name, self.name, f"{', '.join(missing)} missing: pip install 'cptr[serve]'")
+            return
+        server = None
+        try:
+            if ctx.url:
+                url, style, where = ctx.url, ctx.style, f"server at {ctx.url}"
+            else:
+                if workload.generator is None:
+                    yield Unavailable(name, self.name, f"the embedded server is built for generator stages, not {workload.stage!r}; pass --url")
+                    return
+                from cptr.serving.server import TritonServer
+
+                if ctx.log:
+                    ctx.log("triton: exporting the model repository and starting tritonserver")
+                repo, style = export_repository(workload, ctx)
+                server = TritonServer(repo).start()
+                url = server.grpc_url if ctx.protocol == "grpc" else server.http_url
+                where = "embedded tritonserver (Python backend, ONNX Runtime inside), loopback"
+            model = model_name(workload.stage, style)
+            if model is None:
+                yield Unavailable(name, self.name, f"no Triton model serves stage {workload.stage!r}")
+                return
+            from cptr.client import CartoonClient
+
+            with CartoonClient(url, ctx.protocol) as probe:
+                served = probe.models()
+            if model not in served:
+                yield Unavailable(name, self.name, f"model {model!r} is not served at {url} (served: {', '.join(served) or 'none'})")
+                return
+            note = where + ("; outputs through system shared memory" if ctx.shm else "")
+            yield TritonEngine(url, ctx.protocol, model, workload.output.name, ctx.shm, name, note,
+                               server=server_metadata(url, ctx.protocol))
+        except Exception as e:  # noqa: BLE001 - report, never crash the run
+            first = (str(e).strip().splitlines() or [""])[0]
+            yield Unavailable(name, self.name, f"{type(e).__name__}: {first}")
+        finally:
+            if server is not None:
+                server.stop()

@@ -18,7 +18,7 @@ from torch import nn
 from cptr import contracts
 from cptr.models import Generator
 
-STAGES = ("synthesis", "mapping", "encoder", "mapper", "align", "pipeline")
+STAGES = ("synthesis", "mapping", "generate", "encoder", "mapper", "align", "pipeline")
 NAMED_MODELS = ("demo", "ffhq256", "tiny")
 TINY_CONFIG = {"size": 32, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 16, 32: 16}}
 
@@ -58,10 +58,14 @@ class Workload:
 
 def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
     """The generator named by ``--model``: ``demo``, ``ffhq256`` (random weights), ``tiny`` or a checkpoint path."""
-    if model == "demo":
-        from cptr.demo import demo_generators
+    if model == "demo":  # exactly what `cptr-export --style demo` serves: the blended pair
+        from cptr.blend import blend_generators
+        from cptr.styles import DEMO_NAME, get_style, load_style_generators
 
-        return demo_generators()[1], "demo style target generator (seeded, untrained)"
+        info = get_style(DEMO_NAME)
+        source, target = load_style_generators(DEMO_NAME)
+        g = blend_generators(source, target, info.alpha, info.swap_res, info.blend_width)
+        return g.eval().requires_grad_(False), f"embedded demo style blended at alpha={info.alpha:g} (seeded, untrained)"
     if model == "ffhq256":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -125,29 +129,84 @@ def _synthesis(g: Generator, model: str, description: str) -> Workload:
     )
 
 
+def served_truncation() -> float:
+    """The truncation ``cptr-export`` bakes into the served mapping model (its default)."""
+    from cptr.export.cli import ExportOptions
+
+    return float(ExportOptions().truncation)
+
+
 def _mapping(g: Generator, model: str, description: str) -> Workload:
     from cptr.export.onnx import MappingGraph  # the exported graph's own reference: z, truncation -> w
 
     module = MappingGraph(g).eval()
+    psi = served_truncation()
 
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {
             "z": rng.standard_normal((batch, g.style_dim), dtype=np.float32),
-            "truncation": rng.uniform(0.5, 1.0, (batch, 1)).astype(np.float32),
+            "truncation": np.full((batch, 1), psi, np.float32),
         }
 
     info = _generator_info(g, description)
+    info["truncation"] = psi
     flops = count_flops(module, torch.zeros(1, g.style_dim), torch.ones(1, 1))
     info["gflop_per_image"] = round(flops / 1e9, 4) if flops else None
     specs = [contracts.z(g.style_dim), contracts.TRUNCATION]
     return Workload("mapping", model, specs, contracts.w(g.style_dim), module, sampler, g, info)
 
 
+class GenerateReference(nn.Module):
+    """``seed [B, 1], mix [B, 2] -> image``, as the ``generate_<style>`` ensemble computes it.
+
+    z from the seeds (:func:`cptr.serving.stages.seed_latents`), the mapping with the served
+    truncation, style mixing (:func:`cptr.serving.stages.mix_latents`), then synthesis.
+    """
+
+    def __init__(self, g: Generator, truncation: float):
+        super().__init__()
+        from cptr.export.onnx import MappingGraph, SynthesisReference
+
+        self.mapping, self.synthesis = MappingGraph(g).eval(), SynthesisReference(g).eval()
+        self.style_dim, self.n_latent, self.truncation = g.style_dim, g.n_latent, truncation
+
+    def forward(self, seed: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        from cptr.serving.stages import mix_latents, seed_latents
+
+        mix_np = mix.cpu().numpy()
+        z = torch.from_numpy(seed_latents(seed.cpu().numpy(), self.style_dim)).to(self.synthesis.g.input.input)
+        z_mix = torch.from_numpy(seed_latents(mix_np[:, 0], self.style_dim)).to(z)
+        psi = torch.full((z.shape[0], 1), self.truncation, dtype=z.dtype, device=z.device)
+        w, w_mix = self.mapping(z, psi), self.mapping(z_mix, psi)
+        w_plus = mix_latents(w.float().cpu().numpy(), w_mix.float().cpu().numpy(), mix_np, self.n_latent)
+        return self.synthesis(torch.from_numpy(w_plus).to(z))
+
+
+def sample_seeds(batch: int, rng: np.random.Generator, n_latent: int) -> dict[str, np.ndarray]:
+    """Random seeds; half of the requests mix in a second seed at a random W+ entry."""
+    seed = rng.integers(0, 2**31, (batch, 1), dtype=np.int64)
+    mix = np.stack([rng.integers(0, 2**31, batch), rng.integers(1, n_latent, batch) * (rng.random(batch) < 0.5)], 1)
+    return {"seed": seed, "mix": mix.astype(np.int64)}
+
+
+def _generate(g: Generator, model: str, description: str) -> Workload:
+    psi = served_truncation()
+    module = GenerateReference(g, psi)
+    info = _generator_info(g, description)
+    info["truncation"] = psi
+    flops = count_flops(module.synthesis, torch.zeros(1, g.n_latent, g.style_dim))
+    info["gflop_per_image"] = round(flops / 1e9, 3) if flops else None
+    return Workload(
+        "generate", model, [contracts.SEED, contracts.MIX], contracts.image(g.size), module,
+        lambda batch, rng: sample_seeds(batch, rng, g.n_latent), g, info,
+    )
+
+
 def build_workload(stage: str, model: str, seed: int = 0) -> Workload:
     """The workload for ``--stage`` and ``--model``; raises :class:`WorkloadUnavailable` with the reason."""
     if stage not in STAGES:
         raise WorkloadUnavailable(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
-    builders = {"synthesis": _synthesis, "mapping": _mapping}
+    builders = {"synthesis": _synthesis, "mapping": _mapping, "generate": _generate}
     extra = _extra_builders()
     if stage in builders:
         g, description = build_model(model, seed)
