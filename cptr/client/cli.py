@@ -82,7 +82,7 @@ def generate(
             faces = client.generate(seeds, style=style, mix=mix, output="array")
     except (CartoonError, ValueError) as e:
         raise _fail(e) from None
-    save_image(grid(np.stack(faces), cols=cols), out)
+    save_image(grid(np.stack(faces), cols=min(cols, len(faces))), out)
     typer.echo(f"wrote {out} ({len(faces)} faces)")
 
 

@@ -433,13 +433,12 @@ class CartoonClient(_Common):
         """
         info = self.model_info(model) if (outputs is None or shared_memory) else None
         outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
-        batch = int(np.asarray(next(iter(inputs.values()))).shape[0])
-
         def run(client: Any) -> dict[str, np.ndarray]:
             requested = self._outputs(outputs)
             kwargs: dict[str, Any] = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
             if not shared_memory:
                 return self._results(client.infer(model, self._inputs(inputs), outputs=requested, **kwargs), outputs, {})
+            batch = int(np.asarray(next(iter(inputs.values()))).shape[0])
             sizes = self._shm_sizes(info, [o for o in outputs if info.outputs[o].dtype != "BYTES"], batch)  # type: ignore[union-attr]
             with _shm_regions(client, sizes) as shm:
                 for out in requested:

@@ -1,0 +1,572 @@
+"""The real Triton server (bundled in nvidia-pytriton) on loopback, serving a repository made by cptr-export.
+
+Every numerical check compares what comes over gRPC/HTTP with the same ONNX files run in-process
+by ONNX Runtime; every bad request must give an error and leave the server healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cptr import contracts as C
+from cptr.client import (
+    AsyncCartoonClient,
+    BadImageError,
+    BadRequestError,
+    CartoonClient,
+    ImageTooLargeError,
+    NoFaceError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+    UnknownStyleError,
+)
+from cptr.serving.server import ServerStartError, TritonServer, free_port
+
+pytest.importorskip("pytriton")
+pytest.importorskip("tritonclient.grpc")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+STYLE = "demo"
+PROMPT = "smile"
+TOL = 1e-4
+BIN = Path(sys.executable).parent
+
+
+# --------------------------------------------------------------------------- repository + server
+
+
+def _export(out: Path, home: Path) -> None:
+    env = {**os.environ, "CPTR_HOME": str(home)}
+    subprocess.run([str(BIN / "cptr-export"), "--style", STYLE, "--out", str(out), "--quiet"], check=True, env=env, timeout=600)
+
+
+def _add_photo_stages(repo: Path, work: Path) -> Path:
+    """Until cptr-export ships the demo encoder and a mapper: a tiny seeded encoder and mapper, written
+    with the real repository writer beside the exported mapping and synthesis graphs."""
+    import shutil
+
+    import torch
+
+    from cptr.contracts import ExportBundle, StageArtifact
+    from cptr.serving.repository import write_repository
+
+    manifest = json.loads((repo / "manifest.json").read_text())
+    n, d = manifest["n_latent"], manifest["style_dim"]
+    root = work / "repo_with_encoder"
+    stage = root / ".staging"
+    stage.mkdir(parents=True)
+
+    def art(model: str, stage_name: str) -> StageArtifact:
+        entry = manifest["models"][model]
+        path = stage / f"{stage_name}.onnx"
+        shutil.copyfile(repo / entry["file"], path)
+        spec = lambda e: C.TensorSpec(e["name"], e["dtype"], tuple(e["dims"]))  # noqa: E731
+        return StageArtifact(stage_name, path, [spec(e) for e in entry["inputs"]], [spec(e) for e in entry["outputs"]])
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 8, 8)
+            self.fc = torch.nn.Linear(8 * 4 * 4, n * d)
+
+        def forward(self, aligned: torch.Tensor) -> torch.Tensor:
+            x = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(aligned)), 4)
+            return self.fc(x.flatten(1)).reshape(-1, n, d)
+
+    class Mapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(d, d)
+
+        def forward(self, w_plus: torch.Tensor) -> torch.Tensor:
+            return w_plus + 0.5 * torch.tanh(self.fc(w_plus))
+
+    torch.manual_seed(0)
+    arts = {}
+    for name, module, example, i, o in (
+        ("encoder", Encoder(), torch.randn(2, 3, 256, 256), C.ALIGNED, C.w_plus(n, d)),
+        ("mapper", Mapper(), torch.randn(2, n, d), C.w_plus(n, d), C.w_plus(n, d, "w_plus_edited")),
+    ):
+        path = stage / f"{name}.onnx"
+        torch.onnx.export(
+            module.eval(), (example,), str(path), input_names=[i.name], output_names=[o.name],
+            dynamic_axes={i.name: {0: "batch"}, o.name: {0: "batch"}}, opset_version=17, dynamo=False,
+        )
+        arts[name] = StageArtifact(name, path, [i], [o])
+    bundle = ExportBundle(
+        style=STYLE, size=manifest["size"], n_latent=n, style_dim=d, precision="fp32", batch_max=manifest["batch_max"],
+        mapping=art(f"mapping_{STYLE}", "mapping"), synthesis=art(f"synthesis_{STYLE}", "synthesis"),
+        encoder=arts["encoder"], mappers={PROMPT: arts["mapper"]}, manifest=manifest,
+    )
+    write_repository(root, bundle)
+    shutil.rmtree(stage)
+    shutil.copyfile(repo / "manifest.json", root / "manifest.json")
+    return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("serving")
+    out = work / "triton_repo"
+    _export(out, work / "home")
+    if not (out / f"encoder_{STYLE}").is_dir() or not any(p.name.startswith(f"mapper_{STYLE}_") for p in out.iterdir()):
+        out = _add_photo_stages(out, work)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(repo: Path):
+    with TritonServer(repo) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def prompt(repo: Path) -> str:
+    return sorted(p.name.removeprefix(f"mapper_{STYLE}_") for p in repo.iterdir() if p.name.startswith(f"mapper_{STYLE}_"))[0]
+
+
+@pytest.fixture(scope="module", params=["grpc", "http"])
+def client(request: pytest.FixtureRequest, server: TritonServer):
+    url = server.grpc_url if request.param == "grpc" else server.http_url
+    with CartoonClient(url, request.param, timeout_s=60) as c:
+        yield c
+
+
+# --------------------------------------------------------------------------- in-process reference
+
+
+class Reference:
+    """The repository's ONNX files run by ONNX Runtime in this process."""
+
+    def __init__(self, repo: Path):
+        from cptr.export.runtime import ort_session
+
+        index = json.loads((repo / "cptr_repository.json").read_text())
+        self.n_latent, self.style_dim = index["n_latent"], index["style_dim"]
+        self.sessions = {p.parent.parent.name: ort_session(p) for p in repo.glob("*/1/model.onnx")}
+
+    def run(self, model: str, x: np.ndarray) -> np.ndarray:
+        s = self.sessions[model]
+        return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+    def z(self, seeds: list[int]) -> np.ndarray:
+        # The documented seed contract: numpy default_rng(seed).normal(size=style_dim), float32.
+        return np.stack([np.random.default_rng(s).normal(size=self.style_dim) for s in seeds]).astype(np.float32)
+
+    def generate(self, seeds: list[int], mix: tuple[int, int] | None = None) -> np.ndarray:
+        w = self.run(f"mapping_{STYLE}", self.z(seeds))
+        w_plus = np.repeat(w[:, None], self.n_latent, axis=1)
+        if mix is not None and 0 < mix[1] < self.n_latent:
+            w_plus[:, mix[1] :] = self.run(f"mapping_{STYLE}", self.z([mix[0]] * len(seeds)))[:, None]
+        return self.run(f"synthesis_{STYLE}", w_plus)
+
+    def cartoonize(self, photo: np.ndarray, prompt: str | None = None) -> np.ndarray:
+        from cptr.align import align_face, detect_landmarks
+
+        crop = align_face(photo, detect_landmarks(photo)[0], size=C.ALIGNED_SIZE).crop
+        x = (crop.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0))[None]
+        w_plus = self.run(f"encoder_{STYLE}", x)
+        if prompt:
+            w_plus = self.run(f"mapper_{STYLE}_{prompt}", w_plus)
+        return self.run(f"synthesis_{STYLE}", w_plus)[0]
+
+
+@pytest.fixture(scope="module")
+def ref(repo: Path) -> Reference:
+    return Reference(repo)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.rint((np.clip(image, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+def png(image: np.ndarray | Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def assert_healthy(server: TritonServer, ref: Reference) -> None:
+    assert server.is_alive() and server.is_ready()
+    with CartoonClient(server.grpc_url, timeout_s=60) as c:
+        out = c.generate([3], output="tensor")
+    np.testing.assert_allclose(out, ref.generate([3]), atol=TOL, rtol=0)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_repository_layout(repo: Path) -> None:
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    configs = {}
+    for path in sorted(repo.glob("*/config.pbtxt")):
+        cfg = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        assert cfg.name == path.parent.name
+        assert cfg.max_batch_size >= 1 and (path.parent / "1").is_dir()
+        for t in [*cfg.input, *cfg.output]:
+            assert t.name and t.data_type != model_config_pb2.TYPE_INVALID and len(t.dims) >= 1
+        if cfg.platform != "ensemble":
+            assert cfg.dynamic_batching.max_queue_delay_microseconds > 0 and list(cfg.dynamic_batching.preferred_batch_size)
+            assert len(cfg.instance_group) == 1 and cfg.instance_group[0].count == 1
+            assert (path.parent / "1" / "model.py").is_file()
+        configs[cfg.name] = cfg
+    assert {f"generate_{STYLE}", f"cartoonize_{STYLE}", "preprocess", "postprocess", f"mapping_{STYLE}", f"synthesis_{STYLE}"} <= set(configs)
+    gen = configs[f"generate_{STYLE}"]
+    assert [(t.name, list(t.dims)) for t in gen.input] == [(C.SEED.name, [1]), (C.MIX.name, [2])]
+    assert [t.name for t in gen.output] == [C.OUTPUT_BYTES.name, "image"]
+    assert [s.model_name for s in gen.ensemble_scheduling.step].count(f"mapping_{STYLE}") == 2
+    for model in (f"mapping_{STYLE}", f"synthesis_{STYLE}", f"encoder_{STYLE}"):
+        assert (repo / model / "1" / "model.onnx").is_file()
+    assert not list(repo.glob("*.onnx")) and not list(repo.glob(".staging*"))
+
+
+def test_native_flavour(repo: Path, tmp_path: Path) -> None:
+    """The native flavour keeps names and contracts, but runs ONNX stages on onnxruntime_onnx."""
+    from cptr.contracts import ExportBundle, StageArtifact
+    from cptr.serving.repository import write_repository
+
+    manifest = json.loads((repo / "manifest.json").read_text())
+    root = tmp_path / "native"
+    root.mkdir()
+    arts = {}
+    for stage in ("mapping", "synthesis"):
+        entry = manifest["models"][f"{stage}_{STYLE}"]
+        staged = root / f"{stage}.onnx"
+        staged.write_bytes((repo / entry["file"]).read_bytes())
+        specs = lambda es: [C.TensorSpec(e["name"], e["dtype"], tuple(e["dims"])) for e in es]  # noqa: E731
+        arts[stage] = StageArtifact(stage, staged, specs(entry["inputs"]), specs(entry["outputs"]))
+    bundle = ExportBundle(STYLE, manifest["size"], manifest["n_latent"], manifest["style_dim"], "fp32", 4, arts["mapping"], arts["synthesis"])
+    write_repository(root, bundle, backend="native")
+    text = (root / f"synthesis_{STYLE}" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in text and "KIND_GPU" in text and "backend:" not in text
+    assert (root / f"synthesis_{STYLE}" / "1" / "model.onnx").is_file() and not (root / "synthesis.onnx").exists()
+    assert 'backend: "python"' in (root / f"seeds_{STYLE}" / "config.pbtxt").read_text()
+    python_flavour = (repo / f"generate_{STYLE}" / "config.pbtxt").read_text().replace("max_batch_size: 8", "max_batch_size: 4")
+    assert (root / f"generate_{STYLE}" / "config.pbtxt").read_text() == python_flavour
+    with pytest.raises(ValueError, match="unknown backend"):
+        write_repository(root, bundle, backend="tensorflow")
+
+
+def test_generate_matches_onnx(client: CartoonClient, ref: Reference) -> None:
+    seeds = [0, 1, 7, 2**40]
+    got = client.generate(seeds, style=STYLE, output="tensor")
+    want = ref.generate(seeds)
+    assert got.shape == want.shape == (4, 3, 256, 256)
+    assert np.abs(got - want).max() < TOL
+    faces = client.generate(seeds, style=STYLE, output="array")
+    assert len(faces) == 4
+    for face, image in zip(faces, want):
+        assert np.abs(face.astype(int) - to_uint8(image).astype(int)).max() <= 1
+
+
+def test_style_mix(client: CartoonClient, ref: Reference) -> None:
+    mixed = client.generate([5, 6], style=STYLE, mix=(42, 6), output="tensor")
+    assert np.abs(mixed - ref.generate([5, 6], mix=(42, 6))).max() < TOL
+    plain = ref.generate([5, 6])
+    assert np.abs(mixed - plain).max() > 0.05  # the mix changes the picture
+    assert np.abs(client.generate([5], style=STYLE, mix=(42, 0), output="tensor") - plain[:1]).max() < TOL  # crossover 0: no mix
+    assert np.abs(client.generate([5], style=STYLE, mix="42:99", output="tensor") - plain[:1]).max() < TOL  # >= n_latent: no mix
+
+
+def test_generate_more_seeds_than_a_batch(client: CartoonClient, ref: Reference) -> None:
+    seeds = list(range(100, 111))  # 11 > max_batch_size 8: two requests
+    assert np.abs(client.generate(seeds, style=STYLE, output="tensor") - ref.generate(seeds)).max() < TOL
+
+
+def test_shared_memory(client: CartoonClient, ref: Reference) -> None:
+    got = client.generate([11, 12, 13], style=STYLE, mix=(1, 4), output="tensor", shared_memory=True)
+    assert np.abs(got - ref.generate([11, 12, 13], mix=(1, 4))).max() < TOL
+
+
+def test_cartoonize_matches_onnx(client: CartoonClient, ref: Reference, photo: np.ndarray) -> None:
+    want = ref.cartoonize(photo)
+    got = client.cartoonize(png(photo), style=STYLE, output="tensor")
+    assert got.shape == want.shape and np.abs(got - want).max() < TOL
+    cartoon = client.cartoonize(photo, style=STYLE)
+    assert isinstance(cartoon, Image.Image) and cartoon.size == (256, 256)
+    assert np.abs(np.asarray(cartoon).astype(int) - to_uint8(want).astype(int)).max() <= 1
+
+
+def test_cartoonize_with_prompt(client: CartoonClient, ref: Reference, photo: np.ndarray, prompt: str) -> None:
+    got = client.cartoonize(photo, style=STYLE, prompt=prompt, output="tensor")
+    want = ref.cartoonize(photo, prompt)
+    assert np.abs(got - want).max() < TOL
+    assert np.abs(got - ref.cartoonize(photo)).max() > 1e-3  # the edit does something
+
+
+def test_paste_back(client: CartoonClient, photo: np.ndarray) -> None:
+    pasted = client.cartoonize(png(photo, "JPEG"), style=STYLE, paste_back=True, output="array")
+    assert pasted.shape == photo.shape
+    changed = np.abs(pasted.astype(int) - photo.astype(int)).max(axis=2) > 40
+    ys, xs = np.nonzero(changed)
+    assert changed.mean() > 0.02
+    # The astronaut's face is in the upper middle: the change is there, the corners are untouched.
+    assert 100 < xs.mean() < 350 and 30 < ys.mean() < 250
+    assert not changed[-64:, :64].any() and not changed[-64:, -64:].any()
+
+
+def test_async_client(server: TritonServer, ref: Reference, photo: np.ndarray) -> None:
+    async def main(url: str, protocol: str) -> None:
+        async with AsyncCartoonClient(url, protocol, timeout_s=60) as c:
+            assert await c.is_ready()
+            got = await c.generate([21, 22, 23], style=STYLE, mix=(2, 5), output="tensor")
+            assert np.abs(got - ref.generate([21, 22, 23], mix=(2, 5))).max() < TOL
+            many = await c.cartoonize_many([photo] * 3, style=STYLE, output="tensor", concurrency=3)
+            want = ref.cartoonize(photo)
+            assert len(many) == 3 and all(np.abs(m - want).max() < TOL for m in many)
+            with pytest.raises(NoFaceError):
+                await c.cartoonize(np.full((96, 96, 3), 128, np.uint8), style=STYLE)
+
+    asyncio.run(main(server.grpc_url, "grpc"))
+    asyncio.run(main(server.http_url, "http"))
+
+
+def test_cartoonize_many_threads(server: TritonServer, ref: Reference, photo: np.ndarray) -> None:
+    with CartoonClient(server.http_url, "http") as c:
+        results = c.cartoonize_many([photo, b"not an image", photo], style=STYLE, output="tensor", concurrency=3, return_exceptions=True)
+    want = ref.cartoonize(photo)
+    assert np.abs(results[0] - want).max() < TOL and np.abs(results[2] - want).max() < TOL
+    assert isinstance(results[1], BadImageError)
+
+
+# --------------------------------------------------------------------------- bad requests
+
+
+def _png_with_size(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width x height`` (tiny file: a decompression bomb's header)."""
+    raw = png(np.zeros((8, 8, 3), np.uint8))
+    ihdr = struct.pack(">II", width, height) + raw[24:29]
+    chunk = b"IHDR" + ihdr
+    return raw[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + raw[33:]
+
+
+BAD_PHOTOS = {
+    "corrupted": (lambda p: png(p, "JPEG")[:2000], BadImageError, "truncated|corrupted"),
+    "empty": (lambda p: b"", BadImageError, "empty"),
+    "not_an_image": (lambda p: b"%PDF-1.4 definitely not a photo" * 10, BadImageError, "not an image"),
+    "too_many_bytes": (lambda p: b"\xff" * (C.MAX_IMAGE_BYTES + 1), ImageTooLargeError, "MiB"),
+    "too_many_pixels": (lambda p: _png_with_size(8000, 6000), ImageTooLargeError, "megapixels|too many pixels"),
+    "no_face": (lambda p: png(np.full((200, 200, 3), 90, np.uint8)), NoFaceError, "no face"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PHOTOS))
+def test_bad_photo(case: str, client: CartoonClient, server: TritonServer, ref: Reference, photo: np.ndarray) -> None:
+    make, error, text = BAD_PHOTOS[case]
+    with pytest.raises(error, match=text) as info:
+        client.cartoonize(make(photo), style=STYLE)
+    assert info.value.code == error.code
+    assert_healthy(server, ref)
+
+
+BAD_TENSORS = {
+    "wrong_dtype": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.float32), "mix": np.zeros((1, 2), np.int64)}, "data-type"),
+    "wrong_shape": (f"generate_{STYLE}", {"seed": np.ones((1, 3), np.int64), "mix": np.zeros((1, 2), np.int64)}, "unexpected shape"),
+    "missing_input": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.int64)}, "missing required input"),
+    "batch_too_large": (f"generate_{STYLE}", {"seed": np.ones((9, 1), np.int64), "mix": np.zeros((9, 2), np.int64)}, "batch-size must be <= 8"),
+    "negative_seed": (f"generate_{STYLE}", {"seed": -np.ones((1, 1), np.int64), "mix": np.zeros((1, 2), np.int64)}, r"\[0, 9223372036854775807\]"),
+    "negative_crossover": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.int64), "mix": np.array([[1, -2]], np.int64)}, "crossover"),
+    "nan_latent": (f"synthesis_{STYLE}", {"w_plus": np.full((1, 14, 512), np.nan, np.float32)}, "NaN"),
+    "empty_batch": (f"cartoonize_{STYLE}", {"image_bytes": np.zeros((0, 1), np.object_), "paste_back": np.zeros((0, 1), np.int32)}, "byte size mismatch|batch"),
+    "no_inputs": (f"cartoonize_{STYLE}", {}, "expected 2 inputs but got 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TENSORS))
+def test_bad_tensor(case: str, client: CartoonClient, server: TritonServer, ref: Reference) -> None:
+    model, inputs, text = BAD_TENSORS[case]
+    with pytest.raises(BadRequestError, match=text):
+        client.infer(model, inputs)
+    assert_healthy(server, ref)
+
+
+def test_unknown_model(client: CartoonClient, server: TritonServer, ref: Reference, photo: np.ndarray) -> None:
+    with pytest.raises(UnknownStyleError, match="webtoon"):
+        client.generate([1], style="webtoon")
+    with pytest.raises(UnknownStyleError, match="no_such_prompt"):
+        client.cartoonize(photo, style=STYLE, prompt="no_such_prompt")
+    assert_healthy(server, ref)
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_clients(server: TritonServer, ref: Reference) -> None:
+    """8 clients x 25 requests, each with its own seed; every answer checked against its own seed."""
+    n_clients, n_requests = 8, 25
+    seeds = {(i, j): 1000 + i * n_requests + j for i in range(n_clients) for j in range(n_requests)}
+    flat = sorted(seeds.values())
+    want = dict(zip(flat, np.concatenate([ref.generate(flat[k : k + 25]) for k in range(0, len(flat), 25)])))
+    errors: list[str] = []
+    got: dict[int, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        protocol = "grpc" if i % 2 == 0 else "http"
+        with CartoonClient(server.grpc_url if protocol == "grpc" else server.http_url, protocol, timeout_s=120) as c:
+            for j in range(n_requests):
+                seed = seeds[i, j]
+                try:
+                    out = c.generate([seed], style=STYLE, output="tensor")[0]
+                except Exception as e:  # noqa: BLE001 - collected and reported below
+                    with lock:
+                        errors.append(f"client {i} seed {seed}: {e!r}")
+                    continue
+                with lock:
+                    got[seed] = out
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:5]
+    assert len(got) == n_clients * n_requests
+    worst = max(float(np.abs(got[s] - want[s]).max()) for s in flat)
+    assert worst < TOL, f"max abs diff {worst}"
+    assert_healthy(server, ref)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+SLOW_MODEL = '''
+import time
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        time.sleep(2.5)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("y", pb_utils.get_input_tensor_by_name(r, "x").as_numpy() * 2)]) for r in requests]
+'''
+SLOW_CONFIG = '''
+name: "slow"
+backend: "python"
+max_batch_size: 4
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+'''
+
+
+def _one_model_repo(root: Path, name: str, config: str, code: str) -> Path:
+    (root / name / "1").mkdir(parents=True)
+    (root / name / "config.pbtxt").write_text(config)
+    (root / name / "1" / "model.py").write_text(code)
+    return root
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with CartoonClient(url, "http", retries=0) as c:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"cptr serve exited with {proc.returncode}"
+            if c.is_ready():
+                return
+            time.sleep(0.2)
+    raise AssertionError("cptr serve did not become ready")
+
+
+def test_sigterm_finishes_inflight_request(tmp_path: Path) -> None:
+    """`cptr serve` forwards SIGTERM; Triton's graceful shutdown completes the request in flight."""
+    repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, SLOW_MODEL)
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    cmd = [sys.executable, "-m", "cptr.cli", "serve", "-m", str(repo), "--host", "127.0.0.1",
+           "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(f"127.0.0.1:{http}", proc)
+        x = np.array([[1.5, -2.0]], np.float32)
+        with CartoonClient(f"127.0.0.1:{grpc}", timeout_s=0.5, retries=0) as c, pytest.raises(RequestTimeoutError):
+            c.infer("slow", {"x": x}, ["y"])  # client-side timeout
+        time.sleep(2.5)  # let that request drain
+        result: dict[str, object] = {}
+
+        def call() -> None:
+            try:
+                with CartoonClient(f"127.0.0.1:{grpc}", timeout_s=30, retries=0) as c:
+                    result["y"] = c.infer("slow", {"x": x}, ["y"])["y"]
+            except Exception as e:  # noqa: BLE001
+                result["error"] = e
+
+        t = threading.Thread(target=call)
+        t.start()
+        time.sleep(0.8)  # the request is now inside the model
+        proc.send_signal(signal.SIGTERM)
+        t.join(timeout=30)
+        assert "error" not in result, result.get("error")
+        np.testing.assert_array_equal(result["y"], x * 2)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    assert "ready on" in log
+
+
+def test_start_failure_shows_log_tail(tmp_path: Path) -> None:
+    repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, "raise ImportError('broken model file for the test')\n")
+    with pytest.raises(ServerStartError, match="broken model file for the test"):
+        TritonServer(repo, startup_timeout_s=60).start()
+
+
+def test_unreachable_server_retries_then_fails() -> None:
+    port = free_port()
+    c = CartoonClient(f"127.0.0.1:{port}", retries=2, backoff_s=0.1, timeout_s=5)
+    start = time.monotonic()
+    with pytest.raises(ServerUnavailableError):
+        c.generate([1], style=STYLE)
+    assert time.monotonic() - start >= 0.1 + 0.2  # two backoffs
+    c.close()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_client_cli(server: TritonServer, photo: np.ndarray, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+
+    runner = CliRunner()
+    grid = tmp_path / "grid.png"
+    r = runner.invoke(app, ["client", "generate", "--seeds", "1-3,9", "-o", str(grid), "--mix", "42:6", "--url", server.grpc_url])
+    assert r.exit_code == 0, r.output
+    assert Image.open(grid).size == (4 * 256 + 5 * 2, 256 + 4)
+    src = tmp_path / "me.jpg"
+    src.write_bytes(png(photo, "JPEG"))
+    out = tmp_path / "cartoon.png"
+    r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(out), "--paste-back", "--url", server.http_url, "--protocol", "http"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (512, 512)
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(png(np.zeros((64, 64, 3), np.uint8)))
+    r = runner.invoke(app, ["client", "cartoonize", str(blank), "-o", str(tmp_path / "x.png"), "--url", server.grpc_url])
+    assert r.exit_code == 1 and "NoFaceError" in r.output
