@@ -187,6 +187,8 @@ def test_freezesg_latents_take_the_first_k_entries_from_the_source():
     assert torch.equal(tgt[:, :4], src[:, :4]) and torch.equal(tgt[:, 4:], w1[:, None].expand(-1, g.n_latent - 4, -1))
     src, tgt = freezesg_latents(g.style, g.n_latent, z1, None, None, freeze_style=2)
     assert torch.equal(src, tgt)
+    src, tgt = freezesg_latents(g.style, g.n_latent, z1, z2, crossover=5, freeze_style=0)  # FreezeS off: plain mixing
+    assert torch.equal(src, tgt) and not torch.equal(tgt[:, 5], tgt[:, 4])
     with pytest.raises(ValueError, match="freeze_g"):
         FreezePlan(freeze_g=4).validate(g)  # a 32 px generator has 4 resolutions: freezing all trains nothing
 

@@ -61,7 +61,7 @@ class FinetuneConfig:
     keep: int = 3
     n_sample: int = 8
     log_every: int = 10
-    workers: int = 2
+    workers: int = 4
     device: str = "auto"
     quiet: bool = False
     resume: bool = False

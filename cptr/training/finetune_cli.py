@@ -25,7 +25,7 @@ def finetune(
     source: Optional[Path] = typer.Option(None, "--source", help="Pretrained real-face model: rosinality .pt (with 'd' for FreezeD) or NVlabs .pkl."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training images: a folder (recursive; any format Pillow reads) or an LMDB from `cptr-train prepare` / rosinality prepare_data.py."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/, samples/, log.csv."),
-    freeze_style: Optional[int] = typer.Option(None, "--freeze-style", help=_h("FreezeS: the first K W+ entries of the target come from the source's W+.", "freeze_style")),
+    freeze_style: Optional[int] = typer.Option(None, "--freeze-style", help=_h("FreezeS: the first K W+ entries of the target come from the source's W+ (0 = off, plain style mixing).", "freeze_style")),
     freeze_g: Optional[int] = typer.Option(None, "--freeze-g", help=_h("FreezeG: freeze the synthesis layers of the N lowest resolutions (3 = 4, 8, 16 px).", "freeze_g")),
     freeze_d: Optional[int] = typer.Option(None, "--freeze-d", help=_h("FreezeD: freeze the discriminator's fromRGB and its first N (high-resolution) blocks.", "freeze_d")),
     structure_loss: Optional[int] = typer.Option(None, "--structure-loss", help=_h("Structure loss over the L lowest resolutions after 4x4 (2 = 8 and 16 px); 0 = off.", "structure_loss")),

@@ -18,8 +18,9 @@ What is frozen (``requires_grad=False``, never given to an optimizer, never touc
 ``c``, the *source* gets ``W+_src = [w1] * c + [w2] * (n - c)`` (or ``[w1] * n`` without mixing). The
 *target* gets ``W+_tgt = W+_src[:, :K] ++ [w1] * (n - K)``: its first ``K`` entries are bitwise the
 source's (a detached copy, mixing included), the rest is the first latent's ``w``. This is what
-Cartoon-StyleGAN's ``put_latent`` path does. Without mixing both W+ are equal; ``K = 0`` gives the
-target ``[w1] * n``. The rule itself is :func:`cptr.blend.inject_latents`, the one used at inference.
+Cartoon-StyleGAN's ``put_latent`` path does. Without mixing both W+ are equal. ``K = 0`` turns FreezeS
+off: the target gets the source's W+ (plain StyleGAN2 style mixing, Cartoon-StyleGAN's
+``freezeStyle=-1``). The rule itself is :func:`cptr.blend.inject_latents`, the one used at inference.
 """
 
 from __future__ import annotations
@@ -115,4 +116,6 @@ def freezesg_latents(
                 raise ValueError(f"style mixing needs a crossover index in [1, {n_latent - 1}], got {crossover}")
             w2 = mapping(z2)
             wp_src = torch.cat([wp_tgt[:, :crossover], w2.unsqueeze(1).expand(-1, n_latent - crossover, -1)], 1)
+        if freeze_style == 0:
+            return wp_src.contiguous(), wp_src.contiguous()
         return wp_src.contiguous(), inject_latents(wp_tgt, wp_src, freeze_style).contiguous()
