@@ -123,6 +123,7 @@ class Finetuner:
             if not cfg.data:
                 cfg.data = ckpt["args"]["data"]
         cfg.validate()
+        cfg.source, cfg.data = str(Path(cfg.source).resolve()), str(Path(cfg.data).resolve())  # resumable from any cwd
         self.cfg = cfg
         self.out = Path(cfg.out)
 
