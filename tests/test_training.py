@@ -40,6 +40,7 @@ from cptr.training.finetune import finetune
 from cptr.training.freeze import FreezePlan, apply_trainable, freezesg_latents, generator_trainable
 from cptr.training.losses import d_logistic_loss, structure_loss, structure_resolutions
 from cptr.training.monitor import read_log
+from cptr.training.rng import capture_rng_state, restore_rng_state
 from cptr.training.synthesis import make_noise, synthesize
 from tests.conftest import TINY_CHANNELS, make_tiny_generator
 
@@ -239,6 +240,19 @@ def test_ada_p_rises_for_an_overfitting_discriminator_and_falls_for_a_fooled_one
     assert again.p == fooled.p
 
 
+def test_rng_state_round_trips_through_a_weights_only_checkpoint():
+    import random
+
+    state = capture_rng_state()
+    draws = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    buf = io.BytesIO()
+    torch.save({"rng": state}, buf)
+    buf.seek(0)
+    restore_rng_state(torch.load(buf, weights_only=True)["rng"])
+    again = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    assert torch.equal(draws[0], again[0]) and np.array_equal(draws[1], again[1]) and draws[2] == again[2]
+
+
 def test_datasets_folder_lmdb_and_sampler(workspace, tmp_path):
     folder = ImageFolderDataset(workspace / "images", SIZE)
     assert len(folder) == 10 and [p.name for p in folder.skipped] == ["broken.jpg"]
@@ -349,9 +363,10 @@ def test_resume_gives_the_same_weights_as_the_uninterrupted_run(workspace, refer
     out = tmp_path / "resumed"
     (out / "checkpoints").mkdir(parents=True)
     shutil.copy(checkpoint_path(cfg.out, 10), out / "checkpoints" / "000010.pt")
-    resumed_cfg = FinetuneConfig(**{**vars(cfg), "out": str(out), "resume": True})
+    resumed_cfg = FinetuneConfig(**{**vars(cfg), "out": str(out), "resume": True, "keep": 1})
     res = finetune(resumed_cfg)
     assert res.start_iter == 10
+    assert [p.name for p in list_checkpoints(out)] == ["000020.pt"]  # --keep 1 pruned 000010.pt
     _assert_same_state(load_checkpoint(res.checkpoint), load_checkpoint(result.checkpoint))
     with pytest.raises(ValueError, match="lr: checkpoint 0.002, now 0.001"):
         finetune(FinetuneConfig(**{**vars(resumed_cfg), "lr": 0.001, "iters": 30}))
