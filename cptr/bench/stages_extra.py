@@ -1,8 +1,160 @@
-"""Workloads for the stages beyond the generator: encoder, mapper, align and the whole pipeline."""
+"""Workloads beyond the generator: the encoder, a text mapper, and face alignment.
+
+``--model`` keeps its meaning where it can: ``ffhq256`` is the full-size network with random
+weights (pSp's IR-SE50 encoder; a levels mapper for 14 W+ entries), ``demo`` the narrow networks
+the demo style uses, ``tiny`` a smoke-test size, and a PATH a checkpoint of that network.
+"""
 
 from __future__ import annotations
 
+import copy
+import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-BUILDERS: dict[str, Callable[[str, int], Any]] = {}
+import numpy as np
+import torch
+from torch import nn
+
+from cptr import contracts
+from cptr.bench.workloads import Workload, WorkloadUnavailable, count_flops
+
+DEMO_N_LATENT, DEMO_STYLE_DIM = 14, 512  # 256 px generators (demo, ffhq256)
+TINY_STYLE_DIM = 64
+
+
+def _onnx_exporter(module: nn.Module, inputs: list[contracts.TensorSpec], outputs: list[contracts.TensorSpec],
+                   example: list[torch.Tensor], stage: str) -> Callable[[Path, str], Any]:
+    """ONNX export through :func:`cptr.export.onnx.export_module` (the generic exporter)."""
+
+    def export(path: Path, precision: str) -> Any:
+        from cptr.export.onnx import export_module
+
+        return export_module(copy.deepcopy(module).eval(), example, inputs, outputs, path, precision, stage=stage, verify=False)
+
+    return export
+
+
+def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make().eval().requires_grad_(False)
+
+
+def _encoder(model: str, seed: int) -> Workload:
+    from cptr.models.encoder import Encoder, load_encoder, small_encoder_config
+
+    if model == "ffhq256":
+        enc = _seeded(seed, lambda: Encoder(DEMO_N_LATENT, DEMO_STYLE_DIM))
+        desc = "pSp/e4e IR-SE50 encoder (256 px input, 14 x 512 W+), random weights"
+    elif model == "demo":
+        enc = _seeded(seed, lambda: Encoder(**small_encoder_config(DEMO_N_LATENT, DEMO_STYLE_DIM)))
+        desc = "small encoder (one IR-SE unit per stage) for a 256 px generator, random weights"
+    elif model == "tiny":
+        enc = _seeded(seed, lambda: Encoder(**small_encoder_config(8, TINY_STYLE_DIM, width=8)))
+        desc = "tiny encoder (smoke test), random weights"
+    elif Path(model).is_file():
+        enc, desc = load_encoder(model).eval().requires_grad_(False), f"encoder checkpoint {model}"
+    else:
+        raise WorkloadUnavailable(f"--model {model!r}: for --stage encoder use demo, ffhq256, tiny or an encoder checkpoint")
+    if enc.input_size != contracts.ALIGNED_SIZE:
+        raise WorkloadUnavailable(f"the encoder takes {enc.input_size} px input; the pipeline contract is {contracts.ALIGNED_SIZE} px")
+    specs_in = [contracts.ALIGNED]
+    spec_out = contracts.w_plus(enc.n_latent, enc.style_dim)
+
+    def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        # smooth random images in [-1, 1]: low-resolution noise upsampled (closer to photos than white noise)
+        low = torch.from_numpy(rng.uniform(-1, 1, (batch, 3, 16, 16)).astype(np.float32))
+        img = torch.nn.functional.interpolate(low, size=contracts.ALIGNED_SIZE, mode="bilinear", align_corners=False)
+        return {contracts.ALIGNED.name: img.clamp(-1, 1).numpy()}
+
+    example = [torch.zeros(1, *contracts.ALIGNED.dims)]
+    flops = count_flops(enc, *example)
+    info = {"description": desc, "parameters": sum(p.numel() for p in enc.parameters()),
+            "gflop_per_image": round(flops / 1e9, 3) if flops else None, "config": enc.config()}
+    info["onnx_exporter"] = _onnx_exporter(enc, specs_in, [spec_out], [torch.zeros(2, *contracts.ALIGNED.dims)], "encoder")
+    return Workload("encoder", model, specs_in, spec_out, enc, sampler, None, info)
+
+
+def _mapper(model: str, seed: int) -> Workload:
+    from cptr.models.mapper import LevelsMapper, MappedEdit, load_mapper
+
+    if model in ("ffhq256", "demo"):
+        mapper = _seeded(seed, lambda: LevelsMapper(DEMO_N_LATENT, DEMO_STYLE_DIM))
+        desc = "StyleCLIP levels mapper for 14 x 512 W+, random weights"
+    elif model == "tiny":
+        mapper = _seeded(seed, lambda: LevelsMapper(10, TINY_STYLE_DIM))
+        desc = "levels mapper for 10 x 64 W+ (smoke test), random weights"
+    elif Path(model).is_file():
+        mapper, desc = load_mapper(model).eval().requires_grad_(False), f"mapper checkpoint {model}"
+    else:
+        raise WorkloadUnavailable(f"--model {model!r}: for --stage mapper use demo, ffhq256, tiny or a mapper checkpoint")
+    module = MappedEdit(mapper).eval()
+    n, d = mapper.n_latent, mapper.style_dim
+    specs_in = [contracts.w_plus(n, d)]
+    spec_out = contracts.w_plus(n, d, name="w_plus_edited")
+
+    def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"w_plus": rng.standard_normal((batch, n, d), dtype=np.float32)}
+
+    flops = count_flops(module, torch.zeros(1, n, d))
+    info = {"description": desc, "parameters": sum(p.numel() for p in module.parameters()),
+            "gflop_per_image": round(flops / 1e9, 4) if flops else None}
+    info["onnx_exporter"] = _onnx_exporter(module, specs_in, [spec_out], [torch.zeros(2, n, d)], "mapper")
+    return Workload("mapper", model, specs_in, spec_out, module, sampler, None, info)
+
+
+# --------------------------------------------------------------------------- face alignment
+
+
+def photo_variants(seed: int = 0) -> Callable[[int, np.random.Generator], dict[str, np.ndarray]]:
+    """A sampler of JPEG photos: scikit-image's astronaut, randomly scaled, shifted, flipped and re-encoded."""
+    try:
+        from skimage import data
+    except ImportError as e:
+        raise WorkloadUnavailable(f"the align/pipeline photos come from scikit-image ({e}); pip install scikit-image") from None
+    from PIL import Image
+
+    base = Image.fromarray(data.astronaut())
+
+    def one(rng: np.random.Generator) -> bytes:
+        side = int(rng.integers(640, 1280))
+        img = base.resize((side, side), Image.Resampling.BICUBIC)
+        dx, dy = (int(v) for v in rng.integers(-side // 16, side // 16 + 1, 2))
+        img = img.rotate(float(rng.uniform(-8, 8)), resample=Image.Resampling.BILINEAR, translate=(dx, dy))
+        if rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=int(rng.integers(80, 96)))
+        return buf.getvalue()
+
+    def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        arr = np.empty((batch, 1), dtype=object)
+        for i in range(batch):
+            arr[i, 0] = one(rng)
+        return {contracts.IMAGE_BYTES.name: arr}
+
+    return sampler
+
+
+class AlignReference:
+    """``image_bytes [B, 1] -> aligned [B, 3, 256, 256]``: what the ``preprocess`` model runs."""
+
+    def __call__(self, image_bytes: np.ndarray) -> np.ndarray:
+        from cptr.serving.stages import decode_and_align
+
+        return np.stack([decode_and_align(bytes(b))[1] for b in np.asarray(image_bytes).reshape(-1)])
+
+
+def _align(model: str, seed: int) -> Workload:
+    try:
+        import cptr.align  # noqa: F401
+    except ImportError as e:
+        raise WorkloadUnavailable(f"face alignment needs the [align] extra ({e}): pip install 'cptr[align]'") from None
+    info = {"description": "decode JPEG + MediaPipe landmarks + FFHQ align (cptr.serving.stages.decode_and_align); "
+                           "photos: astronaut 640-1280 px, random shift/rotation/flip; --model is ignored"}
+    return Workload("align", model, [contracts.IMAGE_BYTES], contracts.ALIGNED, AlignReference(), photo_variants(seed), None, info)
+
+
+BUILDERS: dict[str, Callable[[str, int], Workload]] = {"encoder": _encoder, "mapper": _mapper, "align": _align}

@@ -129,11 +129,27 @@ class TorchEngine(Engine):
         return {"torch_threads": torch.get_num_threads()}
 
 
+class PythonEngine(Engine):
+    """The stage's own in-process Python/NumPy function (face alignment)."""
+
+    target = "torch"
+
+    def __init__(self, workload: Workload):
+        self.fn, self.names = workload.module, [s.name for s in workload.inputs]
+        self.name, self.note = "python", "in-process, the function the serving model runs"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.fn(*[feeds[n] for n in self.names])
+
+
 class TorchTarget(Target):
     name = "torch"
-    description = "eager PyTorch, reference ops (fp32; fp16 on CUDA)"
+    description = "eager PyTorch, reference ops (fp32; fp16 on CUDA); in-process Python for alignment"
 
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        if not workload.is_torch:
+            yield PythonEngine(workload)
+            return
         yield TorchEngine(workload, copy.deepcopy(workload.module), "torch-fp32", ctx.device, "fp32",
                           "as constructed (rosinality's fused modulated conv)" if workload.generator is not None else "")
         if workload.stage == "synthesis" and workload.generator is not None:
@@ -317,9 +333,9 @@ class TorchEngineTarget(Target):
         if importlib.util.find_spec("cptr.export.torch_engine") is None:
             yield Unavailable("torch-engine", self.name, "cptr.export.torch_engine is missing from this checkout")
             return
-        if workload.stage not in ("synthesis", "mapping"):
-            yield Unavailable("torch-engine", self.name, f"stage {workload.stage!r} is not compiled (seed -> z runs in NumPy); "
-                              "use --stage synthesis or mapping")
+        if workload.stage not in ("synthesis", "mapping", "encoder", "mapper"):
+            yield Unavailable("torch-engine", self.name, f"stage {workload.stage!r} is not one torch module; "
+                              "use --stage synthesis, mapping, encoder or mapper")
             return
         from cptr.export.torch_engine import build_torch_engine, load_torch_engine
         from cptr.models import set_fused_modconv

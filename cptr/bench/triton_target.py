@@ -34,6 +34,7 @@ def model_name(stage: str, style: str) -> str | None:
         "generate": names.generate,
         "encoder": names.encoder,
         "pipeline": names.cartoonize,
+        "align": lambda _style: names.preprocess,
     }.get(stage, lambda s: None)(style)
 
 
@@ -53,6 +54,8 @@ class TritonEngine(Engine):
         if inputs is None or max_batch is None:
             info = self.client.model_info(model)
             inputs, max_batch = list(info.inputs), info.max_batch_size
+            if output not in info.outputs and len(info.outputs) == 1:
+                output = self.output = next(iter(info.outputs))
             if output not in info.outputs:
                 raise ValueError(f"model {model!r} has no output {output!r} (it has {', '.join(info.outputs)})")
         self.inputs, self.max_batch = inputs, (max_batch or None)
@@ -106,7 +109,7 @@ def export_repository(workload: Workload, ctx: Context) -> tuple[Path, str]:
 
     out = ctx.workdir / "triton_repo"
     batch_max = min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
-    if workload.model_name == "demo":
+    if workload.model_name == "demo" or workload.generator is None:  # non-generator stages: the demo repository
         style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True)
     else:
         from cptr.checkpoints import save_generator
@@ -136,9 +139,6 @@ class TritonTarget(Target):
             if ctx.url:
                 url, style, where = ctx.url, ctx.style, f"server at {ctx.url}"
             else:
-                if workload.generator is None:
-                    yield Unavailable(name, self.name, f"the embedded server is built for generator stages, not {workload.stage!r}; pass --url")
-                    return
                 from cptr.serving.server import TritonServer
 
                 if ctx.log:

@@ -35,7 +35,7 @@ class Workload:
     model_name: str
     inputs: list[contracts.TensorSpec]
     output: contracts.TensorSpec
-    module: nn.Module  # fp32 reference on CPU: forward(*inputs) -> output
+    module: nn.Module | Callable[..., np.ndarray]  # fp32 reference on CPU: (*inputs) -> output
     sampler: Callable[[int, np.random.Generator], dict[str, np.ndarray]]
     generator: Generator | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -49,9 +49,16 @@ class Workload:
                 raise AssertionError(f"sampler made {spec.name} {arr.shape} {arr.dtype}, contract says {spec.dims} {spec.dtype}")
         return feeds
 
+    @property
+    def is_torch(self) -> bool:
+        """True when the reference is a torch module (else a NumPy function, e.g. alignment)."""
+        return isinstance(self.module, nn.Module)
+
     @torch.no_grad()
     def reference(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """The fp32 torch output for ``feeds`` (the figure every engine's error is measured against)."""
+        """The fp32 reference output for ``feeds`` (the figure every engine's error is measured against)."""
+        if not self.is_torch:
+            return np.asarray(self.module(*[feeds[s.name] for s in self.inputs]), dtype=np.float32)
         args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
         return self.module(*args).float().numpy()
 
