@@ -96,23 +96,20 @@ def _check_engine(engine: str) -> None:
     if engine not in ENGINES:
         raise ExportFailed(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "trt":
-        build = _optional("cptr.export.trt", "build_engine")
-        if build is None:
+        if _optional("cptr.export.trt", "build_engine") is None:
             raise ExportFailed(
-                "--engine trt needs the TensorRT builder (cptr.export.trt), which is not part of this installation yet; "
-                "on a machine with an NVIDIA GPU install TensorRT (pip install tensorrt) and use a CPTR version that "
-                "ships cptr/export/trt.py, or export with --engine onnx (ONNX Runtime / Triton onnxruntime backend)"
+                "--engine trt needs the TensorRT builder (cptr/export/trt.py), which this installation lacks; "
+                "export with --engine onnx (ONNX Runtime / Triton onnxruntime backend)"
             )
+        from cptr.export.trt import TensorRTUnavailable, import_tensorrt
+
         try:
-            importlib.import_module("tensorrt")
-        except ImportError:
-            raise ExportFailed(
-                "--engine trt needs the tensorrt Python package and an NVIDIA GPU: pip install tensorrt "
-                "(then run on the GPU machine), or use --engine onnx"
-            ) from None
+            import_tensorrt()
+        except TensorRTUnavailable as e:
+            raise ExportFailed(f"--engine trt: {e}") from None
     if engine == "torch":
         if _optional("cptr.export.torch_engine", "build_torch_engine") is None:
-            raise ExportFailed("--engine torch needs cptr.export.torch_engine, which is not installed; use --engine onnx")
+            raise ExportFailed("--engine torch needs cptr.export.torch_engine, which this installation lacks; use --engine onnx")
 
 
 @dataclass
@@ -223,7 +220,7 @@ def _artifact_entry(art, out_root: Path, model_name: str) -> dict[str, Any]:
         "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in art.inputs],
         "outputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in art.outputs],
         "max_abs_error": art.max_abs_error,
-        **{k: v for k, v in art.extra.items() if k not in ("engine_path",)},
+        **{k: v for k, v in art.extra.items() if k not in ("engine_path", "torch_engine_path")},
     }
 
 
@@ -256,6 +253,44 @@ def _export_encoder_and_mappers(r: _Resolved, opts: ExportOptions, generator, st
     return encoder_art, mapper_arts
 
 
+def _build_engines(opts: ExportOptions, g, arts: dict[str, Any], stage_dir: Path, prog: _Progress) -> None:
+    """TensorRT plans (from the verified ONNX files) or AOTInductor packages, recorded in each artifact."""
+    if opts.engine == "trt":
+        from cptr.export.trt import build_engine
+
+        profile = (1, min(4, opts.batch_max), opts.batch_max)
+        for key, art in arts.items():
+            if art is None:
+                continue
+            prog.step(f"{key}: TensorRT engine")
+            plan = stage_dir / f"{key}.plan"
+            art.extra["trt"] = build_engine(art.onnx_path, plan, profile=profile, fp16=opts.precision == "fp16")
+            art.extra["engine_path"] = str(plan)
+            prog.done(f"{key}: TensorRT plan")
+        return
+    import torch
+
+    from cptr import contracts
+    from cptr.export import onnx as onnx_export
+    from cptr.export.torch_engine import build_torch_engine
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if opts.precision == "fp16" and device == "cpu":
+        raise ExportFailed("--engine torch --precision fp16 needs CUDA; use --precision fp32 on a CPU machine")
+    gi = onnx_export.inference_copy(g)
+    modules = {
+        "mapping": (onnx_export.MappingGraph(gi), onnx_export.default_inputs([contracts.z(gi.style_dim), contracts.TRUNCATION])(2)),
+        "synthesis": (onnx_export.ExportSynthesis(gi), onnx_export.synthesis_inputs(gi)(2)),
+    }
+    for key, (module, example) in modules.items():
+        prog.step(f"{key}: compiling the torch engine (AOTInductor, {device})")
+        path = stage_dir / f"{key}.pt2"
+        names = ["z", "truncation"] if key == "mapping" else [s.name for s in arts[key].inputs]
+        arts[key].extra["torch_engine"] = build_torch_engine(module, example, names, path, device=device, precision=opts.precision, batch_max=opts.batch_max)
+        arts[key].extra["torch_engine_path"] = str(path)
+        prog.done(f"{key}: torch engine")
+
+
 def run_export(opts: ExportOptions) -> dict[str, Any]:
     """Export one style into ``opts.out`` atomically; returns the manifest."""
     from cptr import contracts
@@ -274,6 +309,8 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
     if not 0.0 <= opts.truncation <= 1.0:
         raise ExportFailed(f"--truncation must be in [0, 1], got {opts.truncation}")
     _check_engine(opts.engine)
+    if opts.engine == "trt" and opts.backend != "native":
+        raise ExportFailed("TensorRT plans are served by Triton's tensorrt backend: add --backend native (or use --engine onnx)")
     try:
         for prompt in opts.mappers:
             validate_name(prompt, "mapper prompt name")
@@ -313,6 +350,8 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
                 generator_art = onnx_export.export_generator(g, stage_dir / "generator.onnx", opts.precision, **common)
                 prog.done(f"generator  max abs error {generator_art.max_abs_error}")
             encoder_art, mapper_arts = _export_encoder_and_mappers(r, opts, g, stage_dir, batch_sizes, prog, notes)
+            if opts.engine != "onnx":
+                _build_engines(opts, g, {"mapping": mapping, "synthesis": synthesis, "encoder": encoder_art, **mapper_arts}, stage_dir, prog)
 
             names = {"mapping": f"{contracts.MAPPING}_{r.name}", "synthesis": f"{contracts.SYNTHESIS}_{r.name}"}
             arts = {names["mapping"]: mapping, names["synthesis"]: synthesis}
@@ -375,6 +414,14 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
                 if art.onnx_path.exists() and not dest.exists():
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     art.onnx_path.replace(dest)
+                engine_file = art.extra.get("torch_engine_path") or art.extra.get("engine_path")
+                suffix = ".pt2" if art.extra.get("torch_engine_path") else ".plan"
+                if engine_file and Path(engine_file).exists():
+                    engine_dest = tmp / model_name / "1" / f"model{suffix}"
+                    if not engine_dest.exists():
+                        Path(engine_file).replace(engine_dest)
+                    models[model_name]["engine_file"] = f"{model_name}/1/model{suffix}"
+                    models[model_name]["engine_sha256"] = sha256_file(engine_dest)
             for model_name, entry in models.items():
                 placed = tmp / entry["file"]
                 if not placed.is_file() or sha256_file(placed) != entry["sha256"]:

@@ -95,6 +95,9 @@ class FIRFilter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p0, p1 = self.pad
+        if p0 == p1 and p0 > 0 and self.weight_y is not None:  # zero padding inside the convs: no Pad pass
+            x = F.conv2d(x, self.weight, padding=(0, p0), groups=self.channels)
+            return F.conv2d(x, self.weight_y, padding=(p0, 0), groups=self.channels)
         if p0 < 0 or p1 < 0:
             x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
         if max(p0, p1) > 0:
@@ -534,7 +537,8 @@ def export_module(
 # --------------------------------------------------------------------------- generator stages
 
 
-def _inference_copy(g: Generator) -> Generator:
+def inference_copy(g: Generator) -> Generator:
+    """A detached fp32 CPU copy in eval mode with static-weight (non-fused) modulated convs."""
     from cptr.models import set_fused_modconv
 
     out = copy.deepcopy(g).cpu().float().eval().requires_grad_(False)
@@ -570,7 +574,7 @@ def export_mapping(
     With ``default_truncation`` the ``truncation`` input becomes optional (see
     :func:`export_module`'s ``input_defaults``): Triton sees only ``z``.
     """
-    g = _inference_copy(g)
+    g = inference_copy(g)
     module = MappingGraph(g, latent_avg)
     specs_in = [contracts.z(g.style_dim), contracts.TRUNCATION]
     specs_out = [contracts.w(g.style_dim)]
@@ -582,7 +586,7 @@ def export_mapping(
 
 def export_synthesis(g: Generator, path: str | Path, precision: str = "fp32", **kwargs: Any) -> StageArtifact:
     """Export the deterministic synthesis network: ``w_plus`` -> ``image`` (verified against ``g``)."""
-    g = _inference_copy(g)
+    g = inference_copy(g)
     module = ExportSynthesis(g)
     specs_in = [contracts.w_plus(g.n_latent, g.style_dim)]
     specs_out = [contracts.image(g.size)]
@@ -595,7 +599,7 @@ def export_synthesis(g: Generator, path: str | Path, precision: str = "fp32", **
 
 def export_generator(g: Generator, path: str | Path, precision: str = "fp32", **kwargs: Any) -> StageArtifact:
     """Export mapping + synthesis as one graph: ``z``, ``truncation`` -> ``image``."""
-    g = _inference_copy(g)
+    g = inference_copy(g)
     mapping = MappingGraph(g)
     specs_in = [contracts.z(g.style_dim), contracts.TRUNCATION]
     specs_out = [contracts.image(g.size)]

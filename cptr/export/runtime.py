@@ -31,6 +31,14 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+def _has_plugin_nodes(path: str) -> bool:
+    try:
+        from cptr.export.plugin_ops import has_plugin_nodes
+    except ImportError:
+        return False
+    return has_plugin_nodes(path)
+
+
 def session_options(threads: int | None = None, optimized_model_path: str | os.PathLike | None = None, spin: bool = False):
     """``onnxruntime.SessionOptions`` tuned for CPTR graphs (see the module docstring)."""
     import onnxruntime as ort
@@ -59,6 +67,8 @@ def ort_session(
 ):
     """An ``onnxruntime.InferenceSession`` for an ONNX file (or serialized model bytes).
 
+    Graphs with CPTR plugin nodes (``UpFirDn2d``, ``FusedBiasLeakyReLU``; see
+    :mod:`cptr.export.plugin_ops`) run with the reference custom ops registered.
     ``threads``: intra-op threads (default: physical cores). ``providers``: default CPU only; pass
     e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` on a GPU machine. ``spin=True`` keeps
     worker threads spinning between runs (lower latency in tight benchmark loops, more CPU use).
@@ -67,4 +77,11 @@ def ort_session(
 
     so = session_options(threads, optimized_model_path, spin)
     model = path if isinstance(path, bytes) else str(path)
+    if isinstance(model, str) and _has_plugin_nodes(model):  # CPTR TensorRT plugin nodes: reference custom ops
+        from cptr.export.plugin_ops import custom_ops_library, ort_view
+
+        import onnx
+
+        so.register_custom_ops_library(custom_ops_library())
+        model = ort_view(onnx.load(model)).SerializeToString()
     return ort.InferenceSession(model, sess_options=so, providers=list(providers or ["CPUExecutionProvider"]))
