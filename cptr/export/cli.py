@@ -2,6 +2,16 @@
 
 The whole output directory is built under a temporary name and swapped in at the end
 (:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves the previous one intact.
+
+Encoders and text mappers are exported by ``cptr.export.encoder_mapper`` when that module exists,
+called as (keyword arguments it does not declare are left out)::
+
+    export_encoder(checkpoint, generator, path, *, precision, verify, batch_sizes, opset) -> StageArtifact
+    export_mapper(checkpoint, generator, path, *, inject_k, precision, verify, batch_sizes, opset) -> StageArtifact
+
+``checkpoint`` is a path, or ``"builtin:demo"`` for the demo style's seeded encoder; ``generator`` is
+the blended generator; ``inject_k > 0`` asks the mapper graph to keep the first ``k`` W+ entries of
+its input (wrap the mapper in :class:`cptr.blend.InjectedLatentEdit`).
 """
 
 from __future__ import annotations
@@ -213,6 +223,23 @@ class _Progress:
             self._p.console.print(f"  [yellow]note[/yellow] {text}")
 
 
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` with the keyword arguments it accepts (exporters written elsewhere may take fewer)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def _artifact_entry(art, out_root: Path, model_name: str) -> dict[str, Any]:
     return {
         "stage": art.stage,
@@ -239,15 +266,17 @@ def _export_encoder_and_mappers(r: _Resolved, opts: ExportOptions, generator, st
             prog.note(notes[-1])
         else:
             prog.step("encoder: export + verify")
-            encoder_art = export_encoder(r.encoder, generator, stage_dir / "encoder.onnx", **common)
+            encoder_art = _call(export_encoder, r.encoder, generator, stage_dir / "encoder.onnx", **common)
             prog.done(f"encoder  {encoder_art.max_abs_error}")
     for prompt, path in sorted(r.mappers.items()):
         if export_mapper is None:
             notes.append(f"mapper {prompt!r} not exported: cptr.export.encoder_mapper.export_mapper is not available")
             prog.note(notes[-1])
             continue
+        if r.inject_k and not _accepts(export_mapper, "inject_k"):
+            raise ExportFailed(f"inject_k={r.inject_k} needs an export_mapper that applies latent injection; this one does not")
         prog.step(f"mapper {prompt}: export + verify")
-        art = export_mapper(path, generator, stage_dir / f"mapper_{prompt}.onnx", inject_k=r.inject_k, **common)
+        art = _call(export_mapper, path, generator, stage_dir / f"mapper_{prompt}.onnx", inject_k=r.inject_k, **common)
         mapper_arts[prompt] = art
         prog.done(f"mapper {prompt}  {art.max_abs_error}")
     return encoder_art, mapper_arts
