@@ -219,6 +219,20 @@ class _Common:
             import tritonclient.http as tc
         self._tc = tc
 
+    def _unknown(self, model: str, served: Sequence[str]) -> UnknownStyleError:
+        """An UnknownStyleError that says what the server does serve."""
+        public = [m for m in served if m.startswith(("generate_", "cartoonize_"))] or list(served)
+        what = f"model '{model}'"
+        for prefix in ("generate_", "cartoonize_"):
+            if model.startswith(prefix):
+                rest = model.removeprefix(prefix)
+                what = f"style/prompt '{rest}' (model '{model}')"
+        return UnknownStyleError(
+            f"the server at {self.url} does not serve {what}; it serves: {', '.join(public) or 'nothing'}. "
+            "Export a style with: cptr-export --style NAME [--mapper PROMPT=PATH], then restart cptr serve",
+            model=model,
+        )
+
     def _backoff(self, attempt: int) -> float:
         return self.backoff_s * (2**attempt)
 
@@ -382,6 +396,9 @@ class CartoonClient(_Common):
                     continue
                 if err is e:
                     raise
+                if isinstance(err, UnknownStyleError) and model != "server":
+                    with contextlib.suppress(Exception):
+                        err = self._unknown(model, self.models())
                 raise err from e
         raise AssertionError("unreachable")
 
@@ -547,6 +564,9 @@ class AsyncCartoonClient(_Common):
                     continue
                 if err is e:
                     raise
+                if isinstance(err, UnknownStyleError) and model != "server":
+                    with contextlib.suppress(Exception):
+                        err = self._unknown(model, await self.models())
                 raise err from e
         raise AssertionError("unreachable")
 
@@ -566,6 +586,15 @@ class AsyncCartoonClient(_Common):
             return bool(await self._call("server", lambda c: c.is_server_ready()))
         except CartoonError:
             return False
+
+    async def models(self) -> list[str]:
+        """Names of the models the server has loaded and ready."""
+        index = await self._call("server", lambda c: c.get_model_repository_index(**({"as_json": True} if self.protocol == "grpc" else {})))
+        rows = index.get("models", []) if isinstance(index, dict) else index
+        return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
+
+    async def styles(self) -> list[str]:
+        return sorted(m.removeprefix("generate_") for m in await self.models() if m.startswith("generate_"))
 
     async def model_info(self, model: str) -> ModelInfo:
         if model not in self._infos:

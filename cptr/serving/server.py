@@ -324,9 +324,12 @@ def serve(
     stopping = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:
-        if not stopping.is_set():
+        if not stopping.is_set():  # first signal: graceful (in-flight requests finish)
             stopping.set()
+            print(f"cptr serve: {signal.Signals(signum).name}: finishing in-flight requests (again to force)", flush=True)
             server.terminate()
+        elif server._proc is not None and server.is_alive():  # second signal: now
+            server._proc.kill()
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

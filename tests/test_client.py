@@ -1,0 +1,158 @@
+"""Fast checks of the client helpers and the serving arithmetic (no server; see test_serving.py for that)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cptr import contracts as C
+from cptr.client import (
+    BadImageError,
+    BadRequestError,
+    FaceTooSmallError,
+    ImageTooLargeError,
+    NoFaceError,
+    RequestTimeoutError,
+    ServerError,
+    ServerUnavailableError,
+    UnknownStyleError,
+    encode_image,
+    parse_mix,
+    parse_seeds,
+)
+from cptr.client.client import ModelInfo, map_error
+from cptr.serving import errors, names, stages
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("1-4,9, 12") == [1, 2, 3, 4, 9, 12]
+    assert parse_seeds(7) == [7]
+    assert parse_seeds(range(3)) == [0, 1, 2]
+    for bad in ("", "a-b", "-3", [2**63]):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_parse_mix() -> None:
+    assert parse_mix("42:6") == (42, 6)
+    assert parse_mix((1, 0)) == (1, 0)
+    assert parse_mix(None) is None
+    for bad in ("42", "x:1", "1:-1", (-1, 3)):
+        with pytest.raises(ValueError):
+            parse_mix(bad)
+
+
+def test_encode_image_inputs(tmp_path) -> None:
+    arr = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    for image in (arr, Image.fromarray(arr)):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_image(image)))), arr)
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"abc")
+    assert encode_image(path) == b"abc" and encode_image(str(path)) == b"abc" and encode_image(b"xyz") == b"xyz"
+    with pytest.raises(ValueError, match="uint8"):
+        encode_image(arr.astype(np.float32))
+    with pytest.raises(TypeError):
+        encode_image(3)  # type: ignore[arg-type]
+
+
+def test_error_prefix_round_trip() -> None:
+    wire = "in ensemble 'cartoonize_demo', " + errors.format_error(errors.NO_FACE, "no face found in the 64x64 photo")
+    assert errors.parse_error(wire) == (errors.NO_FACE, "no face found in the 64x64 photo")
+    assert errors.parse_error("plain text") == (None, "plain text")
+    with pytest.raises(ValueError):
+        errors.RequestError("nonsense", "x")
+
+
+def test_align_errors_map_to_codes() -> None:
+    align = pytest.importorskip("cptr.align")
+    assert errors.error_code(align.NoFaceError("x")) == errors.NO_FACE
+    assert errors.error_code(align.FaceTooSmallError("x")) == errors.FACE_TOO_SMALL
+    assert errors.error_code(align.ImageTooLargeError("x")) == errors.IMAGE_TOO_LARGE
+    assert errors.error_code(align.BadImageError("x")) == errors.BAD_IMAGE
+    assert errors.error_code(KeyError("x")) == errors.INTERNAL
+
+
+@pytest.mark.parametrize(
+    ("message", "status", "cls"),
+    [
+        ("in ensemble 'e', [no_face] none", "StatusCode.INVALID_ARGUMENT", NoFaceError),
+        ("[face_too_small] tiny", "400", FaceTooSmallError),
+        ("[bad_image] junk", "400", BadImageError),
+        ("[image_too_large] big", "400", ImageTooLargeError),
+        ("[bad_request] seed", "400", BadRequestError),
+        ("[internal] boom", "500", ServerError),
+        ("Request for unknown model: 'generate_x' is not found", "StatusCode.NOT_FOUND", UnknownStyleError),
+        ("unexpected shape for input 'seed'", "StatusCode.INVALID_ARGUMENT", BadRequestError),
+        ("failed to connect to all addresses", "StatusCode.UNAVAILABLE", ServerUnavailableError),
+        ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED", RequestTimeoutError),
+        ("something odd", "StatusCode.INTERNAL", ServerError),
+    ],
+)
+def test_map_error(message: str, status: str, cls: type) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    err = map_error(InferenceServerException(message, status=status), "generate_x", "host:1")
+    assert type(err) is cls
+    assert map_error(ConnectionRefusedError(111, "refused"), "m", "h").__class__ is ServerUnavailableError
+    assert map_error(TimeoutError(), "m", "h").__class__ is RequestTimeoutError
+
+
+def test_seed_latents_contract() -> None:
+    z = stages.seed_latents([5, 2**62], 16)
+    assert z.dtype == np.float32 and z.shape == (2, 16)
+    assert np.array_equal(z[0], np.random.default_rng(5).normal(size=16).astype(np.float32))
+    assert np.array_equal(stages.seed_latents([5], 16)[0], z[0])  # independent of the batch
+    with pytest.raises(errors.RequestError, match="must be in"):
+        stages.seed_latents([-1], 16)
+
+
+def test_mix_latents() -> None:
+    w, w2 = np.zeros((2, 4), np.float32), np.ones((2, 4), np.float32)
+    out = stages.mix_latents(w, w2, np.array([[9, 2], [9, 0]]), n_latent=5)
+    assert out.shape == (2, 5, 4)
+    assert out[0, :2].sum() == 0 and (out[0, 2:] == 1).all() and out[1].sum() == 0
+    assert stages.mix_latents(w, w2, np.array([[9, 7], [9, 5]]), 5).sum() == 0
+    with pytest.raises(errors.RequestError, match="crossover"):
+        stages.mix_latents(w, w2, np.array([[9, -1], [9, 0]]), 5)
+
+
+def test_check_tensor() -> None:
+    spec = C.w_plus(3, 4)
+    ok = np.zeros((2, 3, 4), np.float32)
+    assert stages.check_tensor(ok, spec, 8) is ok
+    for bad, text in (
+        (ok.astype(np.float64), "must be FP32"),
+        (ok[:, :2], "shape"),
+        (np.zeros((9, 3, 4), np.float32), "batch size 9"),
+        (np.full((1, 3, 4), np.inf, np.float32), "NaN or infinite"),
+    ):
+        with pytest.raises(errors.RequestError, match=text):
+            stages.check_tensor(bad, spec, 8)
+    stages.check_tensor(np.array([[b"x"]], dtype=object), C.IMAGE_BYTES, 1)
+
+
+def test_to_uint8_matches_imaging() -> None:
+    from cptr.imaging import to_uint8
+
+    x = torch.linspace(-1.3, 1.3, 3 * 8 * 8).reshape(1, 3, 8, 8)
+    assert np.array_equal(stages.to_uint8(x[0].numpy()), to_uint8(x)[0])
+
+
+def test_model_names() -> None:
+    assert names.cartoonize("demo") == "cartoonize_demo"
+    assert names.cartoonize("demo", "angry") == "cartoonize_demo_angry"
+    assert names.generate("demo") == "generate_demo" and names.mapper("demo", "a") == "mapper_demo_a"
+    for bad in ("", "a b", "../x", "x" * 65):
+        with pytest.raises(ValueError, match="Triton model name"):
+            names.cartoonize(bad)
+
+
+def test_model_info_from_grpc_and_http_configs() -> None:
+    grpc_style = {"name": "g", "max_batch_size": 8, "input": [{"name": "seed", "data_type": "TYPE_INT64", "dims": ["1"]}],
+                  "output": [{"name": "output_bytes", "data_type": "TYPE_STRING", "dims": ["1"]}]}  # fmt: skip
+    info = ModelInfo.from_config(grpc_style)
+    assert info.max_batch_size == 8 and info.inputs["seed"] == C.SEED and info.outputs["output_bytes"] == C.OUTPUT_BYTES
