@@ -28,6 +28,15 @@ TINY_CLIP = dict(
 )
 
 
+@pytest.fixture
+def one_thread():
+    """Other test processes share the 2 cores: one intra-op thread is far faster than two contended ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_clip(seed: int = 1):
     torch.manual_seed(seed)
     return clip_model_module().CLIP(**TINY_CLIP).eval()
@@ -63,7 +72,7 @@ def test_real_tokenizer_round_trip():
         tokenize("word " * 100)
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
 def test_torchscript_archive_loads_without_running_code(tmp_path):
     model = tiny_clip()
     img = torch.rand(2, 3, 32, 32) * 2 - 1

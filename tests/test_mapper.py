@@ -14,7 +14,7 @@ from cptr.models.clip_loss import CLIPLoss
 from cptr.models.mapper import LevelsMapper, load_mapper, save_mapper
 from cptr.training.mapper_train import MapperLossWeights, render, sample_latents, train_mapper
 from tests.conftest import make_tiny_generator
-from tests.test_loss_networks import tiny_arcface, tiny_clip
+from tests.test_loss_networks import one_thread, tiny_arcface, tiny_clip  # noqa: F401 - fixture
 
 
 def official_levels_forward(sd: dict[str, torch.Tensor], w: torch.Tensor, levels=("course", "medium", "fine")) -> torch.Tensor:
@@ -112,8 +112,7 @@ def test_inconsistent_or_foreign_checkpoints_are_refused(tmp_path):
         load_mapper(path)
 
 
-def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_frozen():
-    torch.set_num_threads(2)
+def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_frozen(one_thread):
     g = make_tiny_generator(size=64)  # n_latent 10: coarse 0-3, medium 4-7, fine 8-9
     clip_model = tiny_clip()
     arcface = tiny_arcface()
@@ -140,6 +139,7 @@ def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_f
     for l2, (start, end, _) in results.items():
         assert end < start - 0.01, f"lambda_l2={l2}: CLIP loss {start:.4f} -> {end:.4f} did not fall"
     assert results[0.8][2] < 0.6 * results[0.0][2], results
+    print(f"CLIP loss / edit norm: {results}")
     for name, t in {**{f"clip.{k}": v for k, v in clip_model.state_dict().items()},
                     **{f"arc.{k}": v for k, v in arcface.state_dict().items()},
                     **{f"g.{k}": v for k, v in g.state_dict().items()}}.items():

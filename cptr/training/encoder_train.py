@@ -1,0 +1,353 @@
+"""Training the image -> W+ encoder on the generator's own samples (``cptr-train encoder``).
+
+Each step samples latents from the mapping network (truncation drawn in [0.5, 1], with style mixing
+so every W+ entry varies), renders them (stored noise), and trains the encoder to recover them:
+``λ_latent * ||E(x) - w||² + λ_l2 * ||G(E(x)) - x||² + λ_l1 * |G(E(x)) - x| + λ_id * ID(G(E(x)), x)``.
+Optional real aligned faces (``--images``) add pixel/identity losses on real pictures, where no
+latent target exists. Generator images are resized to the encoder's input size (area pooling).
+
+The generator and ArcFace stay frozen. :func:`demo_encoder` builds a small encoder for the embedded
+``demo`` style in a few seconds (random backbone, closed-form fit of the last layers), so the
+photo -> cartoon chain runs everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
+from cptr.models.stylegan2 import Generator
+from cptr.training.mapper_train import training_view
+
+
+@dataclass
+class EncoderLossWeights:
+    latent: float = 1.0
+    l2: float = 1.0
+    l1: float = 0.0
+    id: float = 0.1
+
+
+def resize_to(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Generator images to ``size`` (area pooling down, bilinear up)."""
+    h = images.shape[-1]
+    if h == size:
+        return images
+    if h > size:
+        return F.adaptive_avg_pool2d(images, (size, size))
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def generator_mean_latent(g: Generator, seed: int = 0) -> torch.Tensor:
+    """``g.latent_avg`` if the checkpoint has one, else the mean of 4096 mapped z (seeded)."""
+    la = getattr(g, "latent_avg", None)
+    if la is not None:
+        return la.reshape(-1).detach()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return g.mean_latent(4096).reshape(-1).detach()
+
+
+def sample_training_latents(g: Generator, batch: int, gen: torch.Generator, mean: torch.Tensor, mix_prob: float = 0.5) -> torch.Tensor:
+    """W+ [batch, n_latent, D]: mapped z, truncation psi ~ U(0.5, 1), two-latent mixing with ``mix_prob``."""
+    device = mean.device
+    z = torch.randn(2 * batch, g.style_dim, generator=gen).to(device)
+    psi = (0.5 + 0.5 * torch.rand(2 * batch, 1, generator=gen)).to(device)
+    with torch.no_grad():
+        w = mean + psi * (g.style(z) - mean)
+    w1, w2 = w[:batch], w[batch:]
+    cut = torch.randint(1, g.n_latent, (batch,), generator=gen)
+    mix = torch.rand(batch, generator=gen) < mix_prob
+    idx = torch.arange(g.n_latent)
+    use_second = (mix[:, None] & (idx[None, :] >= cut[:, None])).to(device)
+    return torch.where(use_second[..., None], w2[:, None], w1[:, None])
+
+
+def render(g: Generator, w_plus: torch.Tensor) -> torch.Tensor:
+    img, _ = g([w_plus], input_is_latent=True, randomize_noise=False)
+    return img
+
+
+def train_encoder(
+    encoder: Encoder,
+    g: Generator,
+    steps: int = 1000,
+    batch: int = 8,
+    lr: float = 1e-3,
+    weights: EncoderLossWeights = EncoderLossWeights(),
+    id_loss: nn.Module | None = None,
+    real_images: Iterator[torch.Tensor] | None = None,
+    seed: int = 0,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = False,
+) -> list[dict[str, float]]:
+    """Optimise ``encoder`` with Adam; returns per-step loss parts.
+
+    ``real_images`` (an endless iterator of [B, 3, S, S] batches in [-1, 1]) adds a real-photo
+    reconstruction term each step.
+    """
+    if (encoder.n_latent, encoder.style_dim) != (g.n_latent, g.style_dim):
+        raise ValueError(f"the encoder predicts W+ [{encoder.n_latent}, {encoder.style_dim}] but the generator uses [{g.n_latent}, {g.style_dim}]")
+    for p in g.parameters():
+        p.requires_grad_(False)
+    g.eval()
+    device = encoder.latent_avg.device
+    g = training_view(g)
+    mean = generator_mean_latent(g, seed).to(device)
+    encoder.train()
+    opt = torch.optim.Adam(encoder.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    pixels = weights.l2 > 0 or weights.l1 > 0 or (weights.id > 0 and id_loss is not None)
+    history: list[dict[str, float]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="encoder", unit="step")
+    for step in range(steps):
+        w = sample_training_latents(g, batch, gen, mean)
+        with torch.no_grad():
+            x = render(g, w)
+        w_hat = encoder(resize_to(x, encoder.input_size))
+        loss = weights.latent * F.mse_loss(w_hat, w)
+        parts = {"latent": float(F.mse_loss(w_hat, w).detach())}
+        if pixels:
+            loss = loss + _pixel_terms(g, w_hat, x, weights, id_loss, parts)
+        if real_images is not None:
+            real = next(real_images).to(device)
+            loss = loss + _pixel_terms(g, encoder(resize_to(real, encoder.input_size)), resize_to(real, g.size), weights, id_loss, parts, "real_")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        parts["loss"] = float(loss.detach())
+        history.append(parts)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in parts.items()})
+        if callback is not None:
+            callback(step + 1, parts)
+    if bar is not None:
+        bar.close()
+    encoder.eval()
+    return history
+
+
+def _pixel_terms(g: Generator, w_hat: torch.Tensor, x: torch.Tensor, weights: EncoderLossWeights, id_loss: nn.Module | None,
+                 parts: dict[str, float], prefix: str = "") -> torch.Tensor:
+    x_hat = render(g, w_hat)
+    total = x_hat.new_zeros(())
+    if weights.l2 > 0:
+        v = F.mse_loss(x_hat, x)
+        parts[prefix + "l2"] = float(v.detach())
+        total = total + weights.l2 * v
+    if weights.l1 > 0:
+        v = F.l1_loss(x_hat, x)
+        parts[prefix + "l1"] = float(v.detach())
+        total = total + weights.l1 * v
+    if weights.id > 0 and id_loss is not None:
+        v = id_loss(x_hat, x)
+        parts[prefix + "id"] = float(v.detach())
+        total = total + weights.id * v
+    return total
+
+
+@torch.no_grad()
+def reconstruction_error(encoder: Encoder, g: Generator, n: int = 16, seed: int = 1234) -> tuple[float, float]:
+    """Pixel MSE of ``G(E(x))`` vs ``x`` on fresh generator samples, and of ``G(latent_avg)`` (the baseline)."""
+    gen = torch.Generator().manual_seed(seed)
+    mean = generator_mean_latent(g).to(encoder.latent_avg.device)
+    w = sample_training_latents(g, n, gen, mean)
+    x = render(g, w)
+    rec = render(g, encoder.eval()(resize_to(x, encoder.input_size)))
+    base = render(g, encoder.latent_avg.unsqueeze(0).expand(n, -1, -1))
+    return float(F.mse_loss(rec, x)), float(F.mse_loss(base, x))
+
+
+# --------------------------------------------------------------------------- the demo encoder
+
+DEMO_FIT_SAMPLES = 96
+_DEMO_CACHE: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+
+
+@torch.no_grad()
+def fit_heads(encoder: Encoder, images: torch.Tensor, w_plus: torch.Tensor, ridge: float = 1e-2) -> None:
+    """Set every head's final ``EqualLinear`` by ridge regression of ``w_plus - latent_avg`` on its features.
+
+    The backbone and head convs stay as they are (random features); this is a closed-form fit of the
+    last layer, used for the demo encoder where gradient training would take minutes on a CPU.
+    """
+    encoder.eval()
+    c1, c2, c3 = encoder.features(images)
+    p2 = encoder._upsample_add(c3, encoder.latlayer1(c2))
+    p1 = encoder._upsample_add(p2, encoder.latlayer2(c1))
+    if encoder.head != "psp":
+        raise ValueError("fit_heads supports head='psp' encoders only")
+    for i, head in enumerate(encoder.styles):
+        m = c3 if i < 3 else p2 if i < 7 else p1
+        feats = head.convs(m).reshape(m.shape[0], head.width)
+        x = torch.cat([feats, torch.ones(feats.shape[0], 1)], dim=1).double()
+        y = (w_plus[:, i] - encoder.latent_avg[i]).double()
+        a = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y)  # [width + 1, D]
+        lin = head.linear
+        lin.weight.copy_((a[:-1].T / lin.scale).float())
+        lin.bias.copy_((a[-1] / lin.lr_mul).float())
+
+
+def demo_encoder(seed: int | None = None, samples: int = DEMO_FIT_SAMPLES) -> Encoder:
+    """A small encoder for the embedded ``demo`` style (256 px input, W+ [14, 512]).
+
+    The backbone is randomly initialised from ``seed`` and *not trained*; only the last layer of each
+    W+ head is fitted in closed form (:func:`fit_heads`) to ``samples`` images of the demo source
+    generator, which takes a few seconds. So its output depends on the picture, but its inversions are
+    rough: it exists to run the photo -> cartoon chain on any machine, not to produce likenesses.
+    ``samples=0`` gives the untouched random network. Deterministic; cached per process.
+    """
+    from cptr.demo import DEMO_SEED, demo_generators
+
+    seed = DEMO_SEED if seed is None else int(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # demo_generators draws latent_avg from the global generator
+        source, _ = demo_generators(seed)
+        cfg = small_encoder_config(source.n_latent, source.style_dim, input_size=256, width=16)
+        torch.manual_seed(seed + 7)
+        enc = Encoder(**cfg, latent_avg=source.latent_avg).eval()
+    key = (seed, samples)
+    if key in _DEMO_CACHE:
+        enc.load_state_dict(_DEMO_CACHE[key])
+    elif samples > 0:
+        gen = torch.Generator().manual_seed(seed + 11)
+        w = sample_training_latents(source, samples, gen, source.latent_avg)
+        with torch.no_grad():
+            x = torch.cat([render(source, w[i : i + 16]) for i in range(0, samples, 16)])
+        fit_heads(enc, x, w)
+        _DEMO_CACHE[key] = {k: v.clone() for k, v in enc.state_dict().items()}
+    return enc.eval().requires_grad_(False)
+
+
+# --------------------------------------------------------------------------- CLI
+
+import typer  # noqa: E402
+
+EXAMPLES = """Examples:
+
+  cptr-train encoder --style webtoon --out runs/encoder --steps 20000
+
+  cptr-train encoder --generator ffhq256.pt --images aligned_faces/ --arcface-weights model_ir_se50.pth --width full
+
+  cptr-train encoder --style demo --width small --steps 300 --out runs/demo_encoder
+"""
+
+
+def encoder_command(
+    style: str | None = typer.Option(None, "--style", help="Registered style whose source generator the encoder inverts."),
+    generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint instead of --style."),
+    out: Path = typer.Option(Path("runs/encoder"), "--out", help="Output folder: checkpoints/, samples/."),
+    width: str = typer.Option("full", "--width", help="'full' (pSp's IR-SE50 GradualStyleEncoder) or 'small' (one unit per stage)."),
+    head: str = typer.Option("psp", "--head", help="'psp' (independent W+ entries) or 'e4e' (one w plus deltas)."),
+    images: Path | None = typer.Option(None, "--images", help="Folder of aligned real faces for extra pixel/identity losses."),
+    arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth: adds the identity loss."),
+    lambda_latent: float = typer.Option(1.0, "--lambda-latent", min=0.0),
+    lambda_l2: float = typer.Option(1.0, "--lambda-l2", min=0.0),
+    lambda_l1: float = typer.Option(0.0, "--lambda-l1", min=0.0),
+    lambda_id: float = typer.Option(0.1, "--lambda-id", min=0.0),
+    steps: int = typer.Option(20000, "--steps", min=1),
+    batch: int = typer.Option(8, "--batch", min=1),
+    lr: float = typer.Option(1e-4, "--lr", min=0.0),
+    sample_every: int = typer.Option(1000, "--sample-every", min=0),
+    save_every: int = typer.Option(5000, "--save-every", min=0),
+    register: bool = typer.Option(True, "--register/--no-register", help="Set the trained encoder on --style in the registry."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cuda" if torch.cuda.is_available() else "cpu", "--device"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Train an image -> W+ encoder on the generator's own samples (latent + pixel [+ identity] losses)."""
+    from cptr.checkpoints import CheckpointError
+    from cptr.contracts import ALIGNED_SIZE
+    from cptr.models.arcface import IDLoss, load_arcface
+    from cptr.models.clip_shim import WeightsNotFoundError
+    from cptr.training.mapper_train import _fail, load_source_generator
+
+    if width not in ("full", "small"):
+        _fail(f"--width must be 'full' or 'small', got {width!r}")
+    if head not in ("psp", "e4e"):
+        _fail(f"--head must be 'psp' or 'e4e', got {head!r}")
+    g, info = load_source_generator(style, generator, device)
+    idl = None
+    if arcface_weights is not None and lambda_id > 0:
+        try:
+            idl = IDLoss(load_arcface(arcface_weights, device=device))
+        except (WeightsNotFoundError, CheckpointError) as e:
+            _fail(str(e))
+    if width == "full":
+        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": head}
+    else:
+        cfg = {**small_encoder_config(g.n_latent, g.style_dim, ALIGNED_SIZE), "head": head}
+    enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, seed).cpu()).to(device)
+    real = None
+    if images is not None:
+        real = _endless_batches(images, ALIGNED_SIZE, batch, seed)
+    weights = EncoderLossWeights(lambda_latent, lambda_l2, lambda_l1, lambda_id)
+    opts = {"batch_size": batch, "learning_rate": lr, "max_steps": steps, "l2_lambda": lambda_l2, "id_lambda": lambda_id,
+            "w_lambda": lambda_latent, "lpips_lambda": 0.0}
+    ckpt_dir, sample_dir = out / "checkpoints", out / "samples"
+    gen = torch.Generator().manual_seed(seed + 99)
+    fixed = sample_training_latents(g, 4, gen, generator_mean_latent(g, seed).to(device))
+
+    def on_step(step: int, parts: dict[str, float]) -> None:
+        if sample_every and (step % sample_every == 0 or step == 1):
+            save_reconstruction_grid(enc, g, fixed, sample_dir / f"{step:06d}.png")
+            enc.train()
+        if save_every and step % save_every == 0 and step != steps:
+            save_encoder(enc, ckpt_dir / f"iteration_{step}.pt", opts)
+
+    train_encoder(enc, g, steps, batch, lr, weights, idl, real, seed, on_step, progress=not quiet)
+    final = ckpt_dir / "encoder.pt"
+    save_encoder(enc, final, opts)
+    save_reconstruction_grid(enc, g, fixed, sample_dir / "final.png")
+    rec, base = reconstruction_error(enc, g)
+    typer.echo(f"encoder written to {final}; reconstruction MSE {rec:.4f} (average latent: {base:.4f})")
+    if register and style is not None and info is not None and not info.builtin:
+        from cptr.styles import StyleError, add_style
+
+        try:
+            add_style(info.name, info.source, info.target, alpha=info.alpha, swap_res=info.swap_res, blend_width=info.blend_width,
+                      inject_k=info.inject_k, encoder=str(final.resolve()), mappers=info.mappers, description=info.description, replace=True)
+            typer.echo(f"registered the encoder on style '{style}'")
+        except StyleError as e:
+            typer.echo(f"not registered: {e}")
+
+
+def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: Path) -> None:
+    """Two rows: generator samples, and their reconstructions through the encoder."""
+    from cptr.imaging import grid, save_image, to_uint8
+
+    with torch.no_grad():
+        x = render(g, w)
+        rec = render(g, enc.eval()(resize_to(x, enc.input_size)))
+    save_image(grid(to_uint8(torch.cat([x, rec])), cols=w.shape[0]), path)
+
+
+def _endless_batches(root: Path, size: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
+    from cptr.training.data import DatasetError, ImageFolderDataset
+    from cptr.training.mapper_train import _fail
+
+    try:
+        data = ImageFolderDataset(root, size)
+    except DatasetError as e:
+        _fail(str(e))
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        idx = torch.randint(0, len(data), (batch,), generator=gen)
+        yield torch.stack([data[int(i)] for i in idx])
+
+
+def main() -> None:  # pragma: no cover - standalone entry until cptr.training.cli registers the command
+    app = typer.Typer(add_completion=False)
+    app.command("encoder", help=f"{encoder_command.__doc__}\n\n{EXAMPLES}")(encoder_command)
+    app()

@@ -1,0 +1,151 @@
+"""Encoder: pSp/e4e names and checkpoints, training on generator samples, demo encoder, ONNX export of
+the encoder and mapper, and the exported encoder -> mapper -> synthesis chain against PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cptr import contracts
+from cptr.checkpoints import CheckpointError
+from cptr.export.encoder_mapper import W_PLUS_EDIT, export_encoder, export_mapper
+from cptr.export.onnx import export_synthesis
+from cptr.export.runtime import ort_session
+from cptr.models.encoder import Encoder, load_encoder, save_encoder, small_encoder_config
+from cptr.models.mapper import LevelsMapper
+from cptr.training.encoder_train import (
+    EncoderLossWeights,
+    demo_encoder,
+    generator_mean_latent,
+    reconstruction_error,
+    train_encoder,
+)
+from tests.conftest import make_tiny_generator
+from tests.test_loss_networks import one_thread  # noqa: F401 - fixture
+
+
+def test_full_size_encoder_has_psp_gradual_style_encoder_names():
+    enc = Encoder(n_latent=18)  # pSp's FFHQ encoder: IR-SE50, 18 heads
+    sd = enc.state_dict()
+    assert len(enc.body) == 24 and len(enc.styles) == 18
+    for key in ("input_layer.0.weight", "input_layer.2.weight", "body.23.res_layer.5.fc2.weight",
+                "latlayer1.weight", "latlayer1.bias", "latlayer2.weight",
+                "styles.0.convs.6.weight", "styles.0.linear.weight", "styles.0.linear.bias",
+                "styles.17.convs.10.bias"):
+        assert key in sd, key
+    assert "styles.0.convs.8.weight" not in sd  # 16x16 -> 1x1: four stride-2 convs for coarse heads
+    assert "styles.17.convs.12.weight" not in sd  # 64x64 -> 1x1: six for fine heads
+    assert sd["latlayer1.weight"].shape == (512, 256, 1, 1) and sd["latlayer2.weight"].shape == (512, 128, 1, 1)
+    assert sd["styles.3.linear.weight"].shape == (512, 512)
+
+
+def test_psp_and_e4e_checkpoints_load(tmp_path, one_thread):
+    torch.manual_seed(0)
+    cfg = {**small_encoder_config(10, 64, input_size=64, width=16), "widths": [8, 16, 24, 32]}  # distinct widths, as pSp
+    ref = Encoder(**cfg).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    sd = {f"encoder.{k}": v for k, v in ref.state_dict().items() if k != "latent_avg"}
+    sd["decoder.style.1.weight"] = torch.zeros(1)
+    latent_avg = torch.randn(64)
+    for etype in ("GradualStyleEncoder", "Encoder4Editing"):
+        path = tmp_path / f"{etype}.pt"
+        torch.save({"state_dict": sd, "opts": {"encoder_type": etype, "cptr_input_size": 64, "start_from_latent_avg": True},
+                    "latent_avg": latent_avg}, path)
+        enc = load_encoder(path)
+        assert enc.config()["units"] == [1, 1, 1, 1] and enc.config()["widths"] == [8, 16, 24, 32]
+        with torch.no_grad():
+            offs = ref.offsets(x)
+            if etype == "GradualStyleEncoder":
+                expected = offs + latent_avg
+            else:  # e4e: w0 from head 0, every other entry w0 + its delta
+                expected = torch.cat([offs[:, :1], offs[:, :1] + offs[:, 1:]], 1) + latent_avg
+            torch.testing.assert_close(enc(x), expected, atol=1e-6, rtol=1e-6)
+    torch.save({"state_dict": sd, "opts": {"encoder_type": "BackboneEncoderUsingLastLayerIntoW"}}, tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match="not supported"):
+        load_encoder(tmp_path / "w.pt")
+    torch.save({"state_dict": sd, "opts": {"input_nc": 1}}, tmp_path / "sketch.pt")
+    with pytest.raises(CheckpointError, match="only RGB"):
+        load_encoder(tmp_path / "sketch.pt")
+
+
+def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, one_thread):
+    g = make_tiny_generator(size=32)
+    torch.manual_seed(0)
+    enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=32, width=16), latent_avg=generator_mean_latent(g))
+    before, baseline = reconstruction_error(enc, g)
+    g_before = {k: v.clone() for k, v in g.state_dict().items()}
+    train_encoder(enc, g, steps=200, batch=8, lr=2e-3, weights=EncoderLossWeights(latent=1.0, l2=1.0, id=0.0), seed=0)
+    after, baseline2 = reconstruction_error(enc, g)
+    assert baseline2 == baseline
+    assert after < 0.5 * baseline, f"reconstruction MSE {after:.4f} vs average latent {baseline:.4f} (untrained {before:.4f})"
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, g_before[k]), k
+    # checkpoint round trip in the pSp layout
+    path = save_encoder(enc, tmp_path / "enc.pt")
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {"state_dict", "opts", "latent_avg"} and all(k.startswith("encoder.") for k in raw["state_dict"])
+    loaded = load_encoder(path)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), enc(x))
+    # ONNX: fp32 and fp16 within the exporter's tolerances at batch 1 and 3
+    art = export_encoder(loaded, tmp_path / "encoder.onnx")
+    assert art.stage == contracts.ENCODER and art.inputs[0].name == "aligned" and art.outputs[0] == contracts.w_plus(g.n_latent, 64)
+    assert set(art.max_abs_error) == {"batch1", "batch3"} and max(art.max_abs_error.values()) < 1e-3
+    sess = ort_session(tmp_path / "encoder.onnx")
+    (onnx_out,) = sess.run(["w_plus"], {"aligned": x.numpy()})
+    np.testing.assert_allclose(onnx_out, enc(x).detach().numpy(), atol=1e-4, rtol=0)
+    art16 = export_encoder(loaded, tmp_path / "encoder_fp16.onnx", precision="fp16")
+    assert max(art16.max_abs_error.values()) < 2e-2
+
+
+def test_demo_encoder_is_deterministic_and_exports_with_the_aligned_contract(tmp_path, one_thread):
+    a = demo_encoder()
+    b = demo_encoder()
+    assert (a.n_latent, a.style_dim, a.input_size) == (14, 512, 256)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        w = a(x)
+    assert w.shape == (2, 14, 512) and torch.isfinite(w).all()
+    assert (w[0] - w[1]).abs().max() > 1e-3  # depends on the picture
+    art = export_encoder(a, tmp_path / "demo_encoder.onnx")
+    assert art.inputs == [contracts.ALIGNED]
+    assert max(art.max_abs_error.values()) < 1e-3
+
+
+def test_exported_encoder_mapper_synthesis_chain_equals_pytorch(tmp_path, one_thread):
+    g = make_tiny_generator(size=64)  # n_latent 10
+    torch.manual_seed(3)
+    enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=64, width=16), latent_avg=generator_mean_latent(g)).eval()
+    with torch.no_grad():  # give the untrained heads a realistic spread around the mean latent
+        for head in enc.styles:
+            head.linear.weight.mul_(3.0)
+    mapper = LevelsMapper(g.n_latent, g.style_dim, fine=False).eval()
+    with torch.no_grad():
+        for p in mapper.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    a_enc = export_encoder(enc, tmp_path / "encoder.onnx")
+    a_map = export_mapper(mapper, tmp_path / "mapper.onnx", generator=g)
+    a_syn = export_synthesis(g, tmp_path / "synthesis.onnx")
+    assert a_map.inputs[0].name == "w_plus" and a_map.outputs[0].name == W_PLUS_EDIT == "w_plus_edit"
+    assert a_map.outputs[0] == contracts.w_plus(g.n_latent, g.style_dim, name="w_plus_edit")
+    assert a_syn.inputs[0].name == "w_plus"
+
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        w_ref = enc(x)
+        edit_ref = mapper.edit(w_ref)
+        img_ref, _ = g([edit_ref], input_is_latent=True, randomize_noise=False)
+    assert (edit_ref - w_ref).abs().max() > 1e-2  # the mapper does edit
+    s_enc, s_map, s_syn = (ort_session(a.onnx_path) for a in (a_enc, a_map, a_syn))
+    (w,) = s_enc.run(["w_plus"], {"aligned": x.numpy()})
+    (edit,) = s_map.run(["w_plus_edit"], {"w_plus": w})
+    (img,) = s_syn.run(["image"], {"w_plus": edit})
+    w_err = float(np.abs(w - w_ref.numpy()).max())
+    edit_err = float(np.abs(edit - edit_ref.numpy()).max())
+    img_err = float(np.abs(img - img_ref.numpy()).max())
+    assert w_err < 1e-4 and edit_err < 1e-4, (w_err, edit_err)
+    assert img_err < 1e-3, f"chain image differs by {img_err:.2e}"
