@@ -264,10 +264,17 @@ def test_native_flavour(repo: Path, tmp_path: Path) -> None:
     write_repository(root, bundle, backend="native")
     text = (root / f"synthesis_{STYLE}" / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in text and "KIND_GPU" in text and "backend:" not in text
-    assert (root / f"synthesis_{STYLE}" / "1" / "model.onnx").is_file() and not (root / "synthesis.onnx").exists()
+    assert (root / f"synthesis_{STYLE}" / "1" / "model.onnx").is_file()
     assert 'backend: "python"' in (root / f"seeds_{STYLE}" / "config.pbtxt").read_text()
     python_flavour = (repo / f"generate_{STYLE}" / "config.pbtxt").read_text().replace("max_batch_size: 8", "max_batch_size: 4")
     assert (root / f"generate_{STYLE}" / "config.pbtxt").read_text() == python_flavour
+    plan = root / "synthesis.plan"
+    plan.write_bytes(b"serialized engine")
+    arts["synthesis"].extra["engine_path"] = str(plan)
+    write_repository(root, bundle, backend="native")
+    text = (root / f"synthesis_{STYLE}" / "config.pbtxt").read_text()
+    assert 'platform: "tensorrt_plan"' in text and 'default_model_filename: "model.plan"' in text
+    assert (root / f"synthesis_{STYLE}" / "1" / "model.plan").read_bytes() == b"serialized engine"
     with pytest.raises(ValueError, match="unknown backend"):
         write_repository(root, bundle, backend="tensorflow")
 

@@ -132,32 +132,36 @@ def _python_model(root: Path, name: str, module: str, config: str) -> None:
     atomic_write_text(root / name / "config.pbtxt", config)
 
 
-def _place_file(src: Path, dst: Path, root: Path) -> None:
-    """Move ``src`` (staged inside ``root``) to ``dst``, or copy it when it lives elsewhere."""
+def _place_file(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst`` (a copy across file systems); the caller removes its staging files.
+
+    Linking instead of moving leaves ``src`` where the exporter expects it (it records engine
+    files and their sha256 after this writer ran), and costs no copy.
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
-    src = Path(src).resolve()
+    src = Path(src)
     if not src.is_file():
         raise FileNotFoundError(f"exported model file {src} does not exist; run cptr-export again")
-    if src == dst.resolve():
+    if dst.exists() and os.path.samefile(src, dst):
         return
-    if src.is_relative_to(root.resolve()):
-        os.replace(src, dst)
-    else:
-        tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+    os.replace(tmp, dst)
 
 
 def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, backend: str) -> None:
     """An ONNX (or TensorRT plan) stage in either flavour."""
+    _place_file(art.onnx_path, root / name / "1" / "model.onnx")
     engine = art.extra.get("engine_path") if backend == "native" else None
-    if engine:
-        _place_file(Path(engine), root / name / "1" / "model.plan", root)
+    if engine:  # the ONNX file stays beside the plan: the plan's source, recorded in manifest.json
+        _place_file(Path(engine), root / name / "1" / "model.plan")
         cfg = model_config(name, art.inputs, art.outputs, batch_max, platform="tensorrt_plan", kind="KIND_GPU", default_file="model.plan")
         atomic_write_text(root / name / "config.pbtxt", cfg)
-        return
-    _place_file(art.onnx_path, root / name / "1" / "model.onnx", root)
-    if backend == "native":
+    elif backend == "native":
         cfg = model_config(name, art.inputs, art.outputs, batch_max, platform="onnxruntime_onnx", kind="KIND_GPU", default_file="model.onnx")
         atomic_write_text(root / name / "config.pbtxt", cfg)
     else:
@@ -174,8 +178,9 @@ def _one(specs: Sequence[TensorSpec], what: str) -> TensorSpec:
 def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") -> None:
     """Write every model and ensemble of ``bundle`` into ``root`` (see the module docstring).
 
-    ``root`` is the exporter's temporary directory (swapped in atomically afterwards); the ONNX
-    files staged inside it are moved to ``<root>/<model>/1/model.onnx``.
+    ``root`` is the exporter's temporary directory (swapped in atomically afterwards); each staged
+    ONNX file (and TensorRT plan, native flavour) is hard-linked to ``<root>/<model>/1/model.onnx``
+    (``model.plan``); the caller deletes its staging directory.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
