@@ -156,3 +156,17 @@ def test_model_info_from_grpc_and_http_configs() -> None:
                   "output": [{"name": "output_bytes", "data_type": "TYPE_STRING", "dims": ["1"]}]}  # fmt: skip
     info = ModelInfo.from_config(grpc_style)
     assert info.max_batch_size == 8 and info.inputs["seed"] == C.SEED and info.outputs["output_bytes"] == C.OUTPUT_BYTES
+
+
+def test_transform_refers_to_the_256_crop_at_any_encoder_size() -> None:
+    pytest.importorskip("cptr.align")
+    from skimage import data
+
+    from cptr.imaging import encode_png
+
+    photo_bytes = encode_png(data.astronaut())
+    photo, crop256, m256 = stages.decode_and_align(photo_bytes)
+    _, crop128, m128 = stages.decode_and_align(photo_bytes, 128)
+    assert crop256.shape == (3, 256, 256) and crop128.shape == (3, 128, 128) and photo.shape == (512, 512, 3)
+    assert crop256.dtype == np.float32 and -1 <= crop256.min() and crop256.max() <= 1
+    np.testing.assert_allclose(m128, m256, atol=1e-4)

@@ -239,10 +239,16 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
     if bundle.encoder is not None:
         enc_in = _one(bundle.encoder.inputs, "encoder input")
         enc_out = _one(bundle.encoder.outputs, "encoder output")
-        _python_model(root, names.preprocess, "preprocess", model_config(names.preprocess, [C.IMAGE_BYTES], [C.ALIGNED, C.TRANSFORM], b))
+        # An encoder with another input size gets its own preprocess_<size> (same code, crop size parameter).
+        size = int(enc_in.dims[-1])
+        if len(enc_in.dims) != 3 or enc_in.dims[0] != 3 or enc_in.dims[1] != size or size < 8:
+            raise ValueError(f"encoder input must be [3, S, S], got {list(enc_in.dims)}")
+        pre = names.preprocess if size == C.ALIGNED_SIZE else f"{names.preprocess}_{size}"
+        pre_out = dataclasses.replace(C.ALIGNED, dims=(3, size, size))
+        _python_model(root, pre, "preprocess", model_config(pre, [C.IMAGE_BYTES], [pre_out, C.TRANSFORM], b, params={"aligned_size": str(size)}))
         _tensor_stage(root, names.encoder(style), bundle.encoder, b, backend)
         front = [
-            Step(names.preprocess, {C.IMAGE_BYTES.name: C.IMAGE_BYTES.name}, {C.ALIGNED.name: C.ALIGNED.name, C.TRANSFORM.name: C.TRANSFORM.name}),
+            Step(pre, {C.IMAGE_BYTES.name: C.IMAGE_BYTES.name}, {C.ALIGNED.name: C.ALIGNED.name, C.TRANSFORM.name: C.TRANSFORM.name}),
             Step(names.encoder(style), {enc_in.name: C.ALIGNED.name}, {enc_out.name: "w_plus_photo"}),
         ]
         post = Step(

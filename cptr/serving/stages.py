@@ -78,11 +78,12 @@ def mix_latents(w: np.ndarray, w_mix: np.ndarray, mix: np.ndarray, n_latent: int
     return out.astype(np.float32)
 
 
-def decode_and_align(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Photo bytes -> (photo uint8 [H, W, 3], aligned float32 [3, 256, 256] in [-1, 1], transform float32 [3, 3]).
+def decode_and_align(data: bytes, size: int = ALIGNED_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Photo bytes -> (photo uint8 [H, W, 3], aligned float32 [3, size, size] in [-1, 1], transform float32 [3, 3]).
 
-    Raises :class:`RequestError` (image_too_large) above ``MAX_IMAGE_BYTES`` and the errors of
-    :mod:`cptr.align` (bad image, too many pixels, no face, face too small).
+    ``transform`` maps pixels of the 256 px FFHQ crop (``ALIGNED_SIZE``, whatever ``size`` is) to
+    photo pixels. Raises :class:`RequestError` (image_too_large) above ``MAX_IMAGE_BYTES`` and the
+    errors of :mod:`cptr.align` (bad image, too many pixels, no face, face too small).
     """
     from cptr.align import align_face, detect_landmarks, load_image
 
@@ -92,9 +93,11 @@ def decode_and_align(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         )
     photo = load_image(data, max_pixels=MAX_IMAGE_PIXELS)
     face = detect_landmarks(photo)[0]
-    aligned = align_face(photo, face, size=ALIGNED_SIZE)
+    aligned = align_face(photo, face, size=size)
     crop = aligned.crop.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
-    return photo, crop, aligned.matrix.astype(np.float32)
+    a = size / ALIGNED_SIZE  # crop_size px = a * crop_256 px + (a - 1) / 2 (pixel centres)
+    to_sized = np.array([[a, 0.0, 0.5 * a - 0.5], [0.0, a, 0.5 * a - 0.5], [0.0, 0.0, 1.0]])
+    return photo, crop, (aligned.matrix @ to_sized).astype(np.float32)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

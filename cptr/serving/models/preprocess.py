@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cptr.contracts import ALIGNED, IMAGE_BYTES, TRANSFORM
+from cptr.contracts import ALIGNED, ALIGNED_SIZE, IMAGE_BYTES, TRANSFORM
 from cptr.serving.models.base import Arrays, StageModel
 from cptr.serving.stages import decode_and_align
 
@@ -13,12 +13,14 @@ class TritonPythonModel(StageModel):
     def setup(self) -> None:
         import cptr.align  # noqa: F401 - fail at load time, not on the first request, without the [align] extra
 
+        self.size = int(self.params.get("aligned_size", ALIGNED_SIZE))
+
     def compute(self, inputs: Arrays) -> Arrays:
         items = inputs[IMAGE_BYTES.name].reshape(-1)
         aligned, transforms = [], []
         for i, data in enumerate(items):
             try:
-                _, crop, matrix = decode_and_align(bytes(data))
+                _, crop, matrix = decode_and_align(bytes(data), self.size)
             except ValueError as e:
                 if len(items) > 1:
                     e.args = (f"photo {i}: {e}",)
