@@ -146,3 +146,36 @@ def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_f
         assert torch.equal(t, frozen[name]), f"{name} changed during mapper training"
     for net in (clip_model, arcface, g):
         assert all(not p.requires_grad for p in net.parameters())
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
+def test_cli_trains_saves_registers_and_reports_missing_weights(tmp_path, monkeypatch, one_thread):
+    from typer.testing import CliRunner
+
+    from cptr.checkpoints import save_generator
+    from cptr.models.clip_shim import tokenize
+    from cptr.styles import add_style, get_style
+    from cptr.training.cli import app
+
+    monkeypatch.setenv("CPTR_HOME", str(tmp_path / "home"))
+    g_path = save_generator(make_tiny_generator(size=64), tmp_path / "g64.pt")
+    add_style("tiny", g_path, g_path)
+    clip_path = tmp_path / "ViT-tiny.pt"
+    torch.jit.trace(tiny_clip(), (torch.rand(1, 3, 32, 32), tokenize("x"))).save(str(clip_path))
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["mapper", "--style", "tiny", "--prompt", "a really angry face", "--clip-weights", str(clip_path), "--lambda-id", "0",
+            "--steps", "4", "--n-latents", "8", "--sample-every", "2", "--save-every", "2", "--out", str(out), "--quiet"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    final = out / "checkpoints" / "a_really_angry_face.pt"
+    assert final.is_file() and (out / "checkpoints" / "iteration_2.pt").is_file()
+    assert (out / "samples" / "000002.png").is_file() and (out / "samples" / "final.png").is_file()
+    assert load_mapper(final).description == "a really angry face"
+    assert get_style("tiny").mappers == {"a_really_angry_face": str(final.resolve())}
+
+    res = runner.invoke(app, [*args[:5], "--clip-weights", str(tmp_path / "missing" / "ViT-B-32.pt"), "--lambda-id", "0"])
+    assert res.exit_code == 2
+    assert "CLIP ViT-B/32 weights not found" in res.output and "openaipublic.azureedge.net" in res.output
+    res = runner.invoke(app, [*args[:7]])
+    assert res.exit_code == 2 and "--arcface-weights" in res.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cptr.training import finetune_cli
+from cptr.training import finetune_cli, inversion_cli
 
 app = typer.Typer(
     help="Train CPTR models.\n\n"
@@ -30,6 +30,8 @@ def _root() -> None:
 
 app.command("finetune", no_args_is_help=True)(finetune_cli.finetune)
 app.command("prepare", no_args_is_help=True)(finetune_cli.prepare)
+app.command("mapper", help=inversion_cli.MAPPER_HELP, no_args_is_help=True)(inversion_cli.mapper_command)
+app.command("encoder", help=inversion_cli.ENCODER_HELP, no_args_is_help=True)(inversion_cli.encoder_command)
 # Other trainers register here, one line each, e.g.:
 # app.command("mapper")(mapper_cli.mapper)
 

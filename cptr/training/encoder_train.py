@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
+from cptr.models.encoder import Encoder, small_encoder_config
 from cptr.models.stylegan2 import Generator
 from cptr.training.mapper_train import training_view
 
@@ -230,99 +230,6 @@ def demo_encoder(seed: int | None = None, samples: int = DEMO_FIT_SAMPLES) -> En
     return enc.eval().requires_grad_(False)
 
 
-# --------------------------------------------------------------------------- CLI
-
-import typer  # noqa: E402
-
-EXAMPLES = """Examples:
-
-  cptr-train encoder --style webtoon --out runs/encoder --steps 20000
-
-  cptr-train encoder --generator ffhq256.pt --images aligned_faces/ --arcface-weights model_ir_se50.pth --width full
-
-  cptr-train encoder --style demo --width small --steps 300 --out runs/demo_encoder
-"""
-
-
-def encoder_command(
-    style: str | None = typer.Option(None, "--style", help="Registered style whose source generator the encoder inverts."),
-    generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint instead of --style."),
-    out: Path = typer.Option(Path("runs/encoder"), "--out", help="Output folder: checkpoints/, samples/."),
-    width: str = typer.Option("full", "--width", help="'full' (pSp's IR-SE50 GradualStyleEncoder) or 'small' (one unit per stage)."),
-    head: str = typer.Option("psp", "--head", help="'psp' (independent W+ entries) or 'e4e' (one w plus deltas)."),
-    images: Path | None = typer.Option(None, "--images", help="Folder of aligned real faces for extra pixel/identity losses."),
-    arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth: adds the identity loss."),
-    lambda_latent: float = typer.Option(1.0, "--lambda-latent", min=0.0),
-    lambda_l2: float = typer.Option(1.0, "--lambda-l2", min=0.0),
-    lambda_l1: float = typer.Option(0.0, "--lambda-l1", min=0.0),
-    lambda_id: float = typer.Option(0.1, "--lambda-id", min=0.0),
-    steps: int = typer.Option(20000, "--steps", min=1),
-    batch: int = typer.Option(8, "--batch", min=1),
-    lr: float = typer.Option(1e-4, "--lr", min=0.0),
-    sample_every: int = typer.Option(1000, "--sample-every", min=0),
-    save_every: int = typer.Option(5000, "--save-every", min=0),
-    register: bool = typer.Option(True, "--register/--no-register", help="Set the trained encoder on --style in the registry."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("cuda" if torch.cuda.is_available() else "cpu", "--device"),
-    quiet: bool = typer.Option(False, "--quiet"),
-) -> None:
-    """Train an image -> W+ encoder on the generator's own samples (latent + pixel [+ identity] losses)."""
-    from cptr.checkpoints import CheckpointError
-    from cptr.contracts import ALIGNED_SIZE
-    from cptr.models.arcface import IDLoss, load_arcface
-    from cptr.models.clip_shim import WeightsNotFoundError
-    from cptr.training.mapper_train import _fail, load_source_generator
-
-    if width not in ("full", "small"):
-        _fail(f"--width must be 'full' or 'small', got {width!r}")
-    if head not in ("psp", "e4e"):
-        _fail(f"--head must be 'psp' or 'e4e', got {head!r}")
-    g, info = load_source_generator(style, generator, device)
-    idl = None
-    if arcface_weights is not None and lambda_id > 0:
-        try:
-            idl = IDLoss(load_arcface(arcface_weights, device=device))
-        except (WeightsNotFoundError, CheckpointError) as e:
-            _fail(str(e))
-    if width == "full":
-        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": head}
-    else:
-        cfg = {**small_encoder_config(g.n_latent, g.style_dim, ALIGNED_SIZE), "head": head}
-    enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, seed).cpu()).to(device)
-    real = None
-    if images is not None:
-        real = _endless_batches(images, ALIGNED_SIZE, batch, seed)
-    weights = EncoderLossWeights(lambda_latent, lambda_l2, lambda_l1, lambda_id)
-    opts = {"batch_size": batch, "learning_rate": lr, "max_steps": steps, "l2_lambda": lambda_l2, "id_lambda": lambda_id,
-            "w_lambda": lambda_latent, "lpips_lambda": 0.0}
-    ckpt_dir, sample_dir = out / "checkpoints", out / "samples"
-    gen = torch.Generator().manual_seed(seed + 99)
-    fixed = sample_training_latents(g, 4, gen, generator_mean_latent(g, seed).to(device))
-
-    def on_step(step: int, parts: dict[str, float]) -> None:
-        if sample_every and (step % sample_every == 0 or step == 1):
-            save_reconstruction_grid(enc, g, fixed, sample_dir / f"{step:06d}.png")
-            enc.train()
-        if save_every and step % save_every == 0 and step != steps:
-            save_encoder(enc, ckpt_dir / f"iteration_{step}.pt", opts)
-
-    train_encoder(enc, g, steps, batch, lr, weights, idl, real, seed, on_step, progress=not quiet)
-    final = ckpt_dir / "encoder.pt"
-    save_encoder(enc, final, opts)
-    save_reconstruction_grid(enc, g, fixed, sample_dir / "final.png")
-    rec, base = reconstruction_error(enc, g)
-    typer.echo(f"encoder written to {final}; reconstruction MSE {rec:.4f} (average latent: {base:.4f})")
-    if register and style is not None and info is not None and not info.builtin:
-        from cptr.styles import StyleError, add_style
-
-        try:
-            add_style(info.name, info.source, info.target, alpha=info.alpha, swap_res=info.swap_res, blend_width=info.blend_width,
-                      inject_k=info.inject_k, encoder=str(final.resolve()), mappers=info.mappers, description=info.description, replace=True)
-            typer.echo(f"registered the encoder on style '{style}'")
-        except StyleError as e:
-            typer.echo(f"not registered: {e}")
-
-
 def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: Path) -> None:
     """Two rows: generator samples, and their reconstructions through the encoder."""
     from cptr.imaging import grid, save_image, to_uint8
@@ -331,23 +238,3 @@ def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: 
         x = render(g, w)
         rec = render(g, enc.eval()(resize_to(x, enc.input_size)))
     save_image(grid(to_uint8(torch.cat([x, rec])), cols=w.shape[0]), path)
-
-
-def _endless_batches(root: Path, size: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
-    from cptr.training.data import DatasetError, ImageFolderDataset
-    from cptr.training.mapper_train import _fail
-
-    try:
-        data = ImageFolderDataset(root, size)
-    except DatasetError as e:
-        _fail(str(e))
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        idx = torch.randint(0, len(data), (batch,), generator=gen)
-        yield torch.stack([data[int(i)] for i in idx])
-
-
-def main() -> None:  # pragma: no cover - standalone entry until cptr.training.cli registers the command
-    app = typer.Typer(add_completion=False)
-    app.command("encoder", help=f"{encoder_command.__doc__}\n\n{EXAMPLES}")(encoder_command)
-    app()
