@@ -79,6 +79,7 @@ def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, one_thr
     after, baseline2 = reconstruction_error(enc, g)
     assert baseline2 == baseline
     assert after < 0.5 * baseline, f"reconstruction MSE {after:.4f} vs average latent {baseline:.4f} (untrained {before:.4f})"
+    print(f"reconstruction MSE: untrained {before:.4f}, trained {after:.4f}, average latent {baseline:.4f}")
     for k, v in g.state_dict().items():
         assert torch.equal(v, g_before[k]), k
     # checkpoint round trip in the pSp layout
@@ -98,6 +99,7 @@ def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, one_thr
     np.testing.assert_allclose(onnx_out, enc(x).detach().numpy(), atol=1e-4, rtol=0)
     art16 = export_encoder(loaded, tmp_path / "encoder_fp16.onnx", precision="fp16")
     assert max(art16.max_abs_error.values()) < 2e-2
+    print(f"encoder ONNX max abs error: fp32 {art.max_abs_error}, fp16 {art16.max_abs_error}")
 
 
 def test_demo_encoder_is_deterministic_and_exports_with_the_aligned_contract(tmp_path, one_thread):
@@ -149,3 +151,4 @@ def test_exported_encoder_mapper_synthesis_chain_equals_pytorch(tmp_path, one_th
     img_err = float(np.abs(img - img_ref.numpy()).max())
     assert w_err < 1e-4 and edit_err < 1e-4, (w_err, edit_err)
     assert img_err < 1e-3, f"chain image differs by {img_err:.2e}"
+    print(f"chain max abs error: w_plus {w_err:.2e}, w_plus_edit {edit_err:.2e}, image {img_err:.2e}")
