@@ -138,6 +138,15 @@ def _rebuild_parameter(data: torch.Tensor, *_: Any) -> torch.Tensor:
     return data
 
 
+def _same(obj: Any, *_: Any) -> Any:
+    return obj
+
+
+# TorchScript's pickler wraps typed lists/dicts in these helpers (torch/jit/_pickle.py); they only
+# return their data.
+_JIT_PICKLE_HELPERS = {"restore_type_tag", "build_intlist", "build_doublelist", "build_boollist", "build_tensorlist"}
+
+
 class _TorchScriptUnpickler(pickle.Unpickler):
     """Reads ``data.pkl`` of a TorchScript archive: tensors, containers and inert object records."""
 
@@ -159,6 +168,8 @@ class _TorchScriptUnpickler(pickle.Unpickler):
             return _rebuild_parameter
         if (module, name) == ("collections", "OrderedDict"):
             return OrderedDict
+        if module == "torch.jit._pickle" and name in _JIT_PICKLE_HELPERS:
+            return _same
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(_STORAGE_DTYPES[name])
         raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a TorchScript weights archive")
