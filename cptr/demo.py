@@ -39,6 +39,7 @@ def demo_generators(seed: int = DEMO_SEED) -> tuple[Generator, Generator]:
                 for conv in target.convs[2 * j : 2 * j + 2]:
                     conv.conv.weight.add_(0.5 * torch.randn_like(conv.conv.weight))
                 to_rgb.bias.add_(torch.tensor([0.3, -0.1, -0.2]).reshape(1, 3, 1, 1))
-    source.latent_avg = source.mean_latent(1024).reshape(-1)
-    target.latent_avg = source.latent_avg.clone()
+        # Inside the seeded block: the truncation centre must be the same in every process.
+        source.latent_avg = source.mean_latent(1024).reshape(-1)
+        target.latent_avg = source.latent_avg.clone()
     return source.requires_grad_(False), target.requires_grad_(False)

@@ -100,3 +100,16 @@ def test_default_config_matches_official_256_layout() -> None:
     assert sd["convs.10.conv.weight"].shape == (1, 128, 256, 3, 3)
     assert sd["noises.noise_12"].shape == (1, 1, 256, 256)
     assert sd["to_rgbs.5.upsample.kernel"].shape == (4, 4)
+
+
+def test_demo_style_is_deterministic_across_global_rng_state() -> None:
+    from cptr.demo import demo_generators
+
+    torch.manual_seed(1)
+    a_src, a_tgt = demo_generators()
+    torch.manual_seed(2)
+    torch.randn(100)
+    b_src, b_tgt = demo_generators()
+    assert torch.equal(a_src.latent_avg, b_src.latent_avg)
+    for (k, v), v2 in zip(a_tgt.state_dict().items(), b_tgt.state_dict().values()):
+        assert torch.equal(v, v2), k
