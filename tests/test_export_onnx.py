@@ -192,7 +192,8 @@ def test_cli_demo_export_writes_verified_models(demo_export) -> None:
     assert manifest["opset"] >= 17 and manifest["precision"] == "fp32"
     for key in ("torch", "onnx", "onnxruntime", "cptr"):
         assert manifest["versions"][key]
-    assert {"mapping_demo", "synthesis_demo"} <= set(manifest["models"])
+    assert {"mapping_demo", "synthesis_demo", "encoder_demo"} <= set(manifest["models"])
+    assert (out / "cartoonize_demo" / "config.pbtxt").is_file() and (out / "generate_demo" / "config.pbtxt").is_file()
     for name, entry in manifest["models"].items():
         path = out / entry["file"]
         assert path == out / name / "1" / "model.onnx" and path.is_file()
@@ -245,3 +246,47 @@ def test_cli_engine_trt_fails_clearly(tmp_path) -> None:
     r = CliRunner().invoke(cli.app, ["--engine", "trt", "--out", str(tmp_path / "o"), "--quiet"])
     assert r.exit_code == 1 and "tensorrt" in r.output.lower()
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None:
+    """--source/--target paths, an encoder and a mapper with latent injection (inject_k=3)."""
+    from typer.testing import CliRunner
+
+    from cptr.checkpoints import save_generator
+    from cptr.export import cli
+    from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
+    from cptr.models.mapper import LevelsMapper, save_mapper
+
+    src, tgt = make_tiny_generator(64, seed=0), make_tiny_generator(64, seed=1)
+    sp, tp = save_generator(src, tmp_path / "s.pt"), save_generator(tgt, tmp_path / "t.pt")
+    torch.manual_seed(0)
+    enc = Encoder(**small_encoder_config(src.n_latent, src.style_dim, input_size=64, width=8)).eval()
+    ep = save_encoder(enc, tmp_path / "enc.pt")
+    mapper = LevelsMapper(n_latent=src.n_latent, style_dim=src.style_dim, n_layers=2, lr_mul=1.0)
+    with torch.no_grad():
+        for p in mapper.parameters():
+            p.normal_()
+    mp = save_mapper(mapper, tmp_path / "smile.pt")
+    out = tmp_path / "repo"
+    args = ["--source", str(sp), "--target", str(tp), "--style", "tiny", "--alpha", "0.5", "--swap-res", "16",
+            "--encoder", str(ep), "--mapper", f"smile={mp}", "--inject-k", "3", "--out", str(out), "--quiet"]
+    r = CliRunner().invoke(cli.app, args)
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == f"sha256:{sha256_file(sp)}" and manifest["swap_res"] == 16
+    assert manifest["blend_weights"] == {"4": 0.0, "8": 0.0, "16": 0.5, "32": 0.5, "64": 0.5}
+    assert {"mapping_tiny", "synthesis_tiny", "encoder_tiny", "mapper_tiny_smile"} <= set(manifest["models"])
+    assert manifest["models"]["mapper_tiny_smile"]["inject_k"] == 3
+    sess = ort_session(out / "mapper_tiny_smile" / "1" / "model.onnx")
+    w = np.random.default_rng(0).normal(size=(2, src.n_latent, src.style_dim)).astype(np.float32)
+    edited = sess.run(None, {sess.get_inputs()[0].name: w})[0]
+    assert np.array_equal(edited[:, :3], w[:, :3])  # injected: the coarse entries are the input's
+    assert np.abs(edited[:, 3:] - w[:, 3:]).max() > 1e-3  # the rest is edited
+    assert (out / "cartoonize_tiny_smile" / "config.pbtxt").is_file()
+    # a mapper file that is not a mapper: the export fails late, the repository stays as it was
+    before = _snapshot(out)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")
+    r = CliRunner().invoke(cli.app, [*args[:-3], "--mapper", f"frown={junk}", "--out", str(out), "--quiet"])
+    assert r.exit_code == 1 and "mapper 'frown'" in r.output and "junk.pt" in r.output
+    assert _snapshot(out) == before

@@ -3,15 +3,8 @@
 The whole output directory is built under a temporary name and swapped in at the end
 (:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves the previous one intact.
 
-Encoders and text mappers are exported by ``cptr.export.encoder_mapper`` when that module exists,
-called as (keyword arguments it does not declare are left out)::
-
-    export_encoder(checkpoint, generator, path, *, precision, verify, batch_sizes, opset) -> StageArtifact
-    export_mapper(checkpoint, generator, path, *, inject_k, precision, verify, batch_sizes, opset) -> StageArtifact
-
-``checkpoint`` is a path, or ``"builtin:demo"`` for the demo style's seeded encoder; ``generator`` is
-the blended generator; ``inject_k > 0`` asks the mapper graph to keep the first ``k`` W+ entries of
-its input (wrap the mapper in :class:`cptr.blend.InjectedLatentEdit`).
+Encoders and text mappers go through :mod:`cptr.export.encoder_mapper`; the demo style's encoder
+is the seeded one from :func:`cptr.training.encoder_train.demo_encoder`.
 """
 
 from __future__ import annotations
@@ -223,27 +216,10 @@ class _Progress:
             self._p.console.print(f"  [yellow]note[/yellow] {text}")
 
 
-def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with the keyword arguments it accepts (exporters written elsewhere may take fewer)."""
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def _artifact_entry(art, out_root: Path, model_name: str) -> dict[str, Any]:
+def _artifact_entry(art, rel_file: str) -> dict[str, Any]:
     return {
         "stage": art.stage,
-        "file": f"{model_name}/1/model.onnx",
+        "file": rel_file,
         "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in art.inputs],
         "outputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in art.outputs],
         "max_abs_error": art.max_abs_error,
@@ -254,31 +230,84 @@ def _artifact_entry(art, out_root: Path, model_name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the export
 
 
+def _load_encoder(ref: str, generator):
+    """The encoder module: the seeded demo encoder for ``builtin:demo``, else a pSp/e4e checkpoint."""
+    from cptr.checkpoints import CheckpointError
+    from cptr.styles import BUILTIN_PREFIX
+
+    if ref.startswith(BUILTIN_PREFIX):
+        demo_encoder = _optional("cptr.training.encoder_train", "demo_encoder")
+        if demo_encoder is None:
+            return None
+        enc = demo_encoder()
+    else:
+        from cptr.models.encoder import load_encoder
+
+        try:
+            enc = load_encoder(ref)
+        except CheckpointError as e:
+            raise ExportFailed(f"encoder: {e}") from None
+    if (enc.n_latent, enc.style_dim) != (generator.n_latent, generator.style_dim):
+        raise ExportFailed(
+            f"encoder {ref} produces W+ [{enc.n_latent}, {enc.style_dim}] but the generator takes "
+            f"[{generator.n_latent}, {generator.style_dim}]; use an encoder trained for this source generator"
+        )
+    return enc
+
+
 def _export_encoder_and_mappers(r: _Resolved, opts: ExportOptions, generator, stage_dir: Path, batch_sizes, prog: _Progress, notes: list[str]):
-    """Encoder and mapper artifacts through cptr.export.encoder_mapper (skipped with a note if absent)."""
+    """Encoder and mapper artifacts (:mod:`cptr.export.encoder_mapper`; skipped with a note if absent).
+
+    With ``inject_k > 0`` each mapper graph is ``InjectedLatentEdit(MappedEdit(mapper), k)``: the
+    first ``k`` W+ entries pass through unedited (FreezeSG latent injection).
+    """
+    from cptr.checkpoints import CheckpointError
+
     encoder_art, mapper_arts = None, {}
-    export_encoder = _optional("cptr.export.encoder_mapper", "export_encoder")
-    export_mapper = _optional("cptr.export.encoder_mapper", "export_mapper")
-    common = {"precision": opts.precision, "verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
+    if _optional("cptr.export.encoder_mapper", "export_encoder") is None:
+        if r.encoder or r.mappers:
+            notes.append("encoder/mappers not exported: cptr.export.encoder_mapper is not installed")
+            prog.note(notes[-1])
+        return encoder_art, mapper_arts
+    from cptr.export import encoder_mapper as em
+    from cptr.export.onnx import export_module
+
+    common = {"verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
     if r.encoder:
-        if export_encoder is None:
-            notes.append("encoder not exported: cptr.export.encoder_mapper.export_encoder is not available")
+        prog.step("encoder: export + verify")
+        enc = _load_encoder(r.encoder, generator)
+        if enc is None:
+            notes.append("demo encoder not exported: cptr.training.encoder_train.demo_encoder is not installed")
             prog.note(notes[-1])
         else:
-            prog.step("encoder: export + verify")
-            encoder_art = _call(export_encoder, r.encoder, generator, stage_dir / "encoder.onnx", **common)
-            prog.done(f"encoder  {encoder_art.max_abs_error}")
+            encoder_art = em.export_encoder(enc, stage_dir / "encoder.onnx", opts.precision, **common)
+            prog.done(f"encoder    max abs error {encoder_art.max_abs_error}")
     for prompt, path in sorted(r.mappers.items()):
-        if export_mapper is None:
-            notes.append(f"mapper {prompt!r} not exported: cptr.export.encoder_mapper.export_mapper is not available")
-            prog.note(notes[-1])
-            continue
-        if r.inject_k and not _accepts(export_mapper, "inject_k"):
-            raise ExportFailed(f"inject_k={r.inject_k} needs an export_mapper that applies latent injection; this one does not")
         prog.step(f"mapper {prompt}: export + verify")
-        art = _call(export_mapper, path, generator, stage_dir / f"mapper_{prompt}.onnx", inject_k=r.inject_k, **common)
+        from cptr.models.mapper import MappedEdit, load_mapper
+
+        try:
+            mapper = load_mapper(path, n_latent=generator.n_latent)
+        except CheckpointError as e:
+            raise ExportFailed(f"mapper {prompt!r}: {e}") from None
+        if mapper.style_dim != generator.style_dim:
+            raise ExportFailed(f"mapper {prompt!r} edits {mapper.style_dim}-d latents; the generator's are {generator.style_dim}-d")
+        out = stage_dir / f"mapper_{prompt}.onnx"
+        if r.inject_k:
+            from cptr import contracts
+            from cptr.blend import InjectedLatentEdit
+
+            module = InjectedLatentEdit(MappedEdit(mapper), r.inject_k).eval()
+            specs_in = [contracts.w_plus(generator.n_latent, generator.style_dim)]
+            specs_out = [em.mapper_output_spec(generator.n_latent, generator.style_dim)]
+            make = em.mapper_inputs(mapper, generator)
+            extra = {"mapper": {**mapper.opts(), "step": module.edit.step}, "inject_k": r.inject_k}
+            art = export_module(module, make(2), specs_in, specs_out, out, opts.precision, stage="mapper",
+                                make_inputs=make, extra=extra, **common)
+        else:
+            art = em.export_mapper(mapper, out, opts.precision, generator=generator, **common)
         mapper_arts[prompt] = art
-        prog.done(f"mapper {prompt}  {art.max_abs_error}")
+        prog.done(f"mapper {prompt}  max abs error {art.max_abs_error}")
     return encoder_art, mapper_arts
 
 
@@ -392,7 +421,9 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
                 arts[f"{contracts.MAPPER}_{r.name}_{prompt}"] = art
             models = {}
             for model_name, art in arts.items():
-                entry = _artifact_entry(art, tmp, model_name)
+                # Triton treats every sub-directory as a model: the combined graph (not served) sits at the top
+                rel = f"{model_name}.onnx" if art is generator_art else f"{model_name}/1/model.onnx"
+                entry = _artifact_entry(art, rel)
                 entry["sha256"] = sha256_file(art.onnx_path)
                 entry["bytes"] = art.onnx_path.stat().st_size
                 models[model_name] = entry
@@ -439,7 +470,7 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
             if write_repository is not None:
                 write_repository(tmp, bundle, opts.backend)
             for model_name, art in arts.items():  # whatever the writer did not place
-                dest = tmp / model_name / "1" / "model.onnx"
+                dest = tmp / models[model_name]["file"]
                 if art.onnx_path.exists() and not dest.exists():
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     art.onnx_path.replace(dest)
