@@ -23,13 +23,15 @@ import typer
 EXAMPLES = """
 Examples:
 
-  cptr-export --style demo --alpha 0.7                       # embedded demo style -> triton_repo/
-
+\b
+  # the embedded demo style -> triton_repo/ (what `make demo` runs)
+  cptr-export --style demo --alpha 0.7
+  # a registered style (cptr styles add ...), fp16 graphs
   cptr-export --style webtoon --alpha 0.7 --swap-res 16 --precision fp16 --out /models/webtoon
-
-  cptr-export --source ffhq256.pt --target webtoon.pt --style webtoon --blend-width 1.0 --swap-res 32
-
-  cptr-export --style webtoon --mapper smile=smile.pt --encoder e4e.pt --backend native
+  # checkpoints directly, soft layer swap
+  cptr-export --source ffhq256.pt --target webtoon.pt --style webtoon --swap-res 32 --blend-width 1.0
+  # photo -> cartoon with a text edit, for Triton's native onnxruntime backend
+  cptr-export --style webtoon --encoder e4e.pt --mapper smile=smile.pt --inject-k 4 --backend native
 """
 
 ENGINES = ("onnx", "trt", "torch")
