@@ -51,82 +51,33 @@ BIN = Path(sys.executable).parent
 # --------------------------------------------------------------------------- repository + server
 
 
-def _export(out: Path, home: Path) -> None:
-    env = {**os.environ, "CPTR_HOME": str(home)}
-    subprocess.run([str(BIN / "cptr-export"), "--style", STYLE, "--out", str(out), "--quiet"], check=True, env=env, timeout=600)
-
-
-def _add_photo_stages(repo: Path, work: Path) -> Path:
-    """Until cptr-export ships the demo encoder and a mapper: a tiny seeded encoder and mapper, written
-    with the real repository writer beside the exported mapping and synthesis graphs."""
-    import shutil
-
+def _mapper_checkpoint(path: Path) -> Path:
+    """A seeded, untrained StyleCLIP levels mapper for the demo generator (W+ [14, 512])."""
     import torch
 
-    from cptr.contracts import ExportBundle, StageArtifact
-    from cptr.serving.repository import write_repository
+    from cptr.models.mapper import LevelsMapper, save_mapper
 
-    manifest = json.loads((repo / "manifest.json").read_text())
-    n, d = manifest["n_latent"], manifest["style_dim"]
-    root = work / "repo_with_encoder"
-    stage = root / ".staging"
-    stage.mkdir(parents=True)
-
-    def art(model: str, stage_name: str) -> StageArtifact:
-        entry = manifest["models"][model]
-        path = stage / f"{stage_name}.onnx"
-        shutil.copyfile(repo / entry["file"], path)
-        spec = lambda e: C.TensorSpec(e["name"], e["dtype"], tuple(e["dims"]))  # noqa: E731
-        return StageArtifact(stage_name, path, [spec(e) for e in entry["inputs"]], [spec(e) for e in entry["outputs"]])
-
-    class Encoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 8, 8, 8)
-            self.fc = torch.nn.Linear(8 * 4 * 4, n * d)
-
-        def forward(self, aligned: torch.Tensor) -> torch.Tensor:
-            x = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(aligned)), 4)
-            return self.fc(x.flatten(1)).reshape(-1, n, d)
-
-    class Mapper(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = torch.nn.Linear(d, d)
-
-        def forward(self, w_plus: torch.Tensor) -> torch.Tensor:
-            return w_plus + 0.5 * torch.tanh(self.fc(w_plus))
-
-    torch.manual_seed(0)
-    arts = {}
-    for name, module, example, i, o in (
-        ("encoder", Encoder(), torch.randn(2, 3, 256, 256), C.ALIGNED, C.w_plus(n, d)),
-        ("mapper", Mapper(), torch.randn(2, n, d), C.w_plus(n, d), C.w_plus(n, d, "w_plus_edited")),
-    ):
-        path = stage / f"{name}.onnx"
-        torch.onnx.export(
-            module.eval(), (example,), str(path), input_names=[i.name], output_names=[o.name],
-            dynamic_axes={i.name: {0: "batch"}, o.name: {0: "batch"}}, opset_version=17, dynamo=False,
-        )
-        arts[name] = StageArtifact(name, path, [i], [o])
-    bundle = ExportBundle(
-        style=STYLE, size=manifest["size"], n_latent=n, style_dim=d, precision="fp32", batch_max=manifest["batch_max"],
-        mapping=art(f"mapping_{STYLE}", "mapping"), synthesis=art(f"synthesis_{STYLE}", "synthesis"),
-        encoder=arts["encoder"], mappers={PROMPT: arts["mapper"]}, manifest=manifest,
-    )
-    write_repository(root, bundle)
-    shutil.rmtree(stage)
-    shutil.copyfile(repo / "manifest.json", root / "manifest.json")
-    return root
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mapper = LevelsMapper(n_latent=14, style_dim=512, n_layers=2, step=1.0, description="a smiling face").eval()
+    return save_mapper(mapper, path)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real `cptr-export --style demo --mapper smile=... --out OUT`, run in-process (sharing the
+    demo encoder's per-process cache with other tests)."""
+    from typer.testing import CliRunner
+
+    from cptr.export.cli import app
+
     work = tmp_path_factory.mktemp("serving")
     out = work / "triton_repo"
-    _export(out, work / "home")
-    if not (out / f"encoder_{STYLE}").is_dir() or not any(p.name.startswith(f"mapper_{STYLE}_") for p in out.iterdir()):
-        out = _add_photo_stages(out, work)
+    mapper = _mapper_checkpoint(work / f"{PROMPT}.pt")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CPTR_HOME", str(work / "home"))
+        result = CliRunner().invoke(app, ["--style", STYLE, "--mapper", f"{PROMPT}={mapper}", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, f"cptr-export failed:\n{result.output}\n{result.exception!r}"
     return out
 
 
@@ -134,11 +85,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(repo: Path):
     with TritonServer(repo) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def prompt(repo: Path) -> str:
-    return sorted(p.name.removeprefix(f"mapper_{STYLE}_") for p in repo.iterdir() if p.name.startswith(f"mapper_{STYLE}_"))[0]
 
 
 @pytest.fixture(scope="module", params=["grpc", "http"])
@@ -235,12 +181,12 @@ def test_repository_layout(repo: Path) -> None:
             assert len(cfg.instance_group) == 1 and cfg.instance_group[0].count == 1
             assert (path.parent / "1" / "model.py").is_file()
         configs[cfg.name] = cfg
-    assert {f"generate_{STYLE}", f"cartoonize_{STYLE}", "preprocess", "postprocess", f"mapping_{STYLE}", f"synthesis_{STYLE}"} <= set(configs)
+    assert {f"generate_{STYLE}", f"cartoonize_{STYLE}", f"cartoonize_{STYLE}_{PROMPT}", f"mapper_{STYLE}_{PROMPT}", "preprocess", "postprocess", f"mapping_{STYLE}", f"synthesis_{STYLE}"} <= set(configs)
     gen = configs[f"generate_{STYLE}"]
     assert [(t.name, list(t.dims)) for t in gen.input] == [(C.SEED.name, [1]), (C.MIX.name, [2])]
     assert [t.name for t in gen.output] == [C.OUTPUT_BYTES.name, "image"]
     assert [s.model_name for s in gen.ensemble_scheduling.step].count(f"mapping_{STYLE}") == 2
-    for model in (f"mapping_{STYLE}", f"synthesis_{STYLE}", f"encoder_{STYLE}"):
+    for model in (f"mapping_{STYLE}", f"synthesis_{STYLE}", f"encoder_{STYLE}", f"mapper_{STYLE}_{PROMPT}"):
         assert (repo / model / "1" / "model.onnx").is_file()
     assert not list(repo.glob("*.onnx")) and not list(repo.glob(".staging*"))
 
@@ -319,9 +265,9 @@ def test_cartoonize_matches_onnx(client: CartoonClient, ref: Reference, photo: n
     assert np.abs(np.asarray(cartoon).astype(int) - to_uint8(want).astype(int)).max() <= 1
 
 
-def test_cartoonize_with_prompt(client: CartoonClient, ref: Reference, photo: np.ndarray, prompt: str) -> None:
-    got = client.cartoonize(photo, style=STYLE, prompt=prompt, output="tensor")
-    want = ref.cartoonize(photo, prompt)
+def test_cartoonize_with_prompt(client: CartoonClient, ref: Reference, photo: np.ndarray) -> None:
+    got = client.cartoonize(photo, style=STYLE, prompt=PROMPT, output="tensor")
+    want = ref.cartoonize(photo, PROMPT)
     assert np.abs(got - want).max() < TOL
     assert np.abs(got - ref.cartoonize(photo)).max() > 1e-3  # the edit does something
 
@@ -469,7 +415,7 @@ import triton_python_backend_utils as pb_utils
 
 class TritonPythonModel:
     def execute(self, requests):
-        time.sleep(2.5)
+        time.sleep(1.5)
         return [pb_utils.InferenceResponse([pb_utils.Tensor("y", pb_utils.get_input_tensor_by_name(r, "x").as_numpy() * 2)]) for r in requests]
 '''
 SLOW_CONFIG = '''
@@ -510,9 +456,9 @@ def test_sigterm_finishes_inflight_request(tmp_path: Path) -> None:
     try:
         _wait_ready(f"127.0.0.1:{http}", proc)
         x = np.array([[1.5, -2.0]], np.float32)
-        with CartoonClient(f"127.0.0.1:{grpc}", timeout_s=0.5, retries=0) as c, pytest.raises(RequestTimeoutError):
+        with CartoonClient(f"127.0.0.1:{grpc}", timeout_s=0.3, retries=0) as c, pytest.raises(RequestTimeoutError):
             c.infer("slow", {"x": x}, ["y"])  # client-side timeout
-        time.sleep(2.5)  # let that request drain
+        time.sleep(1.5)  # let that request drain
         result: dict[str, object] = {}
 
         def call() -> None:
@@ -524,7 +470,7 @@ def test_sigterm_finishes_inflight_request(tmp_path: Path) -> None:
 
         t = threading.Thread(target=call)
         t.start()
-        time.sleep(0.8)  # the request is now inside the model
+        time.sleep(0.5)  # the request is now inside the model
         proc.send_signal(signal.SIGTERM)
         t.join(timeout=30)
         assert "error" not in result, result.get("error")
