@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cptr.bench import report
-from cptr.bench.measure import InputPool, Settings, measure, unavailable_row
+from cptr.bench.measure import InputPool, Settings, measure, measure_interleaved, unavailable_row
 from cptr.bench.targets import Unavailable
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
 
@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record", action="store_true", help="do not append to the Markdown file")
     p.add_argument("--plot", type=Path, default=None, help="PNG path (default: beside the JSON)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.add_argument("--no-interleave", action="store_true",
+                   help="time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)")
     p.add_argument("--quick", action="store_true", help="smoke test: every available target on a tiny model, a few runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.add_argument("--compare", nargs="+", metavar="RUN.json", help="compare two runs, or one run against --baseline")
@@ -173,17 +175,22 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
     with progress:
         task = progress.add_task("preparing", total=None)
         ctx.log = lambda msg: progress.update(task, description=msg)
-        for name in args.targets:
-            progress.update(task, description=f"{name}: preparing", total=None, completed=0)
-            with contextlib.closing(targets[name].engines(workload, ctx)) as engines:
-                for engine in engines:
-                    if not isinstance(engine, Engine):
+        engines: list[Engine] = []
+        try:
+            for name in args.targets:
+                progress.update(task, description=f"{name}: preparing", total=None, completed=0)
+                for engine in targets[name].engines(workload, ctx):
+                    if isinstance(engine, Engine):
+                        engines.append(engine)
+                    else:
                         rows.append(unavailable_row(engine, args.stage))
-                        continue
-                    try:
-                        _measure_engine(engine, args, pool, settings, rows, progress, task)
-                    finally:
-                        engine.close()
+            for batch in args.batch:
+                _measure_batch(engines, batch, args, pool, settings, rows, progress, task)
+        finally:
+            for engine in engines:
+                engine.close()
+    order = {name: i for i, name in enumerate(dict.fromkeys(r.engine for r in rows))}
+    rows.sort(key=lambda r: (order[r.engine], r.batch, r.concurrency))
     machine["load_average_end"] = load_average()
     versions = {r.info.get("server_version") for r in rows if r.info.get("server_version")}
     if versions:
@@ -200,6 +207,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
             "seconds": args.seconds, "warmup": args.warmup, "pool": args.pool, "check": args.check, "seed": args.seed,
             "device": args.device, "threads": args.threads, "quick": args.quick, "baseline": args.baseline,
             "url": args.url, "protocol": args.protocol, "shm": args.shm, "style": args.style,
+            "interleave": not args.no_interleave,
         },
         "duration_s": round(time.perf_counter() - started, 1),
         "results": [r.to_dict() for r in rows],
@@ -219,23 +227,33 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
             console.print(f"wrote {kind}: {p}")
     failed = [r for r in rows if r.status == "failed"]
     for r in failed:
-        print(f"FAILED {r.engine} batch {r.batch} x{r.concurrency}: {r.reason}", file=sys.stderr)
+        where = f" batch {r.batch} x{r.concurrency}" if r.batch else ""
+        print(f"FAILED {r.engine}{where}: {r.reason}", file=sys.stderr)
     return (1 if failed else 0), run, paths
 
 
-def _measure_engine(engine: Any, args: argparse.Namespace, pool: InputPool, settings: Settings, rows: list,
-                    progress: Any, task: Any) -> None:
-    concs = args.concurrency if engine.concurrent else [1]
-    for batch in args.batch:
+def _measure_batch(engines: list[Any], batch: int, args: argparse.Namespace, pool: InputPool, settings: Settings,
+                   rows: list, progress: Any, task: Any) -> None:
+    """Every engine at one batch size: concurrency 1 (interleaved unless --no-interleave), then the sweep."""
+    fits = []
+    for engine in engines:
         if engine.max_batch and batch > engine.max_batch:
-            rows.append(unavailable_row(Unavailable(engine.name, engine.target,
-                                                    f"batch {batch} > the engine's max batch {engine.max_batch}"),
-                                        args.stage, batch))
-            continue
-        for conc in concs:
+            reason = f"batch {batch} > the engine's max batch {engine.max_batch}"
+            rows.append(unavailable_row(Unavailable(engine.name, engine.target, reason), args.stage, batch))
+        else:
+            fits.append(engine)
+    tick = lambda n: progress.advance(task, n)  # noqa: E731
+    if fits and not args.no_interleave:
+        progress.update(task, description=f"{len(fits)} engines interleaved, batch {batch}",
+                        total=None if args.seconds else settings.iters * len(fits), completed=0)
+        rows.extend(measure_interleaved(fits, pool, batch, settings, tick))
+    for engine in fits:
+        for conc in [c for c in args.concurrency if engine.concurrent or c == 1]:
+            if conc == 1 and not args.no_interleave:
+                continue
             progress.update(task, description=f"{engine.name} batch {batch} x{conc}",
                             total=None if args.seconds else settings.iters, completed=0)
-            rows.append(measure(engine, pool, batch, conc, settings, tick=lambda n: progress.advance(task, n)))
+            rows.append(measure(engine, pool, batch, conc, settings, tick=tick))
 
 
 def _rel(p: Path) -> str:

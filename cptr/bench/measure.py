@@ -152,20 +152,29 @@ class _Schedule:
             return self.taken - 1
 
 
+def _new_row(engine: Engine, pool: InputPool, batch: int, concurrency: int) -> Measurement:
+    return Measurement(engine.name, engine.target, pool.workload.stage, batch, concurrency, precision=engine.precision,
+                       device=engine.device, note=engine.note)
+
+
+def _prepare_and_check(engine: Engine, pool: InputPool, batch: int, row: Measurement) -> list[Any]:
+    """Inputs in the engine's form, and the output error on the first pool entries (untimed)."""
+    prepared = [engine.prepare(f) for f in pool.feeds(batch)]
+    refs = pool.references(batch)
+    outs = []
+    for i in range(len(refs)):
+        outs.append(engine.to_numpy(engine.run(prepared[i])))
+        engine.synchronize()
+    row.error = output_error(outs, refs)
+    return prepared
+
+
 def measure(engine: Engine, pool: InputPool, batch: int, concurrency: int, settings: Settings,
             tick: Callable[[int], None] | None = None) -> Measurement:
     """Time ``engine`` at ``batch`` x ``concurrency`` and compare its output with the reference."""
-    wl = pool.workload
-    row = Measurement(engine.name, engine.target, wl.stage, batch, concurrency, precision=engine.precision,
-                      device=engine.device, note=engine.note)
+    row = _new_row(engine, pool, batch, concurrency)
     try:
-        prepared = [engine.prepare(f) for f in pool.feeds(batch)]
-        refs = pool.references(batch)
-        outs = []
-        for i in range(len(refs)):
-            outs.append(engine.to_numpy(engine.run(prepared[i])))
-            engine.synchronize()
-        row.error = output_error(outs, refs)
+        prepared = _prepare_and_check(engine, pool, batch, row)
         schedule = _Schedule(settings)
         if concurrency == 1:
             schedule.start()
@@ -179,6 +188,53 @@ def measure(engine: Engine, pool: InputPool, batch: int, concurrency: int, setti
     except Exception as e:  # noqa: BLE001 - one failing engine must not stop the run
         row.status, row.reason = "failed", f"{type(e).__name__}: {e}"
     return row
+
+
+def measure_interleaved(engines: list[Engine], pool: InputPool, batch: int, settings: Settings,
+                        tick: Callable[[int], None] | None = None) -> list[Measurement]:
+    """Time several engines at ``batch`` (concurrency 1) in rounds: one timed run of each per round.
+
+    A load spike from other processes then hits every engine alike, so the ratios between engines
+    stay meaningful on a shared machine. The engine order rotates every round; with ``seconds`` the
+    rounds stop when ``seconds x len(engines)`` have passed.
+    """
+    rows = [_new_row(e, pool, batch, 1) for e in engines]
+    live: list[tuple[int, list[Any]]] = []
+    for k, (engine, row) in enumerate(zip(engines, rows)):
+        try:
+            prepared = _prepare_and_check(engine, pool, batch, row)
+            for i in range(settings.warmup):
+                engine.run(prepared[i % len(prepared)])
+                engine.synchronize()
+            live.append((k, prepared))
+        except Exception as e:  # noqa: BLE001
+            row.status, row.reason = "failed", f"{type(e).__name__}: {e}"
+    latencies: dict[int, list[float]] = {k: [] for k, _ in live}
+    deadline = time.perf_counter() + settings.seconds * max(1, len(live)) if settings.seconds else None
+    clock = time.perf_counter
+    i = 0
+    while live and (i < settings.iters if deadline is None else (i == 0 or clock() < deadline)) and i < MAX_ITERS:
+        order = live[i % len(live):] + live[: i % len(live)]
+        for k, prepared in order:
+            engine = engines[k]
+            x = prepared[i % len(prepared)]
+            try:
+                t0 = clock()
+                engine.run(x)
+                engine.synchronize()
+                latencies[k].append(clock() - t0)
+            except Exception as e:  # noqa: BLE001
+                rows[k].status, rows[k].reason = "failed", f"{type(e).__name__}: {e}"
+                live = [item for item in live if item[0] != k]
+            if tick:
+                tick(1)
+        i += 1
+    for k, lat in latencies.items():
+        if rows[k].status == "ok":
+            rows[k].latencies_ms = [round(t * 1e3, 4) for t in lat]
+            rows[k].stats = summarize(lat, batch)
+            rows[k].info = engines[k].info()
+    return rows
 
 
 def _concurrent(engine: Engine, prepared: list[Any], settings: Settings, concurrency: int, schedule: _Schedule,
@@ -225,4 +281,4 @@ def _concurrent(engine: Engine, prepared: list[Any], settings: Settings, concurr
 
 
 def unavailable_row(u: Unavailable, stage: str, batch: int = 0) -> Measurement:
-    return Measurement(u.name, u.target, stage, batch, 0, status="unavailable", reason=u.reason)
+    return Measurement(u.name, u.target, stage, batch, 0, status="failed" if u.failed else "unavailable", reason=u.reason)

@@ -26,11 +26,12 @@ from cptr.bench.workloads import Workload
 
 @dataclass
 class Unavailable:
-    """An engine that cannot run here, and why."""
+    """An engine that cannot run here, and why (``failed=True``: it should have, but its build broke)."""
 
     name: str
     target: str
     reason: str
+    failed: bool = False
 
 
 @dataclass
@@ -91,6 +92,10 @@ class Target:
 
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         raise NotImplementedError
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
 
 
 def _sync(device: str) -> None:
@@ -278,7 +283,7 @@ class OnnxTarget(Target):
                 path = export_onnx(workload, precision, ctx)
                 yield OrtEngine(path, workload, name, precision, providers, ctx.threads, spin, note)
             except Exception as e:  # noqa: BLE001 - report and go on with the other engines
-                yield Unavailable(name, self.name, f"export/session failed: {type(e).__name__}: {e}")
+                yield Unavailable(name, self.name, f"export/session failed: {type(e).__name__}: {_first_line(e)}", failed=True)
 
 
     @staticmethod
@@ -329,6 +334,16 @@ class TorchEngineTarget(Target):
     name = "torch-engine"
     description = "compiled PyTorch engine (torch.export + AOTInductor); fp16 on CUDA"
 
+    @staticmethod
+    def _module(workload: Workload) -> nn.Module:
+        """The module ``cptr-export --engine torch`` compiles for this stage."""
+        from cptr.export import onnx as onnx_export
+
+        if workload.stage in ("synthesis", "mapping"):
+            gi = onnx_export.inference_copy(workload.generator)
+            return onnx_export.ExportSynthesis(gi) if workload.stage == "synthesis" else onnx_export.MappingGraph(gi)
+        return copy.deepcopy(workload.module)
+
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         if importlib.util.find_spec("cptr.export.torch_engine") is None:
             yield Unavailable("torch-engine", self.name, "cptr.export.torch_engine is missing from this checkout")
@@ -338,7 +353,6 @@ class TorchEngineTarget(Target):
                               "use --stage synthesis, mapping, encoder or mapper")
             return
         from cptr.export.torch_engine import build_torch_engine, load_torch_engine
-        from cptr.models import set_fused_modconv
 
         precisions = ["fp32", "fp16"] if ctx.device.startswith("cuda") else ["fp32"]
         if not ctx.device.startswith("cuda"):
@@ -347,7 +361,7 @@ class TorchEngineTarget(Target):
             name = f"torch-engine-{precision}"
             try:
                 path = ctx.workdir / f"{workload.stage}-{precision}.pt2"
-                module = set_fused_modconv(copy.deepcopy(workload.module), False)
+                module = self._module(workload)
                 feeds = workload.sample(2, np.random.default_rng(0))
                 example = [torch.from_numpy(feeds[s.name]) for s in workload.inputs]
                 if ctx.log:
@@ -358,7 +372,7 @@ class TorchEngineTarget(Target):
                                               device=ctx.device, precision=precision, batch_max=max(2, ctx.batch_max))
                 yield CompiledTorchEngine(load_torch_engine(path, ctx.device), workload, name, ctx.device, precision, meta)
             except Exception as e:  # noqa: BLE001
-                yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {_first_line(e)}", failed=True)
 
 
 # --------------------------------------------------------------------------- TensorRT

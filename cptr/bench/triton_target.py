@@ -45,9 +45,11 @@ class TritonEngine(Engine):
     concurrent = True
 
     def __init__(self, url: str, protocol: str, model: str, output: str, shm: bool, name: str, note: str,
-                 inputs: list[str] | None = None, max_batch: int | None = None, server: dict[str, Any] | None = None):
+                 inputs: list[str] | None = None, max_batch: int | None = None, server: dict[str, Any] | None = None,
+                 owned_server: Any = None):
         from cptr.client import CartoonClient
 
+        self.owned_server = owned_server  # stopped by close(): the embedded server lives as long as this engine
         self.url, self.protocol, self.model, self.output, self.shm = url, protocol, model, output, shm
         self.name, self.note, self.server = name, note, server or {}
         self.client = CartoonClient(url, protocol)
@@ -80,6 +82,9 @@ class TritonEngine(Engine):
 
     def close(self) -> None:
         self.client.close()
+        if self.owned_server is not None:
+            self.owned_server.stop()
+            self.owned_server = None
 
 
 def server_metadata(url: str, protocol: str) -> dict[str, Any]:
@@ -149,21 +154,22 @@ class TritonTarget(Target):
                 where = "embedded tritonserver (Python backend, ONNX Runtime inside), loopback"
             model = model_name(workload.stage, style)
             if model is None:
-                yield Unavailable(name, self.name, f"no Triton model serves stage {workload.stage!r}")
-                return
+                raise LookupError(f"no Triton model serves stage {workload.stage!r}")
             from cptr.client import CartoonClient
 
             with CartoonClient(url, ctx.protocol) as probe:
                 served = probe.models()
             if model not in served:
-                yield Unavailable(name, self.name, f"model {model!r} is not served at {url} (served: {', '.join(served) or 'none'})")
-                return
+                raise LookupError(f"model {model!r} is not served at {url} (served: {', '.join(served) or 'none'})")
             note = where + ("; outputs through system shared memory" if ctx.shm else "")
-            yield TritonEngine(url, ctx.protocol, model, workload.output.name, ctx.shm, name, note,
-                               server=server_metadata(url, ctx.protocol))
+            engine = TritonEngine(url, ctx.protocol, model, workload.output.name, ctx.shm, name, note,
+                                  server=server_metadata(url, ctx.protocol), owned_server=server)
         except Exception as e:  # noqa: BLE001 - report, never crash the run
-            first = (str(e).strip().splitlines() or [""])[0]
-            yield Unavailable(name, self.name, f"{type(e).__name__}: {first}")
-        finally:
             if server is not None:
                 server.stop()
+            first = (str(e).strip().splitlines() or [""])[0]
+            missing_model = isinstance(e, LookupError)  # this stage is not in the repository: not a failure
+            reason = first if missing_model else f"{type(e).__name__}: {first}"
+            yield Unavailable(name, self.name, reason, failed=not missing_model)
+            return
+        yield engine

@@ -89,4 +89,4 @@ def engines(workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
                                 timing_cache=ctx.workdir / "trt.cache")
             yield TrtEngine(plan.read_bytes(), workload, name, precision, meta)
         except Exception as e:  # noqa: BLE001
-            yield Unavailable(name, "trt", f"build failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+            yield Unavailable(name, "trt", f"build failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}", failed=True)
