@@ -170,3 +170,12 @@ def test_transform_refers_to_the_256_crop_at_any_encoder_size() -> None:
     assert crop256.shape == (3, 256, 256) and crop128.shape == (3, 128, 128) and photo.shape == (512, 512, 3)
     assert crop256.dtype == np.float32 and -1 <= crop256.min() and crop256.max() <= 1
     np.testing.assert_allclose(m128, m256, atol=1e-4)
+
+
+def test_postprocess_refuses_oversized_images() -> None:
+    with pytest.raises(errors.RequestError, match="pixels per side"):
+        stages.to_uint8(np.zeros((3, 5000, 8), np.float32))
+    png = stages.render(np.zeros((3, 8, 8), np.float32))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.full((8, 8, 3), 128, np.uint8))
+    with pytest.raises(errors.RequestError, match="paste_back=1 needs"):
+        stages.render(np.zeros((3, 8, 8), np.float32), paste_back=True)

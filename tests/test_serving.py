@@ -515,10 +515,12 @@ def test_client_cli(server: TritonServer, photo: np.ndarray, tmp_path: Path) -> 
     assert Image.open(grid).size == (4 * 256 + 5 * 2, 256 + 4)
     src = tmp_path / "me.jpg"
     src.write_bytes(png(photo, "JPEG"))
-    out = tmp_path / "cartoon.png"
+    out = tmp_path / "cartoon.jpg"
     r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(out), "--paste-back", "--url", server.http_url, "--protocol", "http"])
     assert r.exit_code == 0, r.output
-    assert Image.open(out).size == (512, 512)
+    assert Image.open(out).size == (512, 512) and Image.open(out).format == "JPEG"
+    r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(tmp_path / "c.png"), "--prompt", PROMPT, "--url", server.grpc_url])
+    assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == (256, 256)
     blank = tmp_path / "blank.png"
     blank.write_bytes(png(np.zeros((64, 64, 3), np.uint8)))
     r = runner.invoke(app, ["client", "cartoonize", str(blank), "-o", str(tmp_path / "x.png"), "--url", server.grpc_url])

@@ -53,7 +53,13 @@ def cartoonize(
             png = client.cartoonize(photo, style=style, prompt=prompt, paste_back=paste_back, output="png")
     except (CartoonError, ValueError) as e:
         raise _fail(e) from None
-    atomic_write_bytes(out, png)  # type: ignore[arg-type]
+    if out.suffix.lower() == ".png":
+        atomic_write_bytes(out, png)  # type: ignore[arg-type]
+    else:  # another format, from the extension (.jpg, .webp)
+        from cptr.client.client import decode_output
+        from cptr.imaging import save_image
+
+        save_image(decode_output(png, "pil").convert("RGB"), out)  # type: ignore[union-attr]
     typer.echo(f"wrote {out}")
 
 

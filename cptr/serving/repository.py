@@ -187,8 +187,8 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     style, b = names.check_name(bundle.style), int(bundle.batch_max)
-    if b < 1:
-        raise ValueError(f"batch_max must be >= 1, got {b}")
+    if not 1 <= b <= C.MAX_SEEDS_PER_REQUEST:
+        raise ValueError(f"batch_max must be in [1, {C.MAX_SEEDS_PER_REQUEST}], got {b}")
 
     # Random generation: seeds -> mapping (x2) -> style mix -> synthesis -> postprocess.
     z_in = _one(bundle.mapping.inputs, "mapping input")

@@ -20,6 +20,7 @@ from cptr.contracts import ALIGNED_SIZE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, Tens
 from cptr.serving.errors import BAD_REQUEST, IMAGE_TOO_LARGE, RequestError
 
 MAX_SEED = 2**63 - 1
+MAX_RESULT_SIDE = 4096  # postprocess refuses bigger images: a generator never makes them
 
 
 def check_tensor(x: np.ndarray, spec: TensorSpec, batch_max: int, *, finite: bool = True) -> np.ndarray:
@@ -104,6 +105,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     """One generator image ``[3, S, S]`` in [-1, 1] -> uint8 ``[S, S, 3]`` (same rounding as cptr.imaging.to_uint8)."""
     if image.ndim != 3 or image.shape[0] != 3:
         raise RequestError(BAD_REQUEST, f"image must have shape [3, H, W], got {list(image.shape)}")
+    if not 1 <= min(image.shape[1:]) <= max(image.shape[1:]) <= MAX_RESULT_SIDE:
+        raise RequestError(BAD_REQUEST, f"image must be 1 to {MAX_RESULT_SIDE} pixels per side, got {image.shape[2]}x{image.shape[1]}")
     x = np.rint((np.clip(image.astype(np.float32), -1.0, 1.0) + 1.0) * np.float32(127.5))
     return x.astype(np.uint8).transpose(1, 2, 0)
 
