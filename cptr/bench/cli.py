@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (default demo)")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default 1,8,32)")
     p.add_argument("--concurrency", default=None, help="concurrent requests for triton, e.g. 1,4,16 (default 1,4,16)")
-    p.add_argument("--iters", type=int, default=None, help="timed runs per point (default 30)")
+    p.add_argument("--iters", type=int, default=None, help="timed runs per point, per client thread at concurrency > 1 (default 30)")
     p.add_argument("--seconds", type=float, default=None, help="time budget per point instead of --iters")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs before timing (default 3)")
     p.add_argument("--pool", type=int, default=None, help="random input batches cycled per batch size (default 16)")
@@ -252,7 +252,7 @@ def _measure_batch(engines: list[Any], batch: int, args: argparse.Namespace, poo
             if conc == 1 and not args.no_interleave:
                 continue
             progress.update(task, description=f"{engine.name} batch {batch} x{conc}",
-                            total=None if args.seconds else settings.iters, completed=0)
+                            total=None if args.seconds else settings.iters * conc, completed=0)
             rows.append(measure(engine, pool, batch, conc, settings, tick=tick))
 
 

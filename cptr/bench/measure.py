@@ -3,8 +3,8 @@
 For each (engine, batch, concurrency): the inputs come from a pool drawn once per batch size and
 shared by every engine (iteration ``i`` uses entry ``i % pool``, so caches see fresh data); the
 first ``check`` pool entries are compared with the fp32 torch reference (max and mean absolute
-error); ``warmup`` untimed runs follow; then ``iters`` timed runs, or as many as fit in
-``seconds``. A timed run is ``run`` + ``synchronize`` (the device is idle when the clock stops),
+error); ``warmup`` untimed runs follow; then ``iters`` timed runs (``iters`` per client thread at
+concurrency > 1), or as many as fit in ``seconds``. A timed run is ``run`` + ``synchronize`` (the device is idle when the clock stops),
 measured with ``time.perf_counter``. With concurrency ``c``, ``c`` threads each hold their own
 client and send requests back to back; throughput is images over the wall time of the whole run.
 """
@@ -132,8 +132,8 @@ def _timed_loop(engine: Engine, prepared: list[Any], settings: Settings, start_i
 class _Schedule:
     """Hands out iteration numbers until ``iters`` are taken or ``seconds`` have passed (thread-safe)."""
 
-    def __init__(self, settings: Settings):
-        self.iters = MAX_ITERS if settings.seconds else settings.iters
+    def __init__(self, settings: Settings, concurrency: int = 1):
+        self.iters = MAX_ITERS if settings.seconds else settings.iters * concurrency
         self.seconds = settings.seconds
         self.lock = threading.Lock()
         self.taken = 0
@@ -175,7 +175,7 @@ def measure(engine: Engine, pool: InputPool, batch: int, concurrency: int, setti
     row = _new_row(engine, pool, batch, concurrency)
     try:
         prepared = _prepare_and_check(engine, pool, batch, row)
-        schedule = _Schedule(settings)
+        schedule = _Schedule(settings, concurrency)  # ``iters`` timed requests per client thread
         if concurrency == 1:
             schedule.start()
             latencies = _timed_loop(engine, prepared, settings, 0, schedule, tick)
