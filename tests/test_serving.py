@@ -252,8 +252,10 @@ def test_generate_more_seeds_than_a_batch(client: CartoonClient, ref: Reference)
 
 
 def test_shared_memory(client: CartoonClient, ref: Reference) -> None:
-    got = client.generate([11, 12, 13], style=STYLE, mix=(1, 4), output="tensor", shared_memory=True)
-    assert np.abs(got - ref.generate([11, 12, 13], mix=(1, 4))).max() < TOL
+    for seeds in ([11, 12, 13], [14, 15, 16], [17]):  # regions are registered once per shape and reused
+        got = client.generate(seeds, style=STYLE, mix=(1, 4), output="tensor", shared_memory=True)
+        assert np.abs(got - ref.generate(seeds, mix=(1, 4))).max() < TOL
+    assert len(client._regions) >= 2
 
 
 def test_cartoonize_matches_onnx(client: CartoonClient, ref: Reference, photo: np.ndarray) -> None:

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -328,28 +329,15 @@ def _sysshm() -> Any:
     return shared_memory
 
 
-@contextlib.contextmanager
-def _shm_regions(client: Any, sizes: Mapping[str, tuple[np.dtype, tuple[int, ...]]]) -> Iterator[dict[str, _Region]]:
-    """Create and register one system shared-memory region per output; always clean up."""
+def _release_regions(regions: list[tuple[Any, _Region]]) -> None:
+    """Unregister and destroy shared-memory regions (close(), or when the client is collected)."""
     sysshm = _sysshm()
-    made: dict[str, _Region] = {}
-    registered: list[str] = []
-    try:
-        for out, (dtype, shape) in sizes.items():
-            name = f"cptr_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-            region = _Region(None, name, np.dtype(dtype), tuple(shape))
-            region.handle = sysshm.create_shared_memory_region(name, f"/{name}", region.nbytes)
-            made[out] = region
-            client.register_system_shared_memory(name, f"/{name}", region.nbytes)
-            registered.append(name)
-        yield made
-    finally:
-        for name in registered:
-            with contextlib.suppress(Exception):
-                client.unregister_system_shared_memory(name)
-        for region in made.values():
-            with contextlib.suppress(Exception):
-                sysshm.destroy_shared_memory_region(region.handle)
+    while regions:
+        client, region = regions.pop()
+        with contextlib.suppress(Exception):
+            client.unregister_system_shared_memory(region.name)
+        with contextlib.suppress(Exception):
+            sysshm.destroy_shared_memory_region(region.handle)
 
 
 class CartoonClient(_Common):
@@ -368,7 +356,9 @@ class CartoonClient(_Common):
         super().__init__(url, protocol, timeout_s, retries, backoff_s, verbose)
         self._local = threading.local()
         self._clients: list[Any] = []
+        self._regions: list[tuple[Any, _Region]] = []  # (client, region): registered shared memory
         self._lock = threading.Lock()
+        weakref.finalize(self, _release_regions, self._regions)
 
     # transport
     def _client(self) -> Any:
@@ -402,7 +392,22 @@ class CartoonClient(_Common):
                 raise err from e
         raise AssertionError("unreachable")
 
+    def _region(self, client: Any, output: str, dtype: np.dtype, shape: tuple[int, ...]) -> _Region:
+        """This thread's shared-memory region for ``output`` of this shape, registered once and reused."""
+        cache: dict[tuple[str, str, tuple[int, ...]], _Region] = self._local.__dict__.setdefault("regions", {})
+        key = (output, np.dtype(dtype).str, tuple(shape))
+        if key not in cache:
+            name = f"cptr_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+            region = _Region(None, name, np.dtype(dtype), tuple(shape))
+            region.handle = _sysshm().create_shared_memory_region(name, f"/{name}", region.nbytes)
+            with self._lock:
+                self._regions.append((client, region))
+            client.register_system_shared_memory(name, f"/{name}", region.nbytes)
+            cache[key] = region
+        return cache[key]
+
     def close(self) -> None:
+        _release_regions(self._regions)
         with self._lock:
             clients, self._clients = self._clients, []
         for c in clients:
@@ -450,6 +455,7 @@ class CartoonClient(_Common):
         """
         info = self.model_info(model) if (outputs is None or shared_memory) else None
         outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
+
         def run(client: Any) -> dict[str, np.ndarray]:
             requested = self._outputs(outputs)
             kwargs: dict[str, Any] = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
@@ -457,12 +463,15 @@ class CartoonClient(_Common):
                 return self._results(client.infer(model, self._inputs(inputs), outputs=requested, **kwargs), outputs, {})
             batch = int(np.asarray(next(iter(inputs.values()))).shape[0])
             sizes = self._shm_sizes(info, [o for o in outputs if info.outputs[o].dtype != "BYTES"], batch)  # type: ignore[union-attr]
-            with _shm_regions(client, sizes) as shm:
+            try:
+                shm = {o: self._region(client, o, dtype, shape) for o, (dtype, shape) in sizes.items()}
                 for out in requested:
                     if out.name() in shm:
                         out.set_shared_memory(shm[out.name()].name, shm[out.name()].nbytes)
-                result = client.infer(model, self._inputs(inputs), outputs=requested, **kwargs)
-                return self._results(result, outputs, shm)
+                return self._results(client.infer(model, self._inputs(inputs), outputs=requested, **kwargs), outputs, shm)
+            except Exception:
+                self._local.__dict__.pop("regions", None)  # e.g. a restarted server forgot them: register anew
+                raise
 
         return self._call(model, run)
 
