@@ -12,13 +12,7 @@ class TritonPythonModel(StageModel):
     merge_requests = True
 
     def setup(self) -> None:
-        try:
-            from cptr.export.runtime import ort_session  # registers CPTR's custom ops, if any
-        except ImportError:  # TODO(serving): drop once cptr.export.runtime lands
-            import onnxruntime
-
-            def ort_session(p):  # type: ignore[no-redef]
-                return onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        from cptr.export.runtime import ort_session  # the ONNX Runtime options CPTR measured best
 
         path = self.model_dir / self.params.get("onnx_file", "model.onnx")
         self.session = ort_session(path)
