@@ -274,5 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     except (argparse.ArgumentTypeError, ValueError) as e:
         parser().error(str(e))
     os.environ.setdefault("TQDM_DISABLE", "1" if args.quiet else "0")
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ notes (align, pipeline stages)
     code, _, _ = run_benchmark(args, argv)
     return code

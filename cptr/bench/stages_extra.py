@@ -7,7 +7,6 @@ the demo style uses, ``tiny`` a smoke-test size, and a PATH a checkpoint of that
 
 from __future__ import annotations
 
-import copy
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +23,13 @@ DEMO_N_LATENT, DEMO_STYLE_DIM = 14, 512  # 256 px generators (demo, ffhq256)
 TINY_STYLE_DIM = 64
 
 
-def _onnx_exporter(module: nn.Module, inputs: list[contracts.TensorSpec], outputs: list[contracts.TensorSpec],
-                   example: list[torch.Tensor], stage: str) -> Callable[[Path, str], Any]:
-    """ONNX export through :func:`cptr.export.onnx.export_module` (the generic exporter)."""
+def _encoder_exporter(enc: nn.Module) -> Callable[[Path, str], Any]:
+    """ONNX export through :func:`cptr.export.encoder_mapper.export_encoder` (what cptr-export runs)."""
 
     def export(path: Path, precision: str) -> Any:
-        from cptr.export.onnx import export_module
+        from cptr.export.encoder_mapper import export_encoder
 
-        return export_module(copy.deepcopy(module).eval(), example, inputs, outputs, path, precision, stage=stage, verify=False)
+        return export_encoder(enc, path, precision, verify=False)
 
     return export
 
@@ -44,13 +42,13 @@ def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
 
 def _encoder(model: str, seed: int) -> Workload:
     from cptr.models.encoder import Encoder, load_encoder, small_encoder_config
+    from cptr.training.encoder_train import demo_encoder
 
     if model == "ffhq256":
         enc = _seeded(seed, lambda: Encoder(DEMO_N_LATENT, DEMO_STYLE_DIM))
         desc = "pSp/e4e IR-SE50 encoder (256 px input, 14 x 512 W+), random weights"
     elif model == "demo":
-        enc = _seeded(seed, lambda: Encoder(**small_encoder_config(DEMO_N_LATENT, DEMO_STYLE_DIM)))
-        desc = "small encoder (one IR-SE unit per stage) for a 256 px generator, random weights"
+        enc, desc = demo_encoder(), "the demo style's encoder (cptr.training.encoder_train.demo_encoder)"
     elif model == "tiny":
         enc = _seeded(seed, lambda: Encoder(**small_encoder_config(8, TINY_STYLE_DIM, width=8)))
         desc = "tiny encoder (smoke test), random weights"
@@ -73,7 +71,7 @@ def _encoder(model: str, seed: int) -> Workload:
     flops = count_flops(enc, *example)
     info = {"description": desc, "parameters": sum(p.numel() for p in enc.parameters()),
             "gflop_per_image": round(flops / 1e9, 3) if flops else None, "config": enc.config()}
-    info["onnx_exporter"] = _onnx_exporter(enc, specs_in, [spec_out], [torch.zeros(2, *contracts.ALIGNED.dims)], "encoder")
+    info["onnx_exporter"] = _encoder_exporter(enc)
     return Workload("encoder", model, specs_in, spec_out, enc, sampler, None, info)
 
 
@@ -90,10 +88,12 @@ def _mapper(model: str, seed: int) -> Workload:
         mapper, desc = load_mapper(model).eval().requires_grad_(False), f"mapper checkpoint {model}"
     else:
         raise WorkloadUnavailable(f"--model {model!r}: for --stage mapper use demo, ffhq256, tiny or a mapper checkpoint")
+    from cptr.export.encoder_mapper import export_mapper, mapper_output_spec
+
     module = MappedEdit(mapper).eval()
     n, d = mapper.n_latent, mapper.style_dim
     specs_in = [contracts.w_plus(n, d)]
-    spec_out = contracts.w_plus(n, d, name="w_plus_edited")
+    spec_out = mapper_output_spec(n, d)
 
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {"w_plus": rng.standard_normal((batch, n, d), dtype=np.float32)}
@@ -101,7 +101,7 @@ def _mapper(model: str, seed: int) -> Workload:
     flops = count_flops(module, torch.zeros(1, n, d))
     info = {"description": desc, "parameters": sum(p.numel() for p in module.parameters()),
             "gflop_per_image": round(flops / 1e9, 4) if flops else None}
-    info["onnx_exporter"] = _onnx_exporter(module, specs_in, [spec_out], [torch.zeros(2, n, d)], "mapper")
+    info["onnx_exporter"] = lambda path, precision: export_mapper(mapper, path, precision, verify=False)
     return Workload("mapper", model, specs_in, spec_out, module, sampler, None, info)
 
 
@@ -157,4 +157,48 @@ def _align(model: str, seed: int) -> Workload:
     return Workload("align", model, [contracts.IMAGE_BYTES], contracts.ALIGNED, AlignReference(), photo_variants(seed), None, info)
 
 
-BUILDERS: dict[str, Callable[[str, int], Workload]] = {"encoder": _encoder, "mapper": _mapper, "align": _align}
+class PipelineReference:
+    """``image_bytes [B, 1], paste_back [B, 1] -> image [B, 3, S, S]`` in one process.
+
+    The ``cartoonize_<style>`` ensemble's computation: decode + align (NumPy/MediaPipe), the encoder
+    and the synthesis in fp32 torch. Paste-back is not part of the tensor output.
+    """
+
+    def __init__(self, encoder: nn.Module, synthesis: nn.Module):
+        self.encoder, self.synthesis = encoder, synthesis
+
+    @torch.no_grad()
+    def __call__(self, image_bytes: np.ndarray, paste_back: np.ndarray | None = None) -> np.ndarray:
+        from cptr.serving.stages import decode_and_align
+
+        crops = np.stack([decode_and_align(bytes(b))[1] for b in np.asarray(image_bytes).reshape(-1)])
+        return self.synthesis(self.encoder(torch.from_numpy(crops))).numpy()
+
+
+def _pipeline(model: str, seed: int) -> Workload:
+    if model != "demo":
+        raise WorkloadUnavailable("the pipeline stage runs the demo style (the only style with a built-in encoder): use --model demo")
+    try:
+        import cptr.align  # noqa: F401
+    except ImportError as e:
+        raise WorkloadUnavailable(f"the pipeline needs the [align] extra ({e}): pip install 'cptr[align]'") from None
+    from cptr.bench.workloads import build_model
+    from cptr.export.onnx import SynthesisReference
+    from cptr.training.encoder_train import demo_encoder
+
+    g, desc = build_model("demo", seed)
+    enc = demo_encoder()
+    photos = photo_variants(seed)
+
+    def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {**photos(batch, rng), contracts.PASTE_BACK.name: np.zeros((batch, 1), np.int32)}
+
+    info = {"description": f"photo JPEG -> align -> encoder -> synthesis; {desc}; photos: astronaut 640-1280 px, "
+                           "random shift/rotation/flip", "size": g.size, "encoder_module": enc, "synthesis_module": g}
+    return Workload("pipeline", model, [contracts.IMAGE_BYTES, contracts.PASTE_BACK], contracts.image(g.size),
+                    PipelineReference(enc, SynthesisReference(g).eval()), sampler, None, info)
+
+
+BUILDERS: dict[str, Callable[[str, int], Workload]] = {
+    "encoder": _encoder, "mapper": _mapper, "align": _align, "pipeline": _pipeline,
+}

@@ -141,7 +141,10 @@ class PythonEngine(Engine):
 
     def __init__(self, workload: Workload):
         self.fn, self.names = workload.module, [s.name for s in workload.inputs]
-        self.name, self.note = "python", "in-process, the function the serving model runs"
+        if workload.stage == "pipeline":
+            self.name, self.note = "torch-fp32", "in process: align (NumPy/MediaPipe) + eager torch encoder and synthesis"
+        else:
+            self.name, self.note = "python", "in-process, the function the serving model runs"
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.fn(*[feeds[n] for n in self.names])
@@ -230,6 +233,31 @@ class OrtGenerateEngine(Engine):
         return self.synthesis.info()
 
 
+class OrtPipelineEngine(Engine):
+    """The ``cartoonize`` ensemble in one process: decode + align, then encoder and synthesis in ORT."""
+
+    target = "onnx"
+
+    def __init__(self, encoder_path: Path, synthesis_path: Path, name: str, precision: str, providers: list[str],
+                 threads: int | None, spin: bool, note: str):
+        from cptr.export.runtime import ort_session
+        from cptr.serving.stages import decode_and_align
+
+        self.encoder = ort_session(encoder_path, threads=threads, providers=providers, spin=spin)
+        self.synthesis = ort_session(synthesis_path, threads=threads, providers=providers, spin=spin)
+        self._align = decode_and_align
+        self.name, self.precision, self.note = name, precision, note
+        self.device = "cuda" if "CUDAExecutionProvider" in self.synthesis.get_providers() else "cpu"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        crops = np.stack([self._align(bytes(b))[1] for b in feeds["image_bytes"].reshape(-1)])
+        w_plus = self.encoder.run(None, {"aligned": crops})[0]
+        return self.synthesis.run(None, {"w_plus": w_plus})[0]
+
+    def info(self) -> dict[str, Any]:
+        return {"providers": self.synthesis.get_providers()}
+
+
 def export_onnx(workload: Workload, precision: str, ctx: Context, stage: str | None = None) -> Path:
     """Export a stage (default: the workload's) with :mod:`cptr.export.onnx` into the run's work folder (cached)."""
     stage = stage or workload.stage
@@ -263,7 +291,7 @@ class OnnxTarget(Target):
         if importlib.util.find_spec("cptr.export.onnx") is None or importlib.util.find_spec("cptr.export.runtime") is None:
             yield Unavailable("onnx", self.name, "cptr.export.onnx / cptr.export.runtime are missing from this checkout")
             return
-        if workload.generator is None and "onnx_exporter" not in workload.info:
+        if workload.generator is None and "onnx_exporter" not in workload.info and workload.stage != "pipeline":
             yield Unavailable("onnx", self.name, f"no ONNX export for stage {workload.stage!r}")
             return
         import onnxruntime as ort
@@ -279,6 +307,9 @@ class OnnxTarget(Target):
             try:
                 if workload.stage == "generate":
                     yield self._generate(workload, ctx, name, precision, providers, spin, note)
+                    continue
+                if workload.stage == "pipeline":
+                    yield self._pipeline(workload, ctx, name, precision, providers, spin, note)
                     continue
                 path = export_onnx(workload, precision, ctx)
                 yield OrtEngine(path, workload, name, precision, providers, ctx.threads, spin, note)
@@ -297,6 +328,21 @@ class OnnxTarget(Target):
             path = export_onnx(stage_wl, precision, ctx)
             parts.append(OrtEngine(path, stage_wl, f"{name}-{stage_wl.stage}", precision, providers, ctx.threads, spin))
         return OrtGenerateEngine(parts[0], parts[1], workload, name, f"{note}; seeds and mixing in NumPy, in process")
+
+
+    @staticmethod
+    def _pipeline(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool,
+                  note: str) -> Engine:
+        from cptr.export.encoder_mapper import export_encoder
+        from cptr.export.onnx import export_synthesis
+
+        enc_path, syn_path = ctx.workdir / f"pipeline-encoder-{precision}.onnx", ctx.workdir / f"pipeline-synthesis-{precision}.onnx"
+        if not enc_path.is_file():
+            export_encoder(workload.info["encoder_module"], enc_path, precision, verify=False)
+        if not syn_path.is_file():
+            export_synthesis(workload.info["synthesis_module"], syn_path, precision, verify=False)
+        return OrtPipelineEngine(enc_path, syn_path, name, precision, providers, ctx.threads, spin,
+                                 f"{note}; align in NumPy/MediaPipe, in process")
 
 
 # --------------------------------------------------------------------------- compiled torch engine
