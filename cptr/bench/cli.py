@@ -1,4 +1,4 @@
-"""``python benchmarks/latency.py``: latency and throughput of every engine, measured the same way.
+"""python benchmarks/latency.py: latency and throughput of every CPTR engine, measured the same way.
 
 Examples::
 
@@ -79,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke test: every available target on a tiny model, a few runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.add_argument("--compare", nargs="+", metavar="RUN.json", help="compare two runs, or one run against --baseline")
+    p.add_argument("--replot", nargs="+", metavar="RUN.json", help="draw --plot from recorded runs (one figure), then exit")
     return p
 
 
@@ -268,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.compare:
         return run_compare(args)
+    if args.replot:
+        if args.plot is None:
+            parser().error("--replot needs --plot OUT.png")
+        runs = [report.load_run(p) for p in args.replot]
+        report.plot(runs, args.plot, title=" + ".join(f"{r['config']['stage']}/{r['config']['model']}" for r in runs)
+                    + f" · {runs[0]['machine']['cpu']['model']}")
+        print(f"wrote {args.plot}")
+        return 0
     try:
         args = _resolve(args)
         Settings(iters=args.iters, seconds=args.seconds, warmup=args.warmup, pool=args.pool, check=args.check)

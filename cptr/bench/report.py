@@ -206,8 +206,11 @@ def plot(runs: Sequence[dict[str, Any]], path: Path, title: str | None = None) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for run in runs for r in run["results"] if r["status"] == "ok"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows = []
+    for run in runs:  # several runs: label each line with its stage and model
+        suffix = f" · {run['config']['stage']}/{run['config']['model']}" if len(runs) > 1 else ""
+        rows += [{**r, "engine": r["engine"] + suffix} for r in run["results"] if r["status"] == "ok"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     for name in engines:
         pts = sorted((r["batch"], r["stats"]["median_ms"], r["stats"]["p95_ms"]) for r in rows
@@ -247,7 +250,7 @@ def plot(runs: Sequence[dict[str, Any]], path: Path, title: str | None = None) -
         if ticks:
             ax.set_xticks(ticks)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
