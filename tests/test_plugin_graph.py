@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 
+from cptr.export.onnx import SynthesisReference
 from cptr.models import set_fused_modconv
 from cptr.models.ops import PLUGIN_NAMESPACE, export_plugin_nodes
 from tests.conftest import make_tiny_generator
@@ -17,14 +18,6 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime_extensions")
 from cptr.export.plugin_ops import has_plugin_nodes, ort_session  # noqa: E402
 
-
-class _Synthesis(torch.nn.Module):
-    def __init__(self, g):
-        super().__init__()
-        self.g = g
-
-    def forward(self, w_plus: torch.Tensor) -> torch.Tensor:
-        return self.g([w_plus], input_is_latent=True, randomize_noise=False)[0]
 
 
 def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, plugins: bool) -> None:
@@ -35,7 +28,7 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, plugins:
 
 def test_plugin_graph_matches_standard_graph(tmp_path: Path) -> None:
     g = set_fused_modconv(make_tiny_generator(32), False)
-    m = _Synthesis(g).eval()
+    m = SynthesisReference(g).eval()
     example = torch.randn(2, g.n_latent, g.style_dim)
     _export(m, example, tmp_path / "plugin.onnx", plugins=True)
     _export(m, example, tmp_path / "standard.onnx", plugins=False)

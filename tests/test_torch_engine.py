@@ -8,24 +8,17 @@ import pytest
 import torch
 
 from cptr.export.torch_engine import build_torch_engine, load_torch_engine
+from cptr.export.onnx import SynthesisReference
 from cptr.models import set_fused_modconv
 from tests.conftest import make_tiny_generator
 
 
-class _Synthesis(torch.nn.Module):
-    def __init__(self, g):
-        super().__init__()
-        self.g = g
-
-    def forward(self, w_plus: torch.Tensor) -> torch.Tensor:
-        return self.g([w_plus], input_is_latent=True, randomize_noise=False)[0]
-
 
 def _check_engine(tmp_path: Path, device: str, precision: str, tol: float) -> dict:
     g = set_fused_modconv(make_tiny_generator(32), False)
-    eager = _Synthesis(g).eval()
+    eager = SynthesisReference(g).eval()
     path = tmp_path / "synthesis.pt2"
-    meta = build_torch_engine(_Synthesis(set_fused_modconv(make_tiny_generator(32), False)),
+    meta = build_torch_engine(SynthesisReference(set_fused_modconv(make_tiny_generator(32), False)),
                               [torch.randn(2, g.n_latent, g.style_dim)], ["w_plus"], path,
                               device=device, precision=precision, batch_max=8)
     assert path.is_file() and not list(tmp_path.glob(".*tmp*")), "engine must be written atomically"
