@@ -493,6 +493,7 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
             import shutil
 
             shutil.rmtree(stage_dir, ignore_errors=True)
+        prog.step("done")
         prog.done(f"wrote {out}/ ({len(models)} ONNX models, manifest.json)")
     return manifest
 
