@@ -100,7 +100,8 @@ def _err(v: float | None) -> str:
     return "0" if v == 0 else f"{v:.2e}"
 
 
-COLUMNS = ["engine", "batch", "conc.", "median ms", "p95 ms", "p99 ms", "mean ± std ms", "img/s", "ratio", "max abs err", "mean abs err"]
+COLUMNS = ["engine", "batch", "conc.", "median ms", "p95 ms", "p99 ms", "mean ± std ms", "min ms", "img/s", "ratio",
+           "max abs err", "mean abs err"]
 
 
 def table_rows(run: dict[str, Any], baseline: str = DEFAULT_BASELINE) -> list[list[str]]:
@@ -113,7 +114,7 @@ def table_rows(run: dict[str, Any], baseline: str = DEFAULT_BASELINE) -> list[li
         s, e = r["stats"], r.get("error") or {}
         out.append([
             r["engine"], str(r["batch"]), str(r["concurrency"]), _f(s["median_ms"]), _f(s["p95_ms"]), _f(s["p99_ms"]),
-            f"{_f(s['mean_ms'])} ± {_f(s['std_ms'], 2)}", _f(s["throughput_ips"]),
+            f"{_f(s['mean_ms'])} ± {_f(s['std_ms'], 2)}", _f(s["min_ms"]), _f(s["throughput_ips"]),
             f"{ratio[i]:.2f}x" if i in ratio else "-", _err(e.get("max_abs")), _err(e.get("mean_abs")),
         ])
     return out
