@@ -218,3 +218,15 @@ def test_quick_run_writes_sane_results(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp")), "artifacts must be written atomically"
     after = sha256_file(committed) if committed.is_file() else None
     assert before == after, "the test run must not touch the committed RESULTS.md"
+
+
+def test_bad_arguments_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    common = ["--results-dir", str(tmp_path), "--no-record", "--quiet"]
+    with pytest.raises(SystemExit, match="unknown target.*choose from torch, onnx"):
+        main(["--target", "torch,bogus", *common])
+    with pytest.raises(SystemExit):
+        main(["--batch", "1,x", *common])
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main(["--stage", "synthesis", "--model", str(tmp_path / "missing.pt"), *common]) == 2
+    assert "neither one of demo, ffhq256, tiny nor an existing checkpoint" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing is written when the workload cannot be built"

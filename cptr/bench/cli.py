@@ -164,7 +164,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
     try:
         workload = build_workload(args.stage, args.model, seed=args.seed)
     except WorkloadUnavailable as e:
-        console.print(f"[red]stage {args.stage!r} unavailable: {e}[/red]")
+        print(f"stage {args.stage!r} cannot be measured: {e}", file=sys.stderr)
         return 2, {}, {}
     ctx = Context(device=args.device, threads=args.threads, batch_max=max(args.batch), url=args.url,
                   protocol=args.protocol, shm=args.shm, style=args.style, quick=args.quick)
