@@ -339,13 +339,14 @@ def _build_engines(opts: ExportOptions, g, arts: dict[str, Any], stage_dir: Path
         raise ExportFailed("--engine torch --precision fp16 needs CUDA; use --precision fp32 on a CPU machine")
     gi = onnx_export.inference_copy(g)
     modules = {
-        "mapping": (onnx_export.MappingGraph(gi), onnx_export.default_inputs([contracts.z(gi.style_dim), contracts.TRUNCATION])(2)),
+        "mapping": (onnx_export.FixedTruncationMapping(onnx_export.MappingGraph(gi), opts.truncation),
+                    onnx_export.default_inputs([contracts.z(gi.style_dim)])(2)),
         "synthesis": (onnx_export.ExportSynthesis(gi), onnx_export.synthesis_inputs(gi)(2)),
     }
     for key, (module, example) in modules.items():
         prog.step(f"{key}: compiling the torch engine (AOTInductor, {device})")
         path = stage_dir / f"{key}.pt2"
-        names = ["z", "truncation"] if key == "mapping" else [s.name for s in arts[key].inputs]
+        names = ["z"] if key == "mapping" else [s.name for s in arts[key].inputs]
         arts[key].extra["torch_engine"] = build_torch_engine(module, example, names, path, device=device, precision=opts.precision, batch_max=opts.batch_max)
         arts[key].extra["torch_engine_path"] = str(path)
         prog.done(f"{key}: torch engine")

@@ -231,7 +231,7 @@ class ExportSynthesis(nn.Module):
         if len(noise) != g.num_layers:
             raise ValueError(f"expected {g.num_layers} noise maps, got {len(noise)}")
         self.n_latent, self.style_dim, self.size = g.n_latent, g.style_dim, g.size
-        self.register_buffer("const", g.input.input.detach().clone())
+        self.register_buffer("const_input", g.input.input.detach().clone())
         gain = g.conv1.activate.scale
         self.conv1 = ExportStyledConv(g.conv1, noise[0], in_gain=1.0)
         self.to_rgb1 = ExportToRGB(g.to_rgb1, in_gain=gain)
@@ -239,7 +239,7 @@ class ExportSynthesis(nn.Module):
         self.to_rgbs = nn.ModuleList(ExportToRGB(t, in_gain=gain) for t in g.to_rgbs)
 
     def forward(self, w_plus: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(self.const, w_plus[:, 0])
+        out = self.conv1(self.const_input, w_plus[:, 0])
         skip = self.to_rgb1(out, w_plus[:, 1])
         i = 1
         for conv_up, conv, to_rgb in zip(self.convs[::2], self.convs[1::2], self.to_rgbs):
@@ -275,6 +275,18 @@ class MappingGraph(nn.Module):
     def forward(self, z: torch.Tensor, truncation: torch.Tensor) -> torch.Tensor:
         w = self.style(z)
         return self.latent_avg + truncation * (w - self.latent_avg)
+
+
+class FixedTruncationMapping(nn.Module):
+    """``z [B, D] -> w`` with the truncation psi baked in: the served ``mapping_<style>`` contract."""
+
+    def __init__(self, mapping: MappingGraph, truncation: float):
+        super().__init__()
+        self.mapping = mapping
+        self.register_buffer("psi", torch.tensor([[float(truncation)]]))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mapping(z, self.psi.expand(z.shape[0], 1))
 
 
 class SynthesisReference(nn.Module):

@@ -1,0 +1,49 @@
+"""Atomic artifact writes: complete or absent, with ordinary permissions."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cptr.io import atomic_directory, atomic_path, atomic_write_text
+
+
+@pytest.fixture(autouse=True)
+def _umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_atomic_file_keeps_old_content_on_failure_and_gets_umask_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    atomic_write_text(target, "v1")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half-writ")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    assert _mode(target) == 0o644  # umask 022 set by the fixture, not mkstemp's 0600
+
+
+def test_atomic_directory_swaps_whole_tree(tmp_path: Path) -> None:
+    repo = tmp_path / "triton_repo"
+    with atomic_directory(repo) as tmp:
+        (tmp / "a").mkdir()
+        (tmp / "a" / "config.pbtxt").write_text("one")
+    assert (repo / "a" / "config.pbtxt").read_text() == "one"
+    assert _mode(repo) == 0o755  # not mkdtemp's 0700
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(repo) as tmp:
+            (tmp / "b").mkdir()
+            raise KeyboardInterrupt
+    assert [p.name for p in repo.iterdir()] == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["triton_repo"]

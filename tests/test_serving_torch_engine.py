@@ -1,0 +1,46 @@
+"""`cptr-export --engine torch` repositories: Triton's Python models serve the compiled .pt2 engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cptr.client import CartoonClient
+from cptr.serving.server import TritonServer
+from tests.test_serving import STYLE, Reference
+
+
+@pytest.fixture(scope="module")
+def torch_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from typer.testing import CliRunner
+
+    from cptr.export.cli import app
+
+    work = tmp_path_factory.mktemp("torch_engine")
+    out = work / "triton_repo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CPTR_HOME", str(work / "home"))
+        result = CliRunner().invoke(app, ["--style", STYLE, "--engine", "torch", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, f"cptr-export --engine torch failed:\n{result.output}\n{result.exception!r}"
+    return out
+
+
+def test_served_torch_engines_match_onnx(torch_repo: Path) -> None:
+    for stage in ("mapping", "synthesis"):
+        assert (torch_repo / f"{stage}_{STYLE}" / "1" / "model.pt2").is_file()
+    ref = Reference(torch_repo)  # the ONNX files of the same export, run in this process
+    seeds = [3, 11, 2**33]
+    mix = (5, 6)
+    with TritonServer(torch_repo) as server:
+        with CartoonClient(server.grpc_url, "grpc", timeout_s=120) as client:
+            got = client.generate(seeds, style=STYLE, output="tensor")
+            mixed = client.generate(seeds, style=STYLE, mix=mix, output="tensor")
+        log = server.log_tail(100_000)
+    # the engines really served (no silent fallback to ONNX Runtime)
+    assert f"mapping_{STYLE}: serving torch engine model.pt2 on cpu" in log
+    assert f"synthesis_{STYLE}: serving torch engine model.pt2 on cpu" in log
+    assert "not usable here" not in log
+    assert np.abs(got - ref.generate(seeds)).max() < 1e-3
+    assert np.abs(mixed - ref.generate(seeds, mix)).max() < 1e-3
