@@ -57,3 +57,39 @@ def test_plugin_graph_matches_standard_graph(tmp_path: Path) -> None:
         b = standard.run(None, {"w_plus": w.numpy()})[0]
         assert np.abs(a - b).max() < 1e-4, "plugin graph differs from the standard graph"
         assert np.abs(a - ref).max() < 1e-4, "plugin graph differs from PyTorch"
+
+
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-3), ("fp16", 2e-2)])
+def test_export_synthesis_with_plugins_is_verified(tmp_path: Path, precision: str, tol: float) -> None:
+    from cptr.export.onnx import export_synthesis
+
+    g = make_tiny_generator(32)
+    art = export_synthesis(g, tmp_path / "synthesis.onnx", precision, plugins=True)
+    assert art.extra["plugins"] == ["UpFirDn2d", "FusedBiasLeakyReLU"]
+    assert has_plugin_nodes(str(art.onnx_path))
+    assert set(art.max_abs_error) == {"batch1", "batch3"}
+    assert max(art.max_abs_error.values()) < tol
+    model = onnx.load(str(art.onnx_path))
+    # plugin nodes stay fp32 in an fp16 graph: their inputs come from Casts to float
+    if precision == "fp16":
+        producers = {o: n for n in model.graph.node for o in n.output}
+        for n in model.graph.node:
+            if n.op_type == "UpFirDn2d":
+                assert producers[n.input[0]].op_type == "Cast"
+
+
+def test_cli_plugins_flag_records_it_in_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cptr.export.cli import app
+
+    monkeypatch.setenv("CPTR_HOME", str(tmp_path / "home"))
+    out = tmp_path / "repo"
+    result = CliRunner().invoke(app, ["--style", "demo", "--plugins", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["plugins"] is True
+    assert has_plugin_nodes(str(out / "synthesis_demo" / "1" / "model.onnx"))
+    assert not has_plugin_nodes(str(out / "mapping_demo" / "1" / "model.onnx"))

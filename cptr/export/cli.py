@@ -63,6 +63,7 @@ class ExportOptions:
     encoder: Path | None = None
     mappers: dict[str, Path] = field(default_factory=dict)
     with_generator: bool = False
+    plugins: bool = False
     opset: int = 17
     quiet: bool = False
 
@@ -403,7 +404,7 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
             mapping = onnx_export.export_mapping(g, stage_dir / "mapping.onnx", opts.precision, default_truncation=opts.truncation, **common)
             prog.done(f"mapping    max abs error {mapping.max_abs_error}")
             prog.step("synthesis: export + verify in ONNX Runtime")
-            synthesis = onnx_export.export_synthesis(g, stage_dir / "synthesis.onnx", opts.precision, **common)
+            synthesis = onnx_export.export_synthesis(g, stage_dir / "synthesis.onnx", opts.precision, plugins=opts.plugins, **common)
             prog.done(f"synthesis  max abs error {synthesis.max_abs_error}")
             generator_art = None
             if opts.with_generator:
@@ -440,6 +441,7 @@ def run_export(opts: ExportOptions) -> dict[str, Any]:
                 "swap_res": r.swap_res,
                 "blend_width": r.blend_width,
                 "inject_k": r.inject_k,
+                "plugins": opts.plugins,
                 "blend_weights": {str(k): v for k, v in g.blend_weights.items()},
                 "truncation": opts.truncation,
                 "size": g.size,
@@ -522,6 +524,7 @@ def export(
     encoder: Path | None = typer.Option(None, "--encoder", help="Image -> W+ encoder checkpoint (overrides the style's)."),
     mapper: list[str] = typer.Option([], "--mapper", help="Text mapper PROMPT=PATH (repeatable; adds to the style's)."),
     with_generator: bool = typer.Option(False, "--with-generator", help="Also export z -> image as one graph (generator.onnx)."),
+    plugins: bool = typer.Option(False, "--plugins", help="Emit upfirdn2d / bias-act as TensorRT plugin nodes (UpFirDn2d, FusedBiasLeakyReLU, namespace cptr); build the engine with libcptr_trt_plugins.so."),
     opset: int = typer.Option(17, "--opset", min=17, help="ONNX opset."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check every graph in ONNX Runtime against PyTorch (batch 1 and 3)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -534,7 +537,7 @@ def export(
         opts = ExportOptions(
             out=out, style=style, source=source, target=target, alpha=alpha, swap_res=swap_res, blend_width=blend_width,
             inject_k=inject_k, truncation=truncation, precision=precision, batch_max=batch_max, backend=backend,
-            engine=engine, verify=verify, encoder=encoder, mappers=mappers, with_generator=with_generator, opset=opset,
+            engine=engine, verify=verify, encoder=encoder, mappers=mappers, with_generator=with_generator, plugins=plugins, opset=opset,
             quiet=quiet,
         )
         manifest = run_export(opts)

@@ -596,17 +596,33 @@ def export_mapping(
     return export_module(module, examples, specs_in, specs_out, path, precision, stage=contracts.MAPPING, **kwargs)
 
 
-def export_synthesis(g: Generator, path: str | Path, precision: str = "fp32", **kwargs: Any) -> StageArtifact:
-    """Export the deterministic synthesis network: ``w_plus`` -> ``image`` (verified against ``g``)."""
+def export_synthesis(
+    g: Generator, path: str | Path, precision: str = "fp32", plugins: bool = False, **kwargs: Any
+) -> StageArtifact:
+    """Export the deterministic synthesis network: ``w_plus`` -> ``image`` (verified against ``g``).
+
+    ``plugins=True`` emits every FIR filter and synthesis bias-act as a TensorRT plugin node
+    (``UpFirDn2d``, ``FusedBiasLeakyReLU``; see :mod:`cptr.export.plugin_ops`) instead of standard
+    ops; the plugin nodes stay fp32 in an fp16 graph. Verification runs them through ONNX Runtime's
+    reference custom ops.
+    """
+    from cptr.models.ops import export_plugin_nodes
+
     g = inference_copy(g)
-    module = ExportSynthesis(g)
+    module = SynthesisReference(g) if plugins else ExportSynthesis(g)
     specs_in = [contracts.w_plus(g.n_latent, g.style_dim)]
     specs_out = [contracts.image(g.size)]
     make = kwargs.pop("make_inputs", None) or synthesis_inputs(g)
-    return export_module(
-        module, make(2), specs_in, specs_out, path, precision, stage=contracts.SYNTHESIS,
-        reference=SynthesisReference(g), make_inputs=make, **kwargs,
-    )
+    if plugins:
+        from cptr.export.plugin_ops import PLUGIN_OPS
+
+        kwargs["keep_fp32_ops"] = tuple(kwargs.get("keep_fp32_ops", FP16_KEEP_FP32_OPS)) + PLUGIN_OPS
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), "plugins": list(PLUGIN_OPS)}
+    with export_plugin_nodes(plugins):
+        return export_module(
+            module, make(2), specs_in, specs_out, path, precision, stage=contracts.SYNTHESIS,
+            reference=SynthesisReference(g), make_inputs=make, **kwargs,
+        )
 
 
 def export_generator(g: Generator, path: str | Path, precision: str = "fp32", **kwargs: Any) -> StageArtifact:
