@@ -16,12 +16,14 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cptr.io import atomic_path
-from cptr.models.stylegan2 import Generator, default_channels
+
+if TYPE_CHECKING:  # the model modules import this one (option helpers): no import cycle at run time
+    from cptr.models.stylegan2 import Generator
 
 
 class CheckpointError(ValueError):
@@ -73,6 +75,8 @@ def load_torch_file(path: str | os.PathLike, map_location: str | torch.device = 
 
 def infer_generator_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Read a Generator's constructor arguments off a rosinality ``g_ema`` state dict."""
+    from cptr.models.stylegan2 import default_channels
+
     try:
         n_mlp = sum(1 for k in sd if re.fullmatch(r"style\.\d+\.weight", k))
         style_dim = sd["style.1.weight"].shape[1]
@@ -101,6 +105,8 @@ def infer_generator_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def generator_from_state_dict(sd: dict[str, torch.Tensor], lr_mlp: float = 0.01) -> Generator:
     """Build a Generator whose architecture matches ``sd`` and load it strictly."""
+    from cptr.models.stylegan2 import Generator
+
     cfg = infer_generator_config(sd)
     g = Generator(**cfg, lr_mlp=lr_mlp)
     g.load_state_dict(sd, strict=True)
@@ -137,10 +143,22 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     return g.to(device).eval().requires_grad_(False)
 
 
+def options_dict(opts: Any) -> dict[str, Any]:
+    """Training options stored in a checkpoint (``args``/``opts``: a dict or an argparse.Namespace) as a dict."""
+    if opts is None:
+        return {}
+    if isinstance(opts, argparse.Namespace):
+        return dict(vars(opts))
+    if isinstance(opts, dict):
+        return dict(opts)
+    raise TypeError(f"opts must be a dict or argparse.Namespace, got {type(opts).__name__}")
+
+
 def _args_value(args: Any, name: str, default: Any) -> Any:
-    if isinstance(args, dict):
-        return args.get(name, default)
-    return getattr(args, name, default)
+    try:
+        return options_dict(args).get(name, default)
+    except TypeError:
+        return default
 
 
 def save_generator(
@@ -335,6 +353,8 @@ def nvlabs_to_rosinality(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
 
 def load_nvlabs_generator(path: str | os.PathLike, key: str = "G_ema") -> tuple[Generator, torch.Tensor | None]:
     """Convert ``key`` of an NVlabs pickle to a rosinality-layout :class:`Generator`."""
+    from cptr.models.stylegan2 import Generator
+
     data = read_nvlabs_pickle(path)
     net = data.get(key)
     if not isinstance(net, PersistentObject):

@@ -218,3 +218,16 @@ def test_nvlabs_pickle_without_g_ema_is_refused(tmp_path: Path) -> None:
         pickle.dump({"G": None}, f)
     with pytest.raises(CheckpointError, match="no network 'G_ema'"):
         load_generator(path)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["cptr.checkpoints", "cptr.models", "cptr.models.mapper", "cptr.models.encoder", "cptr.styles",
+     "cptr.export.cli", "cptr.training.cli", "cptr.cli", "cptr.align", "cptr.client"],
+)
+def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """Import cycles only show when a module is the first one imported; a shared test process hides them."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

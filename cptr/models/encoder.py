@@ -17,7 +17,6 @@ With the defaults (IR-SE50 stage depths (3, 4, 14, 3), widths (64, 128, 256, 512
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr.checkpoints import options_dict
 from cptr.models.arcface import STAGE_UNITS, STAGE_WIDTHS, make_ir_body
 from cptr.models.stylegan2 import EqualLinear
 
@@ -166,16 +166,6 @@ def small_encoder_config(n_latent: int, style_dim: int = 512, input_size: int = 
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _opts_dict(opts: Any) -> dict[str, Any]:
-    if opts is None:
-        return {}
-    if isinstance(opts, argparse.Namespace):
-        return dict(vars(opts))
-    if isinstance(opts, dict):
-        return dict(opts)
-    raise TypeError(f"opts must be a dict or argparse.Namespace, got {type(opts).__name__}")
-
-
 def infer_encoder_config(sd: dict[str, torch.Tensor], opts: dict[str, Any]) -> dict[str, Any]:
     """Encoder constructor arguments from pSp-named weights (plus ``opts``)."""
     n_units = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("body."))
@@ -219,7 +209,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(path, "expected a pSp-format encoder checkpoint {'state_dict': {'encoder.*': ...}, 'opts': {...}}")
     try:
-        opts = _opts_dict(ckpt.get("opts"))
+        opts = options_dict(ckpt.get("opts"))
     except TypeError as e:
         raise CheckpointError(path, str(e)) from None
     etype = str(opts.get("encoder_type", "GradualStyleEncoder"))

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cptr.checkpoints import options_dict
 from cptr.models.stylegan2 import EqualLinear, PixelNorm
 
 LEVELS = ("coarse", "medium", "fine")
@@ -141,23 +142,13 @@ class MappedEdit(nn.Module):
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _opts_dict(opts: Any) -> dict[str, Any]:
-    if opts is None:
-        return {}
-    if isinstance(opts, argparse.Namespace):
-        return dict(vars(opts))
-    if isinstance(opts, dict):
-        return dict(opts)
-    raise TypeError(f"opts must be a dict or argparse.Namespace, got {type(opts).__name__}")
-
-
 def mapper_from_state_dict(
     sd: dict[str, torch.Tensor], opts: Any = None, n_latent: int | None = None, path: str | os.PathLike = "<state dict>"
 ) -> LevelsMapper:
     """Build a :class:`LevelsMapper` from official keys (``mapper.`` prefix optional) and load it strictly."""
     from cptr.checkpoints import CheckpointError
 
-    o = _opts_dict(opts)
+    o = options_dict(opts)
     mtype = o.get("mapper_type", "LevelsMapper")
     if mtype != "LevelsMapper":
         raise CheckpointError(path, f"mapper_type {mtype!r} is not supported; only StyleCLIP's LevelsMapper is")
@@ -215,7 +206,7 @@ def load_mapper(path: str | os.PathLike, n_latent: int | None = None, device: st
     if not isinstance(sd, dict):
         raise CheckpointError(path, "'state_dict' is not a dict of tensors")
     try:
-        opts = _opts_dict(ckpt.get("opts"))
+        opts = options_dict(ckpt.get("opts"))
     except TypeError as e:
         raise CheckpointError(path, str(e)) from None
     mapper = mapper_from_state_dict(sd, opts, n_latent=n_latent, path=path)
