@@ -24,6 +24,7 @@ from torch import nn
 from cptr.models.encoder import Encoder, small_encoder_config
 from cptr.models.stylegan2 import Generator
 from cptr.training.mapper_train import training_view
+from cptr.training.monitor import StepProgress
 
 
 @dataclass
@@ -105,35 +106,25 @@ def train_encoder(
     gen = torch.Generator().manual_seed(seed)
     pixels = weights.l2 > 0 or weights.l1 > 0 or (weights.id > 0 and id_loss is not None)
     history: list[dict[str, float]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="encoder", unit="step")
-    for step in range(steps):
-        w = sample_training_latents(g, batch, gen, mean)
-        with torch.no_grad():
-            x = render(g, w)
-        w_hat = encoder(resize_to(x, encoder.input_size))
-        loss = weights.latent * F.mse_loss(w_hat, w)
-        parts = {"latent": float(F.mse_loss(w_hat, w).detach())}
-        if pixels:
-            loss = loss + _pixel_terms(g, w_hat, x, weights, id_loss, parts)
-        if real_images is not None:
-            real = next(real_images).to(device)
-            loss = loss + _pixel_terms(g, encoder(resize_to(real, encoder.input_size)), resize_to(real, g.size), weights, id_loss, parts, "real_")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        parts["loss"] = float(loss.detach())
-        history.append(parts)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in parts.items()})
-        if callback is not None:
-            callback(step + 1, parts)
-    if bar is not None:
-        bar.close()
+    with StepProgress(steps, "encoder", progress, callback) as report:
+        for step in range(steps):
+            w = sample_training_latents(g, batch, gen, mean)
+            with torch.no_grad():
+                x = render(g, w)
+            w_hat = encoder(resize_to(x, encoder.input_size))
+            loss = weights.latent * F.mse_loss(w_hat, w)
+            parts = {"latent": float(F.mse_loss(w_hat, w).detach())}
+            if pixels:
+                loss = loss + _pixel_terms(g, w_hat, x, weights, id_loss, parts)
+            if real_images is not None:
+                real = next(real_images).to(device)
+                loss = loss + _pixel_terms(g, encoder(resize_to(real, encoder.input_size)), resize_to(real, g.size), weights, id_loss, parts, "real_")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            parts["loss"] = float(loss.detach())
+            history.append(parts)
+            report.step(step + 1, parts)
     encoder.eval()
     return history
 

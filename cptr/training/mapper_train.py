@@ -20,6 +20,7 @@ from torch import nn
 
 from cptr.models.mapper import LevelsMapper
 from cptr.models.stylegan2 import Generator
+from cptr.training.monitor import StepProgress
 
 
 @dataclass
@@ -129,26 +130,16 @@ def train_mapper(
     opt = torch.optim.Adam(mapper.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     history = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="mapper", unit="step")
-    for step in range(steps):
-        idx = torch.randint(0, latents.shape[0], (batch,), generator=gen)
-        w = latents[idx].to(next(mapper.parameters()).device)
-        loss, parts, _ = mapper_loss(mapper, g, w, clip_loss, id_loss, weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history.append(parts)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in parts.items()})
-        if callback is not None:
-            callback(step + 1, parts)
-    if bar is not None:
-        bar.close()
+    with StepProgress(steps, "mapper", progress, callback) as report:
+        for step in range(steps):
+            idx = torch.randint(0, latents.shape[0], (batch,), generator=gen)
+            w = latents[idx].to(next(mapper.parameters()).device)
+            loss, parts, _ = mapper_loss(mapper, g, w, clip_loss, id_loss, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.append(parts)
+            report.step(step + 1, parts)
     mapper.eval()
     return history
 
