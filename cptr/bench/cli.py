@@ -20,6 +20,7 @@ import re
 import shlex
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shm", action="store_true", help="triton: return output tensors through system shared memory")
     p.add_argument("--style", default="demo", help="triton with --url: the style the server serves (default demo)")
     p.add_argument("--baseline", default="torch", help="engine or target the ratios are relative to (default torch)")
-    p.add_argument("--results-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results", help="where the JSON and PNG go")
-    p.add_argument("--record-to", type=Path, default=REPO_ROOT / "benchmarks" / "RESULTS.md", help="Markdown file the summary is appended to")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="where the JSON and PNG go (default benchmarks/results; with --quick a temporary folder)")
+    p.add_argument("--record-to", type=Path, default=None,
+                   help="Markdown file the summary is appended to (default benchmarks/RESULTS.md; --quick records only when given)")
     p.add_argument("--no-record", action="store_true", help="do not append to the Markdown file")
     p.add_argument("--plot", type=Path, default=None, help="PNG path (default: beside the JSON)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
@@ -89,6 +92,11 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, quick.get(k, v))
+    if args.results_dir is None:
+        args.results_dir = Path(tempfile.mkdtemp(prefix="cptr-bench-quick-")) if args.quick else REPO_ROOT / "benchmarks" / "results"
+    if args.record_to is None:
+        args.record_to = REPO_ROOT / "benchmarks" / "RESULTS.md"
+        args.no_record = args.no_record or args.quick  # a smoke test does not belong in the recorded results
     args.batch = _ints(args.batch, "--batch")
     args.concurrency = _ints(args.concurrency, "--concurrency")
     names = TARGET_NAMES if args.target == "all" else [t.strip() for t in args.target.split(",") if t.strip()]
