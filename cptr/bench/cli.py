@@ -13,7 +13,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import re
