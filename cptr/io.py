@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do that once, at import, not while other threads write files.
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -46,7 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         # mkstemp creates 0600; artifacts get the ordinary permissions (a server may run as another user)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:
@@ -80,7 +84,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))

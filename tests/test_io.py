@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -12,10 +11,10 @@ from cptr.io import atomic_directory, atomic_path, atomic_write_text
 
 
 @pytest.fixture(autouse=True)
-def _umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+def _umask_022(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cptr.io
+
+    monkeypatch.setattr(cptr.io, "_UMASK", 0o022)  # the umask cptr.io read at import
 
 
 def _mode(p: Path) -> int:

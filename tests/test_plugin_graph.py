@@ -16,7 +16,8 @@ from tests.conftest import make_tiny_generator
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime_extensions")
-from cptr.export.plugin_ops import has_plugin_nodes, ort_session  # noqa: E402
+from cptr.export.plugin_ops import has_plugin_nodes  # noqa: E402
+from cptr.export.runtime import ort_session  # noqa: E402
 
 
 
@@ -49,7 +50,7 @@ def test_plugin_graph_matches_standard_graph(tmp_path: Path) -> None:
     assert has_plugin_nodes(str(tmp_path / "plugin.onnx")) and not has_plugin_nodes(str(tmp_path / "standard.onnx"))
 
     plugin = ort_session(str(tmp_path / "plugin.onnx"))
-    standard = ort.InferenceSession(str(tmp_path / "standard.onnx"), providers=["CPUExecutionProvider"])
+    standard = ort_session(str(tmp_path / "standard.onnx"))
     for batch in (1, 3):
         w = torch.randn(batch, g.n_latent, g.style_dim)
         ref = m(w).detach().numpy()

@@ -10,7 +10,8 @@ TensorRT maps ``UpFirDn2d`` and ``FusedBiasLeakyReLU`` nodes to the CUDA plugins
 ONNX Runtime runs the same nodes through onnxruntime-extensions Python custom ops that call the
 reference PyTorch implementation. Those ops cannot read array attributes, so :func:`ort_view`
 rewrites a copy of the graph with each ``kernel`` moved into a constant input; the graph that
-TensorRT reads is never changed.
+TensorRT reads is never changed. :func:`cptr.export.runtime.ort_session` does this for any file
+with plugin nodes.
 """
 
 from __future__ import annotations
@@ -94,17 +95,6 @@ def ort_view(model):
         del node.attribute[:]
         node.attribute.extend(keep)
     return out
-
-
-def ort_session(path: str, **session_kwargs):
-    """An ONNX Runtime session for a plugin-node graph (CPU, reference implementations)."""
-    import onnx
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(custom_ops_library())
-    view = ort_view(onnx.load(path))
-    return ort.InferenceSession(view.SerializeToString(), so, providers=["CPUExecutionProvider"], **session_kwargs)
 
 
 def has_plugin_nodes(model_path: str) -> bool:
