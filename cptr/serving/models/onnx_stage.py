@@ -47,13 +47,13 @@ class TritonPythonModel(StageModel):
             raise RuntimeError("torch engines serve single-output stages only")
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.engine = load_torch_engine(path, self.device)
-        self.torch = torch
         print(f"[cptr] {self.model_name}: serving torch engine {path.name} on {self.device}", flush=True)
 
     def compute(self, inputs: Arrays) -> Arrays:
         if self.engine is None:
             return dict(zip(self.output_names, self.session.run(self.output_names, inputs)))
-        torch = self.torch
+        import torch  # loaded by _load_torch_engine already
+
         with torch.inference_mode():
             args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.input_names]
             out = self.engine(*args)
