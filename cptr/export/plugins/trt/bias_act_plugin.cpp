@@ -9,11 +9,6 @@ using namespace nvinfer1;
 
 namespace cptr {
 namespace trt {
-namespace {
-
-constexpr char const* kName = "FusedBiasLeakyReLU";
-
-}  // namespace
 
 // ------------------------------------------------------------------------------------ config
 
@@ -34,39 +29,14 @@ std::string BiasLeakyReLUConfig::describe() const {
     return s.str();
 }
 
-// ------------------------------------------------------------------------------------ plugin
-
-BiasLeakyReLUPlugin::BiasLeakyReLUPlugin(BiasLeakyReLUConfig config)
-    : mConfig(config), mDescription(mConfig.describe()) {
-    mSerialFields = {
-        PluginField("negative_slope", &mConfig.negative_slope, PluginFieldType::kFLOAT32, 1),
-        PluginField("scale", &mConfig.scale, PluginFieldType::kFLOAT32, 1),
+std::vector<PluginField> BiasLeakyReLUConfig::fields() {
+    return {
+        PluginField("negative_slope", &negative_slope, PluginFieldType::kFLOAT32, 1),
+        PluginField("scale", &scale, PluginFieldType::kFLOAT32, 1),
     };
-    mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
-    mSerialCollection.fields = mSerialFields.data();
 }
 
-IPluginCapability* BiasLeakyReLUPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept {
-    switch (type) {
-        case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-        case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-        case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-IPluginV3* BiasLeakyReLUPlugin::clone() noexcept {
-    try {
-        return new BiasLeakyReLUPlugin(mConfig);
-    } catch (std::exception const& e) {
-        logError(std::string("FusedBiasLeakyReLU clone failed: ") + e.what());
-    }
-    return nullptr;
-}
-
-char const* BiasLeakyReLUPlugin::getPluginName() const noexcept { return kName; }
-char const* BiasLeakyReLUPlugin::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* BiasLeakyReLUPlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
+// ------------------------------------------------------------------------------------ plugin
 
 bool BiasLeakyReLUPlugin::checkShapes(Dims const& x, Dims const& bias) const {
     if (x.nbDims < 2) {
@@ -83,19 +53,8 @@ bool BiasLeakyReLUPlugin::checkShapes(Dims const& x, Dims const& bias) const {
 
 int32_t BiasLeakyReLUPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                              DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-    if (nbInputs != 2 || nbOutputs != 1) {
-        logError(mDescription + ": expects 2 inputs (x, bias) and 1 output, got " + std::to_string(nbInputs) +
-                 " and " + std::to_string(nbOutputs));
-        return -1;
-    }
+    if (!checkCounts(nbInputs, nbOutputs)) return -1;
     return checkShapes(in[0].desc.dims, in[1].desc.dims) ? 0 : -1;
-}
-
-int32_t BiasLeakyReLUPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
-                                                int32_t nbInputs) const noexcept {
-    if (nbInputs != 2 || nbOutputs != 1) return -1;
-    outputTypes[0] = inputTypes[0];
-    return 0;
 }
 
 int32_t BiasLeakyReLUPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs,
@@ -119,18 +78,6 @@ bool BiasLeakyReLUPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTe
     if (pos == 1) return d.type == x || d.type == DataType::kFLOAT;  // bias
     return d.type == x;                                            // output
 }
-
-int32_t BiasLeakyReLUPlugin::getNbOutputs() const noexcept { return 1; }
-
-size_t BiasLeakyReLUPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
-                                             DynamicPluginTensorDesc const* /*outputs*/,
-                                             int32_t /*nbOutputs*/) const noexcept {
-    return 0;
-}
-
-char const* BiasLeakyReLUPlugin::getTimingCacheID() noexcept { return mDescription.c_str(); }
-
-char const* BiasLeakyReLUPlugin::getMetadataString() noexcept { return mDescription.c_str(); }
 
 int32_t BiasLeakyReLUPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out,
                                            int32_t nbOutputs) noexcept {
@@ -169,36 +116,6 @@ int32_t BiasLeakyReLUPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTe
         logError(mDescription + ": enqueue failed: " + e.what());
     }
     return -1;
-}
-
-IPluginV3* BiasLeakyReLUPlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept { return clone(); }
-
-PluginFieldCollection const* BiasLeakyReLUPlugin::getFieldsToSerialize() noexcept { return &mSerialCollection; }
-
-// ------------------------------------------------------------------------------------ creator
-
-BiasLeakyReLUPluginCreator::BiasLeakyReLUPluginCreator() {
-    mFields = {
-        PluginField("negative_slope", nullptr, PluginFieldType::kFLOAT32, 1),
-        PluginField("scale", nullptr, PluginFieldType::kFLOAT32, 1),
-    };
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mCollection.fields = mFields.data();
-}
-
-char const* BiasLeakyReLUPluginCreator::getPluginName() const noexcept { return kName; }
-char const* BiasLeakyReLUPluginCreator::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* BiasLeakyReLUPluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
-PluginFieldCollection const* BiasLeakyReLUPluginCreator::getFieldNames() noexcept { return &mCollection; }
-
-IPluginV3* BiasLeakyReLUPluginCreator::createPlugin(char const* name, PluginFieldCollection const* fc,
-                                                    TensorRTPhase /*phase*/) noexcept {
-    try {
-        return new BiasLeakyReLUPlugin(BiasLeakyReLUConfig::fromFields(fc));
-    } catch (std::exception const& e) {
-        logError(std::string("cannot create FusedBiasLeakyReLU layer '") + (name ? name : "") + "': " + e.what());
-    }
-    return nullptr;
 }
 
 }  // namespace trt

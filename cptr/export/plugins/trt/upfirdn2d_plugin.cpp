@@ -4,17 +4,11 @@
 #include <exception>
 #include <sstream>
 #include <stdexcept>
-#include <utility>
 
 using namespace nvinfer1;
 
 namespace cptr {
 namespace trt {
-namespace {
-
-constexpr char const* kName = "UpFirDn2d";
-
-}  // namespace
 
 // ------------------------------------------------------------------------------------ config
 
@@ -66,44 +60,19 @@ std::string UpFirDn2dConfig::describe() const {
     return s.str();
 }
 
-// ------------------------------------------------------------------------------------ plugin
-
-UpFirDn2dPlugin::UpFirDn2dPlugin(UpFirDn2dConfig config) : mConfig(std::move(config)), mDescription(mConfig.describe()) {
-    mSerialFields = {
-        PluginField("up", &mConfig.up, PluginFieldType::kINT32, 1),
-        PluginField("down", &mConfig.down, PluginFieldType::kINT32, 1),
-        PluginField("pad0", &mConfig.pad0, PluginFieldType::kINT32, 1),
-        PluginField("pad1", &mConfig.pad1, PluginFieldType::kINT32, 1),
-        PluginField("kh", &mConfig.kh, PluginFieldType::kINT32, 1),
-        PluginField("kw", &mConfig.kw, PluginFieldType::kINT32, 1),
-        PluginField("kernel", mConfig.kernel.data(), PluginFieldType::kFLOAT32,
-                    static_cast<int32_t>(mConfig.kernel.size())),
+std::vector<PluginField> UpFirDn2dConfig::fields() {
+    return {
+        PluginField("up", &up, PluginFieldType::kINT32, 1),
+        PluginField("down", &down, PluginFieldType::kINT32, 1),
+        PluginField("pad0", &pad0, PluginFieldType::kINT32, 1),
+        PluginField("pad1", &pad1, PluginFieldType::kINT32, 1),
+        PluginField("kernel", kernel.data(), PluginFieldType::kFLOAT32, static_cast<int32_t>(kernel.size())),
+        PluginField("kh", &kh, PluginFieldType::kINT32, 1),
+        PluginField("kw", &kw, PluginFieldType::kINT32, 1),
     };
-    mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
-    mSerialCollection.fields = mSerialFields.data();
 }
 
-IPluginCapability* UpFirDn2dPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept {
-    switch (type) {
-        case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-        case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-        case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-IPluginV3* UpFirDn2dPlugin::clone() noexcept {
-    try {
-        return new UpFirDn2dPlugin(mConfig);
-    } catch (std::exception const& e) {
-        logError(std::string("UpFirDn2d clone failed: ") + e.what());
-    }
-    return nullptr;
-}
-
-char const* UpFirDn2dPlugin::getPluginName() const noexcept { return kName; }
-char const* UpFirDn2dPlugin::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* UpFirDn2dPlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
+// ------------------------------------------------------------------------------------ plugin
 
 bool UpFirDn2dPlugin::checkInputDims(Dims const& dims) const {
     if (dims.nbDims != 4) {
@@ -122,20 +91,9 @@ bool UpFirDn2dPlugin::checkInputDims(Dims const& dims) const {
 
 int32_t UpFirDn2dPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                          DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-    if (nbInputs != 1 || nbOutputs != 1) {
-        logError(mDescription + ": expects 1 input and 1 output, got " + std::to_string(nbInputs) + " and " +
-                 std::to_string(nbOutputs));
-        return -1;
-    }
+    if (!checkCounts(nbInputs, nbOutputs)) return -1;
     // The smallest shape of the profile must still produce an output.
     return checkInputDims(in[0].desc.dims) && checkInputDims(in[0].min) ? 0 : -1;
-}
-
-int32_t UpFirDn2dPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
-                                            int32_t nbInputs) const noexcept {
-    if (nbInputs != 1 || nbOutputs != 1) return -1;
-    outputTypes[0] = inputTypes[0];
-    return 0;
 }
 
 int32_t UpFirDn2dPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
@@ -168,18 +126,6 @@ bool UpFirDn2dPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensor
     if (pos == 0) return d.type == DataType::kFLOAT || d.type == DataType::kHALF;
     return d.type == inOut[0].desc.type;
 }
-
-int32_t UpFirDn2dPlugin::getNbOutputs() const noexcept { return 1; }
-
-size_t UpFirDn2dPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
-                                         DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept {
-    return 0;  // taps travel in the kernel launch parameters
-}
-
-// Timing depends on the configuration, not on the tap values; shapes/formats are added by TensorRT.
-char const* UpFirDn2dPlugin::getTimingCacheID() noexcept { return mDescription.c_str(); }
-
-char const* UpFirDn2dPlugin::getMetadataString() noexcept { return mDescription.c_str(); }
 
 int32_t UpFirDn2dPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out,
                                        int32_t nbOutputs) noexcept {
@@ -221,41 +167,6 @@ int32_t UpFirDn2dPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensor
         logError(mDescription + ": enqueue failed: " + e.what());
     }
     return -1;
-}
-
-IPluginV3* UpFirDn2dPlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept { return clone(); }
-
-PluginFieldCollection const* UpFirDn2dPlugin::getFieldsToSerialize() noexcept { return &mSerialCollection; }
-
-// ------------------------------------------------------------------------------------ creator
-
-UpFirDn2dPluginCreator::UpFirDn2dPluginCreator() {
-    mFields = {
-        PluginField("up", nullptr, PluginFieldType::kINT32, 1),
-        PluginField("down", nullptr, PluginFieldType::kINT32, 1),
-        PluginField("pad0", nullptr, PluginFieldType::kINT32, 1),
-        PluginField("pad1", nullptr, PluginFieldType::kINT32, 1),
-        PluginField("kernel", nullptr, PluginFieldType::kFLOAT32, 0),
-        PluginField("kh", nullptr, PluginFieldType::kINT32, 1),
-        PluginField("kw", nullptr, PluginFieldType::kINT32, 1),
-    };
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mCollection.fields = mFields.data();
-}
-
-char const* UpFirDn2dPluginCreator::getPluginName() const noexcept { return kName; }
-char const* UpFirDn2dPluginCreator::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* UpFirDn2dPluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
-PluginFieldCollection const* UpFirDn2dPluginCreator::getFieldNames() noexcept { return &mCollection; }
-
-IPluginV3* UpFirDn2dPluginCreator::createPlugin(char const* name, PluginFieldCollection const* fc,
-                                                TensorRTPhase /*phase*/) noexcept {
-    try {
-        return new UpFirDn2dPlugin(UpFirDn2dConfig::fromFields(fc));
-    } catch (std::exception const& e) {
-        logError(std::string("cannot create UpFirDn2d layer '") + (name ? name : "") + "': " + e.what());
-    }
-    return nullptr;
 }
 
 }  // namespace trt

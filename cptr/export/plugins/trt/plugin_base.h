@@ -1,0 +1,142 @@
+// What every CPTR IPluginV3 plugin and creator share, written once.
+//
+// A plugin is described by its Config:
+//   static constexpr char const* kName;           plugin name (version kPluginVersion, namespace kPluginNamespace)
+//   static Config fromFields(PluginFieldCollection const*);   parses and validates; throws std::invalid_argument
+//   std::string describe() const;                 "Name(field=value, ...)" for logs and the timing cache
+//   std::vector<PluginField> fields();            the fields, pointing at this config's members
+// PluginBase<Derived, Config> implements the IPluginV3 plumbing (capabilities, clone, names, one output of the
+// input's type, no workspace, serialization); Derived implements the shape checks and enqueue.
+// PluginCreator<Plugin> is the matching IPluginCreatorV3One.
+#pragma once
+
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "plugin_common.h"
+
+namespace cptr {
+namespace trt {
+
+template <typename Derived, typename Config>
+class PluginBase : public nvinfer1::IPluginV3,
+                   public nvinfer1::IPluginV3OneCore,
+                   public nvinfer1::IPluginV3OneBuild,
+                   public nvinfer1::IPluginV3OneRuntime {
+public:
+    using ConfigType = Config;
+
+    explicit PluginBase(Config config)
+        : mConfig(std::move(config)), mDescription(mConfig.describe()), mSerialFields(mConfig.fields()) {
+        mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
+        mSerialCollection.fields = mSerialFields.data();
+    }
+    // mSerialFields points into mConfig: never copy or move a plugin, clone it.
+    PluginBase(PluginBase const&) = delete;
+    PluginBase& operator=(PluginBase const&) = delete;
+    ~PluginBase() override = default;
+
+    // IPluginV3
+    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override {
+        switch (type) {
+            case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+            case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+            case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+        }
+        return nullptr;
+    }
+
+    nvinfer1::IPluginV3* clone() noexcept override {
+        try {
+            return new Derived(mConfig);
+        } catch (std::exception const& e) {
+            logError(mDescription + ": clone failed: " + e.what());
+        }
+        return nullptr;
+    }
+
+    // IPluginV3OneCore
+    char const* getPluginName() const noexcept override { return Config::kName; }
+    char const* getPluginVersion() const noexcept override { return kPluginVersion; }
+    char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
+
+    // IPluginV3OneBuild: one output, of the first input's type, and no workspace.
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
+                               nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override {
+        if (nbInputs != Derived::kNbInputs || nbOutputs != 1) return -1;
+        outputTypes[0] = inputTypes[0];
+        return 0;
+    }
+    int32_t getNbOutputs() const noexcept override { return 1; }
+    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
+                            nvinfer1::DynamicPluginTensorDesc const* /*outputs*/,
+                            int32_t /*nbOutputs*/) const noexcept override {
+        return 0;
+    }
+    // Timing depends on the configuration, not on parameter values; TensorRT adds shapes and formats.
+    char const* getTimingCacheID() noexcept override { return mDescription.c_str(); }
+    char const* getMetadataString() noexcept override { return mDescription.c_str(); }
+
+    // IPluginV3OneRuntime
+    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept override {
+        return clone();
+    }
+    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override { return &mSerialCollection; }
+
+protected:
+    // Logs "<description>: expects N input(s) and 1 output, got ..." and returns false when the counts differ.
+    bool checkCounts(int32_t nbInputs, int32_t nbOutputs) const {
+        if (nbInputs == Derived::kNbInputs && nbOutputs == 1) return true;
+        logError(mDescription + ": expects " + std::to_string(Derived::kNbInputs) + " input(s) and 1 output, got " +
+                 std::to_string(nbInputs) + " and " + std::to_string(nbOutputs));
+        return false;
+    }
+
+    Config mConfig;
+    std::string const mDescription;
+
+private:
+    std::vector<nvinfer1::PluginField> mSerialFields;
+    nvinfer1::PluginFieldCollection mSerialCollection{};
+};
+
+template <typename Plugin>
+class PluginCreator : public nvinfer1::IPluginCreatorV3One {
+    using Config = typename Plugin::ConfigType;
+
+public:
+    // The advertised fields point at a default configuration (zero-length for required arrays).
+    PluginCreator() : mFields(mDefaults.fields()) {
+        mCollection.nbFields = static_cast<int32_t>(mFields.size());
+        mCollection.fields = mFields.data();
+    }
+    PluginCreator(PluginCreator const&) = delete;
+    PluginCreator& operator=(PluginCreator const&) = delete;
+    ~PluginCreator() override = default;
+
+    char const* getPluginName() const noexcept override { return Config::kName; }
+    char const* getPluginVersion() const noexcept override { return kPluginVersion; }
+    char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
+    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return &mCollection; }
+
+    nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
+                                      nvinfer1::TensorRTPhase /*phase*/) noexcept override {
+        try {
+            return new Plugin(Config::fromFields(fc));
+        } catch (std::exception const& e) {
+            logError(std::string("cannot create ") + Config::kName + " layer '" + (name ? name : "") + "': " +
+                     e.what());
+        }
+        return nullptr;
+    }
+
+private:
+    Config mDefaults{};
+    std::vector<nvinfer1::PluginField> mFields;
+    nvinfer1::PluginFieldCollection mCollection{};
+};
+
+}  // namespace trt
+}  // namespace cptr
