@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cptr.bench import report
 from cptr.bench.cli import main
@@ -224,6 +225,9 @@ def test_bad_arguments_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixt
     common = ["--results-dir", str(tmp_path), "--no-record", "--quiet"]
     with pytest.raises(SystemExit, match="unknown target.*choose from torch, onnx"):
         main(["--target", "torch,bogus", *common])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--target gpu: torch sees no CUDA device.*use --target all"):
+            main(["--target", "gpu", *common])
     with pytest.raises(SystemExit):
         main(["--batch", "1,x", *common])
     assert "comma-separated integers" in capsys.readouterr().err

@@ -393,11 +393,8 @@ def test_generator_with_cuda_kernels_matches_reference(cuda_ext) -> None:
     g = make_tiny_generator(size=64).cuda()
     w = torch.randn(3, g.style_dim, device="cuda")
     with torch.no_grad():
-        ops.set_default_impl("ref")
-        try:
+        with ops.default_impl("ref"):
             ref, _ = g([w], input_is_latent=True, randomize_noise=False)
-        finally:
-            ops.set_default_impl("auto")
         out, _ = g([w], input_is_latent=True, randomize_noise=False)
     assert _max_rel_err(out.cpu(), ref.cpu()) < 1e-4
 

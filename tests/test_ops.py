@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cptr.models import ops
 from cptr.models.ops import fused_leaky_relu, make_kernel, upfirdn2d
 
 
@@ -83,3 +84,18 @@ def test_fused_leaky_relu_formula_and_grad() -> None:
 def test_cuda_impl_request_fails_clearly_on_cpu() -> None:
     with pytest.raises(RuntimeError, match="impl='cuda' was requested"):
         upfirdn2d(torch.randn(1, 1, 4, 4), make_kernel([1, 1]), impl="cuda")
+
+
+def test_default_impl_scopes_the_choice_and_restores_it() -> None:
+    x, k = torch.randn(1, 1, 4, 4), make_kernel([1, 1])
+    with ops.default_impl("cuda"):
+        with pytest.raises(RuntimeError, match="impl='cuda' was requested"):
+            upfirdn2d(x, k)  # 'auto' now means the kernels, which a CPU tensor cannot use
+        with ops.default_impl("ref"):
+            upfirdn2d(x, k)
+        with pytest.raises(RuntimeError, match="impl='cuda' was requested"):
+            fused_leaky_relu(x, torch.zeros(1))
+    torch.testing.assert_close(upfirdn2d(x, k), upfirdn2d(x, k, impl="ref"), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="impl must be"):
+        with ops.default_impl("gpu"):  # type: ignore[arg-type]
+            pass

@@ -3,6 +3,7 @@
 Examples::
 
     python benchmarks/latency.py --quick                       # every target, tiny model, < 1 min on CPU
+    python benchmarks/latency.py --target gpu                  # the GPU run: ffhq256 synthesis, batch 1,8,32
     python benchmarks/latency.py --target torch,onnx --model ffhq256 --batch 1,4
     python benchmarks/latency.py --target triton --stage pipeline --concurrency 1,4,16
     python benchmarks/latency.py --target triton --url localhost:8001 --protocol grpc --shm
@@ -31,6 +32,8 @@ from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, buil
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_NAMES = ("torch", "onnx", "trt", "torch-engine", "triton")
+# --target gpu: every GPU engine on the 256 px channel_multiplier=2 synthesis network, beside eager fp32/fp16.
+GPU_PRESET = {"targets": ("torch", "torch-engine", "trt", "onnx"), "model": "ffhq256", "batch": "1,8,32"}
 QUICK = {"model": "tiny", "batch": "1,2", "concurrency": "1,2", "iters": 5, "warmup": 1, "pool": 4, "check": 1}
 
 
@@ -48,10 +51,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python benchmarks/latency.py",
         description=__doc__.split("\n\n")[0],
-        epilog="Examples:\n" + "\n".join(l.strip() for l in __doc__.split("::")[1].strip().splitlines()),
+        epilog="Examples:\n" + "\n".join(line.strip() for line in __doc__.split("::")[1].strip().splitlines()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--target", default="all", help=f"comma-separated from {', '.join(TARGET_NAMES)}, or 'all' (default)")
+    p.add_argument("--target", default="all",
+                   help=f"comma-separated from {', '.join(TARGET_NAMES)}; 'all' (default); or 'gpu': "
+                        f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
+                        f"--batch {GPU_PRESET['batch']} unless given")
     p.add_argument("--stage", default="synthesis", choices=STAGES, help="stage of the data path to time (default synthesis)")
     p.add_argument("--model", default=None, help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (default demo)")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default 1,8,32)")
@@ -86,11 +92,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:
-    quick = QUICK if args.quick else {}
+    preset: dict[str, Any] = dict(QUICK) if args.quick else {}
+    gpu = args.target == "gpu"
+    if gpu:  # --quick still wins: a GPU smoke test
+        args.target = ",".join(GPU_PRESET["targets"])
+        args.device = "cuda"
+        preset = {**GPU_PRESET, **preset}
     defaults = {"model": "demo", "batch": "1,8,32", "concurrency": "1,4,16", "iters": 30, "warmup": 3, "pool": 16, "check": 2}
     for k, v in defaults.items():
         if getattr(args, k) is None:
-            setattr(args, k, quick.get(k, v))
+            setattr(args, k, preset.get(k, v))
     if args.results_dir is None:
         args.results_dir = Path(tempfile.mkdtemp(prefix="cptr-bench-quick-")) if args.quick else REPO_ROOT / "benchmarks" / "results"
     if args.record_to is None:
@@ -111,6 +122,9 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
         import torch
 
         if not torch.cuda.is_available():
+            if gpu:
+                raise SystemExit("--target gpu: torch sees no CUDA device on this machine; "
+                                 "on the CPU, use --target all (or torch,onnx,torch-engine,triton)")
             raise SystemExit("--device cuda: torch sees no CUDA device on this machine; use --device cpu")
     return args
 

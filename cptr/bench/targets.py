@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cptr.bench.workloads import Workload
+from cptr.models import ops
 
 
 @dataclass
@@ -107,21 +108,26 @@ def _sync(device: str) -> None:
 
 
 class TorchEngine(Engine):
-    """Eager PyTorch with the reference ops. fp16 runs the module in half, with fp32 at the boundary."""
+    """Eager PyTorch. fp16 runs the module in half, with fp32 at the boundary.
+
+    ``impl`` picks the custom ops for every call: ``"ref"`` (the reference ops) or ``"cuda"`` (the
+    compiled kernels of :mod:`cptr.kernels`), so engines measured in turn never leak into each other.
+    """
 
     target = "torch"
 
-    def __init__(self, workload: Workload, module: nn.Module, name: str, device: str, precision: str, note: str = ""):
+    def __init__(self, workload: Workload, module: nn.Module, name: str, device: str, precision: str, note: str = "",
+                 impl: ops.Impl = "ref"):
         self.names = [s.name for s in workload.inputs]
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.module = module.to(device=device, dtype=self.dtype).eval()
-        self.name, self.device, self.precision, self.note = name, device, precision, note
+        self.name, self.device, self.precision, self.note, self.impl = name, device, precision, note, impl
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> list[torch.Tensor]:
         return [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.names]
 
     def run(self, prepared: list[torch.Tensor]) -> torch.Tensor:
-        with torch.inference_mode():
+        with ops.default_impl(self.impl), torch.inference_mode():
             return self.module(*[t.to(self.dtype) if t.is_floating_point() else t for t in prepared]).float()
 
     def synchronize(self) -> None:
@@ -152,7 +158,8 @@ class PythonEngine(Engine):
 
 class TorchTarget(Target):
     name = "torch"
-    description = "eager PyTorch, reference ops (fp32; fp16 on CUDA); in-process Python for alignment"
+    description = ("eager PyTorch, reference ops (fp32; fp16 on CUDA) and, on CUDA, with the compiled CPTR kernels; "
+                   "in-process Python for alignment")
 
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         if not workload.is_torch:
@@ -166,10 +173,26 @@ class TorchTarget(Target):
             module = set_fused_modconv(copy.deepcopy(workload.module), False)
             yield TorchEngine(workload, module, "torch-fp32-shared", ctx.device, "fp32",
                               "shared-weight modulated conv (the export form)")
-        if ctx.device.startswith("cuda"):
-            yield TorchEngine(workload, copy.deepcopy(workload.module), "torch-fp16", ctx.device, "fp16")
-        else:
+        if not ctx.device.startswith("cuda"):
             yield Unavailable("torch-fp16", self.name, "fp16 eager runs on CUDA only; no GPU on this machine")
+            return
+        yield TorchEngine(workload, copy.deepcopy(workload.module), "torch-fp16", ctx.device, "fp16")
+        yield from self._kernel_engines(workload, ctx)
+
+    def _kernel_engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        """Eager fp32/fp16 with upfirdn2d and bias-act replaced by the compiled CPTR CUDA kernels."""
+        import cptr.kernels
+
+        if ctx.log:
+            ctx.log("building the CPTR CUDA kernels (first run only)")
+        if not cptr.kernels.load():
+            reason = cptr.kernels.unavailable_reason() or "unknown"
+            for precision in ("fp32", "fp16"):
+                yield Unavailable(f"torch-kernels-{precision}", self.name, reason, failed=True)
+            return
+        for precision in ("fp32", "fp16"):
+            yield TorchEngine(workload, copy.deepcopy(workload.module), f"torch-kernels-{precision}", ctx.device,
+                              precision, "eager with the CPTR CUDA kernels (upfirdn2d, fused bias-act)", impl="cuda")
 
 
 # --------------------------------------------------------------------------- ONNX Runtime

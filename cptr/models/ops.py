@@ -62,6 +62,17 @@ def set_default_impl(impl: Impl) -> None:
     _DEFAULT_IMPL[0] = impl
 
 
+@contextlib.contextmanager
+def default_impl(impl: Impl) -> Iterator[None]:
+    """While active, calls with ``impl='auto'`` use ``impl``; the previous default comes back after."""
+    previous = _DEFAULT_IMPL[0]
+    set_default_impl(impl)
+    try:
+        yield
+    finally:
+        _DEFAULT_IMPL[0] = previous
+
+
 def _tracing() -> bool:
     """True while exporting or compiling: graphs must contain the reference ops only."""
     if torch.jit.is_tracing() or torch.jit.is_scripting():
