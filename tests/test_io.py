@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cptr.io import atomic_directory, atomic_path, atomic_write_text
+from cptr.io import atomic_directory, atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +31,17 @@ def test_atomic_file_keeps_old_content_on_failure_and_gets_umask_permissions(tmp
     assert target.read_text() == "v1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
     assert _mode(target) == 0o644  # umask 022 set by the fixture, not mkstemp's 0600
+
+
+def test_atomic_bytes_take_a_buffer_and_hash_like_hashlib(tmp_path: Path) -> None:
+    import hashlib
+
+    data = bytes(range(256)) * 5000  # over one 1 MiB hashing chunk
+    target = tmp_path / "model.plan"
+    atomic_write_bytes(target, memoryview(data))  # TensorRT hands plans over as a buffer
+    assert target.read_bytes() == data
+    assert _mode(target) == 0o644
+    assert sha256_file(target) == hashlib.sha256(data).hexdigest()
 
 
 def test_atomic_directory_swaps_whole_tree(tmp_path: Path) -> None:

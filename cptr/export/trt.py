@@ -16,14 +16,14 @@ so export an fp16 graph to get an fp16 engine; the returned metadata says which 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from cptr.io import atomic_write_bytes, sha256_file
 
 PLUGIN_NAMESPACE = "cptr"
 PLUGIN_VERSION = "1"
@@ -108,28 +108,6 @@ def _check_profile(profile: Sequence[int]) -> tuple[int, int, int]:
     if not 1 <= lo <= opt <= hi:
         raise ValueError(f"profile must satisfy 1 <= min <= opt <= max, got {profile!r}")
     return lo, opt, hi
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _gpu_name() -> tuple[str, str]:
@@ -248,9 +226,9 @@ def build_engine(
     build_seconds = time.perf_counter() - start
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)")
-    _write_atomic(plan_path, memoryview(serialized))
+    atomic_write_bytes(plan_path, memoryview(serialized))
     if cache_path is not None and cache is not None:
-        _write_atomic(cache_path, memoryview(config.get_timing_cache().serialize()))
+        atomic_write_bytes(cache_path, memoryview(config.get_timing_cache().serialize()))
 
     gpu, capability = _gpu_name()
     return {
@@ -265,9 +243,9 @@ def build_engine(
         "plugins": list(PLUGIN_OPS) if uses_plugins else [],
         "plugin_library": str(plugin_path) if plugin_path else None,
         "onnx": str(onnx_path),
-        "onnx_sha256": _sha256(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
         "plan": str(plan_path),
-        "plan_sha256": _sha256(plan_path),
+        "plan_sha256": sha256_file(plan_path),
         "plan_bytes": plan_path.stat().st_size,
         "timing_cache": str(cache_path) if cache_path else None,
         "build_seconds": round(build_seconds, 3),
