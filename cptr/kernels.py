@@ -90,10 +90,12 @@ def load(verbose: bool = False, strict: bool = False) -> bool:
 def _missing_requirement() -> str | None:
     if not torch.cuda.is_available():
         return "torch.cuda.is_available() is False (no GPU, or a CPU-only build of PyTorch)"
-    from torch.utils.cpp_extension import CUDA_HOME
+    from torch.utils.cpp_extension import CUDA_HOME, is_ninja_available
 
     if CUDA_HOME is None:
         return "no CUDA toolkit found (set CUDA_HOME to a directory with bin/nvcc)"
+    if not is_ninja_available():
+        return "ninja is not installed; torch.utils.cpp_extension builds with it: pip install ninja (or cptr[gpu])"
     missing = [s for s in SOURCES if not (PLUGIN_DIR / s).is_file()]
     if missing:
         return f"kernel sources missing from {PLUGIN_DIR}: {missing}"

@@ -264,6 +264,20 @@ def test_kernels_load_returns_false_without_cuda() -> None:
     assert ops.upfirdn2d(torch.ones(1, 1, 4, 4), BLUR, pad=(1, 2)).shape == (1, 1, 4, 4)
 
 
+def test_kernels_load_says_when_ninja_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A CUDA machine without ninja gets the install hint, not cpp_extension's build failure."""
+    import torch.utils.cpp_extension as cpp_extension
+
+    if kernels.is_loaded():
+        pytest.skip("the extension is already built in this process")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path))
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
+    assert kernels.load() is False
+    assert "pip install ninja" in (kernels.unavailable_reason() or "")
+    assert not kernels.is_loaded()
+
+
 def test_trt_build_engine_fails_fast_without_tensorrt(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     import importlib.util
