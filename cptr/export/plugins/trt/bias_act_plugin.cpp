@@ -107,11 +107,7 @@ int32_t BiasLeakyReLUPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTe
         for (int32_t i = 2; i < d.nbDims; ++i) s *= d.d[i];
         cudaError_t const err = bias_leaky_relu(inputs[0], inputs[1], bias_dtype, outputs[0], dtype, d.d[0], d.d[1], s,
                                                 mConfig.negative_slope, mConfig.scale, stream);
-        if (err != cudaSuccess) {
-            logError(mDescription + ": kernel launch for input " + dimsText(d) + " failed: " + cudaErrorText(err));
-            return -1;
-        }
-        return 0;
+        return launchStatus(mDescription, d, err);
     } catch (std::exception const& e) {
         logError(mDescription + ": enqueue failed: " + e.what());
     }

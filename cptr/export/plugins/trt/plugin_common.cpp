@@ -135,5 +135,15 @@ std::string dimsText(nvinfer1::Dims const& dims) {
     return s.str();
 }
 
+int32_t launchStatus(std::string const& description, nvinfer1::Dims const& input, cudaError_t err) noexcept {
+    if (err == cudaSuccess) return 0;
+    try {
+        logError(description + ": kernel launch for input " + dimsText(input) + " failed: " + cudaErrorText(err));
+    } catch (...) {
+        logError("CPTR plugin: kernel launch failed");
+    }
+    return -1;
+}
+
 }  // namespace trt
 }  // namespace cptr

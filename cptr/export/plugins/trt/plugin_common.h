@@ -48,5 +48,9 @@ std::string cudaErrorText(cudaError_t err);
 // "N x C x H x W" for log messages.
 std::string dimsText(nvinfer1::Dims const& dims);
 
+// enqueue()'s status after a kernel launch: 0 on success; otherwise logs
+// "<description>: kernel launch for input <dims> failed: <error>" and returns -1.
+int32_t launchStatus(std::string const& description, nvinfer1::Dims const& input, cudaError_t err) noexcept;
+
 }  // namespace trt
 }  // namespace cptr

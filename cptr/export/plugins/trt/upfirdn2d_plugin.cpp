@@ -158,11 +158,7 @@ int32_t UpFirDn2dPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensor
             upfirdn2d(inputs[0], outputs[0], dtype, static_cast<int64_t>(d.d[0]) * d.d[1], static_cast<int>(d.d[2]),
                       static_cast<int>(d.d[3]), mConfig.kernel.data(), /*taps_on_device=*/false, mConfig.kh,
                       mConfig.kw, p, stream);
-        if (err != cudaSuccess) {
-            logError(mDescription + ": kernel launch for input " + dimsText(d) + " failed: " + cudaErrorText(err));
-            return -1;
-        }
-        return 0;
+        return launchStatus(mDescription, d, err);
     } catch (std::exception const& e) {
         logError(mDescription + ": enqueue failed: " + e.what());
     }
