@@ -62,7 +62,7 @@ def load(verbose: bool = False, strict: bool = False) -> bool:
     with _lock:
         if _state["ext"] is not None:
             return True
-        reason = _missing_requirement()
+        reason = missing_requirement()
         if reason is None:
             try:
                 from torch.utils.cpp_extension import load as cpp_load
@@ -87,7 +87,8 @@ def load(verbose: bool = False, strict: bool = False) -> bool:
     return False
 
 
-def _missing_requirement() -> str | None:
+def missing_requirement() -> str | None:
+    """What this machine lacks to build the kernels (GPU, CUDA toolkit, ninja, sources), or ``None``."""
     if not torch.cuda.is_available():
         return "torch.cuda.is_available() is False (no GPU, or a CPU-only build of PyTorch)"
     from torch.utils.cpp_extension import CUDA_HOME, is_ninja_available

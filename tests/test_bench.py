@@ -234,3 +234,14 @@ def test_bad_arguments_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["--stage", "synthesis", "--model", str(tmp_path / "missing.pt"), *common]) == 2
     assert "neither one of demo, ffhq256, tiny nor an existing checkpoint" in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "nothing is written when the workload cannot be built"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+def test_kernel_engines_are_unavailable_not_failed_where_they_cannot_be_built(tmp_path: Path) -> None:
+    """A machine that lacks what the CUDA kernels need reports them unavailable (exit 0), not failed."""
+    from cptr.bench.targets import Context, TorchTarget, Unavailable
+
+    wl = build_workload("synthesis", "tiny")
+    rows = list(TorchTarget()._kernel_engines(wl, Context(device="cuda", workdir=tmp_path)))
+    assert [r.name for r in rows] == ["torch-kernels-fp32", "torch-kernels-fp16"]
+    assert all(isinstance(r, Unavailable) and not r.failed and "cuda.is_available() is False" in r.reason for r in rows)

@@ -183,12 +183,13 @@ class TorchTarget(Target):
         """Eager fp32/fp16 with upfirdn2d and bias-act replaced by the compiled CPTR CUDA kernels."""
         import cptr.kernels
 
-        if ctx.log:
+        missing = cptr.kernels.missing_requirement()  # a machine that cannot build them: unavailable
+        if missing is None and ctx.log:
             ctx.log("building the CPTR CUDA kernels (first run only)")
-        if not cptr.kernels.load():
-            reason = cptr.kernels.unavailable_reason() or "unknown"
+        if missing is not None or not cptr.kernels.load():  # otherwise the build broke: failed
+            reason = missing or cptr.kernels.unavailable_reason() or "unknown"
             for precision in ("fp32", "fp16"):
-                yield Unavailable(f"torch-kernels-{precision}", self.name, reason, failed=True)
+                yield Unavailable(f"torch-kernels-{precision}", self.name, reason, failed=missing is None)
             return
         for precision in ("fp32", "fp16"):
             yield TorchEngine(workload, copy.deepcopy(workload.module), f"torch-kernels-{precision}", ctx.device,
