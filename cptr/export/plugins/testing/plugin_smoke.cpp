@@ -289,6 +289,9 @@ void testUpFirDn2d(IPluginCreatorV3One* creator) {
         check(plugin.p != nullptr, "create down=2 pad=(-3,-3)");
         DynamicPluginTensorDesc io[2] = {dynDesc({1, 1, 4, 4}, DataType::kFLOAT), dynDesc({1, 1, 1, 1}, DataType::kFLOAT)};
         check(plugin.build()->configurePlugin(io, 1, io + 1, 1) != 0, "  configurePlugin rejects a 4x4 input (empty output)");
+        // Wrong input/output counts (kNbInputs = 1).
+        check(!plugin.build()->supportsFormatCombination(0, io, 2, 0), "  supportsFormatCombination rejects 2 inputs");
+        check(outShape(plugin.build(), {{1, 1, 8, 8}, {1}}).empty(), "  getOutputShapes rejects 2 inputs");
     }
     // Non-square kernel with explicit kh/kw.
     {
@@ -357,6 +360,14 @@ void testBiasLeakyReLU(IPluginCreatorV3One* creator) {
     PluginTensorDesc rin[2] = {desc({3, 8, 5, 5}, DataType::kFLOAT), desc({8}, DataType::kFLOAT)};
     PluginTensorDesc rout = desc({3, 8, 5, 5}, DataType::kFLOAT);
     check(plugin.runtime()->onShapeChange(rin, 2, &rout, 1) == 0, "  onShapeChange accepts matching shapes");
+    // Wrong input/output counts: every entry point refuses them (the checks read kNbInputs = 2).
+    check(plugin.runtime()->onShapeChange(rin, 1, &rout, 1) != 0, "  onShapeChange rejects 1 input");
+    check(!plugin.build()->supportsFormatCombination(0, io, 1, 2), "  supportsFormatCombination rejects 1 input, 2 outputs");
+    DataType outType{};
+    DataType const inTypes[2] = {DataType::kFLOAT, DataType::kFLOAT};
+    check(plugin.build()->getOutputDataTypes(&outType, 1, inTypes, 1) != 0, "  getOutputDataTypes rejects 1 input");
+    check(plugin.build()->getOutputDataTypes(&outType, 1, inTypes, 2) == 0 && outType == DataType::kFLOAT,
+          "  getOutputDataTypes accepts 2 inputs");
 
     PluginFieldCollection const* ser = plugin.runtime()->getFieldsToSerialize();
     float slope = -1, scale = -1;

@@ -60,7 +60,8 @@ int32_t BiasLeakyReLUPlugin::configurePlugin(DynamicPluginTensorDesc const* in, 
 int32_t BiasLeakyReLUPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs,
                                              DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
                                              DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& /*b*/) noexcept {
-    if (nbInputs != 2 || nbOutputs != 1 || inputs[0].nbDims < 2 || inputs[1].nbDims != 1) {
+    if (!checkCounts(nbInputs, nbOutputs)) return -1;
+    if (inputs[0].nbDims < 2 || inputs[1].nbDims != 1) {
         logError(mDescription + ": expects x [N, C, ...] and bias [C]");
         return -1;
     }
@@ -70,7 +71,7 @@ int32_t BiasLeakyReLUPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nb
 
 bool BiasLeakyReLUPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut,
                                                     int32_t nbInputs, int32_t nbOutputs) noexcept {
-    if (nbInputs != 2 || nbOutputs != 1 || pos < 0 || pos > 2) return false;
+    if (!countsMatch(nbInputs, nbOutputs) || pos < 0 || pos > kNbInputs) return false;
     PluginTensorDesc const& d = inOut[pos].desc;
     if (d.format != TensorFormat::kLINEAR) return false;
     DataType const x = inOut[0].desc.type;
@@ -81,7 +82,7 @@ bool BiasLeakyReLUPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTe
 
 int32_t BiasLeakyReLUPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out,
                                            int32_t nbOutputs) noexcept {
-    if (nbInputs != 2 || nbOutputs != 1) return -1;
+    if (!checkCounts(nbInputs, nbOutputs)) return -1;
     if (!checkShapes(in[0].dims, in[1].dims) || in[1].dims.d[0] != in[0].dims.d[1]) return -1;
     if (out[0].dims.nbDims != in[0].dims.nbDims) return -1;
     return 0;

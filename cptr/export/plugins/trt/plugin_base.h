@@ -65,7 +65,7 @@ public:
     // IPluginV3OneBuild: one output, of the first input's type, and no workspace.
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
                                nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override {
-        if (nbInputs != Derived::kNbInputs || nbOutputs != 1) return -1;
+        if (!countsMatch(nbInputs, nbOutputs)) return -1;
         outputTypes[0] = inputTypes[0];
         return 0;
     }
@@ -86,9 +86,13 @@ public:
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override { return &mSerialCollection; }
 
 protected:
-    // Logs "<description>: expects N input(s) and 1 output, got ..." and returns false when the counts differ.
+    // True when TensorRT passes Derived::kNbInputs inputs and one output (quiet: for per-format queries).
+    static bool countsMatch(int32_t nbInputs, int32_t nbOutputs) {
+        return nbInputs == Derived::kNbInputs && nbOutputs == 1;
+    }
+    // countsMatch, logging "<description>: expects N input(s) and 1 output, got ..." when false.
     bool checkCounts(int32_t nbInputs, int32_t nbOutputs) const {
-        if (nbInputs == Derived::kNbInputs && nbOutputs == 1) return true;
+        if (countsMatch(nbInputs, nbOutputs)) return true;
         logError(mDescription + ": expects " + std::to_string(Derived::kNbInputs) + " input(s) and 1 output, got " +
                  std::to_string(nbInputs) + " and " + std::to_string(nbOutputs));
         return false;

@@ -99,7 +99,8 @@ int32_t UpFirDn2dPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int3
 int32_t UpFirDn2dPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
                                          int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
                                          IExprBuilder& b) noexcept {
-    if (nbInputs != 1 || nbOutputs != 1 || inputs[0].nbDims != 4) {
+    if (!checkCounts(nbInputs, nbOutputs)) return -1;
+    if (inputs[0].nbDims != 4) {
         logError(mDescription + ": expects one NCHW input");
         return -1;
     }
@@ -120,7 +121,7 @@ int32_t UpFirDn2dPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInpu
 
 bool UpFirDn2dPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                                 int32_t nbOutputs) noexcept {
-    if (nbInputs != 1 || nbOutputs != 1 || pos < 0 || pos > 1) return false;
+    if (!countsMatch(nbInputs, nbOutputs) || pos < 0 || pos > kNbInputs) return false;
     PluginTensorDesc const& d = inOut[pos].desc;
     if (d.format != TensorFormat::kLINEAR) return false;
     if (pos == 0) return d.type == DataType::kFLOAT || d.type == DataType::kHALF;
@@ -129,7 +130,7 @@ bool UpFirDn2dPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensor
 
 int32_t UpFirDn2dPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out,
                                        int32_t nbOutputs) noexcept {
-    if (nbInputs != 1 || nbOutputs != 1) return -1;
+    if (!checkCounts(nbInputs, nbOutputs)) return -1;
     if (!checkInputDims(in[0].dims)) return -1;
     if (out[0].dims.nbDims != 4 || out[0].dims.d[2] != mConfig.outSize(in[0].dims.d[2], mConfig.kh) ||
         out[0].dims.d[3] != mConfig.outSize(in[0].dims.d[3], mConfig.kw)) {
