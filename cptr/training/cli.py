@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import typer
 
+from cptr.data import cli as data_cli
 from cptr.training import finetune_cli, inversion_cli
 
 app = typer.Typer(
     help="Train CPTR models.\n\n"
     "Examples:\n\n"
+    "  cptr-train render --domain photo --n 20000 --size 64 --out data/photo\n\n"
+    "  cptr-train source --data data/photo --out runs/source\n\n"
     "  cptr-train prepare cartoons/ --out data/cartoons.lmdb --size 256\n\n"
     "  cptr-train finetune --source ffhq256.pt --data data/cartoons.lmdb --out runs/webtoon\n\n"
     "  torchrun --nproc_per_node 4 -m cptr.training finetune --source ffhq256.pt --data data/cartoons.lmdb --out runs/webtoon",
@@ -25,9 +28,12 @@ app = typer.Typer(
 
 @app.callback()
 def _root() -> None:
-    """Train CPTR models: FreezeSG fine-tuning (finetune, prepare), and the other trainers."""
+    """Train CPTR models: data (render, prepare), generators (source from scratch, finetune with
+    FreezeSG), the encoder and text mappers."""
 
 
+app.command("render", no_args_is_help=True)(data_cli.render)
+app.command("source", no_args_is_help=True)(finetune_cli.source)
 app.command("finetune", no_args_is_help=True)(finetune_cli.finetune)
 app.command("prepare", no_args_is_help=True)(finetune_cli.prepare)
 app.command("mapper", help=inversion_cli.MAPPER_HELP, no_args_is_help=True)(inversion_cli.mapper_command)

@@ -1,4 +1,9 @@
-"""Fine-tuning configuration: defaults, validation, and what a resumed run may change.
+"""Training configuration (from scratch and FreezeSG fine-tuning): defaults, validation, and what a
+resumed run may change.
+
+One config serves the one training loop. With ``source`` set it fine-tunes that model (FreezeSG);
+without it, it trains a new generator of the architecture given by ``size``, ``channels``,
+``style_dim`` and ``n_mlp`` (``cptr-train source``), with the mapping network trained too.
 
 Defaults follow Cartoon-StyleGAN's FreezeSG example (``--freezeStyle=2 --freezeG=4 --freezeD=3
 --augment --batch=8`` on a 256 px FFHQ model; see :mod:`cptr.training.freeze` for how the counts
@@ -22,15 +27,41 @@ LOCKED = (
     "augment", "ada_target", "ada_length", "ada_every", "global_batch", "lr", "r1", "d_reg_every",
     "path_reg", "g_reg_every", "path_batch_shrink", "mixing", "ema", "seed",
 )
+# The architecture of a from-scratch run (a fine-tuning run takes it from its source).
+ARCH = ("size", "channels", "style_dim", "n_mlp", "channel_multiplier")
+
+
+def parse_channels(spec: str, size: int) -> dict[int, int]:
+    """``"128,128,64,32,32"`` (widths from 4 px up to ``size``) or ``"4:128,8:128,..."`` -> {res: width}."""
+    items = [t.strip() for t in spec.split(",") if t.strip()]
+    n = size.bit_length() - 2  # resolutions 4 .. size
+    try:
+        if all(":" in t for t in items):
+            out = {int(k): int(v) for k, v in (t.split(":") for t in items)}
+        else:
+            out = {2 ** (i + 2): int(v) for i, v in enumerate(items)}
+    except ValueError:
+        raise ValueError(f"--channels must be widths like 128,128,64,32,32 (4 px up to {size} px) or 4:128,8:128,...; got {spec!r}") from None
+    want = [2**i for i in range(2, 2 + n)]
+    if sorted(out) != want or any(v <= 0 for v in out.values()):
+        raise ValueError(f"--channels must give one positive width for each of {want} px, got {spec!r}")
+    return out
 
 
 @dataclass
-class FinetuneConfig:
-    """Everything a fine-tuning run needs; ``cptr-train finetune --help`` documents each field."""
+class TrainConfig:
+    """Everything a training run needs; ``cptr-train source --help`` and ``cptr-train finetune --help``
+    document each field."""
 
     source: str = ""
     data: str = ""
     out: str = "runs/finetune"
+    # architecture of a from-scratch run (ignored when fine-tuning: the source defines it)
+    size: int = 0
+    channels: str = ""  # "" = channel_multiplier's standard widths
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
     # FreezeSG
     freeze_style: int = 2
     freeze_g: int = 3
@@ -70,13 +101,30 @@ class FinetuneConfig:
     world_size: int = field(default=1, repr=False)
 
     @property
+    def from_scratch(self) -> bool:
+        """A new generator (no source model to fine-tune)."""
+        return not self.source and self.size > 0
+
+    @property
     def global_batch(self) -> int:
         return self.batch * self.world_size
 
     def validate(self) -> None:
         problems = []
-        if not self.source and not self.resume:
+        if not self.source and not self.resume and not self.size:
             problems.append("--source is required (a rosinality .pt or NVlabs .pkl of the real-face model)")
+        if self.from_scratch:
+            if self.size < 8 or self.size & (self.size - 1):
+                problems.append(f"--size must be a power of two >= 8, got {self.size}")
+            elif self.channels:
+                try:
+                    parse_channels(self.channels, self.size)
+                except ValueError as e:
+                    problems.append(str(e))
+            if self.style_dim <= 0 or self.n_mlp <= 0:
+                problems.append("--style-dim and --n-mlp must be positive")
+            if self.freeze_style or self.freeze_g or self.freeze_d or self.structure_loss:
+                problems.append("freezing and the structure loss need a source model: a from-scratch run trains every layer")
         if not self.data and not self.resume:
             problems.append("--data is required (a folder of images or an LMDB from `cptr-train prepare`)")
         if self.structure_target not in ("rgb", "features"):
@@ -98,7 +146,7 @@ class FinetuneConfig:
         if self.keep < 0 or self.workers < 0:
             problems.append("--keep and --workers must be >= 0")
         if problems:
-            raise ValueError("invalid fine-tuning options:\n  " + "\n  ".join(problems))
+            raise ValueError("invalid training options:\n  " + "\n  ".join(problems))
 
     def to_args(self) -> dict[str, Any]:
         """A plain dict for the checkpoint's ``args`` (plus the global batch)."""
@@ -107,18 +155,21 @@ class FinetuneConfig:
         return out
 
     @classmethod
-    def from_args(cls, args: dict[str, Any], **overrides: Any) -> FinetuneConfig:
+    def from_args(cls, args: dict[str, Any], **overrides: Any) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         base = {k: v for k, v in args.items() if k in names}
         base.update(overrides)
         return cls(**base)
 
 
-def locked_differences(stored: dict[str, Any], cfg: FinetuneConfig) -> list[str]:
+FinetuneConfig = TrainConfig  # the name the fine-tuning API has always used
+
+
+def locked_differences(stored: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """Locked settings in which ``cfg`` differs from a checkpoint's ``args``."""
     now = cfg.to_args()
     diffs = []
-    for key in LOCKED:
+    for key in LOCKED + (ARCH if cfg.from_scratch else ()):
         if key in stored and stored[key] != now[key]:
             if key == "source":
                 continue  # the source file may have moved; its weights are in the checkpoint

@@ -1,6 +1,12 @@
-"""FreezeSG fine-tuning of a StyleGAN2 (real faces) on a new domain (cartoons).
+"""The one StyleGAN2 training loop: from scratch (``cptr-train source``) and FreezeSG fine-tuning of a
+real-face model on a new domain (``cptr-train finetune``).
 
-One iteration (rosinality's StyleGAN2 loop with Cartoon-StyleGAN's FreezeSG and structure loss):
+From scratch (``TrainConfig.source`` empty, ``size`` set) is this same loop with nothing frozen, no
+structure loss, and the mapping network trained: the W+ of the G and path-length passes is made
+inside the generator's forward pass from ``z`` (style mixing as in rosinality's ``mixing_noise``), so
+that gradients reach the mapping. ``latent_avg`` is then the mean of ``g_ema``'s mapping at each save.
+
+One fine-tuning iteration (rosinality's StyleGAN2 loop with Cartoon-StyleGAN's FreezeSG and structure loss):
 
 1. **D step**: fakes from the target on FreezeSG latents (:func:`freezesg_latents`), ADA on reals and
    fakes, non-saturating logistic loss; ADA's ``p`` is tuned from ``sign(D(real))``.
@@ -46,7 +52,7 @@ from cptr.training.checkpointing import (
     remove_stale_temp_files,
     save_checkpoint,
 )
-from cptr.training.config import FinetuneConfig, locked_differences
+from cptr.training.config import FinetuneConfig, TrainConfig, locked_differences, parse_channels
 from cptr.training.data import StepBatchSampler, hflip, open_dataset
 from cptr.training.freeze import (
     FreezePlan,
@@ -54,6 +60,7 @@ from cptr.training.freeze import (
     discriminator_trainable,
     freezesg_latents,
     generator_trainable,
+    mix_latents,
     set_requires_grad,
 )
 from cptr.training.losses import (
@@ -100,7 +107,8 @@ def _latent_avg(g: Generator, seed: int, n: int = 4096) -> torch.Tensor:
 
 
 class Finetuner:
-    """One fine-tuning run (create, then :meth:`run`). Use :func:`finetune` for the common case."""
+    """One training run (create, then :meth:`run`). Use :func:`finetune` (alias :func:`train`) for the
+    common case."""
 
     def __init__(self, cfg: FinetuneConfig, info: dist_utils.DistInfo, log: Callable[[str], None] = print):
         self.info = info
@@ -123,34 +131,48 @@ class Finetuner:
             if not cfg.data:
                 cfg.data = ckpt["args"]["data"]
         cfg.validate()
-        cfg.source, cfg.data = str(Path(cfg.source).resolve()), str(Path(cfg.data).resolve())  # resumable from any cwd
+        if cfg.source:
+            cfg.source = str(Path(cfg.source).resolve())  # resumable from any cwd
+        cfg.data = str(Path(cfg.data).resolve())
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self.scratch = cfg.from_scratch
 
         # ---- models
-        if not Path(cfg.source).is_file():
-            raise FileNotFoundError(f"source model {cfg.source} not found; pass --source PATH (a rosinality .pt or NVlabs .pkl)")
-        self.source_sha256 = sha256_file(cfg.source)
-        if resume is not None and resume[1].get("source_sha256") not in (None, self.source_sha256):
-            raise ValueError(f"{cfg.source} is not the source model the checkpoint {resume[0]} was trained from (SHA-256 differs)")
-        source, d = load_source(cfg.source, self.device)
-        self.source = source
-        if d is None:
-            self.log(f"note: {cfg.source} has no discriminator ('d'); starting from a random one (FreezeD then freezes random layers)")
+        self.source: Generator | None = None
+        self.source_sha256: str | None = None
+        self.latent_avg: torch.Tensor | None = None
+        if self.scratch:
             torch.manual_seed(cfg.seed)
-            d = Discriminator(source.size, channels=source.channels).to(self.device)
+            channels = parse_channels(cfg.channels, cfg.size) if cfg.channels else None
+            base = Generator(cfg.size, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, channel_multiplier=cfg.channel_multiplier, channels=channels)
+            base = base.to(self.device)
+            d = Discriminator(cfg.size, channels=base.channels).to(self.device)
+        else:
+            if not Path(cfg.source).is_file():
+                raise FileNotFoundError(f"source model {cfg.source} not found; pass --source PATH (a rosinality .pt or NVlabs .pkl)")
+            self.source_sha256 = sha256_file(cfg.source)
+            if resume is not None and resume[1].get("source_sha256") not in (None, self.source_sha256):
+                raise ValueError(f"{cfg.source} is not the source model the checkpoint {resume[0]} was trained from (SHA-256 differs)")
+            base, d = load_source(cfg.source, self.device)
+            self.source = base
+            if d is None:
+                self.log(f"note: {cfg.source} has no discriminator ('d'); starting from a random one (FreezeD then freezes random layers)")
+                torch.manual_seed(cfg.seed)
+                d = Discriminator(base.size, channels=base.channels).to(self.device)
+            self.latent_avg = base.latent_avg if base.latent_avg is not None else _latent_avg(base, cfg.seed)
+        self.arch = base  # shapes: size, style_dim, n_latent, num_layers
         self.plan = FreezePlan(cfg.freeze_style, cfg.freeze_g, cfg.freeze_d)
-        self.plan.validate(source, d)
-        self.struct_res = structure_resolutions(source.size, cfg.structure_loss)
-        frozen = self.plan.frozen_resolutions(source)
+        self.plan.validate(base, d)
+        self.struct_res = structure_resolutions(base.size, cfg.structure_loss)
+        frozen = self.plan.frozen_resolutions(base)
         if self.struct_res and frozen and max(self.struct_res) <= max(frozen):
             self.log(f"note: every layer feeding the structure loss ({self.struct_res} px) is frozen by --freeze-g {cfg.freeze_g}; it has no effect")
-        self.latent_avg = source.latent_avg if source.latent_avg is not None else _latent_avg(source, cfg.seed)
 
-        self.g = copy.deepcopy(source).train()
-        self.g_ema = copy.deepcopy(source).eval()
+        self.g = copy.deepcopy(base).train()
+        self.g_ema = copy.deepcopy(base).eval()
         self.d = d.train()
-        self.g_params = apply_trainable(self.g, generator_trainable(self.g, self.plan))
+        self.g_params = apply_trainable(self.g, generator_trainable(self.g, self.plan, train_mapping=self.scratch))
         self.d_params = apply_trainable(self.d, discriminator_trainable(self.d, self.plan))
         self.g_ema.requires_grad_(False)
         names = [n for n, p in self.g.named_parameters() if p.requires_grad]
@@ -171,7 +193,7 @@ class Finetuner:
             self.d_net = dist_utils.ddp_wrap(self.d, self.device)
 
         # ---- data
-        self.dataset = open_dataset(cfg.data, source.size, workers=max(1, cfg.workers))
+        self.dataset = open_dataset(cfg.data, base.size, workers=max(1, cfg.workers))
         self.skipped = [str(p) for p in getattr(self.dataset, "skipped", [])]
         self.log(f"data: {self.dataset.describe()}")
         if self.skipped:
@@ -219,21 +241,45 @@ class Finetuner:
         self.log(f"resumed from {path} at iteration {self.start_iter}")
 
     # ------------------------------------------------------------------ one step
-    def _latents(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor):
-        cfg, g = self.cfg, self.source
+    def _draw(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor):
+        """This rank's ``(z1, z2, crossover, noise)`` of one pass (``z2``/``crossover`` None without mixing)."""
+        cfg, g = self.cfg, self.arch
         z1 = sr.randn(f"{stream}-z1", n_global, g.style_dim)[mine]
         z2, crossover = None, None
         if cfg.mixing > 0 and sr.uniform(f"{stream}-mix") < cfg.mixing:
             z2 = sr.randn(f"{stream}-z2", n_global, g.style_dim)[mine]
             crossover = sr.randint(f"{stream}-crossover", 1, g.n_latent)
-        wp_src, wp_tgt = freezesg_latents(g.style, g.n_latent, z1, z2, crossover, cfg.freeze_style)
         noise = [sr.randn(f"{stream}-noise{j}", n_global, 1, 2 ** ((j + 5) // 2), 2 ** ((j + 5) // 2))[mine] for j in range(g.num_layers)]
+        return z1, z2, crossover, noise
+
+    def _latents(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor):
+        """``(W+_src, W+_tgt, noise)`` without gradient: FreezeSG's pair through the frozen source mapping,
+        or (from scratch) the trained generator's own mixed W+ twice."""
+        z1, z2, crossover, noise = self._draw(sr, stream, n_global, mine)
+        if self.scratch:
+            with torch.no_grad():
+                wp = mix_latents(self.g.style, self.arch.n_latent, z1, z2, crossover)
+            return wp, wp, noise
+        wp_src, wp_tgt = freezesg_latents(self.source.style, self.arch.n_latent, z1, z2, crossover, self.cfg.freeze_style)
         return wp_src, wp_tgt, noise
+
+    def _generate(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor, latent_grad: bool = False):
+        """The trained generator's pass with gradients: ``(outputs, W+, noise)``. From scratch the
+        mapping runs inside ``g_net`` (it trains); fine-tuning feeds FreezeSG's target W+ (made
+        a leaf with gradient when ``latent_grad``, for the path-length penalty)."""
+        if self.scratch:
+            z1, z2, crossover, noise = self._draw(sr, stream, n_global, mine)
+            out = self.g_net(None, noise, styles=(z1, z2, crossover))
+            return out, out["w_plus"], noise
+        _, wp, noise = self._latents(sr, stream, n_global, mine)
+        if latent_grad:
+            wp = wp.detach().requires_grad_(True)
+        return self.g_net(wp, noise), wp, noise
 
     def _augment(self, images: torch.Tensor, sr: StepRandom, stream: str) -> torch.Tensor:
         if self.cfg.augment == "none":
             return images
-        params = sample_augment_params(self.cfg.global_batch, self.ada.p, self.source.size, sr.generator(stream, cpu=True))
+        params = sample_augment_params(self.cfg.global_batch, self.ada.p, self.arch.size, sr.generator(stream, cpu=True))
         return augment(images, params.select(self.mine.cpu()))
 
     def step(self, i: int, real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -270,8 +316,7 @@ class Finetuner:
         set_requires_grad(self.d_params, False)
 
         # -- generator
-        _, wp_tgt, noise = self._latents(sr, "g", cfg.global_batch, self.mine)
-        out = self.g_net(wp_tgt, noise)
+        out, wp_tgt, noise = self._generate(sr, "g", cfg.global_batch, self.mine)
         fake_pred = self.d(self._augment(out["image"], sr, "g-aug"))
         g_loss = g_nonsaturating_loss(fake_pred)
         total = g_loss
@@ -288,9 +333,8 @@ class Finetuner:
         stats["g"] = g_loss.detach()
 
         if cfg.path_reg > 0 and i % cfg.g_reg_every == 0:
-            _, wp, noise = self._latents(sr, "pl", self.path_batch_global, self.mine_path)
-            wp = wp.detach().requires_grad_(True)
-            img = self.g_net(wp, noise)["image"]
+            out, wp, noise = self._generate(sr, "pl", self.path_batch_global, self.mine_path, latent_grad=True)
+            img = out["image"]
             img_noise = sr.randn("pl-image", self.path_batch_global, 3, img.shape[2], img.shape[3])[self.mine_path]
             pl, self.mean_path_length, lengths = path_length_penalty(
                 img, wp, self.mean_path_length, img_noise, reduce_mean=dist_utils.reduce_mean
@@ -308,8 +352,10 @@ class Finetuner:
     # ------------------------------------------------------------------ outputs
     def state(self, iters_done: int) -> dict[str, Any]:
         args = self.cfg.to_args()
-        args.update(size=self.source.size, latent=self.source.style_dim, n_mlp=self.source.n_mlp,
-                    channel_multiplier=self.source.channel_multiplier, lr_mlp=self.source.lr_mlp)
+        a = self.arch
+        args.update(size=a.size, latent=a.style_dim, n_mlp=a.n_mlp, channel_multiplier=a.channel_multiplier, lr_mlp=a.lr_mlp,
+                    g_channels=",".join(str(a.channels[r]) for r in sorted(a.channels)))
+        latent_avg = self.latent_avg if self.latent_avg is not None else _latent_avg(self.g_ema, self.cfg.seed)
         return {
             "g": self.g.state_dict(),
             "d": self.d.state_dict(),
@@ -319,7 +365,7 @@ class Finetuner:
             "args": args,
             "ada_aug_p": float(self.ada.p),
             "iter": int(iters_done),
-            "latent_avg": self.latent_avg.detach().reshape(-1),
+            "latent_avg": latent_avg.detach().reshape(-1),
             "ada": self.ada.state_dict(),
             "mean_path_length": self.mean_path_length.detach().clone(),
             "rng": capture_rng_state(),
@@ -339,12 +385,20 @@ class Finetuner:
 
     @torch.no_grad()
     def write_samples(self, iters_done: int) -> Path:
-        g = self.source
+        """Fine-tuning: the source's faces above the same latents through ``g_ema``. From scratch:
+        ``g_ema``'s faces, untruncated above truncated to 0.7."""
+        g = self.arch
         gen = torch.Generator().manual_seed(stream_seed(self.cfg.seed, "samples"))
         z = torch.randn(self.cfg.n_sample, g.style_dim, generator=gen).to(self.device)
-        wp_src, wp_tgt = freezesg_latents(g.style, g.n_latent, z, None, None, self.cfg.freeze_style)
         path = self.out / "samples" / f"{iters_done:06d}.png"
-        save_sample_grid(synthesize(g, wp_src).image, synthesize(self.g_ema, wp_tgt).image, path)
+        if self.scratch:
+            wp = mix_latents(self.g_ema.style, g.n_latent, z, None, None)
+            centre = _latent_avg(self.g_ema, self.cfg.seed)
+            top, bottom = synthesize(self.g_ema, wp).image, synthesize(self.g_ema, centre + 0.7 * (wp - centre)).image
+        else:
+            wp_src, wp_tgt = freezesg_latents(self.source.style, g.n_latent, z, None, None, self.cfg.freeze_style)
+            top, bottom = synthesize(self.source, wp_src).image, synthesize(self.g_ema, wp_tgt).image
+        save_sample_grid(top, bottom, path)
         return path
 
     # ------------------------------------------------------------------ loop
@@ -364,7 +418,7 @@ class Finetuner:
             self.out.mkdir(parents=True, exist_ok=True)
             csv_log = CSVLog(self.out / "log.csv", self.start_iter)
             tb = TensorBoardLog(self.out / "tensorboard")
-        bar = tqdm(total=cfg.iters, initial=self.start_iter, disable=cfg.quiet or not main, dynamic_ncols=True, desc="finetune")
+        bar = tqdm(total=cfg.iters, initial=self.start_iter, disable=cfg.quiet or not main, dynamic_ncols=True, desc="train" if self.scratch else "finetune")
         last_ckpt: Path | None = None
         t0 = t_log = time.perf_counter()
         i = self.start_iter
@@ -410,11 +464,16 @@ class Finetuner:
         return result
 
 
-def finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> FinetuneResult:
-    """Run (or resume) a fine-tuning; joins the torchrun process group when launched by torchrun."""
+def finetune(cfg: TrainConfig, log: Callable[[str], None] = print) -> FinetuneResult:
+    """Run (or resume) a training run, from scratch (``cfg.size``, no ``cfg.source``) or fine-tuning
+    ``cfg.source``; joins the torchrun process group when launched by torchrun."""
     info = dist_utils.init_distributed(cfg.device)
     try:
         return Finetuner(cfg, info, log=log).run()
     finally:
         if info.distributed:
             dist_utils.shutdown_distributed()
+
+
+train = finetune  # the loop is the same for both: train(cfg) reads better for a from-scratch run
+Trainer = Finetuner

@@ -1,4 +1,4 @@
-"""``cptr-train finetune`` and ``cptr-train prepare``.
+"""``cptr-train source``, ``cptr-train finetune`` and ``cptr-train prepare``.
 
 Training options default to ``None`` here and fall back to :class:`FinetuneConfig`'s defaults, so a
 resumed run can tell an option the user typed (checked against the checkpoint) from one left out
@@ -12,9 +12,9 @@ from typing import Optional
 
 import typer
 
-from cptr.training.config import FinetuneConfig
+from cptr.training.config import TrainConfig
 
-_D = FinetuneConfig()
+_D = TrainConfig()
 
 
 def _h(text: str, name: str) -> str:
@@ -67,31 +67,99 @@ def finetune(
 
     The result loads anywhere a generator does: `cptr styles add webtoon --source ffhq256.pt --target runs/webtoon/checkpoints/005000.pt`.
     """
+    _run(locals(), {}, out, resume, resume_from)
+
+
+def _run(options: dict, defaults: dict, out: Path, resume: bool, resume_from: Path | None) -> None:
+    """Build the config from the options the user typed (over ``defaults``, or over the checkpoint's
+    settings when resuming) and run the one training loop; errors become a one-line message, exit 2."""
     from cptr.checkpoints import CheckpointError
     from cptr.training.checkpointing import latest_checkpoint, load_checkpoint
     from cptr.training.data import DatasetError
-    from cptr.training.finetune import finetune as run
+    from cptr.training.finetune import train
 
-    given = {k: v for k, v in locals().items() if k in FinetuneConfig.__dataclass_fields__ and v is not None}
+    given = {k: v for k, v in options.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     for k in ("source", "data", "out", "resume_from"):
         if k in given:
             given[k] = str(given[k])
-    given["resume"] = resume
-    given["quiet"] = quiet
     try:
         if resume or resume_from:
             found = (Path(resume_from), load_checkpoint(resume_from)) if resume_from else latest_checkpoint(out, warn=lambda m: None)
             stored = dict(found[1]["args"]) if found else {}
             stored.pop("resume", None)
             stored.pop("resume_from", None)
-            cfg = FinetuneConfig.from_args(stored, **given)
+            cfg = TrainConfig.from_args(stored, **given)
         else:
-            cfg = FinetuneConfig(**given)
+            cfg = TrainConfig(**{**defaults, **given})
         cfg.validate()
-        run(cfg, log=lambda m: typer.echo(m, err=True))
+        train(cfg, log=lambda m: typer.echo(m, err=True))
     except (ValueError, FileNotFoundError, CheckpointError, DatasetError, FloatingPointError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+
+
+# ``cptr-train source``: rosinality's train.py defaults, except R1, which suits small images lower
+# (NVlabs' heuristic gamma = 0.0002 * size^2 / batch is far below 10 at 64 px).
+SOURCE_DEFAULTS = {
+    "freeze_style": 0, "freeze_g": 0, "freeze_d": 0, "structure_loss": 0, "augment": "none",
+    "path_reg": 2.0, "r1": 1.0, "batch": 16, "iters": 4000, "size": 64, "style_dim": 256, "n_mlp": 4,
+    "channels": "128,128,64,32,32",
+}
+
+
+def _s(text: str, name: str) -> str:
+    return f"{text} [default: {SOURCE_DEFAULTS.get(name, getattr(_D, name))}]"
+
+
+def source(
+    data: Optional[Path] = typer.Option(None, "--data", help="Training images: a folder, or an LMDB (`cptr-train render` or `cptr-train prepare`)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/, samples/, log.csv."),
+    size: Optional[int] = typer.Option(None, "--size", help=_s("Output resolution (a power of two).", "size")),
+    channels: Optional[str] = typer.Option(None, "--channels", help=_s("Widths from 4 px up to --size, e.g. 512,512,512,512,256 (or 4:512,8:512,...); empty = --channel-multiplier's standard widths.", "channels")),
+    channel_multiplier: Optional[int] = typer.Option(None, "--channel-multiplier", help=_s("Standard StyleGAN2 widths (x2 = the 256 px FFHQ config) when --channels is empty.", "channel_multiplier")),
+    style_dim: Optional[int] = typer.Option(None, "--style-dim", help=_s("Width of z and w.", "style_dim")),
+    n_mlp: Optional[int] = typer.Option(None, "--n-mlp", help=_s("Layers of the mapping network.", "n_mlp")),
+    augment: Optional[str] = typer.Option(None, "--augment", help=_s("Discriminator augmentation: ada (adaptive, non-leaking) or none.", "augment")),
+    ada_target: Optional[float] = typer.Option(None, "--ada-target", help=_s("ADA target for r_t = E[sign(D(real))].", "ada_target")),
+    iters: Optional[int] = typer.Option(None, "--iters", help=_s("Total iterations (a resumed run continues up to this).", "iters")),
+    batch: Optional[int] = typer.Option(None, "--batch", help=_s("Batch per process (global batch = batch x processes).", "batch")),
+    lr: Optional[float] = typer.Option(None, "--lr", help=_s("Adam learning rate.", "lr")),
+    r1: Optional[float] = typer.Option(None, "--r1", help=_s("R1 weight (lazy, every 16 D steps); 0 = off.", "r1")),
+    path_reg: Optional[float] = typer.Option(None, "--path-reg", help=_s("Path-length regularisation weight (lazy, every 4 G steps); 0 = off.", "path_reg")),
+    mixing: Optional[float] = typer.Option(None, "--mixing", help=_s("Style-mixing probability.", "mixing")),
+    ema: Optional[float] = typer.Option(None, "--ema", help=_s("EMA decay of g_ema per iteration.", "ema")),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_s("Seed of the initial weights, data order, latents, noise and augmentations.", "seed")),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest readable checkpoint."),
+    resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint file."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", help=_s("Write a sample grid every N iterations.", "sample_every")),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help=_s("Write a checkpoint every N iterations (and at the end).", "save_every")),
+    keep: Optional[int] = typer.Option(None, "--keep", help=_s("Keep the newest N checkpoints (0 = all).", "keep")),
+    n_sample: Optional[int] = typer.Option(None, "--n-sample", help=_s("Faces per sample grid row.", "n_sample")),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help=_s("Log losses to log.csv every N iterations.", "log_every")),
+    workers: Optional[int] = typer.Option(None, "--workers", help=_s("Data-loading worker processes.", "workers")),
+    device: Optional[str] = typer.Option(None, "--device", help=_s("auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).", "device")),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
+) -> None:
+    """Train a StyleGAN2 from scratch (the source, real-face model of the method).
+
+    rosinality's train.py semantics: non-saturating logistic loss, lazy R1, path-length
+    regularisation, style mixing, EMA, optional ADA. It is the same loop as `finetune`, with nothing
+    frozen. Checkpoints are rosinality .pt files (g, d, g_ema, optimisers, latent_avg, args) that
+    `finetune --source`, `load_generator` and `cptr styles add` read.
+
+    Examples:
+
+      cptr-train render --domain photo --n 20000 --size 64 --out data/photo
+
+      cptr-train source --data data/photo --out runs/source
+
+      cptr-train source --data ffhq.lmdb --out runs/ffhq256 --size 256 --channels "" --style-dim 512 --n-mlp 8 --channel-multiplier 2 --r1 10 --augment ada --iters 200000
+
+      cptr-train source --out runs/source --resume --iters 8000
+
+      torchrun --nproc_per_node 4 -m cptr.training source --data data/photo --out runs/source --batch 4
+    """
+    _run(locals(), SOURCE_DEFAULTS, out, resume, resume_from)
 
 
 def prepare(

@@ -60,13 +60,14 @@ class FreezePlan:
         return [2**i for i in range(2, 2 + self.freeze_g)]
 
 
-def generator_trainable(g: Generator, plan: FreezePlan) -> dict[str, bool]:
-    """Parameter name -> trains? The mapping network and the ``freeze_g`` lowest resolutions don't."""
+def generator_trainable(g: Generator, plan: FreezePlan, train_mapping: bool = False) -> dict[str, bool]:
+    """Parameter name -> trains? The ``freeze_g`` lowest resolutions don't, nor does the mapping network
+    unless ``train_mapping`` (training from scratch)."""
     frozen = set(plan.frozen_resolutions(g))
     out = {}
     for name, _ in g.named_parameters():
         res = parameter_resolution(name, g)
-        out[name] = res is not None and res not in frozen
+        out[name] = (train_mapping and name.startswith("style.")) if res is None else res not in frozen
     return out
 
 
@@ -97,6 +98,20 @@ def set_requires_grad(params: list[nn.Parameter], flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+def mix_latents(
+    mapping: nn.Module, n_latent: int, z1: torch.Tensor, z2: torch.Tensor | None, crossover: int | None
+) -> torch.Tensor:
+    """StyleGAN2 style mixing: ``W+ = [w1] * c + [w2] * (n - c)`` (``[w1] * n`` when ``z2`` is None),
+    [B, n_latent, style_dim], differentiable through ``mapping``."""
+    w1 = mapping(z1)
+    if z2 is None:
+        return w1.unsqueeze(1).expand(-1, n_latent, -1)
+    if crossover is None or not 1 <= crossover < n_latent:
+        raise ValueError(f"style mixing needs a crossover index in [1, {n_latent - 1}], got {crossover}")
+    w2 = mapping(z2)
+    return torch.cat([w1.unsqueeze(1).expand(-1, crossover, -1), w2.unsqueeze(1).expand(-1, n_latent - crossover, -1)], 1)
+
+
 def freezesg_latents(
     mapping: nn.Module,
     n_latent: int,
@@ -107,15 +122,8 @@ def freezesg_latents(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(W+_src, W+_tgt)``, both [B, n_latent, style_dim] and without gradient (module docstring)."""
     with torch.no_grad():
-        w1 = mapping(z1)
-        wp_tgt = w1.unsqueeze(1).expand(-1, n_latent, -1)
-        if z2 is None:
-            wp_src = wp_tgt
-        else:
-            if crossover is None or not 1 <= crossover < n_latent:
-                raise ValueError(f"style mixing needs a crossover index in [1, {n_latent - 1}], got {crossover}")
-            w2 = mapping(z2)
-            wp_src = torch.cat([wp_tgt[:, :crossover], w2.unsqueeze(1).expand(-1, n_latent - crossover, -1)], 1)
-        if freeze_style == 0:
+        wp_src = mix_latents(mapping, n_latent, z1, z2, crossover)
+        if z2 is None or freeze_style == 0:
             return wp_src.contiguous(), wp_src.contiguous()
+        wp_tgt = wp_src[:, :1].expand(-1, n_latent, -1)  # entry 0 is w1 (crossover >= 1)
         return wp_src.contiguous(), inject_latents(wp_tgt, wp_src, freeze_style).contiguous()

@@ -89,7 +89,19 @@ class SynthesisNetwork(nn.Module):
         self.g = g
 
     def forward(
-        self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None, max_resolution: int | None = None
+        self,
+        w_plus: torch.Tensor | None,
+        noise: Sequence[torch.Tensor | None] | None = None,
+        max_resolution: int | None = None,
+        styles: tuple[torch.Tensor, torch.Tensor | None, int | None] | None = None,
     ) -> dict:
+        """``styles=(z1, z2, crossover)`` instead of ``w_plus`` runs the mapping network first (so it
+        trains, from scratch); the W+ it made is returned as ``w_plus``."""
+        if w_plus is None:
+            from cptr.training.freeze import mix_latents
+
+            if styles is None:
+                raise ValueError("give w_plus or styles=(z1, z2, crossover)")
+            w_plus = mix_latents(self.g.style, self.g.n_latent, *styles)
         o = synthesize(self.g, w_plus, noise, max_resolution)
-        return {"image": o.image, "rgb": o.rgb, "features": o.features}
+        return {"image": o.image, "rgb": o.rgb, "features": o.features, "w_plus": w_plus}
