@@ -36,3 +36,82 @@ def render(
         raise typer.Exit(2) from None
     if not quiet:
         typer.echo(f"wrote {res.count} {domain} faces ({size} px, seeds {seed}..{seed + n - 1}) to {res.path}")
+
+
+def critic(
+    out: Path = typer.Option(Path("cptr/assets/critic.pt"), "--out", help="Where to write the weights (a plain state dict)."),
+    n: int = typer.Option(8000, "--n", min=100, help="Faces rendered per domain for training."),
+    steps: int = typer.Option(2000, "--steps", min=1, help="Optimiser steps."),
+    batch: int = typer.Option(32, "--batch", min=2, help="Batch size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and the batches."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the face critic (domain classifier, attribute regressor, FID feature network) on renders.
+
+    The package ships its result as cptr/assets/critic.pt; this command remakes it.
+
+    Example:
+
+      cptr-train critic --out cptr/assets/critic.pt
+    """
+    from cptr.data.critic import evaluate_critic, save_critic, train_critic
+    from cptr.training.monitor import StepProgress
+
+    with StepProgress(steps, "critic", enabled=not quiet) as prog:
+        net = train_critic(n=n, steps=steps, batch=batch, seed=seed, progress=prog.step)
+    save_critic(net, out)
+    report = evaluate_critic(net)
+    typer.echo(f"wrote {out}; held-out: {report.summary()}")
+
+
+def evaluate(
+    generator: Optional[Path] = typer.Option(None, "--generator", "-g", help="Generator checkpoint (rosinality .pt / NVlabs .pkl)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Instead of a generator: a folder of images to score."),
+    data: Path = typer.Option(..., "--data", help="Reference data set (folder or LMDB) with at least 2 x --n images."),
+    n: int = typer.Option(500, "--n", min=10, help="Samples per set."),
+    truncation: float = typer.Option(1.0, "--truncation", help="Truncation psi of the generator's samples."),
+    inception: Optional[Path] = typer.Option(None, "--inception", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: standard FID features (else the face critic's)."),
+    critic_path: Optional[Path] = typer.Option(None, "--critic", help="Face critic weights [default: the shipped cptr/assets/critic.pt]."),
+    faces: bool = typer.Option(True, "--faces/--no-faces", help="Count mediapipe face detections."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the latents."),
+) -> None:
+    """Score a generator: FID/KID against a data set, mediapipe face rate, the critic's domain verdict.
+
+    With --generator, two baselines are scored beside it: an untrained generator of the same
+    architecture, and the data set against itself (other images of it).
+
+    Examples:
+
+      cptr-train eval -g runs/source/checkpoints/004000.pt --data data/photo --truncation 0.7
+
+      cptr-train eval --images samples/ --data data/photo --inception pt_inception-2015-12-05-6726825d.pth --out report.json
+    """
+    from cptr.checkpoints import CheckpointError
+    from cptr.data.critic import load_critic
+    from cptr.data.evaluate import (
+        critic_features, evaluate_images, evaluate_with_baselines, inception_features, load_images, write_report,
+    )
+    from cptr.data.metrics import FaceDetector
+
+    if (generator is None) == (images is None):
+        typer.echo("error: give exactly one of --generator and --images", err=True)
+        raise typer.Exit(2)
+    try:
+        crit = load_critic(critic_path)
+        if generator is not None:
+            rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed)
+        else:
+            probe = load_images(images, n, 64)
+            size = probe.shape[-1]
+            feats, fname = (inception_features(inception), "inception") if inception else (critic_features(crit), "critic")
+            ref = feats(load_images(data, n, size))
+            rows = [evaluate_images(str(images), load_images(images, n, size), ref, feats, fname, crit, FaceDetector() if faces else None)]
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    for r in rows:
+        typer.echo(r.summary())
+    if out is not None:
+        write_report(rows, out, {"generator": str(generator) if generator else None, "data": str(data), "truncation": truncation})
+        typer.echo(f"wrote {out}")

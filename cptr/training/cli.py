@@ -34,6 +34,8 @@ def _root() -> None:
 
 app.command("render", no_args_is_help=True)(data_cli.render)
 app.command("source", no_args_is_help=True)(finetune_cli.source)
+app.command("critic")(data_cli.critic)
+app.command("eval", no_args_is_help=True)(data_cli.evaluate)
 app.command("finetune", no_args_is_help=True)(finetune_cli.finetune)
 app.command("prepare", no_args_is_help=True)(finetune_cli.prepare)
 app.command("mapper", help=inversion_cli.MAPPER_HELP, no_args_is_help=True)(inversion_cli.mapper_command)
