@@ -31,6 +31,16 @@ LOCKED = (
 ARCH = ("size", "channels", "style_dim", "n_mlp", "channel_multiplier")
 
 
+# ``cptr-train source`` / :meth:`TrainConfig.for_source`: rosinality's train.py settings, nothing frozen,
+# except R1, which suits small images lower (NVlabs' heuristic gamma = 0.0002 * size^2 / batch is far
+# below 10 at 64 px), and a small default architecture that trains on a CPU.
+SOURCE_DEFAULTS: dict[str, Any] = {
+    "freeze_style": 0, "freeze_g": 0, "freeze_d": 0, "structure_loss": 0, "augment": "none",
+    "path_reg": 2.0, "r1": 1.0, "batch": 16, "iters": 4000, "size": 64, "style_dim": 256, "n_mlp": 4,
+    "channels": "128,128,64,32,32", "out": "runs/source",
+}
+
+
 def parse_channels(spec: str, size: int) -> dict[int, int]:
     """``"128,128,64,32,32"`` (widths from 4 px up to ``size``) or ``"4:128,8:128,..."`` -> {res: width}."""
     items = [t.strip() for t in spec.split(",") if t.strip()]
@@ -99,6 +109,11 @@ class TrainConfig:
     resume_from: str | None = None
     # filled in at run time
     world_size: int = field(default=1, repr=False)
+
+    @classmethod
+    def for_source(cls, **options: Any) -> TrainConfig:
+        """A from-scratch run: :data:`SOURCE_DEFAULTS` under ``options``."""
+        return cls(**{**SOURCE_DEFAULTS, **options})
 
     @property
     def from_scratch(self) -> bool:

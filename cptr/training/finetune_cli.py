@@ -12,13 +12,13 @@ from typing import Optional
 
 import typer
 
-from cptr.training.config import TrainConfig
+from cptr.training.config import SOURCE_DEFAULTS, TrainConfig
 
 _D = TrainConfig()
 
 
 def _h(text: str, name: str) -> str:
-    return f"{text} [default: {getattr(_D, name)}]"
+    return f"{text} \\[default: {getattr(_D, name)}]"  # escaped: Rich would take [default: ...] as markup
 
 
 def finetune(
@@ -98,17 +98,8 @@ def _run(options: dict, defaults: dict, out: Path, resume: bool, resume_from: Pa
         raise typer.Exit(2) from None
 
 
-# ``cptr-train source``: rosinality's train.py defaults, except R1, which suits small images lower
-# (NVlabs' heuristic gamma = 0.0002 * size^2 / batch is far below 10 at 64 px).
-SOURCE_DEFAULTS = {
-    "freeze_style": 0, "freeze_g": 0, "freeze_d": 0, "structure_loss": 0, "augment": "none",
-    "path_reg": 2.0, "r1": 1.0, "batch": 16, "iters": 4000, "size": 64, "style_dim": 256, "n_mlp": 4,
-    "channels": "128,128,64,32,32",
-}
-
-
 def _s(text: str, name: str) -> str:
-    return f"{text} [default: {SOURCE_DEFAULTS.get(name, getattr(_D, name))}]"
+    return f"{text} \\[default: {SOURCE_DEFAULTS.get(name, getattr(_D, name))}]"
 
 
 def source(
