@@ -417,6 +417,8 @@ def render_params(p: FaceParams, domain: str, size: int, rng: np.random.Generato
 
 def render_face(seed: int, domain: str = "photo", size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """``(image [size, size, 3] uint8, labels [len(ATTRIBUTES)] float32)`` for the face of ``seed``."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
     p = params_for_seed(seed)
     rng = np.random.default_rng([int(seed), DOMAINS.index(domain) + 1, size])
     return render_params(p, domain, size, rng), p.labels()
