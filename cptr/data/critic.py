@@ -209,3 +209,25 @@ def save_critic(net: FaceCritic, path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, tmp)
+
+
+class AttributeLoss(nn.Module):
+    """A text-loss stand-in for when CLIP weights are absent: pushes one critic attribute up to
+    ``target`` (``relu(target - attribute(image)).mean()``), e.g. ``AttributeLoss(critic, "smile")``
+    for "a smiling face". It plugs in where :class:`cptr.models.clip_loss.CLIPLoss` does (the mapper
+    trainer, ``cptr edit``); the critic stays frozen."""
+
+    def __init__(self, critic: FaceCritic, attribute: str, target: float = 1.0):
+        super().__init__()
+        if attribute not in ATTRIBUTES:
+            raise ValueError(f"unknown critic attribute {attribute!r}; choose one of: {', '.join(ATTRIBUTES)}")
+        self.critic = critic.eval().requires_grad_(False)
+        self.index = ATTRIBUTES.index(attribute)
+        self.attribute, self.target = attribute, float(target)
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """The attribute per image [B]."""
+        return self.critic(images).attributes[:, self.index]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.target - self.score(images)).mean()

@@ -133,9 +133,14 @@ class Encoder(nn.Module):
         return F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=True) + y
 
     def offsets(self, x: torch.Tensor) -> torch.Tensor:
-        """The predicted W+ offsets from ``latent_avg``."""
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.input_size or x.shape[3] != self.input_size:
-            raise ValueError(f"expected aligned faces [B, 3, {self.input_size}, {self.input_size}] in [-1, 1], got {tuple(x.shape)}")
+        """The predicted W+ offsets from ``latent_avg``.
+
+        ``x`` is [B, 3, S, S] in [-1, 1] with ``S = input_size``, or a multiple of it (e.g. the 256 px
+        aligned crop for a 64 px encoder), which is area-pooled to ``input_size`` first."""
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[2] % self.input_size:
+            raise ValueError(f"expected aligned faces [B, 3, S, S] in [-1, 1] with S a multiple of {self.input_size}, got {tuple(x.shape)}")
+        if x.shape[2] != self.input_size:
+            x = F.avg_pool2d(x, x.shape[2] // self.input_size)
         c1, c2, c3 = self.features(x)
         p2 = self._upsample_add(c3, self.latlayer1(c2))
         p1 = self._upsample_add(p2, self.latlayer2(c1))

@@ -13,6 +13,8 @@ def serve(
     grpc_port: int = typer.Option(8001, help="gRPC port (0 = a free one)."),
     metrics_port: int = typer.Option(8002, help="Prometheus metrics port (0 = a free one)."),
     host: str = typer.Option("0.0.0.0", help="Address to listen on (127.0.0.1 = this machine only)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Triton's own log (otherwise only written to --log-file)."),
+    log_file: Path | None = typer.Option(None, "--log-file", help="Where to write Triton's log (default: ~/.cache/cptr/logs/tritonserver-HTTPPORT.log)."),
     log_verbose: int = typer.Option(0, "--log-verbose", min=0, help="Triton log verbosity (0 = quiet, 1 = requests)."),
     exit_timeout: int = typer.Option(30, "--exit-timeout-secs", min=0, help="On SIGTERM/SIGINT, wait this long for in-flight requests."),
 ) -> None:
@@ -20,17 +22,22 @@ def serve(
 
     Examples:
 
+    \b
       cptr-export --style demo --out triton_repo && cptr serve --model-repository triton_repo
+      cptr serve -m triton_repo --http-port 9000 --grpc-port 9001 --metrics-port 9002
+      cptr serve -m triton_repo --verbose --log-verbose 1
 
-      cptr serve -m triton_repo --http-port 8000 --grpc-port 8001 --log-verbose 1
-
-    SIGTERM or Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
+    Prints one line when ready; Triton's log goes to --log-file (shown with --verbose). SIGTERM or
+    Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
     """
     from cptr.serving.server import ServerStartError
     from cptr.serving.server import serve as run
 
     try:
-        code = run(model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout)
+        code = run(
+            model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout,
+            verbose=verbose, log_path=log_file,
+        )  # fmt: skip
     except (ServerStartError, FileNotFoundError, RuntimeError) as e:
         typer.echo(f"cptr serve: {e}", err=True)
         raise typer.Exit(1) from None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from cptr.contracts import ENCODER, MAPPER, MAPPING, POSTPROCESS, PREPROCESS, SYNTHESIS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+GENERATE_PREFIX = "generate_"
+CARTOONIZE_PREFIX = "cartoonize_"
 
 
 def check_name(name: str, what: str = "style") -> str:
@@ -18,12 +22,22 @@ def check_name(name: str, what: str = "style") -> str:
 
 def cartoonize(style: str, prompt: str | None = None) -> str:
     """Ensemble: photo bytes -> cartoon PNG (and the raw image tensor)."""
-    return f"cartoonize_{check_name(style)}" + (f"_{check_name(prompt, 'prompt')}" if prompt else "")
+    return f"{CARTOONIZE_PREFIX}{check_name(style)}" + (f"_{check_name(prompt, 'prompt')}" if prompt else "")
 
 
 def generate(style: str) -> str:
     """Ensemble: seed (+ mix) -> cartoon face PNG (and the raw image tensor)."""
-    return f"generate_{check_name(style)}"
+    return f"{GENERATE_PREFIX}{check_name(style)}"
+
+
+def public_models(models: Iterable[str]) -> list[str]:
+    """The models users call (the ``generate_*`` and ``cartoonize_*`` ensembles), in the given order."""
+    return [m for m in models if m.startswith((GENERATE_PREFIX, CARTOONIZE_PREFIX))]
+
+
+def styles(models: Iterable[str]) -> list[str]:
+    """Styles served: those with a ``generate_<style>`` ensemble."""
+    return sorted(m.removeprefix(GENERATE_PREFIX) for m in models if m.startswith(GENERATE_PREFIX))
 
 
 def mapping(style: str) -> str:

@@ -3,8 +3,10 @@
 The wheel ships the server binary, its shared libraries and one Python-backend stub per Python
 version. :func:`backend_directory` links the backend and this interpreter's stub into a cache
 directory; :class:`TritonServer` starts the binary with this environment's ``python3`` first on
-``PATH`` (the stub ignores ``PYTHONPATH`` and imports ``cptr`` from that interpreter), waits for
-``/v2/health/ready`` and stops it with Triton's graceful shutdown (in-flight requests finish)::
+``PATH`` (the stub ignores ``PYTHONPATH`` and imports ``cptr`` from that interpreter), and stops
+it with Triton's graceful shutdown (in-flight requests finish). Start-up refuses ports something
+already listens on, and the server counts as ready only when the child it started logged that its
+own endpoints are up and ``/v2/health/ready`` answers (never another server's health)::
 
     with TritonServer("triton_repo") as server:        # free ports on 127.0.0.1
         client = CartoonClient(server.grpc_url)
@@ -16,8 +18,11 @@ import collections
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,7 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -36,8 +41,104 @@ STARTUP_TIMEOUT_S = 180.0
 EXIT_TIMEOUT_S = 30
 
 
+# Command-line flag of each port (``cptr serve``); errors name the flag to change.
+PORT_FLAGS = {"http": "--http-port", "grpc": "--grpc-port", "metrics": "--metrics-port"}
+
+# What Triton logs once an endpoint listens, per endpoint: seen in *our* child's log, it proves
+# the port is ours (a second server on the same port exits instead of logging this).
+_SERVICE_STARTED = {"http": "Started HTTPService at", "grpc": "Started GRPCInferenceService at", "metrics": "Started Metrics Service at"}
+
+# E/W-level lines every Triton build with GPU support prints on a machine without a GPU; harmless
+# (CPU models run) and kept out of cptr serve's output and start-up error summaries.
+CPU_ONLY_NOISE = (
+    "CudaDriverHelper has not been initialized",
+    "unable to create stream for",
+    "Unable to allocate pinned system memory",
+)
+
+# Triton's glog prefix: severity letter, MMDD, time, thread id, file:line]
+_LOG_LINE = re.compile(r"^([EWIF])\d{4} [\d:.]+\s+\d+ ([\w.]+):\d+\]\s*(.*)$")
+
+
 class ServerStartError(RuntimeError):
-    """tritonserver did not become ready; the message ends with its log tail."""
+    """tritonserver did not become ready; the first line says why, the rest ends with its log tail."""
+
+
+class PortInUseError(ServerStartError):
+    """A port the server needs is already taken (checked before tritonserver starts)."""
+
+
+def has_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU device node (what Triton's own containers check)."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def cpu_only_args() -> list[str]:
+    """tritonserver options for a machine without a GPU: no pinned-memory pool (it needs CUDA)."""
+    return [] if has_gpu() else ["--pinned-memory-pool-byte-size=0"]
+
+
+def is_error_line(line: str) -> bool:
+    """An E- or F-level Triton log line that is not known CPU-only noise."""
+    m = _LOG_LINE.match(line)
+    return bool(m and m.group(1) in "EF" and not any(n in m.group(3) for n in CPU_ONLY_NOISE))
+
+
+def _message(line: str) -> str:
+    """The message of one log line: unquoted, first line only (Triton escapes newlines as \\n)."""
+    m = _LOG_LINE.match(line)
+    text = (m.group(3) if m else line).strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    text = text.split("\\n")[0].split("\n")[0].strip()
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def startup_cause(lines: Iterable[str]) -> str | None:
+    """The one log line that best explains a failed start: a model that failed to load, else
+    Triton's own fatal message (``main.cc``), else the first other error; ``None`` if none."""
+    errors = [line for line in lines if is_error_line(line)]
+    for line in errors:
+        if "failed to load" in line:
+            return _message(line)
+    fatal = [line for line in errors if (m := _LOG_LINE.match(line)) and m.group(2) == "main.cc"]
+    if fatal:
+        return _message(fatal[-1])
+    return _message(errors[0]) if errors else None
+
+
+def _listen_host(host: str) -> str:
+    return "0.0.0.0" if host in ("", "0.0.0.0") else host
+
+
+def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
+    """Raise :class:`PortInUseError` naming the first port (and its flag) that is taken on ``host``.
+
+    ``ports`` maps an endpoint (``http``, ``grpc``, ``metrics``) to its port. The probe binds with
+    ``SO_REUSEADDR`` as Triton does, so only a listening socket counts as taken, not TIME_WAIT.
+    """
+    seen: dict[int, str] = {}
+    for what, port in ports.items():
+        flag = PORT_FLAGS.get(what, what)
+        if port in seen:
+            raise PortInUseError(f"{seen[port]} and {flag} are both {port}; give each endpoint its own port")
+        seen[port] = flag
+        try:
+            infos = socket.getaddrinfo(_listen_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except socket.gaierror as e:
+            raise ServerStartError(f"cannot listen on {host!r}: {e}; give --host an address of this machine (0.0.0.0 = all)") from None
+        family, kind, proto, _, addr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(addr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise PortInUseError(
+                        f"port {port} ({flag}) is already in use on {_listen_host(host)}: another server (perhaps another "
+                        f"cptr serve) listens there. Stop it, or choose another port with {flag} (0 = a free one)"
+                    ) from None
+                raise ServerStartError(f"cannot listen on {_listen_host(host)}:{port} ({flag}): {e.strerror}") from None
 
 
 def _pytriton_dir() -> Path:
@@ -126,8 +227,10 @@ class TritonServer:
     """The bundled tritonserver as a child process (a context manager).
 
     Ports given as 0 are picked free on ``host``. ``log_verbose`` > 0 raises Triton's log level;
-    ``echo`` copies the server log to stdout (``cptr serve``); it is always kept in
-    :meth:`log_tail` and in ``log_path``.
+    ``echo`` copies the server log to stdout (``cptr serve --verbose``); ``echo_errors`` copies only
+    its error lines to stderr (set by ``cptr serve`` once the server is ready). The log is always
+    kept in :meth:`log_tail` and in ``log_path``. On a machine without a GPU the server runs
+    with :func:`cpu_only_args`.
     """
 
     def __init__(
@@ -157,12 +260,14 @@ class TritonServer:
         self.exit_timeout_s = int(exit_timeout_s)
         self.startup_timeout_s = float(startup_timeout_s)
         self.echo = echo
+        self.echo_errors = False
         self.extra_args = list(extra_args)
         self._log_dir = None if log_path else tempfile.mkdtemp(prefix="cptr-triton-")
         self.log_path = Path(log_path) if log_path else Path(self._log_dir) / "tritonserver.log"
         self._tail: collections.deque[str] = collections.deque(maxlen=400)
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
+        self._started: set[str] = set()  # endpoints our child logged as listening
 
     # --- addresses ------------------------------------------------------------------------
     @property
@@ -181,6 +286,11 @@ class TritonServer:
     @property
     def metrics_url(self) -> str:
         return f"http://{self._client_host}:{self.metrics_port}/metrics"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Port of each endpoint: ``http``, ``grpc``, ``metrics``."""
+        return {"http": self.http_port, "grpc": self.grpc_port, "metrics": self.metrics_port}
 
     @property
     def pid(self) -> int | None:
@@ -202,6 +312,7 @@ class TritonServer:
             "--strict-readiness=true",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             f"--log-verbose={self.log_verbose}",
+            *cpu_only_args(),
             *self.extra_args,
         ]
 
@@ -209,7 +320,9 @@ class TritonServer:
     def start(self, wait: bool = True) -> TritonServer:
         if self.is_alive():
             raise RuntimeError(f"tritonserver is already running (pid {self.pid})")
+        check_ports_free(self.host, self.ports)
         self._tail.clear()
+        self._started.clear()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
             self.command(),
@@ -238,9 +351,15 @@ class TritonServer:
                 log.flush()
                 text = line.decode("utf-8", "replace")
                 self._tail.append(text)
+                for what, marker in _SERVICE_STARTED.items():
+                    if marker in text:
+                        self._started.add(what)
                 if self.echo:
                     sys.stdout.write(text)
                     sys.stdout.flush()
+                elif self.echo_errors and is_error_line(text):
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
 
     def log_tail(self, n: int = 60) -> str:
         """The last ``n`` lines the server printed."""
@@ -250,27 +369,51 @@ class TritonServer:
         return self._proc is not None and self._proc.poll() is None
 
     def is_ready(self) -> bool:
+        """``/v2/health/ready`` answers 200 on ``http_url`` (whichever server listens there)."""
         try:
             with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
 
+    def is_listening(self) -> bool:
+        """Our child logged that its HTTP, gRPC and metrics endpoints listen (so they are its own)."""
+        return self._started >= set(_SERVICE_STARTED)
+
     def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until ``/v2/health/ready`` answers 200; raise :class:`ServerStartError` with the log tail if not."""
+        """Block until our child is listening and ready; raise :class:`ServerStartError` (cause + log tail) if not.
+
+        Polls only while the child runs: a server that exits is never reported ready, and another
+        server on the same ports never counts (see :meth:`is_listening`).
+        """
         deadline = time.monotonic() + (self.startup_timeout_s if timeout is None else timeout)
         while time.monotonic() < deadline:
-            if self.is_ready():
-                return
             if not self.is_alive():
                 code = self._proc.returncode if self._proc else None
-                time.sleep(0.2)  # let the log reader catch the last lines
-                raise ServerStartError(f"tritonserver exited with code {code} before it was ready.\n{self._failure_hint()}")
+                self._drain_log()
+                raise ServerStartError(self._failure(f"tritonserver exited with code {code} before it was ready"))
+            if self.is_listening() and self.is_ready():
+                return
             time.sleep(0.2)
-        raise ServerStartError(f"tritonserver was not ready after {timeout or self.startup_timeout_s:.0f} s.\n{self._failure_hint()}")
+        raise ServerStartError(self._failure(f"tritonserver was not ready after {timeout or self.startup_timeout_s:.0f} s"))
 
-    def _failure_hint(self) -> str:
-        return f"repository: {self.model_repository}\nfull log: {self.log_path}\n--- last lines ---\n{self.log_tail(40)}"
+    def _drain_log(self) -> None:
+        """Let the log reader catch the last lines of an exited child."""
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+
+    def _failure(self, what: str) -> str:
+        """``what: cause`` on one line, then where to look and the log tail."""
+        cause = startup_cause(self._tail)
+        head = f"{what}: {cause}" if cause else f"{what} (no error line in its log; see the last lines below)"
+        return f"{head}\nrepository: {self.model_repository}\nfull log: {self.log_path}\n--- last lines ---\n{self.log_tail(40)}"
+
+    def ready_models(self) -> list[str]:
+        """Names of the models the server has ready (its repository index over HTTP)."""
+        req = urllib.request.Request(f"http://{self.http_url}/v2/repository/index", data=b'{"ready": true}', method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            rows = json.loads(r.read() or b"[]")
+        return sorted({row["name"] for row in rows if row.get("state", "READY") == "READY"})
 
     def terminate(self) -> None:
         """Ask for a graceful shutdown (SIGTERM): no new requests, in-flight ones finish."""
@@ -308,6 +451,28 @@ class TritonServer:
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
 
+def default_log_path(http_port: int) -> Path:
+    """Where ``cptr serve`` writes the Triton log: one file per HTTP port, rewritten on each start."""
+    return _cache_dir() / "logs" / f"tritonserver-{http_port}.log"
+
+
+def _summary(server: TritonServer) -> str:
+    """One line for ``cptr serve`` once ready: endpoints, what is served, where the log is."""
+    from cptr.serving.names import public_models
+
+    try:
+        models = server.ready_models()
+    except (urllib.error.URLError, OSError, ValueError):
+        models = []
+    served = public_models(models)
+    count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+    what = f"serving {', '.join(served)} ({count} in all)" if served else f"serving {count}"
+    return (
+        f"cptr serve: ready on http://{server.http_url} (HTTP), {server.grpc_url} (gRPC), {server.metrics_url}; "
+        f"{what}; Triton log: {server.log_path}; Ctrl-C stops"
+    )
+
+
 def serve(
     model_repository: str | os.PathLike,
     http_port: int = 8000,
@@ -316,11 +481,22 @@ def serve(
     host: str = "0.0.0.0",
     log_verbose: int = 0,
     exit_timeout_s: int = EXIT_TIMEOUT_S,
+    *,
+    verbose: bool = False,
+    log_path: str | os.PathLike | None = None,
 ) -> int:
-    """Run the server in the foreground until SIGTERM/SIGINT; forward the signal once, return its exit code."""
+    """Run the server in the foreground until SIGTERM/SIGINT; forward the signal once, return its exit code.
+
+    Quiet unless ``verbose``: a line when starting and a one-line summary when ready; the Triton
+    log goes to ``log_path`` (default :func:`default_log_path`), and only its error lines are
+    copied to stderr once the server is ready. ``verbose`` copies the whole log to stdout.
+    """
     server = TritonServer(
-        model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout_s, echo=True
-    )
+        model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout_s,
+        echo=verbose, log_path=log_path or default_log_path(http_port or 0),
+    )  # fmt: skip
+    if log_path is None and not http_port:  # the free port is known now
+        server.log_path = default_log_path(server.http_port)
     stopping = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:
@@ -333,6 +509,10 @@ def serve(
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        check_ports_free(server.host, server.ports)  # before anything is written or started
+        server.log_path.parent.mkdir(parents=True, exist_ok=True)
+        server.log_path.write_bytes(b"")  # this run's log only
+        print(f"cptr serve: starting tritonserver on {server.model_repository} (Triton log: {server.log_path})", flush=True)
         server.start(wait=False)
         try:
             server.wait_ready()
@@ -340,10 +520,13 @@ def serve(
             if stopping.is_set():
                 return server.wait()
             raise
-        print(f"cptr serve: ready on http://{server.http_url} (HTTP), {server.grpc_url} (gRPC), {server.metrics_url}", flush=True)
+        print(_summary(server), flush=True)
+        server.echo_errors = True
         while server.is_alive():
             time.sleep(0.2)
-        return server.wait()
+        code = server.wait()
+        print(f"cptr serve: stopped (tritonserver exit code {code})", flush=True)
+        return code
     finally:
         if server.is_alive():
             server.stop()

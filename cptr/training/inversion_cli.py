@@ -19,6 +19,8 @@ MAPPER_EXAMPLES = """Examples:
   cptr-train mapper --generator ffhq256.pt --prompt "a smiling face" --name smile --clip-weights ViT-B-32.pt --lambda-id 0 --steps 2000
 
   cptr-train mapper --style webtoon --images aligned_faces/ --prompt "surprised" --clip-weights ViT-B-32.pt --arcface-weights model_ir_se50.pth
+
+  cptr-train mapper --generator runs/source.pt --prompt "a smiling face" --name smile --critic smile --lambda-id 0 --steps 600
 """
 
 ENCODER_EXAMPLES = """Examples:
@@ -87,7 +89,8 @@ def mapper_command(
     prompt: str = typer.Option(..., "--prompt", help="Text the edit should move towards, e.g. 'a really angry face'."),
     style: str | None = typer.Option(None, "--style", help="Registered style whose source generator is edited."),
     generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint (rosinality .pt / NVlabs .pkl) instead of --style."),
-    clip_weights: Path = typer.Option(..., "--clip-weights", help="OpenAI CLIP ViT-B-32.pt (TorchScript or state dict); read without running code."),
+    clip_weights: Path | None = typer.Option(None, "--clip-weights", help="OpenAI CLIP ViT-B-32.pt (TorchScript or state dict); read without running code."),
+    critic: str | None = typer.Option(None, "--critic", help="Stand-in for CLIP when its weights are absent: raise this attribute of the shipped face critic (smile, yaw, hair_color, ...) instead of the text loss."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth for the identity loss (needed when --lambda-id > 0)."),
     name: str | None = typer.Option(None, "--name", help="Prompt name in the registry and file names (default: from the prompt)."),
     out: Path = typer.Option(Path("runs/mapper"), "--out", help="Output folder: checkpoints/, samples/."),
@@ -126,9 +129,16 @@ def mapper_command(
     if lambda_id > 0 and arcface_weights is None:
         _fail("the identity loss needs --arcface-weights model_ir_se50.pth (or pass --lambda-id 0)")
     prompt_name = name or prompt_slug(prompt)
+    if (clip_weights is None) == (critic is None):
+        _fail("pass --clip-weights ViT-B-32.pt (the text loss), or --critic ATTRIBUTE (the face critic's stand-in)")
     g, info = load_source_generator(style, generator, device)
     try:
-        clip = CLIPLoss(load_clip(clip_weights, device=device), prompt)
+        if critic is not None:
+            from cptr.data.critic import AttributeLoss, load_critic
+
+            clip = AttributeLoss(load_critic(device=device), critic)
+        else:
+            clip = CLIPLoss(load_clip(clip_weights, device=device), prompt)
         idl = IDLoss(load_arcface(arcface_weights, device=device)) if lambda_id > 0 else None
     except (WeightsNotFoundError, CheckpointError, ValueError) as e:
         _fail(str(e))
@@ -138,7 +148,7 @@ def mapper_command(
         latents = sample_latents(g, n_latents, truncation, seed)
     mapper = LevelsMapper(g.n_latent, g.style_dim, coarse="coarse" in chosen, medium="medium" in chosen, fine="fine" in chosen, description=prompt).to(device)
     weights = MapperLossWeights(lambda_clip, lambda_l2, lambda_id)
-    opts = {"description": prompt, "clip_lambda": lambda_clip, "latent_l2_lambda": lambda_l2, "id_lambda": lambda_id,
+    opts = {"description": prompt, "text_loss": f"critic:{critic}" if critic else "clip", "clip_lambda": lambda_clip, "latent_l2_lambda": lambda_l2, "id_lambda": lambda_id,
             "learning_rate": lr, "batch_size": batch, "max_steps": steps, "optim_name": "adam"}
     fixed = latents[:4].to(device)
     ckpt_dir, sample_dir = out / "checkpoints", out / "samples"
@@ -212,6 +222,7 @@ def encoder_command(
     generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint instead of --style."),
     out: Path = typer.Option(Path("runs/encoder"), "--out", help="Output folder: checkpoints/, samples/."),
     width: str = typer.Option("full", "--width", help="'full' (pSp's IR-SE50 GradualStyleEncoder) or 'small' (one unit per stage)."),
+    input_size: int = typer.Option(256, "--input-size", help="Resolution the encoder works at; the 256 px aligned crop is area-pooled to it (smaller = faster, for small generators)."),
     head: str = typer.Option("psp", "--head", help="'psp' (independent W+ entries) or 'e4e' (one w plus deltas)."),
     images: Path | None = typer.Option(None, "--images", help="Folder of aligned real faces for extra pixel/identity losses."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth: adds the identity loss."),
@@ -260,9 +271,11 @@ def encoder_command(
         except (WeightsNotFoundError, CheckpointError) as e:
             _fail(str(e))
     if width == "full":
-        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": head}
+        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": input_size, "head": head}
     else:
-        cfg = {**small_encoder_config(g.n_latent, g.style_dim, ALIGNED_SIZE), "head": head}
+        cfg = {**small_encoder_config(g.n_latent, g.style_dim, input_size), "head": head}
+    if input_size > ALIGNED_SIZE or ALIGNED_SIZE % input_size:
+        _fail(f"--input-size must divide the {ALIGNED_SIZE} px aligned crop (e.g. 64, 128, 256), got {input_size}")
     enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, seed).cpu()).to(device)
     real = None
     if images is not None:
