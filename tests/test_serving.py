@@ -10,7 +10,9 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -35,7 +37,7 @@ from cptr.client import (
     ServerUnavailableError,
     UnknownStyleError,
 )
-from cptr.serving.server import ServerStartError, TritonServer, free_port
+from cptr.serving.server import ServerStartError, TritonServer, free_port, has_gpu, startup_cause
 
 pytest.importorskip("pytriton")
 pytest.importorskip("tritonclient.grpc")
@@ -52,14 +54,16 @@ BIN = Path(sys.executable).parent
 
 
 def _mapper_checkpoint(path: Path) -> Path:
-    """A seeded, untrained StyleCLIP levels mapper for the demo generator (W+ [14, 512])."""
+    """A seeded, untrained StyleCLIP levels mapper for the demo generator's W+ ([n_latent, style_dim])."""
     import torch
 
+    from cptr.demo import demo_generators
     from cptr.models.mapper import LevelsMapper, save_mapper
 
+    g = demo_generators()[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        mapper = LevelsMapper(n_latent=14, style_dim=512, n_layers=2, step=1.0, description="a smiling face").eval()
+        mapper = LevelsMapper(n_latent=g.n_latent, style_dim=g.style_dim, n_layers=2, step=1.0, description="a smiling face").eval()
     return save_mapper(mapper, path)
 
 
@@ -452,7 +456,7 @@ def test_sigterm_finishes_inflight_request(tmp_path: Path) -> None:
     """`cptr serve` forwards SIGTERM; Triton's graceful shutdown completes the request in flight."""
     repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, SLOW_MODEL)
     http, grpc, metrics = free_port(), free_port(), free_port()
-    cmd = [sys.executable, "-m", "cptr.cli", "serve", "-m", str(repo), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "cptr.cli", "serve", "-m", str(repo), "--host", "127.0.0.1", "--verbose",
            "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -484,12 +488,92 @@ def test_sigterm_finishes_inflight_request(tmp_path: Path) -> None:
             proc.wait()
     log = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     assert "ready on" in log
+    assert "Started HTTPService at" in log  # --verbose shows Triton's own log
 
 
 def test_start_failure_shows_log_tail(tmp_path: Path) -> None:
     repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, "raise ImportError('broken model file for the test')\n")
-    with pytest.raises(ServerStartError, match="broken model file for the test"):
+    with pytest.raises(ServerStartError, match="broken model file for the test") as info:
         TritonServer(repo, startup_timeout_s=60).start()
+    first, _, rest = str(info.value).partition("\n")
+    assert first.startswith("tritonserver exited with code 1 before it was ready: failed to load 'slow'")
+    assert first.endswith("ImportError: broken model file for the test")  # one line, no traceback
+    assert "--- last lines ---" in rest
+
+
+def test_startup_cause() -> None:
+    """The one-line cause of a failed start: a model that failed to load, else Triton's fatal
+    message, never the harmless lines a CPU-only machine prints."""
+    noise = [
+        'E1201 02:29:08.831338 4936 server.cc:241] "CudaDriverHelper has not been initialized."\n',
+        'E1201 02:31:16.878256 5772 ensemble_scheduler.cc:1468] "unable to create stream for cartoonize_demo: CUDA driver version is insufficient for CUDA runtime version"\n',
+    ]
+    port = [
+        "E1201 02:29:53.118406809    5496 chttp2_server.cc:1060]                UNKNOWN:No address added out of total 1 resolved for '0.0.0.0:18101'\n",
+        """E1201 02:29:53.122121 5496 main.cc:245] "failed to start GRPC service: Unavailable - Socket '0.0.0.0:18101' already in use "\n""",
+    ]
+    model = ['E1201 02:29:59.218830 5579 model_lifecycle.cc:642] "failed to load \'slow\' version 1: Internal: ImportError: boom\\n\\nAt:\\n  model.py(1)"\n']
+    assert startup_cause(noise) is None
+    assert startup_cause([*noise, *port]) == "failed to start GRPC service: Unavailable - Socket '0.0.0.0:18101' already in use"
+    assert startup_cause([*noise, *model, *port]) == "failed to load 'slow' version 1: Internal: ImportError: boom"
+
+
+def _serve_cmd(repo: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cptr.cli", "serve", "-m", str(repo), *args]
+
+
+def test_second_serve_on_busy_ports_fails_at_once(tmp_path: Path) -> None:
+    """A second `cptr serve` on the ports of a running server exits non-zero within 5 s, names the
+    port and the flag to change, and never says ready (it used to poll the other server's health)."""
+    repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, SLOW_MODEL)
+    with TritonServer(repo, host="0.0.0.0") as first:
+        ports = ["--http-port", str(first.http_port), "--grpc-port", str(first.grpc_port), "--metrics-port", str(first.metrics_port)]
+        for host in ("0.0.0.0", "127.0.0.1"):
+            start = time.monotonic()
+            r = subprocess.run(_serve_cmd(repo, "--host", host, *ports), capture_output=True, text=True, timeout=60)
+            elapsed = time.monotonic() - start
+            out = r.stdout + r.stderr
+            assert r.returncode != 0 and elapsed < 5, (r.returncode, elapsed, out)
+            assert f"port {first.http_port} (--http-port) is taken" in out
+            assert "ready" not in out
+        assert first.is_alive() and first.is_ready()  # the first server is untouched
+        with socket.socket() as busy:  # any listener counts, e.g. on the gRPC port only
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            r = subprocess.run(
+                _serve_cmd(repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", str(taken), "--metrics-port", "0"),
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+    assert r.returncode != 0 and f"port {taken} (--grpc-port)" in r.stderr and "ready" not in r.stdout + r.stderr
+
+
+def test_serve_is_quiet(repo: Path, tmp_path: Path) -> None:
+    """`cptr serve` prints a start line and a one-line summary, no Triton log lines: on a CPU-only
+    machine none of Triton's E-level lines (CudaDriverHelper, unable to create stream...)."""
+    out, log = tmp_path / "out.txt", tmp_path / "triton.log"
+    cmd = _serve_cmd(repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--log-file", str(log))
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 170
+            while "ready on" not in out.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    lines = out.read_text().splitlines()
+    assert any("ready on" in line for line in lines), lines
+    ready = next(line for line in lines if "ready on" in line)
+    assert f"cartoonize_{STYLE}" in ready and f"generate_{STYLE}" in ready and str(log) in ready
+    assert not [line for line in lines if re.match(r"^E\d{4}", line)], lines
+    if not has_gpu():  # the pinned-memory warning is avoided (no pool without CUDA)
+        assert not [line for line in lines if re.match(r"^[WI]\d{4}", line)], lines
+    assert len(lines) <= 5, lines  # start, ready, SIGTERM note, stopped
+    assert "Started HTTPService at" in log.read_text()  # Triton's log went to the file
 
 
 def test_unreachable_server_retries_then_fails() -> None:

@@ -135,7 +135,7 @@ def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
             except OSError as e:
                 if e.errno == errno.EADDRINUSE:
                     raise PortInUseError(
-                        f"port {port} ({flag}) is already in use on {_listen_host(host)}: another server (perhaps another "
+                        f"port {port} ({flag}) is taken on {_listen_host(host)}: another server (perhaps another "
                         f"cptr serve) listens there. Stop it, or choose another port with {flag} (0 = a free one)"
                     ) from None
                 raise ServerStartError(f"cannot listen on {_listen_host(host)}:{port} ({flag}): {e.strerror}") from None
