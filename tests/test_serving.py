@@ -190,6 +190,8 @@ def test_repository_layout(repo: Path) -> None:
     assert [(t.name, list(t.dims)) for t in gen.input] == [(C.SEED.name, [1]), (C.MIX.name, [2])]
     assert [t.name for t in gen.output] == [C.OUTPUT_BYTES.name, "image"]
     assert [s.model_name for s in gen.ensemble_scheduling.step].count(f"mapping_{STYLE}") == 2
+    for name in (f"cartoonize_{STYLE}", f"cartoonize_{STYLE}_{PROMPT}"):
+        assert [(t.name, t.optional) for t in configs[name].input] == [(C.IMAGE_BYTES.name, False), (C.PASTE_BACK.name, True)]
     for model in (f"mapping_{STYLE}", f"synthesis_{STYLE}", f"encoder_{STYLE}", f"mapper_{STYLE}_{PROMPT}"):
         assert (repo / model / "1" / "model.onnx").is_file()
     assert not list(repo.glob("*.onnx")) and not list(repo.glob(".staging*"))
@@ -289,6 +291,38 @@ def test_paste_back(client: CartoonClient, photo: np.ndarray) -> None:
     assert not changed[-64:, :64].any() and not changed[-64:, -64:].any()
 
 
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_plain_tritonclient_sends_image_bytes_only(protocol: str, server: TritonServer, repo: Path, photo: np.ndarray) -> None:
+    """A plain tritonclient request built from the ensemble's own config, with only its required
+    input (image_bytes; paste_back is optional), gets a cartoon back."""
+    if protocol == "http":
+        import tritonclient.http as tc
+
+        client = tc.InferenceServerClient(server.http_url)
+        config = client.get_model_config(f"cartoonize_{STYLE}")
+    else:
+        import tritonclient.grpc as tc
+
+        client = tc.InferenceServerClient(server.grpc_url)
+        config = client.get_model_config(f"cartoonize_{STYLE}", as_json=True)["config"]
+    required = [t for t in config["input"] if not t.get("optional")]
+    assert [t["name"] for t in required] == [C.IMAGE_BYTES.name]
+    assert [t["name"] for t in config["input"] if t.get("optional")] == [C.PASTE_BACK.name]
+    wire = {"TYPE_STRING": "BYTES"}
+    inputs = []
+    for t in required:
+        x = tc.InferInput(t["name"], [1, *map(int, t["dims"])], wire.get(t["data_type"], t["data_type"].removeprefix("TYPE_")))
+        x.set_data_from_numpy(np.array([[png(photo)]], dtype=np.object_))
+        inputs.append(x)
+    encoded = next(t["name"] for t in config["output"] if t["data_type"] == "TYPE_STRING")
+    result = client.infer(f"cartoonize_{STYLE}", inputs, outputs=[tc.InferRequestedOutput(encoded)])
+    client.close()
+    cartoon = Image.open(io.BytesIO(result.as_numpy(encoded)[0, 0]))
+    size = json.loads((repo / "cptr_repository.json").read_text())["size"]
+    assert cartoon.size == (size, size) and cartoon.mode == "RGB"
+    assert np.asarray(cartoon).std() > 5  # a picture, not a flat fill
+
+
 def test_async_client(server: TritonServer, ref: Reference, photo: np.ndarray) -> None:
     async def main(url: str, protocol: str) -> None:
         async with AsyncCartoonClient(url, protocol, timeout_s=60) as c:
@@ -352,7 +386,7 @@ BAD_TENSORS = {
     "negative_crossover": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.int64), "mix": np.array([[1, -2]], np.int64)}, "crossover"),
     "nan_latent": (f"synthesis_{STYLE}", {"w_plus": np.full((1, 14, 512), np.nan, np.float32)}, "NaN"),
     "empty_batch": (f"cartoonize_{STYLE}", {"image_bytes": np.zeros((0, 1), np.object_), "paste_back": np.zeros((0, 1), np.int32)}, "byte size mismatch|batch"),
-    "no_inputs": (f"cartoonize_{STYLE}", {}, "expected 2 inputs but got 0"),
+    "no_inputs": (f"cartoonize_{STYLE}", {}, r"missing required input\(s\) \['image_bytes'\]"),
 }
 
 

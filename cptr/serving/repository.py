@@ -10,7 +10,7 @@ Layout (``<style>`` = bundle.style, ``<prompt>`` = each text mapper)::
     seeds_<style>/               seed, mix -> z, z_mix                                   (Python)
     mapping_<style>/             z -> w                                                  (ONNX)
     style_mix_<style>/           w, w_mix, mix -> w_plus                                 (Python)
-    cartoonize_<style>[_<prompt>]/  ensemble: image_bytes, paste_back -> output_bytes, image
+    cartoonize_<style>[_<prompt>]/  ensemble: image_bytes [, paste_back] -> output_bytes, image
     generate_<style>/            ensemble: seed, mix -> output_bytes, image
 
 Two flavours share names and tensor contracts: ``python`` (every model on the Python backend, the
@@ -104,8 +104,13 @@ class Step:
     outputs: dict[str, str]
 
 
-def ensemble_config(name: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], batch_max: int, steps: Sequence[Step]) -> str:
-    """config.pbtxt of an ensemble (no batching options of its own: its steps batch)."""
+def ensemble_config(
+    name: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], batch_max: int, steps: Sequence[Step], optional: Iterable[str] = ()
+) -> str:
+    """config.pbtxt of an ensemble (no batching options of its own: its steps batch).
+
+    An ``optional`` input may be left out of a request; every step it feeds must accept that.
+    """
     parts = []
     for s in steps:
         maps = "".join(f'      input_map {{ key: "{k}" value: "{v}" }}\n' for k, v in s.inputs.items())
@@ -113,7 +118,7 @@ def ensemble_config(name: str, inputs: Sequence[TensorSpec], outputs: Sequence[T
         parts.append(f'    {{\n      model_name: "{s.model}"\n      model_version: -1\n{maps}    }}')
     return (
         f'name: "{name}"\nplatform: "ensemble"\nmax_batch_size: {batch_max}\n'
-        + _io("input", inputs)
+        + _io("input", inputs, optional)
         + _io("output", outputs)
         + "ensemble_scheduling {\n  step [\n"
         + ",\n".join(parts)
@@ -257,14 +262,15 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
             post_out,
         )
         plain_synth = Step(names.synthesis(style), {wp_in.name: "w_plus_photo"}, {img.name: SYNTH})
-        _ensemble(root, names.cartoonize(style), [C.IMAGE_BYTES, C.PASTE_BACK], ens_out, b, [*front, plain_synth, post])
+        photo_in = [C.IMAGE_BYTES, C.PASTE_BACK]  # paste_back is optional: postprocess reads a missing one as 0
+        _ensemble(root, names.cartoonize(style), photo_in, ens_out, b, [*front, plain_synth, post], optional=[C.PASTE_BACK.name])
         ensembles.append(names.cartoonize(style))
         for prompt, art in sorted(bundle.mappers.items()):
             m_in, m_out = _one(art.inputs, f"mapper {prompt} input"), _one(art.outputs, f"mapper {prompt} output")
             _tensor_stage(root, names.mapper(style, prompt), art, b, backend)
             edit = Step(names.mapper(style, prompt), {m_in.name: "w_plus_photo"}, {m_out.name: "w_plus_edited"})
             synth = Step(names.synthesis(style), {wp_in.name: "w_plus_edited"}, {img.name: SYNTH})
-            _ensemble(root, names.cartoonize(style, prompt), [C.IMAGE_BYTES, C.PASTE_BACK], ens_out, b, [*front, edit, synth, post])
+            _ensemble(root, names.cartoonize(style, prompt), photo_in, ens_out, b, [*front, edit, synth, post], optional=[C.PASTE_BACK.name])
             ensembles.append(names.cartoonize(style, prompt))
     elif bundle.mappers:
         raise ValueError(f"style {style!r} has text mappers {sorted(bundle.mappers)} but no encoder; export the encoder too")
@@ -284,6 +290,8 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
     atomic_write_text(root / "cptr_repository.json", json.dumps(index, indent=2) + "\n")
 
 
-def _ensemble(root: Path, name: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], b: int, steps: Sequence[Step]) -> None:
+def _ensemble(
+    root: Path, name: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], b: int, steps: Sequence[Step], optional: Iterable[str] = ()
+) -> None:
     (root / name / "1").mkdir(parents=True, exist_ok=True)  # Triton wants a version directory, even empty
-    atomic_write_text(root / name / "config.pbtxt", ensemble_config(name, inputs, outputs, b, steps))
+    atomic_write_text(root / name / "config.pbtxt", ensemble_config(name, inputs, outputs, b, steps, optional))
