@@ -8,20 +8,32 @@ import typer
 
 app = typer.Typer(
     help="CPTR: cartoon portrait style transfer on StyleGAN2.\n\n"
-    "Examples:\n\n  cptr demo --out samples.png\n\n  cptr styles list\n\n  cptr serve --model-repository triton_repo",
-    no_args_is_help=True,
+    "Export a style to a Triton model repository (cptr-export), serve it, call it.\n\n"
+    "Examples:\n\n  cptr demo\n  cptr styles list\n  cptr serve --model-repository triton_repo\n"
+    "  cptr client cartoonize photo.jpg -o cartoon.png",
     add_completion=False,
 )
 
 
-app.add_typer(__import__("cptr.styles", fromlist=["app"]).app, name="styles")
+def _help_if_no_command(ctx: typer.Context) -> None:
+    """A command group called alone prints its help and exits 0 (click's own answer is a usage error, 2)."""
+    if ctx.invoked_subcommand is None:
+        text = ctx.get_help()  # Rich help prints itself and returns ""
+        if text:
+            typer.echo(text)
+        raise typer.Exit(0)
+
+
+_GROUP = {"invoke_without_command": True, "no_args_is_help": False, "callback": _help_if_no_command}
+app.add_typer(__import__("cptr.styles", fromlist=["app"]).app, name="styles", **_GROUP)
 app.command("serve")(__import__("cptr.serving.cli", fromlist=["serve"]).serve)
-app.add_typer(__import__("cptr.client.cli", fromlist=["app"]).app, name="client")
+app.add_typer(__import__("cptr.client.cli", fromlist=["app"]).app, name="client", **_GROUP)
 
 
-@app.callback()
-def _root() -> None:
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
     """CPTR: cartoon portrait style transfer on StyleGAN2."""
+    _help_if_no_command(ctx)
 
 
 @app.command()

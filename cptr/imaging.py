@@ -6,16 +6,21 @@ import io
 import math
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from cptr.io import atomic_write_bytes
 
+if TYPE_CHECKING:  # torch is imported where tensors are converted: saving a picture does not need it
+    import torch
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Map generator output [B, 3, H, W] in [-1, 1] to uint8 [B, H, W, 3]."""
+    import torch
+
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
     x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round()
@@ -24,6 +29,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8(images: np.ndarray) -> torch.Tensor:
     """Map uint8 [B, H, W, 3] (or one [H, W, 3]) to float [B, 3, H, W] in [-1, 1]."""
+    import torch
+
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[None]
@@ -55,10 +62,24 @@ def encode_png(image: Image.Image | np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow format for a picture file, from its suffix; ``ValueError`` for any other suffix."""
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix not in IMAGE_FORMATS:
+        what = f"suffix '{suffix}'" if suffix else "no suffix"
+        raise ValueError(f"cannot write a picture to '{os.fspath(path)}' ({what}); end the name with {', '.join(IMAGE_FORMATS)}")
+    return IMAGE_FORMATS[suffix]
+
+
 def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike) -> None:
-    """Save a picture atomically; the format follows the file extension."""
+    """Save a picture atomically in the format of its suffix (see :func:`image_format`)."""
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(os.path.splitext(str(path))[1].lower(), "PNG")
+    fmt = image_format(path)
+    if fmt == "JPEG":
+        im = im.convert("RGB")
     buf = io.BytesIO()
     im.save(buf, format=fmt)
     atomic_write_bytes(path, buf.getvalue())

@@ -304,10 +304,10 @@ import typer  # noqa: E402
 
 app = typer.Typer(
     help="Manage the style registry ($CPTR_HOME/styles.json).\n\n"
-    "Examples:\n\n  cptr styles list\n\n"
-    "  cptr styles add webtoon --source ffhq256.pt --target webtoon.pt --alpha 0.7 --swap-res 16\n\n"
-    "  cptr styles add webtoon --source ffhq256.pt --target webtoon.pt --mapper smile=smile.pt --encoder e4e.pt --replace\n\n"
-    "  cptr styles show webtoon\n\n  cptr styles remove webtoon",
+    "A style is a source and a fine-tuned generator, their blend, and optional encoder and text mappers.\n\n"
+    "Examples:\n\n  cptr styles list\n"
+    "  cptr styles add webtoon --source ffhq256.pt --target webtoon.pt --alpha 0.7\n"
+    "  cptr styles show webtoon\n  cptr styles remove webtoon",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -331,7 +331,14 @@ def parse_mapper_options(items: list[str]) -> dict[str, str]:
 
 @app.command("list")
 def _list_cmd() -> None:
-    """List the styles (built-in demo first). Example: cptr styles list"""
+    """List the styles (built-in demo first).
+
+    One line per style: its name, default blend, text mappers and checkpoints.
+
+    Examples:
+
+      cptr styles list
+    """
     try:
         styles = list_styles()
     except StyleError as e:
@@ -344,7 +351,14 @@ def _list_cmd() -> None:
 
 @app.command("show")
 def _show_cmd(name: str = typer.Argument(..., help="Style name.")) -> None:
-    """Print one style as JSON. Example: cptr styles show demo"""
+    """Print one style as JSON.
+
+    The JSON has the checkpoints, blend defaults, encoder and mappers cptr-export uses.
+
+    Examples:
+
+      cptr styles show demo
+    """
     try:
         s = get_style(name)
     except StyleError as e:
@@ -367,7 +381,17 @@ def _add_cmd(
     copy: bool = typer.Option(False, "--copy", help="Copy the checkpoints into the store."),
     replace: bool = typer.Option(False, "--replace", help="Overwrite an existing style of that name."),
 ) -> None:
-    """Register a style after checking that both generators load and match."""
+    """Register a style after checking that both generators load and match.
+
+    cptr-export --style NAME then exports it.
+
+    Examples:
+
+      cptr styles add webtoon --source ffhq256.pt --target webtoon.pt --alpha 0.7
+      cptr styles add toon --source a.pt --target b.pt --swap-res 16 --copy
+      cptr styles add toon --source a.pt --target b.pt --encoder e4e.pt \\
+          --mapper smile=smile.pt --replace
+    """
     try:
         info = add_style(
             name, source, target, alpha=alpha, swap_res=swap_res, blend_width=blend_width, inject_k=inject_k,
@@ -380,7 +404,14 @@ def _add_cmd(
 
 @app.command("remove")
 def _remove_cmd(name: str = typer.Argument(..., help="Style to unregister.")) -> None:
-    """Unregister a style. Example: cptr styles remove webtoon"""
+    """Unregister a style.
+
+    Copies made with --copy are deleted; the files it was registered from are left alone.
+
+    Examples:
+
+      cptr styles remove webtoon
+    """
     try:
         remove_style(name)
     except StyleError as e:

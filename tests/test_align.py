@@ -282,8 +282,16 @@ def test_no_face(backend, kind):
         if kind == "blank"
         else np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     )
-    with pytest.raises(NoFaceError, match=r"no face found in the 640x480 photo .*clearly visible"):
+    with pytest.raises(NoFaceError, match=r"no face found in the 640x480 photo .*clearly visible") as info:
         detect_landmarks(img, backend=backend)
+    assert "too small" not in str(info.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_face_in_a_small_photo_says_it_may_be_too_small(backend, astronaut):
+    tiny = cv2.resize(astronaut, (64, 64), interpolation=cv2.INTER_AREA)  # the face is a few pixels
+    with pytest.raises(NoFaceError, match=r"no face found in the 64x64 photo .*may be too small: send a larger one"):
+        detect_landmarks(tiny, backend=backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -440,8 +448,14 @@ def test_huge_images_refused(astronaut):
 def test_bad_bytes_refused(astronaut, tmp_path):
     with pytest.raises(BadImageError, match=r"are empty \(0 bytes\)"):
         load_image(b"")
-    with pytest.raises(BadImageError, match="not an image in a supported format"):
+    with pytest.raises(BadImageError, match="not an image in a supported format") as info:
         load_image(b"hello, this is plain text and not a photo\n" * 20)
+    assert str(info.value).startswith("the uploaded bytes (") and "object at 0x" not in str(info.value)
+    text = tmp_path / "notes.jpg"
+    text.write_bytes(b"hello, this is plain text and not a photo\n")
+    with pytest.raises(BadImageError, match=f"the contents of file '{text}' .* are not an image") as info:
+        load_image(text)
+    assert "object at 0x" not in str(info.value)
     jpeg = io.BytesIO()
     Image.fromarray(astronaut).save(jpeg, format="JPEG")
     with pytest.raises(BadImageError, match="corrupted or truncated"):

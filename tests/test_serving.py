@@ -249,7 +249,10 @@ def test_style_mix(client: CartoonClient, ref: Reference) -> None:
     plain = ref.generate([5, 6])
     assert np.abs(mixed - plain).max() > 0.05  # the mix changes the picture
     assert np.abs(client.generate([5], style=STYLE, mix=(42, 0), output="tensor") - plain[:1]).max() < TOL  # crossover 0: no mix
-    assert np.abs(client.generate([5], style=STYLE, mix="42:99", output="tensor") - plain[:1]).max() < TOL  # >= n_latent: no mix
+    with pytest.raises(BadRequestError, match=rf"mix layer 99 is out of range: style '{STYLE}' has {ref.n_latent} W\+ layers"):
+        client.generate([5], style=STYLE, mix="42:99")  # would mix nothing
+    with pytest.raises(BadRequestError, match="out of range"):
+        client.generate([5], style=STYLE, mix=(42, ref.n_latent))
 
 
 def test_generate_more_seeds_than_a_batch(client: CartoonClient, ref: Reference) -> None:
@@ -614,7 +617,7 @@ def test_unreachable_server_retries_then_fails() -> None:
     port = free_port()
     c = CartoonClient(f"127.0.0.1:{port}", retries=2, backoff_s=0.1, timeout_s=5)
     start = time.monotonic()
-    with pytest.raises(ServerUnavailableError):
+    with pytest.raises(ServerUnavailableError, match="cptr serve --model-repository"):
         c.generate([1], style=STYLE)
     assert time.monotonic() - start >= 0.1 + 0.2  # two backoffs
     c.close()
@@ -623,16 +626,19 @@ def test_unreachable_server_retries_then_fails() -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def test_client_cli(server: TritonServer, photo: np.ndarray, tmp_path: Path) -> None:
+def test_client_cli(server: TritonServer, ref: Reference, repo: Path, photo: np.ndarray, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from cptr.cli import app
 
+    size = json.loads((repo / "cptr_repository.json").read_text())["size"]
     runner = CliRunner()
     grid = tmp_path / "grid.png"
     r = runner.invoke(app, ["client", "generate", "--seeds", "1-3,9", "-o", str(grid), "--mix", "42:6", "--url", server.grpc_url])
     assert r.exit_code == 0, r.output
-    assert Image.open(grid).size == (4 * 256 + 5 * 2, 256 + 4)
+    assert Image.open(grid).size == (4 * size + 5 * 2, size + 4)
+    r = runner.invoke(app, ["client", "generate", "--seeds", "1", "-o", str(tmp_path / "m.png"), "--mix", "42:99", "--url", server.grpc_url])
+    assert r.exit_code == 1 and f"has {ref.n_latent} W+ layers" in r.output and not (tmp_path / "m.png").exists()
     src = tmp_path / "me.jpg"
     src.write_bytes(png(photo, "JPEG"))
     out = tmp_path / "cartoon.jpg"
@@ -640,8 +646,12 @@ def test_client_cli(server: TritonServer, photo: np.ndarray, tmp_path: Path) -> 
     assert r.exit_code == 0, r.output
     assert Image.open(out).size == (512, 512) and Image.open(out).format == "JPEG"
     r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(tmp_path / "c.png"), "--prompt", PROMPT, "--url", server.grpc_url])
-    assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == (256, 256)
+    assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == (size, size)
     blank = tmp_path / "blank.png"
     blank.write_bytes(png(np.zeros((64, 64, 3), np.uint8)))
     r = runner.invoke(app, ["client", "cartoonize", str(blank), "-o", str(tmp_path / "x.png"), "--url", server.grpc_url])
-    assert r.exit_code == 1 and "NoFaceError" in r.output
+    assert r.exit_code == 1 and f"NoFaceError: {blank}: no face found in the 64x64 photo" in r.output and "may be too small" in r.output
+    notes = tmp_path / "notes.jpg"
+    notes.write_bytes(b"plain text, not a photo\n" * 20)
+    r = runner.invoke(app, ["client", "cartoonize", str(notes), "--url", server.grpc_url])
+    assert r.exit_code == 1 and f"BadImageError: {notes}: the uploaded bytes (" in r.output and "object at 0x" not in r.output

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadImageError, ImageTooLargeError
 
@@ -38,7 +38,7 @@ def load_image(
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     if isinstance(source, (str, os.PathLike)):
         data = Path(source).read_bytes()
-        where = f"file {os.fspath(source)!r}"
+        where = f"the contents of file {os.fspath(source)!r}"
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         where = "the uploaded bytes"
@@ -47,11 +47,12 @@ def load_image(
     if not data:
         raise BadImageError(f"{where} are empty (0 bytes); send the content of a JPEG or PNG photo")
 
+    buf = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             # Pillow warns between MAX_IMAGE_PIXELS and twice that; treat it as a refusal too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(formats))
+            image = Image.open(buf, formats=list(formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLargeError(
             f"{where} declare too many pixels for Pillow's decompression-bomb guard ({e}); "
@@ -60,7 +61,7 @@ def load_image(
     except Exception as e:  # noqa: BLE001 - any parser failure means "not a usable image"
         raise BadImageError(
             f"{where} ({len(data)} bytes) are not an image in a supported format "
-            f"({', '.join(formats)}): {type(e).__name__}: {e}; send a JPEG or PNG photo"
+            f"({', '.join(formats)}){_cause(e, buf, where)}; send a JPEG or PNG photo"
         ) from None
 
     width, height = image.size
@@ -84,8 +85,16 @@ def load_image(
     except Exception as e:  # noqa: BLE001
         raise BadImageError(
             f"{where} ({len(data)} bytes, {image.format} {width}x{height}) are corrupted or "
-            f"truncated: {type(e).__name__}: {e}; re-export or re-upload the photo"
+            f"truncated{_cause(e, buf, where)}; re-export or re-upload the photo"
         ) from None
+
+
+def _cause(e: Exception, buf: io.BytesIO, where: str) -> str:
+    """``: <Pillow's reason>`` naming the input as ``where`` (Pillow names it by its buffer's repr), or
+    nothing when Pillow only says it recognised no format (the message says that already)."""
+    if isinstance(e, UnidentifiedImageError):
+        return ""
+    return f": {type(e).__name__}: {str(e).replace(repr(buf), where)}"
 
 
 def _to_rgb8(image: Image.Image) -> np.ndarray:

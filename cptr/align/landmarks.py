@@ -28,6 +28,8 @@ POLICIES: tuple[str, ...] = ("largest", "all")
 DEFAULT_MIN_FACE_SIZE = 24.0
 #: Longest side of the copy the face detector runs on.
 DEFAULT_DETECT_SIZE = 640
+#: A photo whose shorter side is below this gets "may be too small" when no face is found in it.
+SMALL_PHOTO_SIDE = 128
 
 # MediaPipe face-mesh (468 points) indices. "left"/"right" are as seen in the image: the
 # image-left eye is the subject's right eye (FACEMESH_RIGHT_EYE contour).
@@ -232,6 +234,13 @@ def _get_backend(name: str) -> _Backend:
         return _instances[name]
 
 
+def _no_face_hint(w: int, h: int) -> str:
+    """What to try when no face was found: a larger photo first, when this one is small."""
+    if min(w, h) < SMALL_PHOTO_SIDE:
+        return f"the photo may be too small: send a larger one (at least {2 * SMALL_PHOTO_SIDE} px on its shorter side) with a clearly visible face"
+    return "use a photo with a clearly visible, roughly frontal face, not covered and not too dark"
+
+
 def detect_landmarks(
     image: np.ndarray,
     backend: Backend = "mediapipe",
@@ -272,10 +281,7 @@ def detect_landmarks(
                     break
 
     if not faces:
-        raise NoFaceError(
-            f"no face found in the {w}x{h} photo (back-end {backend!r}); use a photo with a clearly "
-            "visible, roughly frontal face, not covered and not too dark"
-        )
+        raise NoFaceError(f"no face found in the {w}x{h} photo (back-end {backend!r}); {_no_face_hint(w, h)}")
     faces.sort(key=lambda f: f.size, reverse=True)
     large = [f for f in faces if f.size >= min_face_size]
     if not large:

@@ -8,9 +8,11 @@ import typer
 
 app = typer.Typer(
     help="Call a running CPTR server (start one with: cptr serve).\n\n"
-    "Examples:\n\n  cptr client cartoonize photo.jpg -o cartoon.png --style demo\n\n"
-    "  cptr client generate --seeds 1-8 -o grid.png --mix 42:6",
-    no_args_is_help=True,
+    "Every command takes --url HOST:PORT and --protocol grpc|http.\n\n"
+    "Examples:\n\n"
+    "  cptr client cartoonize photo.jpg -o cartoon.png --style demo\n"
+    "  cptr client generate --seeds 1-8 -o grid.png --mix 42:4\n"
+    "  cptr client styles",
     add_completion=False,
 )
 
@@ -25,15 +27,29 @@ def _client(url: str | None, protocol: str, timeout: float):  # noqa: ANN202
     return CartoonClient(url, protocol, timeout_s=timeout)  # type: ignore[arg-type]
 
 
-def _fail(e: Exception) -> typer.Exit:
-    typer.echo(f"cptr client: {type(e).__name__}: {e}", err=True)
+def _fail(e: Exception, about: Path | None = None) -> typer.Exit:
+    """Exit 1 with the error; ``about`` names the file a refused request was about."""
+    from cptr.client import BadRequestError
+
+    where = f"{about}: " if about is not None and isinstance(e, BadRequestError) else ""
+    typer.echo(f"cptr client: {type(e).__name__}: {where}{e}", err=True)
     return typer.Exit(1)
+
+
+def _check_out(out: Path) -> str:
+    """The picture format of ``--out`` from its suffix, checked before the server is asked."""
+    from cptr.imaging import image_format
+
+    try:
+        return image_format(out)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="'--out' / '-o'") from None
 
 
 @app.command()
 def cartoonize(
     photo: Path = typer.Argument(..., exists=True, dir_okay=False, help="Photo (JPEG, PNG, WebP...)."),
-    out: Path = typer.Option(Path("cartoon.png"), "--out", "-o", help="Where to write the result."),
+    out: Path = typer.Option(Path("cartoon.png"), "--out", "-o", help="Picture to write: .png, .jpg or .webp."),
     style: str = typer.Option("demo", help="Style served by the server."),
     prompt: str | None = typer.Option(None, help="Text edit (a mapper exported for this style), e.g. angry."),
     paste_back: bool = typer.Option(False, "--paste-back", help="Paste the cartoon face back into the photo."),
@@ -43,32 +59,39 @@ def cartoonize(
 ) -> None:
     """Turn the face in a photo into a cartoon.
 
-    Example: cptr client cartoonize photo.jpg -o cartoon.png --style demo --prompt angry --paste-back
+    The server finds and aligns the face, encodes it and renders it in the style.
+
+    Examples:
+
+      cptr client cartoonize photo.jpg -o cartoon.png --style demo
+      cptr client cartoonize photo.jpg -o cartoon.jpg --prompt smile --paste-back
+      cptr client cartoonize photo.jpg --url 127.0.0.1:8000 --protocol http
     """
     from cptr.client import CartoonError
     from cptr.io import atomic_write_bytes
 
+    fmt = _check_out(out)
     try:
         with _client(url, protocol, timeout) as client:
             png = client.cartoonize(photo, style=style, prompt=prompt, paste_back=paste_back, output="png")
     except (CartoonError, ValueError) as e:
-        raise _fail(e) from None
-    if out.suffix.lower() == ".png":
+        raise _fail(e, photo) from None
+    if fmt == "PNG":
         atomic_write_bytes(out, png)  # type: ignore[arg-type]
-    else:  # another format, from the extension (.jpg, .webp)
+    else:
         from cptr.client.client import decode_output
         from cptr.imaging import save_image
 
-        save_image(decode_output(png, "pil").convert("RGB"), out)  # type: ignore[union-attr]
+        save_image(decode_output(png, "pil"), out)  # type: ignore[arg-type]
     typer.echo(f"wrote {out}")
 
 
 @app.command()
 def generate(
     seeds: str = typer.Option("1-8", help="Seeds: numbers and ranges, e.g. 1-8,12."),
-    out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="PNG grid to write."),
+    out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="Grid picture to write: .png, .jpg or .webp."),
     style: str = typer.Option("demo", help="Style served by the server."),
-    mix: str | None = typer.Option(None, help="Style mixing SEED:LAYER: W+ entries from LAYER on come from SEED."),
+    mix: str | None = typer.Option(None, help="Style mixing SEED:LAYER: W+ entries from LAYER on come from SEED (LAYER below the style's W+ size)."),
     cols: int = typer.Option(8, min=1, help="Faces per row."),
     url: str | None = typer.Option(None, help=URL_HELP),
     protocol: str = typer.Option("grpc", help="grpc or http."),
@@ -76,13 +99,19 @@ def generate(
 ) -> None:
     """Random cartoon faces from seeds, as one grid picture.
 
-    Example: cptr client generate --seeds 1-8 -o grid.png --mix 42:6
+    The same seed gives the same face on every machine.
+
+    Examples:
+
+      cptr client generate --seeds 1-8 -o grid.png
+      cptr client generate --seeds 1-4,9 -o mixed.jpg --mix 42:4
     """
     import numpy as np
 
     from cptr.client import CartoonError
     from cptr.imaging import grid, save_image
 
+    _check_out(out)
     try:
         with _client(url, protocol, timeout) as client:
             faces = client.generate(seeds, style=style, mix=mix, output="array")
@@ -99,15 +128,20 @@ def styles(
 ) -> None:
     """List the styles and models the server has ready.
 
-    Example: cptr client styles --url 127.0.0.1:8001
+    Prints the generate_STYLE and cartoonize_STYLE[_PROMPT] models, one a line.
+
+    Examples:
+
+      cptr client styles
+      cptr client styles --url 127.0.0.1:8000 --protocol http
     """
     from cptr.client import CartoonError
+    from cptr.serving.names import public_models
 
     try:
         with _client(url, protocol, 30.0) as client:
             models = client.models()
     except CartoonError as e:
         raise _fail(e) from None
-    for m in models:
-        if m.startswith(("generate_", "cartoonize_")):
-            typer.echo(m)
+    for m in public_models(models):
+        typer.echo(m)

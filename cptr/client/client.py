@@ -56,6 +56,7 @@ T = TypeVar("T")
 
 DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
 OUTPUTS = ("pil", "array", "png", "tensor")
+START_HINT = "is a server running there? Start one with: cptr serve --model-repository triton_repo (make one with: cptr-export --style demo)"
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -105,7 +106,10 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
 
 
 def parse_mix(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """Style mix ``"SEED:LAYER"`` or ``(seed, layer)``: W+ entries from ``layer`` on come from ``seed``."""
+    """Style mix ``"SEED:LAYER"`` or ``(seed, layer)``: W+ entries from ``layer`` on come from ``seed``.
+
+    The clients also check ``layer`` against the style's number of W+ entries (:func:`check_mix_layer`).
+    """
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -120,6 +124,20 @@ def parse_mix(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
     if not 0 <= seed < 2**63 or layer < 0:
         raise ValueError(f"mix seed must be in [0, 2**63) and the crossover layer >= 0, got {seed}:{layer}")
     return seed, layer
+
+
+def check_mix_layer(mix: tuple[int, int] | None, mix_info: ModelInfo, style: str) -> None:
+    """Refuse a crossover ``layer`` that mixes nothing: the style's W+ (the style-mix model's output) has
+    ``n_latent`` entries, so ``layer`` must be below it (0 means no mixing)."""
+    if mix is None:
+        return
+    n_latent = int(next(iter(mix_info.outputs.values())).dims[0])
+    if mix[1] >= n_latent:
+        raise BadRequestError(
+            f"mix layer {mix[1]} is out of range: style '{style}' has {n_latent} W+ layers, so use SEED:LAYER with "
+            f"LAYER from 1 to {n_latent - 1} (lower = more of the mix seed; 0 = no mixing), e.g. {mix[0]}:{n_latent // 2}",
+            model=mix_info.name,
+        )
 
 
 def decode_output(png: bytes, output: Output) -> Image.Image | np.ndarray | bytes:
@@ -160,7 +178,7 @@ def map_error(exc: BaseException, model: str, url: str) -> BaseException:
         if "unknown model" in msg or status in ("StatusCode.NOT_FOUND", "404"):
             return UnknownStyleError(f"the server at {url} has no model '{model}' ({msg})", model=model, status=status)
         if status in ("StatusCode.UNAVAILABLE", "503") or "failed to connect" in msg.lower():
-            return ServerUnavailableError(f"the server at {url} is unavailable: {msg}", model=model, status=status)
+            return ServerUnavailableError(f"the server at {url} is unavailable: {msg}; {START_HINT}", model=model, status=status)
         if status == "StatusCode.DEADLINE_EXCEEDED" or "deadline exceeded" in msg.lower():
             return RequestTimeoutError(f"'{model}' did not answer in time: {msg}", model=model, status=status)
         if status in ("StatusCode.INVALID_ARGUMENT", "400"):
@@ -169,7 +187,7 @@ def map_error(exc: BaseException, model: str, url: str) -> BaseException:
     if isinstance(exc, (asyncio.TimeoutError, socket.timeout, TimeoutError)) or type(exc).__name__ == "Timeout":
         return RequestTimeoutError(f"'{model}' at {url} did not answer in time", model=model)
     if isinstance(exc, (ConnectionError, OSError)):
-        return ServerUnavailableError(f"cannot reach the server at {url}: {exc}", model=model)
+        return ServerUnavailableError(f"cannot reach the server at {url}: {exc}; {START_HINT}", model=model)
     return exc
 
 
@@ -222,9 +240,9 @@ class _Common:
 
     def _unknown(self, model: str, served: Sequence[str]) -> UnknownStyleError:
         """An UnknownStyleError that says what the server does serve."""
-        public = [m for m in served if m.startswith(("generate_", "cartoonize_"))] or list(served)
+        public = names.public_models(served) or list(served)
         what = f"model '{model}'"
-        for prefix in ("generate_", "cartoonize_"):
+        for prefix in (names.GENERATE_PREFIX, names.CARTOONIZE_PREFIX):
             if model.startswith(prefix):
                 rest = model.removeprefix(prefix)
                 what = f"style/prompt '{rest}' (model '{model}')"
@@ -445,7 +463,7 @@ class CartoonClient(_Common):
 
     def styles(self) -> list[str]:
         """Styles served (those with a generate_<style> ensemble)."""
-        return sorted(m.removeprefix("generate_") for m in self.models() if m.startswith("generate_"))
+        return names.styles(self.models())
 
     # requests
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False) -> dict[str, np.ndarray]:
@@ -527,6 +545,8 @@ class CartoonClient(_Common):
         seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
         model = names.generate(style)
         info = self.model_info(model)
+        if mix_ is not None:
+            check_mix_layer(mix_, self.model_info(names.style_mix(style)), style)
         want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
         parts = [self.infer(model, chunk, want, shared_memory=shared_memory and output == "tensor")[want[0]] for chunk in self._generate_chunks(seeds_, mix_, info.max_batch_size)]
         if output == "tensor":
@@ -603,7 +623,7 @@ class AsyncCartoonClient(_Common):
         return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
 
     async def styles(self) -> list[str]:
-        return sorted(m.removeprefix("generate_") for m in await self.models() if m.startswith("generate_"))
+        return names.styles(await self.models())
 
     async def model_info(self, model: str) -> ModelInfo:
         if model not in self._infos:
@@ -659,6 +679,8 @@ class AsyncCartoonClient(_Common):
         seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
         model = names.generate(style)
         info = await self.model_info(model)
+        if mix_ is not None:
+            check_mix_layer(mix_, await self.model_info(names.style_mix(style)), style)
         want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
         parts = await asyncio.gather(*(self.infer(model, chunk, want) for chunk in self._generate_chunks(seeds_, mix_, info.max_batch_size)))
         arrays = [p[want[0]] for p in parts]

@@ -532,6 +532,7 @@ def export(
     from cptr.export.onnx import ExportError
     from cptr.styles import StyleError, parse_mapper_options
 
+    had_repository = out.exists()
     try:
         mappers = {k: Path(v) for k, v in parse_mapper_options(mapper).items()}
         opts = ExportOptions(
@@ -543,7 +544,8 @@ def export(
         manifest = run_export(opts)
     except (ExportFailed, ExportError, StyleError, ValueError, FileNotFoundError) as e:
         typer.secho(f"cptr-export: error: {e}", fg=typer.colors.RED, err=True)
-        typer.secho(f"(the previous contents of {out} are unchanged)", err=True)
+        if had_repository:  # the export is swapped in only when complete
+            typer.secho(f"(the previous contents of {out} are unchanged)", err=True)
         raise typer.Exit(1) from None
     if not quiet:
         typer.echo(f"exported style {manifest['style']!r} to {out} ({', '.join(manifest['models'])})")

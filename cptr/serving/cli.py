@@ -22,13 +22,13 @@ def serve(
 
     Examples:
 
-    \b
-      cptr-export --style demo --out triton_repo && cptr serve --model-repository triton_repo
-      cptr serve -m triton_repo --http-port 9000 --grpc-port 9001 --metrics-port 9002
+      cptr-export --style demo --out triton_repo
+      cptr serve --model-repository triton_repo
+      cptr serve -m triton_repo --http-port 9000 --grpc-port 9001 --metrics-port 0
       cptr serve -m triton_repo --verbose --log-verbose 1
 
-    Prints one line when ready; Triton's log goes to --log-file (shown with --verbose). SIGTERM or
-    Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
+    Prints one line when ready; Triton's own log goes to --log-file (--verbose shows it).
+    SIGTERM or Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
     """
     from cptr.serving.server import ServerStartError
     from cptr.serving.server import serve as run
