@@ -108,7 +108,7 @@ class Reference:
         from cptr.export.runtime import ort_session
 
         index = json.loads((repo / "cptr_repository.json").read_text())
-        self.n_latent, self.style_dim = index["n_latent"], index["style_dim"]
+        self.n_latent, self.style_dim, self.size = index["n_latent"], index["style_dim"], index["size"]
         self.sessions = {p.parent.parent.name: ort_session(p) for p in repo.glob("*/1/model.onnx")}
 
     def run(self, model: str, x: np.ndarray) -> np.ndarray:
@@ -235,7 +235,7 @@ def test_generate_matches_onnx(client: CartoonClient, ref: Reference) -> None:
     seeds = [0, 1, 7, 2**40]
     got = client.generate(seeds, style=STYLE, output="tensor")
     want = ref.generate(seeds)
-    assert got.shape == want.shape == (4, 3, 256, 256)
+    assert got.shape == want.shape == (4, 3, ref.size, ref.size)
     assert np.abs(got - want).max() < TOL
     faces = client.generate(seeds, style=STYLE, output="array")
     assert len(faces) == 4
@@ -272,7 +272,7 @@ def test_cartoonize_matches_onnx(client: CartoonClient, ref: Reference, photo: n
     got = client.cartoonize(png(photo), style=STYLE, output="tensor")
     assert got.shape == want.shape and np.abs(got - want).max() < TOL
     cartoon = client.cartoonize(photo, style=STYLE)
-    assert isinstance(cartoon, Image.Image) and cartoon.size == (256, 256)
+    assert isinstance(cartoon, Image.Image) and cartoon.size == (ref.size, ref.size)
     assert np.abs(np.asarray(cartoon).astype(int) - to_uint8(want).astype(int)).max() <= 1
 
 
@@ -387,7 +387,7 @@ BAD_TENSORS = {
     "batch_too_large": (f"generate_{STYLE}", {"seed": np.ones((9, 1), np.int64), "mix": np.zeros((9, 2), np.int64)}, "batch-size must be <= 8"),
     "negative_seed": (f"generate_{STYLE}", {"seed": -np.ones((1, 1), np.int64), "mix": np.zeros((1, 2), np.int64)}, r"\[0, 9223372036854775807\]"),
     "negative_crossover": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.int64), "mix": np.array([[1, -2]], np.int64)}, "crossover"),
-    "nan_latent": (f"synthesis_{STYLE}", {"w_plus": np.full((1, 14, 512), np.nan, np.float32)}, "NaN"),
+    "nan_latent": (f"synthesis_{STYLE}", lambda ref: {"w_plus": np.full((1, ref.n_latent, ref.style_dim), np.nan, np.float32)}, "NaN"),
     "empty_batch": (f"cartoonize_{STYLE}", {"image_bytes": np.zeros((0, 1), np.object_), "paste_back": np.zeros((0, 1), np.int32)}, "byte size mismatch|batch"),
     "no_inputs": (f"cartoonize_{STYLE}", {}, r"missing required input\(s\) \['image_bytes'\]"),
 }
@@ -397,7 +397,7 @@ BAD_TENSORS = {
 def test_bad_tensor(case: str, client: CartoonClient, server: TritonServer, ref: Reference) -> None:
     model, inputs, text = BAD_TENSORS[case]
     with pytest.raises(BadRequestError, match=text):
-        client.infer(model, inputs)
+        client.infer(model, inputs(ref) if callable(inputs) else inputs)  # a callable sizes its tensors for the style
     assert_healthy(server, ref)
 
 
