@@ -493,7 +493,7 @@ def test_sigterm_finishes_inflight_request(tmp_path: Path) -> None:
     """`cptr serve` forwards SIGTERM; Triton's graceful shutdown completes the request in flight."""
     repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, SLOW_MODEL)
     http, grpc, metrics = free_port(), free_port(), free_port()
-    cmd = [sys.executable, "-m", "cptr.cli", "serve", "-m", str(repo), "--host", "127.0.0.1", "--verbose",
+    cmd = [sys.executable, "-m", "cptr.cli", "serve", "-m", str(repo), "--host", "127.0.0.1", "--verbose", "--log-file", str(tmp_path / "t.log"),
            "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
