@@ -2,6 +2,7 @@
 #
 #   make demo    installs what the demo needs, then runs `cptr demo` (train-free: the shipped demo models)
 #   make test    installs every extra, then runs the test suite
+#   make wheelhouse  builds dist/wheelhouse/ for the offline GPU check (docs/device_check.md)
 #
 # torch is installed first, on its own, and then pinned: every later install runs with a pip constraint
 # on the exact torch that was installed, so no dependency (clip-anytorch -> torchvision, ...) can swap it.
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --progress-bar on
 PIN := $(VENV)/torch-pin.txt
 
-.PHONY: setup setup-demo demo test bench clean
+.PHONY: setup setup-demo demo test bench clean wheelhouse
 
 $(PIN):
 	@echo "== creating $(VENV) and installing $(TORCH)"
@@ -50,3 +51,35 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) triton_repo cptr-demo
+
+# ---------------------------------------------------------------------------------------- wheelhouse
+# dist/wheelhouse/ (git-ignored): the CPTR wheel plus every wheel benchmarks/device_check.sh installs with
+# `pip install --no-index` on a GPU machine that already has Python 3.12, torch, numpy, onnx, onnxruntime,
+# Triton and nvcc, but no package index. Binary wheels come for CPython 3.12 (the GPU machine) and 3.11
+# (this machine, for `device_check.sh --dry-run`); never torch or nvidia-* wheels. No network at all is
+# needed afterwards. WHEELHOUSE=DIR builds elsewhere (the test does).
+WHEELHOUSE ?= dist/wheelhouse
+WHEELHOUSE_PYTHONS ?= 3.12 3.11
+WHEELHOUSE_MAX_MB ?= 60
+WHEELHOUSE_PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
+# CPTR's dependencies except torch and numpy (pyproject.toml), the gpu extra (ninja), the test tools, and
+# pip/setuptools for a venv that comes without them. No matplotlib: the check's plot is optional.
+WHEELHOUSE_REQS := "pillow>=10" "typer>=0.12" "rich>=13" "tqdm>=4.66" "ninja>=1.11" "pytest>=8" "pytest-timeout>=2.2" \
+	pip "setuptools>=77,<81"
+
+wheelhouse:
+	@echo "== building $(WHEELHOUSE): the CPTR wheel, then its dependencies for CPython $(WHEELHOUSE_PYTHONS)"
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	$(WHEELHOUSE_PY) -m pip wheel --no-deps --disable-pip-version-check --progress-bar off --wheel-dir $(WHEELHOUSE) .
+	@for v in $(WHEELHOUSE_PYTHONS); do \
+		echo "== wheels for CPython $$v (manylinux_2_28 x86_64 or older, pure Python)"; \
+		$(WHEELHOUSE_PY) -m pip download --disable-pip-version-check --progress-bar off --only-binary=:all: \
+			--dest $(WHEELHOUSE) --python-version $$v --implementation cp --abi cp$$(echo $$v | tr -d .) \
+			--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 $(WHEELHOUSE_REQS) || exit 1; \
+	done
+	@if ls $(WHEELHOUSE) | grep -Ei '^(torch|nvidia|triton|numpy)[-_]'; then \
+		echo "error: $(WHEELHOUSE) must not hold torch, nvidia, triton or numpy wheels (the GPU machine has its own)"; exit 1; fi
+	@ls -1 $(WHEELHOUSE)
+	@kb=$$(du -sk $(WHEELHOUSE) | cut -f1); echo "== $(WHEELHOUSE): $$(ls $(WHEELHOUSE) | wc -l) wheels, $$((kb / 1024)) MiB ($$kb KiB)"; \
+	if [ $$kb -gt $$(( $(WHEELHOUSE_MAX_MB) * 1000 * 1000 / 1024 )) ]; then \
+		echo "error: $(WHEELHOUSE) is over $(WHEELHOUSE_MAX_MB) MB"; exit 1; fi

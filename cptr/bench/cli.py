@@ -3,7 +3,7 @@
 Examples::
 
     python benchmarks/latency.py --quick                       # every target, tiny model, < 1 min on CPU
-    python benchmarks/latency.py --target gpu                  # the GPU run: ffhq256 synthesis, batch 1,8,32
+    python benchmarks/latency.py --target gpu                  # the GPU run: ffhq256 synthesis, batch 1,8,32,64
     python benchmarks/latency.py --target torch,onnx --model ffhq256 --batch 1,4
     python benchmarks/latency.py --target triton --stage pipeline --concurrency 1,4,16
     python benchmarks/latency.py --target triton --url localhost:8001 --protocol grpc --shm
@@ -31,9 +31,9 @@ from cptr.bench.targets import Unavailable
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TARGET_NAMES = ("torch", "onnx", "trt", "torch-engine", "triton")
+TARGET_NAMES = ("torch", "onnx", "trt", "torch-engine", "triton", "cuda-graph")
 # --target gpu: every GPU engine on the 256 px channel_multiplier=2 synthesis network, beside eager fp32/fp16.
-GPU_PRESET = {"targets": ("torch", "torch-engine", "trt", "onnx"), "model": "ffhq256", "batch": "1,8,32"}
+GPU_PRESET = {"targets": ("torch", "cuda-graph", "torch-engine", "trt", "onnx"), "model": "ffhq256", "batch": "1,8,32,64"}
 QUICK = {"model": "tiny", "batch": "1,2", "concurrency": "1,2", "iters": 5, "warmup": 1, "pool": 4, "check": 1}
 
 
@@ -59,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
                         f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
                         f"--batch {GPU_PRESET['batch']} unless given")
     p.add_argument("--stage", default="synthesis", choices=STAGES, help="stage of the data path to time (default synthesis)")
-    p.add_argument("--model", default=None, help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (default demo)")
+    p.add_argument("--model", default=None, help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (default demo); "
+                        "ffhq512 and ffhq1024 are the larger random-weight official architectures")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default 1,8,32)")
     p.add_argument("--concurrency", default=None, help="concurrent requests for triton, e.g. 1,4,16 (default 1,4,16)")
     p.add_argument("--iters", type=int, default=None, help="timed runs per point, per client thread at concurrency > 1 (default 30)")

@@ -445,6 +445,88 @@ class TorchEngineTarget(Target):
                 yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {_first_line(e)}", failed=True)
 
 
+# --------------------------------------------------------------------------- CUDA graphs
+
+
+class CudaGraphEngine(TorchEngine):
+    """Eager PyTorch captured in one CUDA graph per input shape, then replayed: no per-op launch cost.
+
+    The first run at a new batch size warms the module up on a side stream (lazy initialisation,
+    cuDNN algorithm choice) and captures one forward pass into a graph with its own static input
+    buffers. Every run copies its inputs into those buffers (timed, as a server would) and replays the
+    graph. The output is the graph's static buffer: read it before the next run at that batch size.
+    """
+
+    target = "cuda-graph"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.graphs: dict[tuple, tuple[Any, list[torch.Tensor], torch.Tensor]] = {}
+
+    def _capture(self, prepared: list[torch.Tensor]) -> tuple[Any, list[torch.Tensor], torch.Tensor]:
+        static = [t.clone() for t in prepared]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                TorchEngine.run(self, static)
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = TorchEngine.run(self, static)
+        return graph, static, out
+
+    def run(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        key = tuple((tuple(t.shape), t.dtype) for t in prepared)
+        entry = self.graphs.get(key)
+        if entry is None:
+            entry = self.graphs[key] = self._capture(prepared)
+        graph, static, out = entry
+        for dst, src in zip(static, prepared):
+            dst.copy_(src, non_blocking=True)
+        graph.replay()
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {"graphs": len(self.graphs), "impl": self.impl}
+
+    def close(self) -> None:
+        self.graphs.clear()
+
+
+class CudaGraphTarget(Target):
+    name = "cuda-graph"
+    description = ("eager PyTorch replayed from CUDA graphs (CPTR kernels when they build, else the reference ops): "
+                   "fp32 and fp16, and the export form (static-weight convs) in fp16; CUDA only")
+
+    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        if not workload.is_torch:
+            yield Unavailable("cuda-graph", self.name, f"stage {workload.stage!r} is not a torch module")
+            return
+        if not ctx.device.startswith("cuda") or not torch.cuda.is_available():
+            yield Unavailable("cuda-graph", self.name, "CUDA graphs need a CUDA device; none on this machine")
+            return
+        import cptr.kernels
+
+        if cptr.kernels.missing_requirement() is None and cptr.kernels.load():
+            impl: ops.Impl = "cuda"
+            how = "CPTR CUDA kernels"
+        else:
+            impl, how = "ref", f"reference ops (kernels unavailable: {cptr.kernels.unavailable_reason()})"
+        for precision in ("fp32", "fp16"):
+            yield CudaGraphEngine(workload, copy.deepcopy(workload.module), f"cuda-graph-{precision}", ctx.device,
+                                  precision, f"eager module in a CUDA graph, {how}", impl=impl)
+        if workload.stage == "synthesis" and workload.generator is not None:
+            name = "cuda-graph-export-fp16"
+            try:
+                module = TorchEngineTarget._module(workload)
+                yield CudaGraphEngine(workload, module, name, ctx.device, "fp16",
+                                      f"export form (static-weight convs) in a CUDA graph, {how}", impl=impl)
+            except Exception as e:  # noqa: BLE001
+                yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {_first_line(e)}", failed=True)
+
+
 # --------------------------------------------------------------------------- TensorRT
 
 
@@ -472,5 +554,6 @@ def _triton_target() -> Target:
 
 def all_targets() -> dict[str, Target]:
     """Every target in report order."""
-    targets: list[Target] = [TorchTarget(), OnnxTarget(), TrtTarget(), TorchEngineTarget(), _triton_target()]
+    targets: list[Target] = [TorchTarget(), OnnxTarget(), TrtTarget(), TorchEngineTarget(), _triton_target(),
+                             CudaGraphTarget()]
     return {t.name: t for t in targets}

@@ -20,6 +20,8 @@ from cptr.models import Generator
 
 STAGES = ("synthesis", "mapping", "generate", "encoder", "mapper", "align", "pipeline")
 NAMED_MODELS = ("demo", "ffhq256", "tiny")
+# the official StyleGAN2 architecture (style_dim 512, 8 mapping layers, channel_multiplier=2), random weights
+OFFICIAL_SIZES = {"ffhq256": 256, "ffhq512": 512, "ffhq1024": 1024}
 TINY_CONFIG = {"size": 32, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 16, 32: 16}}
 
 
@@ -73,11 +75,12 @@ def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
         source, target = load_style_generators(DEMO_NAME)
         g = blend_generators(source, target, info.alpha, info.swap_res, info.blend_width)
         return g.eval().requires_grad_(False), f"embedded demo style blended at alpha={info.alpha:g} (seeded, untrained)"
-    if model == "ffhq256":
+    if model in OFFICIAL_SIZES:  # ffhq256 (the GPU benchmark's model), ffhq512, ffhq1024
+        size = OFFICIAL_SIZES[model]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            g = Generator(256, style_dim=512, n_mlp=8, channel_multiplier=2)
-        return g.eval().requires_grad_(False), "256 px, channel_multiplier=2 (official architecture), random weights"
+            g = Generator(size, style_dim=512, n_mlp=8, channel_multiplier=2)
+        return g.eval().requires_grad_(False), f"{size} px, channel_multiplier=2 (official architecture), random weights"
     if model == "tiny":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
