@@ -52,24 +52,23 @@ def _msg(kind: str, text: str, extra: str = "") -> str:
     return f'<div class="cptr-msg cptr-{kind}">{body}</div>'
 
 
-def _photo_input_class() -> type:
-    """gr.Image that hands the uploaded file to the handler untouched (its path), so the server,
-    not the page, decodes it: the page never re-encodes a photo, and a file that is not an image
-    reaches the server and gets its answer ("not an image") instead of a Gradio error."""
-    import gradio as gr
+def _pass_photo_through(photo: Any) -> None:
+    """Make a gr.Image input hand the uploaded file to the handler untouched (its path), so the
+    server, not the page, decodes it: the page never re-encodes a photo, and a file that is not an
+    image reaches the server and gets its answer ("not an image") instead of a Gradio error.
+
+    Set on the instance: a gr.Image subclass would make Gradio write a .pyi stub next to this module.
+    """
     from gradio import image_utils
 
-    class PhotoInput(gr.Image):
-        is_template = True  # rendered by gr.Image's own frontend
+    def preprocess(payload: Any) -> str | None:
+        if payload is None:
+            return None
+        if getattr(payload, "url", None) and str(payload.url).startswith("data:"):  # e.g. a webcam snapshot
+            return image_utils.decode_base64_to_file(payload.url, photo.GRADIO_CACHE, "png")
+        return str(payload.path) if payload.path else None
 
-        def preprocess(self, payload: Any) -> str | None:  # noqa: D401
-            if payload is None:
-                return None
-            if getattr(payload, "url", None) and str(payload.url).startswith("data:"):  # e.g. a webcam snapshot
-                return image_utils.decode_base64_to_file(payload.url, self.GRADIO_CACHE, "png")
-            return str(payload.path) if payload.path else None
-
-    return PhotoInput
+    photo.preprocess = preprocess
 
 
 def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend: UIBackend | None = None, concurrency: int = 4, timeout_s: float = 60.0) -> Any:
@@ -77,7 +76,6 @@ def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend:
     import gradio as gr
 
     be = backend or UIBackend(client_url, protocol, timeout_s=timeout_s)
-    PhotoInput = _photo_input_class()
 
     def server_line(cat: Catalog, error: str | None) -> str:
         if error:
@@ -154,10 +152,11 @@ def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend:
         with gr.Tab("Cartoonize", elem_id="tab-cartoonize"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = PhotoInput(
+                    photo = gr.Image(
                         label="Photo (upload, or take one with the webcam where the browser allows)",
                         type="filepath", sources=["upload", "webcam", "clipboard"], buttons=["fullscreen"], elem_id="photo", height=320,
                     )  # fmt: skip
+                    _pass_photo_through(photo)
                 with gr.Column(scale=1):
                     photo_style = gr.Dropdown(label="Style", choices=[], elem_id="photo-style")
                     prompt = gr.Dropdown(label="Text edit", choices=[NO_PROMPT], value=NO_PROMPT, elem_id="prompt",
