@@ -27,7 +27,9 @@ def _help_if_no_command(ctx: typer.Context) -> None:
 _GROUP = {"invoke_without_command": True, "no_args_is_help": False, "callback": _help_if_no_command}
 app.add_typer(__import__("cptr.styles", fromlist=["app"]).app, name="styles", **_GROUP)
 app.command("serve")(__import__("cptr.serving.cli", fromlist=["serve"]).serve)
+app.command("ui")(__import__("cptr.ui.cli", fromlist=["ui"]).ui)
 app.add_typer(__import__("cptr.client.cli", fromlist=["app"]).app, name="client", **_GROUP)
+app.command("edit")(__import__("cptr.editing.cli", fromlist=["edit"]).edit)
 
 
 @app.callback(invoke_without_command=True)
@@ -38,33 +40,27 @@ def _root(ctx: typer.Context) -> None:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("samples.png"), "--out", "-o", help="PNG grid to write."),
-    n: int = typer.Option(8, min=1, max=64, help="Number of faces."),
-    seed: int = typer.Option(0, help="Seed for the latents."),
-    truncation: float = typer.Option(0.7, min=0.0, max=1.0, help="Truncation psi (1 = none)."),
+    out: Path = typer.Option(Path("cptr-demo"), "--out", "-o", help="Folder for the repository, the server log and the sheet."),
+    alpha: float = typer.Option(0.7, "--alpha", min=0.0, max=1.0, help="Blend weight of the cartoon generator in the served style."),
 ) -> None:
-    """Render faces from the embedded demo style: source row above, target row below.
+    """The whole product on the shipped demo models: export, serve, cartoonize, generate, edit, sheet.
 
-    Example: cptr demo --out samples.png --n 8 --seed 0
+    Exports the demo style, starts the real Triton server, cartoonizes held-out photo-domain faces and
+    scikit-image's astronaut (also pasted back, and with the 'smile' edit), generates faces with
+    style mixing, sweeps alpha, writes one labelled contact sheet and stops the server.
+
+    Example: cptr demo --out cptr-demo
     """
-    import torch
+    from cptr.demo.run import run_demo
 
-    from cptr.demo import demo_generators
-    from cptr.imaging import grid, save_image, to_uint8
-
-    source, target = demo_generators()
-    z = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, source.style_dim, generator=z)
-    with torch.no_grad():
-        w = source.get_latent(z)
-        rows = []
-        for g in (source, target):
-            img, _ = g([w], input_is_latent=True, truncation=truncation, truncation_latent=source.latent_avg, randomize_noise=False)
-            rows.append(to_uint8(img))
-    import numpy as np
-
-    save_image(grid(np.concatenate(rows), cols=n), out)
-    typer.echo(f"wrote {out} ({n} source faces above their target versions)")
+    try:
+        res = run_demo(out, alpha=alpha, log=typer.echo)
+    except FileNotFoundError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    for note in res.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"done in {res.seconds:.0f} s; contact sheet: {res.sheet}")
 
 
 def main() -> None:

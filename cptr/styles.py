@@ -82,7 +82,8 @@ class StyleInfo:
 
     @property
     def builtin(self) -> bool:
-        return self.source.startswith(BUILTIN_PREFIX)
+        """The shipped demo style (it cannot be replaced or removed)."""
+        return self.name == DEMO_NAME
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,12 +117,16 @@ def validate_name(name: str, what: str = "style name") -> str:
 
 
 def _demo_style() -> StyleInfo:
+    from cptr import demo  # no torch: paths only
+
     return StyleInfo(
         name=DEMO_NAME,
-        source=f"{BUILTIN_PREFIX}{DEMO_NAME}",
-        target=f"{BUILTIN_PREFIX}{DEMO_NAME}",
+        source=str(demo.SOURCE),
+        target=str(demo.TARGET),
         alpha=DEFAULT_ALPHA,
-        description="embedded seeded, untrained 256 px generator pair (cptr.demo); exercises every code path",
+        encoder=str(demo.ENCODER),
+        mappers={k: str(v) for k, v in demo.MAPPERS.items()},
+        description="built-in 64 px models CPTR trained on procedural faces (cptr/assets/demo, see its MODEL_CARD.md)",
     )
 
 
@@ -283,10 +288,10 @@ def load_style_generators(name: str, device: str = "cpu"):
     """``(source, target)`` generators of style ``name`` in eval mode (``latent_avg`` attached)."""
     info = get_style(name)
     if info.builtin:
-        from cptr.demo import demo_generators
+        from cptr.demo import TRAIN_HINT, missing_assets
 
-        source, target = demo_generators()
-        return source.to(device), target.to(device)
+        if missing_assets():
+            raise StyleError(f"the demo models are missing from the package ({', '.join(p.name for p in missing_assets())}); {TRAIN_HINT}")
     from cptr.blend import check_compatible
     from cptr.checkpoints import CheckpointError, load_generator
 

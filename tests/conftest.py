@@ -24,3 +24,12 @@ def make_tiny_generator(size: int = 32, seed: int = 0, style_dim: int = 64, n_ml
 @pytest.fixture
 def tiny_g() -> Generator:
     return make_tiny_generator()
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for the test: the suite shares 2 cores with other jobs, where 2 threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

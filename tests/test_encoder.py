@@ -103,15 +103,18 @@ def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, one_thr
 
 
 def test_demo_encoder_is_deterministic_and_exports_with_the_aligned_contract(tmp_path, one_thread):
+    from cptr.demo import demo_generators
+
     a = demo_encoder()
     b = demo_encoder()
-    assert (a.n_latent, a.style_dim, a.input_size) == (14, 512, 256)
+    src, _ = demo_generators()  # the shipped 64 px demo: W+ [10, 256], the encoder pools the 256 px crop to 64
+    assert (a.n_latent, a.style_dim, a.input_size, a.pool) == (src.n_latent, src.style_dim, 256, 4) == (10, 256, 256, 4)
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
     x = torch.rand(2, 3, 256, 256) * 2 - 1
     with torch.no_grad():
         w = a(x)
-    assert w.shape == (2, 14, 512) and torch.isfinite(w).all()
+    assert w.shape == (2, 10, 256) and torch.isfinite(w).all()
     assert (w[0] - w[1]).abs().max() > 1e-3  # depends on the picture
     art = export_encoder(a, tmp_path / "demo_encoder.onnx")
     assert art.inputs == [contracts.ALIGNED]

@@ -188,7 +188,9 @@ def test_cli_demo_export_writes_verified_models(demo_export) -> None:
     out = demo_export
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["style"] == "demo" and manifest["alpha"] == 0.7
-    assert manifest["source"] == manifest["target"] == "builtin:demo"
+    from cptr import demo
+
+    assert manifest["source"] == f"sha256:{sha256_file(demo.SOURCE)}" and manifest["target"] == f"sha256:{sha256_file(demo.TARGET)}"
     assert manifest["opset"] >= 17 and manifest["precision"] == "fp32"
     for key in ("torch", "onnx", "onnxruntime", "cptr"):
         assert manifest["versions"][key]
@@ -202,7 +204,7 @@ def test_cli_demo_export_writes_verified_models(demo_export) -> None:
         assert max(entry["max_abs_error"].values()) < 1e-3
     syn = ort_session(out / "synthesis_demo" / "1" / "model.onnx")
     w = np.zeros((1, manifest["n_latent"], manifest["style_dim"]), np.float32)
-    assert syn.run(None, {"w_plus": w})[0].shape == (1, 3, 256, 256)
+    assert syn.run(None, {"w_plus": w})[0].shape == (1, 3, 64, 64)  # the shipped 64 px demo models
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".repo.")]  # no temporary dirs left
 
 

@@ -23,19 +23,12 @@ from cptr.training.config import TrainConfig, parse_channels
 from cptr.training.finetune import train
 from tests.test_training import _assert_same_state, _env
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 SIZE = 16
 PALETTE = np.array([[230, 40, 40], [40, 200, 60], [50, 70, 230], [240, 220, 40]], np.float32)
 ARCH = dict(size=SIZE, channels="32,32,16", style_dim=32, n_mlp=2)
 RUN = dict(**ARCH, batch=8, r1=1.0, ema=0.9, path_reg=0.0, mixing=0.9, augment="none", lr=0.004,
            sample_every=1000, save_every=1000, keep=0, log_every=10, workers=0, device="cpu", quiet=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

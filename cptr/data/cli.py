@@ -39,7 +39,7 @@ def render(
 
 
 def critic(
-    out: Path = typer.Option(Path("cptr/assets/critic.pt"), "--out", help="Where to write the weights (a plain state dict)."),
+    out: Path = typer.Option(Path("cptr/assets/demo/critic.pt"), "--out", help="Where to write the weights (a plain state dict)."),
     n: int = typer.Option(8000, "--n", min=100, help="Faces rendered per domain for training."),
     steps: int = typer.Option(2000, "--steps", min=1, help="Optimiser steps."),
     batch: int = typer.Option(32, "--batch", min=2, help="Batch size."),
@@ -48,11 +48,11 @@ def critic(
 ) -> None:
     """Train the face critic (domain classifier, attribute regressor, FID feature network) on renders.
 
-    The package ships its result as cptr/assets/critic.pt; this command remakes it.
+    The package ships its result as cptr/assets/demo/critic.pt; this command remakes it.
 
     Example:
 
-      cptr-train critic --out cptr/assets/critic.pt
+      cptr-train critic --out cptr/assets/demo/critic.pt
     """
     from cptr.data.critic import evaluate_critic, save_critic, train_critic
     from cptr.training.monitor import StepProgress
@@ -71,7 +71,7 @@ def evaluate(
     n: int = typer.Option(500, "--n", min=10, help="Samples per set."),
     truncation: float = typer.Option(1.0, "--truncation", help="Truncation psi of the generator's samples."),
     inception: Optional[Path] = typer.Option(None, "--inception", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: standard FID features (else the face critic's)."),
-    critic_path: Optional[Path] = typer.Option(None, "--critic", help="Face critic weights [default: the shipped cptr/assets/critic.pt]."),
+    critic_path: Optional[Path] = typer.Option(None, "--critic", help="Face critic weights [default: the shipped cptr/assets/demo/critic.pt]."),
     faces: bool = typer.Option(True, "--faces/--no-faces", help="Count mediapipe face detections."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latents."),

@@ -13,7 +13,7 @@ renders both domains from the same seeds and perturbs every image with random bl
 colour shifts and small shifts, in both domains alike, so that focus and noise (what a GAN gets
 wrong) do not decide the domain: the outlines, flat fills and eye shapes do.
 
-The weights ship in the package (``cptr/assets/critic.pt``, a plain state dict read with
+The weights ship in the package (``cptr/assets/demo/critic.pt``, a plain state dict read with
 ``weights_only=True``); :func:`load_critic` reads them.
 """
 
@@ -34,7 +34,7 @@ from cptr.data.faces import ATTRIBUTES, DOMAINS
 
 CRITIC_SIZE = 64
 FEATURE_DIM = 128
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "critic.pt"
+ASSET = Path(__file__).resolve().parents[1] / "assets" / "demo" / "critic.pt"  # built beside the demo models
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -199,7 +199,7 @@ def train_critic(
         opt.step()
         sched.step()
         if progress is not None:
-            progress(step + 1, {"domain": float(loss_d), "attributes": float(loss_a)})
+            progress(step + 1, {"domain": loss_d.item(), "attributes": loss_a.item()})
     return net.eval().requires_grad_(False)
 
 

@@ -4,7 +4,7 @@ The whole output directory is built under a temporary name and swapped in at the
 (:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves the previous one intact.
 
 Encoders and text mappers go through :mod:`cptr.export.encoder_mapper`; the demo style's encoder
-is the seeded one from :func:`cptr.training.encoder_train.demo_encoder`.
+and smile mapper are files in the package, like its generators.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ class _Resolved:
 
 
 def _resolve_style(opts: ExportOptions) -> _Resolved:
-    from cptr.styles import BUILTIN_PREFIX, DEMO_NAME, get_style, validate_name
+    from cptr.styles import DEMO_NAME, get_style, validate_name
 
     if (opts.source is None) != (opts.target is None):
         raise ExportFailed("--source and --target go together (the base generator and its fine-tuned version)")
@@ -150,8 +150,6 @@ def _resolve_style(opts: ExportOptions) -> _Resolved:
     mappers = dict(info.mappers)
     mappers.update({k: str(v) for k, v in opts.mappers.items()})
     encoder = str(opts.encoder) if opts.encoder else info.encoder
-    if info.builtin and encoder is None:
-        encoder = f"{BUILTIN_PREFIX}{info.name}"
     return _Resolved(
         info.name,
         info.source,
@@ -174,10 +172,7 @@ def _checkpoint_id(ref: str) -> str:
 
 def _load_generators(r: _Resolved):
     from cptr.checkpoints import CheckpointError, load_generator
-    from cptr.styles import BUILTIN_PREFIX, load_style_generators
 
-    if r.source_ref.startswith(BUILTIN_PREFIX):
-        return load_style_generators(r.name)
     try:
         return load_generator(r.source_ref), load_generator(r.target_ref)
     except CheckpointError as e:
@@ -234,22 +229,14 @@ def _artifact_entry(art, rel_file: str) -> dict[str, Any]:
 
 
 def _load_encoder(ref: str, generator):
-    """The encoder module: the seeded demo encoder for ``builtin:demo``, else a pSp/e4e checkpoint."""
+    """The encoder module of a pSp/e4e checkpoint (the demo style's is a file in the package)."""
     from cptr.checkpoints import CheckpointError
-    from cptr.styles import BUILTIN_PREFIX
+    from cptr.models.encoder import load_encoder
 
-    if ref.startswith(BUILTIN_PREFIX):
-        demo_encoder = _optional("cptr.training.encoder_train", "demo_encoder")
-        if demo_encoder is None:
-            return None
-        enc = demo_encoder()
-    else:
-        from cptr.models.encoder import load_encoder
-
-        try:
-            enc = load_encoder(ref)
-        except CheckpointError as e:
-            raise ExportFailed(f"encoder: {e}") from None
+    try:
+        enc = load_encoder(ref)
+    except CheckpointError as e:
+        raise ExportFailed(f"encoder: {e}") from None
     if (enc.n_latent, enc.style_dim) != (generator.n_latent, generator.style_dim):
         raise ExportFailed(
             f"encoder {ref} produces W+ [{enc.n_latent}, {enc.style_dim}] but the generator takes "
@@ -279,12 +266,8 @@ def _export_encoder_and_mappers(r: _Resolved, opts: ExportOptions, generator, st
     if r.encoder:
         prog.step("encoder: export + verify")
         enc = _load_encoder(r.encoder, generator)
-        if enc is None:
-            notes.append("demo encoder not exported: cptr.training.encoder_train.demo_encoder is not installed")
-            prog.note(notes[-1])
-        else:
-            encoder_art = em.export_encoder(enc, stage_dir / "encoder.onnx", opts.precision, **common)
-            prog.done(f"encoder    max abs error {encoder_art.max_abs_error}")
+        encoder_art = em.export_encoder(enc, stage_dir / "encoder.onnx", opts.precision, **common)
+        prog.done(f"encoder    max abs error {encoder_art.max_abs_error}")
     for prompt, path in sorted(r.mappers.items()):
         prog.step(f"mapper {prompt}: export + verify")
         from cptr.models.mapper import MappedEdit, load_mapper

@@ -27,9 +27,8 @@ W_PLUS_EDIT = "w_plus_edit"
 
 
 def encoder_input_spec(encoder: Encoder) -> TensorSpec:
-    """``ALIGNED`` for an encoder whose size divides the 256 px crop (it pools the crop itself); same
-    name and layout at other sizes (tests, custom encoders)."""
-    if contracts.ALIGNED_SIZE % encoder.input_size == 0:
+    """``ALIGNED`` for a 256 px encoder; same name and layout at other sizes (tests, custom encoders)."""
+    if encoder.input_size == contracts.ALIGNED_SIZE:
         return contracts.ALIGNED
     return TensorSpec(contracts.ALIGNED.name, "FP32", (3, encoder.input_size, encoder.input_size))
 

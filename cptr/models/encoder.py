@@ -68,7 +68,10 @@ class Encoder(nn.Module):
         head_width: int | None = None,
         head: str = "psp",
         latent_avg: torch.Tensor | None = None,
+        pool: int = 1,
     ):
+        """``pool`` > 1: the input (still ``input_size``, e.g. the 256 px aligned crop) is area-pooled by
+        that factor and the backbone works at ``input_size // pool`` (encoders for small generators)."""
         super().__init__()
         if head not in ("psp", "e4e"):
             raise ValueError(f"head must be 'psp' or 'e4e', got {head!r}")
@@ -79,7 +82,10 @@ class Encoder(nn.Module):
             raise ValueError(f"the backbone has 4 stages: got units {units}, widths {widths}")
         if input_size < 32 or 2 ** int(math.log2(input_size)) != input_size:
             raise ValueError(f"input_size must be a power of two >= 32, got {input_size}")
-        self.n_latent, self.style_dim, self.input_size = int(n_latent), int(style_dim), int(input_size)
+        if pool < 1 or input_size % pool or input_size // pool < 32:
+            raise ValueError(f"pool must divide input_size {input_size} and leave at least 32 px, got {pool}")
+        self.n_latent, self.style_dim, self.input_size, self.pool = int(n_latent), int(style_dim), int(input_size), int(pool)
+        work = self.input_size // self.pool
         self.units, self.widths, self.mode, self.head = units, widths, mode, head
         self.head_width = int(head_width or style_dim)
         self.input_layer = nn.Sequential(nn.Conv2d(3, widths[0], (3, 3), 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.PReLU(widths[0]))
@@ -87,7 +93,7 @@ class Encoder(nn.Module):
         top = widths[3]
         self.styles = nn.ModuleList()
         for i in range(self.n_latent):
-            spatial = input_size // (16 if i < COARSE_IND else 8 if i < MIDDLE_IND else 4)
+            spatial = work // (16 if i < COARSE_IND else 8 if i < MIDDLE_IND else 4)
             self.styles.append(StyleHead(top, self.head_width, self.style_dim, spatial))
         self.latlayer1 = nn.Conv2d(widths[2], top, kernel_size=1, stride=1, padding=0)
         self.latlayer2 = nn.Conv2d(widths[1], top, kernel_size=1, stride=1, padding=0)
@@ -115,6 +121,7 @@ class Encoder(nn.Module):
             "mode": self.mode,
             "head_width": self.head_width,
             "head": self.head,
+            "pool": self.pool,
         }
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -133,14 +140,12 @@ class Encoder(nn.Module):
         return F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=True) + y
 
     def offsets(self, x: torch.Tensor) -> torch.Tensor:
-        """The predicted W+ offsets from ``latent_avg``.
-
-        ``x`` is [B, 3, S, S] in [-1, 1] with ``S = input_size``, or a multiple of it (e.g. the 256 px
-        aligned crop for a 64 px encoder), which is area-pooled to ``input_size`` first."""
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[2] % self.input_size:
-            raise ValueError(f"expected aligned faces [B, 3, S, S] in [-1, 1] with S a multiple of {self.input_size}, got {tuple(x.shape)}")
-        if x.shape[2] != self.input_size:
-            x = F.avg_pool2d(x, x.shape[2] // self.input_size)
+        """The predicted W+ offsets from ``latent_avg`` (``x``: [B, 3, input_size, input_size];
+        an encoder with ``pool > 1`` area-pools it by that factor first)."""
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.input_size or x.shape[3] != self.input_size:
+            raise ValueError(f"expected aligned faces [B, 3, {self.input_size}, {self.input_size}] in [-1, 1], got {tuple(x.shape)}")
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
         c1, c2, c3 = self.features(x)
         p2 = self._upsample_add(c3, self.latlayer1(c2))
         p1 = self._upsample_add(p2, self.latlayer2(c1))
@@ -191,6 +196,7 @@ def infer_encoder_config(sd: dict[str, torch.Tensor], opts: dict[str, Any]) -> d
         "n_latent": n_latent,
         "style_dim": int(lin.shape[0]),
         "input_size": int(opts.get("cptr_input_size", 256)),
+        "pool": int(opts.get("cptr_pool", 1)),
         "units": units,
         "widths": widths,
         "mode": "ir_se" if any(k.endswith("res_layer.5.fc1.weight") for k in sd) else "ir",
@@ -263,6 +269,7 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike, opts: dict[str, Any]
         "cptr_units": cfg["units"],
         "cptr_widths": cfg["widths"],
         "cptr_input_size": cfg["input_size"],
+        "cptr_pool": cfg["pool"],
     }
     with atomic_path(path) as tmp:
         torch.save({"state_dict": sd, "opts": all_opts, "latent_avg": encoder.latent_avg.detach().cpu().clone()}, tmp)

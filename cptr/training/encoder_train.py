@@ -6,9 +6,8 @@ so every W+ entry varies), renders them (stored noise), and trains the encoder t
 Optional real aligned faces (``--images``) add pixel/identity losses on real pictures, where no
 latent target exists. Generator images are resized to the encoder's input size (area pooling).
 
-The generator and ArcFace stay frozen. :func:`demo_encoder` builds a small encoder for the embedded
-``demo`` style in a few seconds (random backbone, closed-form fit of the last layers), so the
-photo -> cartoon chain runs everywhere.
+The generator and ArcFace stay frozen. :func:`demo_encoder` loads the shipped encoder of the embedded
+``demo`` style (trained with this module by ``python -m cptr.demo.train``).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.models.encoder import Encoder, small_encoder_config
+from cptr.models.encoder import Encoder
 from cptr.models.stylegan2 import Generator
 from cptr.training.mapper_train import training_view
 from cptr.training.monitor import StepProgress
@@ -162,63 +161,16 @@ def reconstruction_error(encoder: Encoder, g: Generator, n: int = 16, seed: int 
 
 # --------------------------------------------------------------------------- the demo encoder
 
-DEMO_FIT_SAMPLES = 96
-_DEMO_CACHE: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
 
+def demo_encoder() -> Encoder:
+    """The demo style's shipped encoder (``cptr/assets/demo/encoder.pt``, trained by
+    ``python -m cptr.demo.train``), in eval mode."""
+    from cptr.demo import ENCODER, TRAIN_HINT
+    from cptr.models.encoder import load_encoder
 
-@torch.no_grad()
-def fit_heads(encoder: Encoder, images: torch.Tensor, w_plus: torch.Tensor, ridge: float = 1e-2) -> None:
-    """Set every head's final ``EqualLinear`` by ridge regression of ``w_plus - latent_avg`` on its features.
-
-    The backbone and head convs stay as they are (random features); this is a closed-form fit of the
-    last layer, used for the demo encoder where gradient training would take minutes on a CPU.
-    """
-    encoder.eval()
-    c1, c2, c3 = encoder.features(images)
-    p2 = encoder._upsample_add(c3, encoder.latlayer1(c2))
-    p1 = encoder._upsample_add(p2, encoder.latlayer2(c1))
-    if encoder.head != "psp":
-        raise ValueError("fit_heads supports head='psp' encoders only")
-    for i, head in enumerate(encoder.styles):
-        m = c3 if i < 3 else p2 if i < 7 else p1
-        feats = head.convs(m).reshape(m.shape[0], head.width)
-        x = torch.cat([feats, torch.ones(feats.shape[0], 1)], dim=1).double()
-        y = (w_plus[:, i] - encoder.latent_avg[i]).double()
-        a = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y)  # [width + 1, D]
-        lin = head.linear
-        lin.weight.copy_((a[:-1].T / lin.scale).float())
-        lin.bias.copy_((a[-1] / lin.lr_mul).float())
-
-
-def demo_encoder(seed: int | None = None, samples: int = DEMO_FIT_SAMPLES) -> Encoder:
-    """A small encoder for the embedded ``demo`` style (256 px input, W+ [14, 512]).
-
-    The backbone is randomly initialised from ``seed`` and *not trained*; only the last layer of each
-    W+ head is fitted in closed form (:func:`fit_heads`) to ``samples`` images of the demo source
-    generator, which takes a few seconds. So its output depends on the picture, but its inversions are
-    rough: it exists to run the photo -> cartoon chain on any machine, not to produce likenesses.
-    ``samples=0`` gives the untouched random network. Deterministic; cached per process.
-    """
-    from cptr.demo import DEMO_SEED, demo_generators
-
-    seed = DEMO_SEED if seed is None else int(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # demo_generators draws latent_avg from the global generator
-        source, _ = demo_generators(seed)
-        cfg = small_encoder_config(source.n_latent, source.style_dim, input_size=256, width=16)
-        torch.manual_seed(seed + 7)
-        enc = Encoder(**cfg, latent_avg=source.latent_avg).eval()
-    key = (seed, samples)
-    if key in _DEMO_CACHE:
-        enc.load_state_dict(_DEMO_CACHE[key])
-    elif samples > 0:
-        gen = torch.Generator().manual_seed(seed + 11)
-        w = sample_training_latents(source, samples, gen, source.latent_avg)
-        with torch.no_grad():
-            x = torch.cat([render(source, w[i : i + 16]) for i in range(0, samples, 16)])
-        fit_heads(enc, x, w)
-        _DEMO_CACHE[key] = {k: v.clone() for k, v in enc.state_dict().items()}
-    return enc.eval().requires_grad_(False)
+    if not ENCODER.is_file():
+        raise FileNotFoundError(f"the demo encoder {ENCODER} is missing; {TRAIN_HINT}")
+    return load_encoder(ENCODER).requires_grad_(False)
 
 
 def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: Path) -> None:

@@ -91,6 +91,7 @@ def mapper_command(
     generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint (rosinality .pt / NVlabs .pkl) instead of --style."),
     clip_weights: Path | None = typer.Option(None, "--clip-weights", help="OpenAI CLIP ViT-B-32.pt (TorchScript or state dict); read without running code."),
     critic: str | None = typer.Option(None, "--critic", help="Stand-in for CLIP when its weights are absent: raise this attribute of the shipped face critic (smile, yaw, hair_color, ...) instead of the text loss."),
+    critic_weights: Path | None = typer.Option(None, "--critic-weights", help="Face critic weights for --critic (default: the shipped cptr/assets/demo/critic.pt)."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth for the identity loss (needed when --lambda-id > 0)."),
     name: str | None = typer.Option(None, "--name", help="Prompt name in the registry and file names (default: from the prompt)."),
     out: Path = typer.Option(Path("runs/mapper"), "--out", help="Output folder: checkpoints/, samples/."),
@@ -136,11 +137,11 @@ def mapper_command(
         if critic is not None:
             from cptr.data.critic import AttributeLoss, load_critic
 
-            clip = AttributeLoss(load_critic(device=device), critic)
+            clip = AttributeLoss(load_critic(critic_weights, device=device), critic)
         else:
             clip = CLIPLoss(load_clip(clip_weights, device=device), prompt)
         idl = IDLoss(load_arcface(arcface_weights, device=device)) if lambda_id > 0 else None
-    except (WeightsNotFoundError, CheckpointError, ValueError) as e:
+    except (WeightsNotFoundError, CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     if images is not None:
         latents = invert_folder(images, style, encoder, g, device, quiet)
@@ -185,11 +186,7 @@ def invert_folder(images: Path, style: str | None, encoder_path: Path | None, g:
         from cptr.styles import get_style
 
         info = get_style(style)
-        if info.builtin:
-            from cptr.training.encoder_train import demo_encoder
-
-            enc = demo_encoder()
-        elif info.encoder:
+        if info.encoder:
             encoder_path = Path(info.encoder)
         else:
             _fail(f"style '{style}' has no encoder; pass --encoder PATH (train one with cptr-train encoder)")
@@ -222,7 +219,7 @@ def encoder_command(
     generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint instead of --style."),
     out: Path = typer.Option(Path("runs/encoder"), "--out", help="Output folder: checkpoints/, samples/."),
     width: str = typer.Option("full", "--width", help="'full' (pSp's IR-SE50 GradualStyleEncoder) or 'small' (one unit per stage)."),
-    input_size: int = typer.Option(256, "--input-size", help="Resolution the encoder works at; the 256 px aligned crop is area-pooled to it (smaller = faster, for small generators)."),
+    work_size: int = typer.Option(256, "--work-size", help="Resolution the encoder's backbone works at: the 256 px aligned crop is area-pooled to it (smaller = faster, for small generators)."),
     head: str = typer.Option("psp", "--head", help="'psp' (independent W+ entries) or 'e4e' (one w plus deltas)."),
     images: Path | None = typer.Option(None, "--images", help="Folder of aligned real faces for extra pixel/identity losses."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth: adds the identity loss."),
@@ -271,11 +268,12 @@ def encoder_command(
         except (WeightsNotFoundError, CheckpointError) as e:
             _fail(str(e))
     if width == "full":
-        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": input_size, "head": head}
+        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": head}
     else:
-        cfg = {**small_encoder_config(g.n_latent, g.style_dim, input_size), "head": head}
-    if input_size > ALIGNED_SIZE or ALIGNED_SIZE % input_size:
-        _fail(f"--input-size must divide the {ALIGNED_SIZE} px aligned crop (e.g. 64, 128, 256), got {input_size}")
+        cfg = {**small_encoder_config(g.n_latent, g.style_dim, ALIGNED_SIZE), "head": head}
+    if work_size < 32 or work_size > ALIGNED_SIZE or ALIGNED_SIZE % work_size:
+        _fail(f"--work-size must divide the {ALIGNED_SIZE} px aligned crop and be >= 32 (e.g. 64, 128, 256), got {work_size}")
+    cfg["pool"] = ALIGNED_SIZE // work_size
     enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, seed).cpu()).to(device)
     real = None
     if images is not None:

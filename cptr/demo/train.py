@@ -1,0 +1,194 @@
+"""``python -m cptr.demo.train``: rebuild the shipped demo models from nothing, with CPTR's own commands.
+
+Steps (each resumable: a finished step is skipped, an interrupted training resumes from its newest
+checkpoint, so the script can be stopped and rerun at any time):
+
+1. ``data``: ``cptr-train render`` photo faces (the source domain) and cartoon faces (the target);
+2. ``critic``: ``cptr-train critic``, the face critic (metrics and the mapper's stand-in text loss);
+3. ``source``: ``cptr-train source``, a StyleGAN2 from scratch on the photos;
+4. ``finetune``: ``cptr-train finetune``, FreezeSG + structure loss on the cartoons;
+5. ``encoder``: ``cptr-train encoder`` for the source;
+6. ``mapper``: ``cptr-train mapper --critic smile`` for "a smiling face";
+7. ``pack``: the generators' ``g_ema`` (no optimiser state), encoder, mapper and critic into ``--assets``;
+8. ``measure``: the model card's figures (:mod:`cptr.demo.measure`) and ``MODEL_CARD.md``.
+
+Every command runs as its own process (``python -m cptr.training ...``), exactly as a user would
+type it; its output (progress bars) streams through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cptr.demo import ASSET_DIR, DEFAULT_ALPHA
+
+STEPS = ("data", "critic", "source", "finetune", "encoder", "mapper", "pack", "measure")
+CARTOON_SEED = 1_000_000  # cartoon faces are other faces than the photos (unpaired, as real data sets)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Sizes of every step (the defaults made the shipped models; ``--quick`` is a rehearsal)."""
+
+    size: int = 64
+    photos: int = 20_000
+    cartoons: int = 10_000
+    critic_faces: int = 8000
+    critic_steps: int = 2000
+    source_iters: int = 4000
+    source_channels: str = "128,128,64,32,32"
+    finetune_iters: int = 1000
+    encoder_steps: int = 1200
+    mapper_steps: int = 600
+    measure_n: int = 500
+
+
+QUICK = Recipe(photos=64, cartoons=64, critic_faces=100, critic_steps=10, source_iters=4, source_channels="16,16,8,8,8",
+               finetune_iters=2, encoder_steps=2, mapper_steps=2, measure_n=24)
+
+
+def _run(args: list[str], log: Path) -> None:
+    cmd = [sys.executable, "-m", "cptr.training", *args]
+    print("$ cptr-train " + " ".join(args), flush=True)
+    with open(log, "a") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+    subprocess.run(cmd, check=True)
+
+
+def _latest(run: Path) -> Path | None:
+    ckpts = sorted((run / "checkpoints").glob("[0-9]*.pt"))
+    return ckpts[-1] if ckpts else None
+
+
+def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.log"
+    timings: dict[str, float] = json.loads((work / "timings.json").read_text()) if (work / "timings.json").exists() else {}
+    r = recipe
+    photo, cartoon, critic = work / "photo", work / "cartoon", work / "critic.pt"
+    source_ckpt = work / "source" / "checkpoints" / f"{r.source_iters:06d}.pt"
+    target_ckpt = work / "finetune" / "checkpoints" / f"{r.finetune_iters:06d}.pt"
+    encoder_ckpt, mapper_ckpt = work / "encoder" / "checkpoints" / "encoder.pt", work / "mapper" / "checkpoints" / "smile.pt"
+
+    def step(name: str, done: bool, fn) -> None:
+        if name not in only:
+            return
+        if done:
+            print(f"== {name}: done already (skipped)", flush=True)
+            return
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        fn()
+        # re-read before writing: steps may run as parallel invocations (--steps encoder / --steps mapper)
+        path = work / "timings.json"
+        timings.update({k: v for k, v in (json.loads(path.read_text()) if path.exists() else {}).items() if k != name})
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+        path.write_text(json.dumps(timings, indent=2))
+
+    def data() -> None:
+        if not (photo / "meta.json").exists():
+            _run(["render", "--domain", "photo", "--n", str(r.photos), "--size", str(r.size), "--seed", "0", "--out", str(photo)], log)
+        if not (cartoon / "meta.json").exists():
+            _run(["render", "--domain", "cartoon", "--n", str(r.cartoons), "--size", str(r.size), "--seed", str(CARTOON_SEED), "--out", str(cartoon)], log)
+
+    def trained(run: Path, args: list[str]) -> list[str]:
+        return args + (["--resume"] if _latest(run) else [])
+
+    step("data", (photo / "meta.json").exists() and (cartoon / "meta.json").exists(), data)
+    step("critic", critic.exists(), lambda: _run(["critic", "--out", str(critic), "--n", str(r.critic_faces), "--steps", str(r.critic_steps)], log))
+    step("source", source_ckpt.exists(), lambda: _run(trained(work / "source", [
+        "source", "--data", str(photo), "--out", str(work / "source"), "--size", str(r.size), "--channels", r.source_channels,
+        "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "3", "--workers", "1"]), log))
+    step("finetune", target_ckpt.exists(), lambda: _run(trained(work / "finetune", [
+        "finetune", "--source", str(source_ckpt), "--data", str(cartoon), "--out", str(work / "finetune"),
+        "--freeze-style", "2", "--freeze-g", "2", "--freeze-d", "1", "--structure-loss", "2", "--augment", "none",
+        "--r1", "1", "--batch", "8", "--iters", str(r.finetune_iters), "--sample-every", "250", "--save-every", "250", "--keep", "2",
+        "--workers", "1"]), log))
+    step("encoder", encoder_ckpt.exists(), lambda: _run([
+        "encoder", "--generator", str(source_ckpt), "--out", str(work / "encoder"), "--width", "small", "--work-size", str(r.size),
+        "--steps", str(r.encoder_steps), "--batch", "16", "--lr", "1e-3", "--lambda-id", "0", "--sample-every", "500",
+        "--save-every", "0", "--no-register", "--device", "cpu"], log))
+    step("mapper", mapper_ckpt.exists(), lambda: _run([
+        "mapper", "--generator", str(source_ckpt), "--prompt", "a smiling face", "--name", "smile", "--critic", "smile",
+        "--critic-weights", str(critic), "--lambda-id", "0", "--steps", str(r.mapper_steps), "--batch", "8", "--out", str(work / "mapper"),
+        "--sample-every", "200", "--save-every", "0", "--no-register", "--device", "cpu"], log))
+    step("pack", False, lambda: pack(source_ckpt, target_ckpt, encoder_ckpt, mapper_ckpt, critic, assets))
+    result: dict = {}
+
+    def measure_step() -> None:
+        from cptr.demo.card import write_card
+        from cptr.demo.measure import measure
+
+        m = measure(assets, n=r.measure_n)
+        result.update(m)
+        write_card(assets, m, recipe=asdict(r), timings=timings, machine=_machine())
+
+    step("measure", False, measure_step)
+    return result
+
+
+def pack(source_ckpt: Path, target_ckpt: Path, encoder_ckpt: Path, mapper_ckpt: Path, critic: Path, assets: Path) -> None:
+    """The shipped files: generators reduced to ``g_ema`` + ``latent_avg``; the rest copied."""
+    from cptr.checkpoints import load_generator, save_generator
+    from cptr.io import atomic_path
+
+    assets.mkdir(parents=True, exist_ok=True)
+    for ckpt, name in ((source_ckpt, "source.pt"), (target_ckpt, "target.pt")):
+        save_generator(load_generator(ckpt), assets / name)
+    for src, name in ((encoder_ckpt, "encoder.pt"), (mapper_ckpt, "mapper_smile.pt"), (critic, "critic.pt")):
+        with atomic_path(assets / name) as tmp:
+            shutil.copyfile(src, tmp)
+    print(f"packed {', '.join(sorted(p.name for p in assets.glob('*.pt')))} into {assets}", flush=True)
+
+
+def _machine() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m cptr.demo.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("runs/demo"), help="working folder: data, runs, logs (default: runs/demo)")
+    ap.add_argument("--assets", type=Path, default=ASSET_DIR, help=f"where the shipped files go (default: {ASSET_DIR})")
+    ap.add_argument("--steps", default=",".join(STEPS), help="comma list of steps to run (default: all): " + ", ".join(STEPS))
+    ap.add_argument("--quick", action="store_true", help="a rehearsal with tiny sizes (minutes): checks the whole path, makes useless models")
+    ap.add_argument("--source-iters", type=int, default=None, help=f"iterations of the source generator (default {Recipe().source_iters}); more = better faces")
+    a = ap.parse_args(argv)
+    only = [s.strip() for s in a.steps.split(",") if s.strip()]
+    unknown = sorted(set(only) - set(STEPS))
+    if unknown:
+        ap.error(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+    if a.quick and a.assets.resolve() == ASSET_DIR.resolve():
+        ap.error("--quick makes useless models: give --assets a folder other than the package's")
+    t0 = time.perf_counter()
+    try:
+        recipe = QUICK if a.quick else Recipe()
+        if a.source_iters is not None:
+            recipe = dataclasses.replace(recipe, source_iters=a.source_iters)
+        build(a.work, a.assets, recipe, only)
+    except subprocess.CalledProcessError as e:
+        print(f"error: a step failed (exit {e.returncode}): {' '.join(map(str, e.cmd))}; fix it and rerun: finished steps are kept", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"done in {time.perf_counter() - t0:.0f} s; models in {a.assets} (alpha {DEFAULT_ALPHA} is the served default)")
+
+
+if __name__ == "__main__":
+    main()
