@@ -245,3 +245,24 @@ def test_kernel_engines_are_unavailable_not_failed_where_they_cannot_be_built(tm
     rows = list(TorchTarget()._kernel_engines(wl, Context(device="cuda", workdir=tmp_path)))
     assert [r.name for r in rows] == ["torch-kernels-fp32", "torch-kernels-fp16"]
     assert all(isinstance(r, Unavailable) and not r.failed and "cuda.is_available() is False" in r.reason for r in rows)
+
+
+def test_terminal_table_fits_80_columns_and_keeps_every_column_when_wide() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cptr.bench import report
+
+    stats = {"median_ms": 431.234, "p95_ms": 455.1, "p99_ms": 460.2, "mean_ms": 433.3, "std_ms": 9.87, "min_ms": 420.0, "throughput_ips": 2.319}
+    rows = [{"engine": name, "stage": "synthesis", "batch": 4, "concurrency": 16, "status": "ok", "reason": "", "stats": stats,
+             "error": {"max_abs": 1.2e-5, "mean_abs": 3.4e-7}} for name in ("torch-eager-fp32", "onnxruntime-fp32-plugins")]
+    run = {"config": {"stage": "synthesis", "model": "ffhq256"}, "results": rows}
+    for width, columns in ((80, report.COMPACT_COLUMNS), (200, report.COLUMNS)):
+        out = io.StringIO()
+        report.print_table(run, Console(file=out, width=width, color_system=None), "torch-eager-fp32")
+        text = out.getvalue()
+        assert max(len(line) for line in text.splitlines()) <= width, text
+        for c in columns:
+            assert c.split()[0] in text, (c, text)
+        assert "onnxruntime-fp32-plugins" in text and "431" in text

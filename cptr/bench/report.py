@@ -130,16 +130,24 @@ def not_measured(run: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+# The columns kept on a terminal narrower than WIDE_TABLE (the Markdown report always has all of them).
+COMPACT_COLUMNS = ["engine", "batch", "conc.", "median ms", "p95 ms", "img/s", "ratio", "max abs err"]
+WIDE_TABLE = 140
+
+
 def print_table(run: dict[str, Any], console: Any, baseline: str = DEFAULT_BASELINE) -> None:
     from rich.table import Table
 
     cfg = run["config"]
     base = resolve_baseline(run["results"], baseline) or baseline
-    table = Table(title=f"{cfg['stage']} · {cfg['model']} · ratio = {base} median / engine median (higher is faster)")
-    for c in COLUMNS:
+    columns = COLUMNS if console.width >= WIDE_TABLE else COMPACT_COLUMNS
+    keep = [COLUMNS.index(c) for c in columns]
+    table = Table(title=f"{cfg['stage']} · {cfg['model']} · ratio = {base} median / engine median (higher is faster)",
+                  padding=(0, 1) if columns is COLUMNS else (0, 0))
+    for c in columns:
         table.add_column(c, justify="left" if c == "engine" else "right")
     for row in table_rows(run, baseline):
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in keep))
     console.print(table)
     for name, status, reason in not_measured(run):
         console.print(f"[yellow]{name}: {status}: {reason}[/yellow]")
