@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --progress-bar on
 PIN := $(VENV)/torch-pin.txt
 
-.PHONY: setup setup-demo demo test bench clean wheelhouse
+.PHONY: setup setup-demo setup-ui demo test bench clean wheelhouse
 
 $(PIN):
 	@echo "== creating $(VENV) and installing $(TORCH)"
@@ -37,6 +37,13 @@ $(VENV)/.dev-installed: pyproject.toml $(PIN)
 	$(PIP) -c $(PIN) -e ".[dev]"
 	@touch $@ $(VENV)/.demo-installed
 
+# The web page's extra and its browser-test driver (Playwright on the system's Chromium).
+$(VENV)/.ui-installed: pyproject.toml $(PIN)
+	@echo "== installing CPTR's web page (cptr ui) and its browser-test tools"
+	$(PIP) -c $(PIN) -e ".[ui-test]"
+	@touch $@
+
+setup-ui: $(VENV)/.ui-installed
 setup-demo: $(VENV)/.demo-installed
 setup: $(VENV)/.dev-installed
 

@@ -33,8 +33,8 @@ from cptr.ui.backend import UIBackend, catalog
 pytest.importorskip("pytriton")
 pytest.importorskip("tritonclient.grpc")
 if importlib.util.find_spec("gradio") is None:  # the page runs in its own process: no need to import Gradio here
-    pytest.skip('cptr ui needs Gradio: pip install -e ".[ui]"', allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason='the browser test drives Chromium with Playwright: pip install -e ".[dev]"')
+    pytest.skip('cptr ui needs Gradio: pip install -e ".[ui-test]" (or make setup-ui)', allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason='the browser test drives Chromium with Playwright: pip install -e ".[ui-test]" (or make setup-ui)')
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
