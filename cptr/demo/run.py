@@ -69,11 +69,13 @@ def contact_sheet(rows: list[tuple[str, list]], title: str, captions: dict[int, 
 
 
 def _astronaut() -> np.ndarray | None:
+    """The astronaut photo (:func:`cptr.align.demo.astronaut`), or None without scikit-image."""
+    from cptr.align.demo import astronaut
+
     try:
-        from skimage import data
+        return astronaut()
     except ImportError:
         return None
-    return np.ascontiguousarray(data.astronaut())
 
 
 def run_demo(out: Path, alpha: float = 0.7, log: Callable[[str], None] = print) -> DemoResult:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cptr.models.stylegan2 import Generator
+from cptr.training.mapper_train import render as synthesize  # deterministic synthesis of W+, as the mapper trainer renders
 
 MODES = ("edit", "free_generation")
 
@@ -59,12 +60,6 @@ class EditResult:
     w0: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)  # per step: lr, text, l2, id, loss
     snapshots: list[torch.Tensor] = field(default_factory=list)  # W+ every ``snapshot_every`` steps
-
-
-def synthesize(g: Generator, w: torch.Tensor) -> torch.Tensor:
-    """Deterministic synthesis (stored noise maps) of W+ ``w``."""
-    img, _ = g([w], input_is_latent=True, randomize_noise=False)
-    return img
 
 
 def objective(
