@@ -30,6 +30,7 @@ app.command("serve")(__import__("cptr.serving.cli", fromlist=["serve"]).serve)
 app.command("ui")(__import__("cptr.ui.cli", fromlist=["ui"]).ui)
 app.add_typer(__import__("cptr.client.cli", fromlist=["app"]).app, name="client", **_GROUP)
 app.command("edit")(__import__("cptr.editing.cli", fromlist=["edit"]).edit)
+app.add_typer(__import__("cptr.deploy.cli", fromlist=["app"]).app, name="deploy", **_GROUP)
 
 
 @app.callback(invoke_without_command=True)
