@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cptr.contracts import NAME_RE, InvalidNameError, check_name
 from cptr.io import atomic_path, atomic_write_text, sha256_file
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
 REGISTRY_FILE = "styles.json"
 REGISTRY_VERSION = 1
 BUILTIN_PREFIX = "builtin:"
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 DEFAULT_ALPHA = 0.7
 DEMO_NAME = "demo"  # == cptr.demo.DEMO_NAME; spelled here so `cptr styles` does not import torch
 
@@ -107,13 +106,11 @@ def registry_path() -> Path:
 
 
 def validate_name(name: str, what: str = "style name") -> str:
-    """Return ``name`` if it is a safe identifier (lower-case letters, digits, ``_``, ``-``)."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise StyleError(
-            f"invalid {what} {name!r}: use 1-48 lower-case letters, digits, '_' or '-', starting with a letter "
-            "or digit (it becomes part of file and Triton model names), e.g. 'webtoon'"
-        )
-    return name
+    """Return ``name`` if it is a valid style or prompt name (:func:`cptr.contracts.check_name`), else :class:`StyleError`."""
+    try:
+        return check_name(name, what)
+    except InvalidNameError as e:
+        raise StyleError(str(e)) from None
 
 
 def _demo_style() -> StyleInfo:

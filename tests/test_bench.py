@@ -81,7 +81,7 @@ class _SleepEngine(Engine):
         import torch
 
         with torch.no_grad():
-            return self.module(torch.from_numpy(feeds["z"]), torch.from_numpy(feeds["truncation"])).numpy()
+            return self.module(torch.from_numpy(feeds["z"])).numpy()  # the served mapping: truncation fixed
 
 
 def test_concurrency_overlaps_requests_and_errors_are_exact() -> None:

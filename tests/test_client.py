@@ -25,7 +25,7 @@ from cptr.client import (
     parse_seeds,
 )
 from cptr.client.client import ModelInfo, map_error
-from cptr.serving import errors, names, stages
+from cptr.serving import errors, stages
 
 
 def test_parse_seeds() -> None:
@@ -143,12 +143,12 @@ def test_to_uint8_matches_imaging() -> None:
 
 
 def test_model_names() -> None:
-    assert names.cartoonize("demo") == "cartoonize_demo"
-    assert names.cartoonize("demo", "angry") == "cartoonize_demo_angry"
-    assert names.generate("demo") == "generate_demo" and names.mapper("demo", "a") == "mapper_demo_a"
+    assert C.cartoonize_model("demo") == "cartoonize_demo"
+    assert C.cartoonize_model("demo", "angry") == "cartoonize_demo_angry"
+    assert C.generate_model("demo") == "generate_demo" and C.model_name(C.MAPPER, "demo", "a") == "mapper_demo_a"
     for bad in ("", "a b", "../x", "x" * 65):
         with pytest.raises(ValueError, match="Triton model name"):
-            names.cartoonize(bad)
+            C.cartoonize_model(bad)
 
 
 def test_model_info_from_grpc_and_http_configs() -> None:

@@ -9,7 +9,8 @@ import torch
 
 from cptr import contracts
 from cptr.checkpoints import CheckpointError
-from cptr.export.encoder_mapper import W_PLUS_EDIT, export_encoder, export_mapper
+from cptr.contracts import W_PLUS_EDIT
+from cptr.export.onnx import export_encoder, export_mapper
 from cptr.export.onnx import export_synthesis
 from cptr.export.runtime import ort_session
 from cptr.models.encoder import Encoder, load_encoder, save_encoder, small_encoder_config

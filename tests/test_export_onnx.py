@@ -15,6 +15,7 @@ import torch
 
 from cptr import contracts
 from cptr.export import onnx as ox
+from cptr.export import rewrite, stages
 from cptr.export.runtime import ort_session, physical_cores
 from cptr.io import sha256_file
 from cptr.models import set_fused_modconv
@@ -39,7 +40,7 @@ def test_fir_filter_matches_reference(pad, taps) -> None:
     kernel = torch.rand(4, 3) if taps == "2d" else make_kernel(taps) * 4
     x = torch.randn(2, 5, 9, 9, dtype=torch.float64)
     ref = upfirdn2d_ref(x, kernel.double(), pad=pad)
-    out = ox.FIRFilter(kernel, pad, 5).double()(x)
+    out = rewrite.FIRFilter(kernel, pad, 5).double()(x)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
 
 
@@ -50,7 +51,7 @@ def test_fir_upsample_matches_reference(pad, taps) -> None:
     kernel = make_kernel(taps) * 4
     x = torch.randn(2, 3, 7, 7, dtype=torch.float64)
     ref = upfirdn2d_ref(x, kernel.double(), up=2, pad=pad)
-    out = ox.FIRUpsample2x(kernel, pad, 3).double()(x)
+    out = rewrite.FIRUpsample2x(kernel, pad, 3).double()(x)
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
 
@@ -58,9 +59,9 @@ def test_fir_upsample_matches_reference(pad, taps) -> None:
 def test_export_synthesis_module_matches_generator_float64(g64) -> None:
     g = make_tiny_generator(64, seed=3).double()
     w = torch.randn(3, g.n_latent, g.style_dim, dtype=torch.float64)
-    ref = ox.SynthesisReference(g)(w)  # fused modconv, reference ops
+    ref = stages.SynthesisReference(g)(w)  # fused modconv, reference ops
     set_fused_modconv(g, False)
-    out = ox.ExportSynthesis(g).double()(w)
+    out = rewrite.ExportSynthesis(g).double()(w)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-9)
 
 
@@ -85,10 +86,10 @@ def test_synthesis_fp32_matches_pytorch_at_batch_1_and_3(tmp_path, g64) -> None:
     model = _check_graph(art.onnx_path)
     assert [i.name for i in model.graph.input] == ["w_plus"] and [o.name for o in model.graph.output] == ["image"]
     # a batch size never seen at export time, against the generator with fused modconv
-    w = ox.synthesis_inputs(g64, seed=9)(5)[0]
+    w = stages.synthesis_inputs(g64, seed=9)(5)[0]
     out = ort_session(art.onnx_path).run(None, {"w_plus": w.numpy()})[0]
     with torch.no_grad():
-        ref = ox.SynthesisReference(g64)(w).numpy()
+        ref = stages.SynthesisReference(g64)(w).numpy()
     assert out.shape == (5, 3, 64, 64)
     assert np.abs(out - ref).max() < 1e-4
 
@@ -108,7 +109,7 @@ def test_mapping_truncation_default_and_override(tmp_path, g64) -> None:
     sess = ort_session(art.onnx_path)
     assert [i.name for i in sess.get_inputs()] == ["z"]  # what Triton sees
     z = torch.randn(4, g64.style_dim)
-    avg = ox.truncation_mean(g64)
+    avg = stages.truncation_mean(g64)
     with torch.no_grad():
         w = g64.style(z)
     for psi in (0.5, None, 1.0, 0.0):
@@ -135,9 +136,9 @@ def test_verification_fails_loudly_on_a_wrong_graph(tmp_path, g64) -> None:
     set_fused_modconv(other, False)
     with pytest.raises(ox.VerificationError, match="differs from PyTorch by .* at batch 1"):
         ox.export_module(
-            ox.ExportSynthesis(set_fused_modconv(make_tiny_generator(64, seed=3), False)),
-            ox.synthesis_inputs(g64)(1), art.inputs, art.outputs, path, reference=ox.SynthesisReference(other),
-            make_inputs=ox.synthesis_inputs(g64),
+            rewrite.ExportSynthesis(set_fused_modconv(make_tiny_generator(64, seed=3), False)),
+            stages.synthesis_inputs(g64)(1), art.inputs, art.outputs, path, reference=stages.SynthesisReference(other),
+            make_inputs=stages.synthesis_inputs(g64),
         )
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["syn.onnx"]  # no temporary leftovers
@@ -149,7 +150,7 @@ def test_verification_fails_loudly_on_a_wrong_graph(tmp_path, g64) -> None:
     bad = tmp_path / "tampered.onnx"
     onnx.save(model, str(bad))
     with pytest.raises(ox.VerificationError, match="tolerance 0.001"):
-        ox.verify_onnx(bad, ox.SynthesisReference(g64), art.inputs, art.outputs, ox.synthesis_inputs(g64), 1e-3)
+        ox.verify_onnx(bad, stages.SynthesisReference(g64), art.inputs, art.outputs, stages.synthesis_inputs(g64), 1e-3)
 
 
 def test_export_rejects_bad_options(tmp_path, g64) -> None:
@@ -208,6 +209,22 @@ def test_cli_demo_export_writes_verified_models(demo_export) -> None:
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".repo.")]  # no temporary dirs left
 
 
+def test_benchmark_measures_the_graphs_cptr_export_writes(demo_export, tmp_path) -> None:
+    """The benchmark's mapping, synthesis, encoder and mapper graphs are the very files cptr-export serves."""
+    from cptr.bench.targets import Context, export_onnx
+    from cptr.bench.workloads import build_workload
+
+    manifest = json.loads((demo_export / "manifest.json").read_text())
+    served = {"mapping": "mapping_demo", "synthesis": "synthesis_demo", "encoder": "encoder_demo", "mapper": "mapper_demo_smile"}
+    ctx = Context(workdir=tmp_path)
+    for stage, model in served.items():
+        wl = build_workload(stage, "demo")
+        path = export_onnx(wl, "fp32", ctx)
+        entry = manifest["models"][model]
+        assert sha256_file(path) == entry["sha256"] == sha256_file(demo_export / entry["file"]), stage
+        assert [s.name for s in wl.inputs] == [s["name"] for s in entry["inputs"]], stage  # what Triton sends
+
+
 def _snapshot(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -218,17 +235,19 @@ def test_failed_export_leaves_previous_output_intact(demo_export, monkeypatch, t
     from cptr.export import cli
 
     before = _snapshot(demo_export)
-    real = ox.export_synthesis
+    real = ox.export_stage
 
-    def synthesis_then_crash(*args, **kwargs):
-        real(*args, **kwargs)  # files are staged in the temporary directory by now
-        raise KeyboardInterrupt("injected interruption")
+    def synthesis_then_crash(stage, *args, **kwargs):
+        art = real(stage, *args, **kwargs)  # files are staged in the temporary directory by now
+        if stage.key == contracts.SYNTHESIS:
+            raise KeyboardInterrupt("injected interruption")
+        return art
 
-    monkeypatch.setattr(ox, "export_synthesis", synthesis_then_crash)
+    monkeypatch.setattr(ox, "export_stage", synthesis_then_crash)
     with pytest.raises(KeyboardInterrupt):
         cli.run_export(cli.ExportOptions(out=demo_export, style="demo", quiet=True))
     assert _snapshot(demo_export) == before
-    monkeypatch.setattr(ox, "export_synthesis", real)
+    monkeypatch.setattr(ox, "export_stage", real)
     # an invalid option detected only after the generators are loaded (swap_res of a 256 px style)
     r = CliRunner().invoke(cli.app, ["--style", "demo", "--swap-res", "48", "--out", str(demo_export), "--quiet"])
     assert r.exit_code == 1 and "swap_res must be one of" in r.output

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from cptr.export.onnx import SynthesisReference
+from cptr.export.stages import SynthesisReference
 from cptr.models import set_fused_modconv
 from cptr.models.ops import PLUGIN_NAMESPACE, export_plugin_nodes
 from tests.conftest import make_tiny_generator

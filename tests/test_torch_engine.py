@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from cptr.export.torch_engine import build_torch_engine, load_torch_engine
-from cptr.export.onnx import ExportSynthesis, SynthesisReference, inference_copy
+from cptr.export.rewrite import ExportSynthesis
+from cptr.export.stages import SynthesisReference, inference_copy
 from cptr.models import set_fused_modconv
 from tests.conftest import make_tiny_generator
 

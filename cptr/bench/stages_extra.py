@@ -1,8 +1,9 @@
 """Workloads beyond the generator: the encoder, a text mapper, and face alignment.
 
 ``--model`` keeps its meaning where it can: ``ffhq256`` is the full-size network with random
-weights (pSp's IR-SE50 encoder; a levels mapper for 14 W+ entries), ``demo`` the narrow networks
-the demo style uses, ``tiny`` a smoke-test size, and a PATH a checkpoint of that network.
+weights (pSp's IR-SE50 encoder; a levels mapper for 14 W+ entries), ``demo`` the networks the demo
+style serves (its encoder, its mapper with the style's ``inject_k``), ``tiny`` a smoke-test size,
+and a PATH a checkpoint of that network. The graphs the engines build are the stage catalogue's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,19 +19,8 @@ from torch import nn
 from cptr import contracts
 from cptr.bench.workloads import Workload, WorkloadUnavailable, count_flops
 
-DEMO_N_LATENT, DEMO_STYLE_DIM = 14, 512  # 256 px generators (demo, ffhq256)
+DEMO_N_LATENT, DEMO_STYLE_DIM = 14, 512  # 256 px generators (ffhq256)
 TINY_STYLE_DIM = 64
-
-
-def _encoder_exporter(enc: nn.Module) -> Callable[[Path, str], Any]:
-    """ONNX export through :func:`cptr.export.encoder_mapper.export_encoder` (what cptr-export runs)."""
-
-    def export(path: Path, precision: str) -> Any:
-        from cptr.export.encoder_mapper import export_encoder
-
-        return export_encoder(enc, path, precision, verify=False)
-
-    return export
 
 
 def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
@@ -58,8 +47,9 @@ def _encoder(model: str, seed: int) -> Workload:
         raise WorkloadUnavailable(f"--model {model!r}: for --stage encoder use demo, ffhq256, tiny or an encoder checkpoint")
     if enc.input_size != contracts.ALIGNED_SIZE:
         raise WorkloadUnavailable(f"the encoder takes {enc.input_size} px input; the pipeline contract is {contracts.ALIGNED_SIZE} px")
-    specs_in = [contracts.ALIGNED]
-    spec_out = contracts.w_plus(enc.n_latent, enc.style_dim)
+    from cptr.export import stages
+
+    stage = stages.encoder(enc)
 
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         # smooth random images in [-1, 1]: low-resolution noise upsampled (closer to photos than white noise)
@@ -71,14 +61,25 @@ def _encoder(model: str, seed: int) -> Workload:
     flops = count_flops(enc, *example)
     info = {"description": desc, "parameters": sum(p.numel() for p in enc.parameters()),
             "gflop_per_image": round(flops / 1e9, 3) if flops else None, "config": enc.config()}
-    info["onnx_exporter"] = _encoder_exporter(enc)
-    return Workload("encoder", model, specs_in, spec_out, enc, sampler, None, info)
+    return Workload("encoder", model, stage.served_inputs, stage.outputs[0], enc, sampler, None, info, {stage.key: stage})
 
 
 def _mapper(model: str, seed: int) -> Workload:
-    from cptr.models.mapper import LevelsMapper, MappedEdit, load_mapper
+    from cptr.export import stages
+    from cptr.models.mapper import LevelsMapper, load_mapper
 
-    if model in ("ffhq256", "demo"):
+    inject_k = 0
+    if model == "demo":  # what `cptr-export --style demo` serves: the style's first mapper, loaded as the exporter loads it
+        from cptr.bench.workloads import build_model
+        from cptr.styles import DEMO_NAME, get_style
+
+        info_style = get_style(DEMO_NAME)
+        prompt, path = sorted(info_style.mappers.items())[0]
+        g, _ = build_model("demo", seed)
+        mapper = load_mapper(path, n_latent=g.n_latent).eval().requires_grad_(False)
+        inject_k = info_style.inject_k
+        desc = f"the demo style's {prompt!r} mapper ({mapper.n_latent} x {mapper.style_dim} W+, inject_k={inject_k})"
+    elif model == "ffhq256":
         mapper = _seeded(seed, lambda: LevelsMapper(DEMO_N_LATENT, DEMO_STYLE_DIM))
         desc = "StyleCLIP levels mapper for 14 x 512 W+, random weights"
     elif model == "tiny":
@@ -88,12 +89,9 @@ def _mapper(model: str, seed: int) -> Workload:
         mapper, desc = load_mapper(model).eval().requires_grad_(False), f"mapper checkpoint {model}"
     else:
         raise WorkloadUnavailable(f"--model {model!r}: for --stage mapper use demo, ffhq256, tiny or a mapper checkpoint")
-    from cptr.export.encoder_mapper import export_mapper, mapper_output_spec
-
-    module = MappedEdit(mapper).eval()
+    stage = stages.mapper(mapper, inject_k=inject_k)
+    module = stage.module
     n, d = mapper.n_latent, mapper.style_dim
-    specs_in = [contracts.w_plus(n, d)]
-    spec_out = mapper_output_spec(n, d)
 
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {"w_plus": rng.standard_normal((batch, n, d), dtype=np.float32)}
@@ -101,8 +99,7 @@ def _mapper(model: str, seed: int) -> Workload:
     flops = count_flops(module, torch.zeros(1, n, d))
     info = {"description": desc, "parameters": sum(p.numel() for p in module.parameters()),
             "gflop_per_image": round(flops / 1e9, 4) if flops else None}
-    info["onnx_exporter"] = lambda path, precision: export_mapper(mapper, path, precision, verify=False)
-    return Workload("mapper", model, specs_in, spec_out, module, sampler, None, info)
+    return Workload("mapper", model, stage.served_inputs, stage.outputs[0], module, sampler, None, info, {stage.key: stage})
 
 
 # --------------------------------------------------------------------------- face alignment
@@ -183,7 +180,7 @@ def _pipeline(model: str, seed: int) -> Workload:
     except ImportError as e:
         raise WorkloadUnavailable(f"the pipeline needs the [align] extra ({e}): pip install 'cptr[align]'") from None
     from cptr.bench.workloads import build_model
-    from cptr.export.onnx import SynthesisReference
+    from cptr.export import stages
     from cptr.training.encoder_train import demo_encoder
 
     g, desc = build_model("demo", seed)
@@ -194,9 +191,10 @@ def _pipeline(model: str, seed: int) -> Workload:
         return {**photos(batch, rng), contracts.PASTE_BACK.name: np.zeros((batch, 1), np.int32)}
 
     info = {"description": f"photo JPEG -> align -> encoder -> synthesis; {desc}; photos: astronaut 640-1280 px, "
-                           "random shift/rotation/flip", "size": g.size, "encoder_module": enc, "synthesis_module": g}
+                           "random shift/rotation/flip", "size": g.size}
+    graphs = {"encoder": stages.encoder(enc), "synthesis": stages.synthesis(g)}
     return Workload("pipeline", model, [contracts.IMAGE_BYTES, contracts.PASTE_BACK], contracts.image(g.size),
-                    PipelineReference(enc, SynthesisReference(g).eval()), sampler, None, info)
+                    PipelineReference(enc, stages.SynthesisReference(g).eval()), sampler, None, info, graphs)
 
 
 BUILDERS: dict[str, Callable[[str, int], Workload]] = {

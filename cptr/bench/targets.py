@@ -241,14 +241,12 @@ class OrtGenerateEngine(Engine):
         self.mapping, self.synthesis = mapping, synthesis
         self._seed_latents, self._mix_latents = seed_latents, mix_latents
         self.style_dim, self.n_latent = workload.generator.style_dim, workload.generator.n_latent
-        self.psi = float(workload.info["truncation"])
         self.name, self.precision, self.device, self.note = name, synthesis.precision, synthesis.device, note
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         mix = feeds["mix"]
         z = np.concatenate([self._seed_latents(feeds["seed"], self.style_dim), self._seed_latents(mix[:, 0], self.style_dim)])
-        psi = np.full((z.shape[0], 1), self.psi, np.float32)
-        w = self.mapping.run({"z": z, "truncation": psi})
+        w = self.mapping.run({"z": z})  # the served mapping: truncation fixed
         b = feeds["seed"].shape[0]
         w_plus = self._mix_latents(w[:b], w[b:], mix, self.n_latent)
         return self.synthesis.run({"w_plus": w_plus})
@@ -283,23 +281,18 @@ class OrtPipelineEngine(Engine):
 
 
 def export_onnx(workload: Workload, precision: str, ctx: Context, stage: str | None = None) -> Path:
-    """Export a stage (default: the workload's) with :mod:`cptr.export.onnx` into the run's work folder (cached)."""
-    stage = stage or workload.stage
-    path = ctx.workdir / f"{stage}-{precision}.onnx"
+    """The ONNX file of one of the workload's catalogue stages (default: the workload's own), as
+    ``cptr-export`` writes it, in the run's work folder (cached)."""
+    key = stage or workload.stage
+    if key not in workload.stages:
+        raise RuntimeError(f"no ONNX export for stage {key!r}")
+    name = key if key == workload.stage else f"{workload.stage}-{key}"
+    path = ctx.workdir / f"{name}-{precision}.onnx"
     if path.is_file():
         return path
-    from cptr.export import onnx as onnx_export
+    from cptr.export.onnx import export_stage
 
-    g = workload.generator
-    if stage == "synthesis":
-        onnx_export.export_synthesis(g, path, precision, verify=False)
-    elif stage == "mapping":
-        onnx_export.export_mapping(g, path, precision, verify=False)
-    else:
-        exporter = workload.info.get("onnx_exporter")
-        if exporter is None:
-            raise RuntimeError(f"no ONNX exporter for stage {workload.stage!r}")
-        exporter(path, precision)
+    export_stage(workload.stages[key], path, precision, verify=False)
     return path
 
 
@@ -315,7 +308,7 @@ class OnnxTarget(Target):
         if importlib.util.find_spec("cptr.export.onnx") is None or importlib.util.find_spec("cptr.export.runtime") is None:
             yield Unavailable("onnx", self.name, "cptr.export.onnx / cptr.export.runtime are missing from this checkout")
             return
-        if workload.generator is None and "onnx_exporter" not in workload.info and workload.stage != "pipeline":
+        if not workload.stages:
             yield Unavailable("onnx", self.name, f"no ONNX export for stage {workload.stage!r}")
             return
         import onnxruntime as ort
@@ -349,22 +342,14 @@ class OnnxTarget(Target):
         g, desc = workload.generator, workload.info["description"]
         parts = []
         for stage_wl in (_mapping(g, workload.model_name, desc), _synthesis(g, workload.model_name, desc)):
-            path = export_onnx(stage_wl, precision, ctx)
+            path = export_onnx(workload, precision, ctx, stage_wl.stage)
             parts.append(OrtEngine(path, stage_wl, f"{name}-{stage_wl.stage}", precision, providers, ctx.threads, spin))
         return OrtGenerateEngine(parts[0], parts[1], workload, name, f"{note}; seeds and mixing in NumPy, in process")
-
 
     @staticmethod
     def _pipeline(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool,
                   note: str) -> Engine:
-        from cptr.export.encoder_mapper import export_encoder
-        from cptr.export.onnx import export_synthesis
-
-        enc_path, syn_path = ctx.workdir / f"pipeline-encoder-{precision}.onnx", ctx.workdir / f"pipeline-synthesis-{precision}.onnx"
-        if not enc_path.is_file():
-            export_encoder(workload.info["encoder_module"], enc_path, precision, verify=False)
-        if not syn_path.is_file():
-            export_synthesis(workload.info["synthesis_module"], syn_path, precision, verify=False)
+        enc_path, syn_path = (export_onnx(workload, precision, ctx, key) for key in ("encoder", "synthesis"))
         return OrtPipelineEngine(enc_path, syn_path, name, precision, providers, ctx.threads, spin,
                                  f"{note}; align in NumPy/MediaPipe, in process")
 
@@ -406,13 +391,8 @@ class TorchEngineTarget(Target):
 
     @staticmethod
     def _module(workload: Workload) -> nn.Module:
-        """The module ``cptr-export --engine torch`` compiles for this stage."""
-        from cptr.export import onnx as onnx_export
-
-        if workload.stage in ("synthesis", "mapping"):
-            gi = onnx_export.inference_copy(workload.generator)
-            return onnx_export.ExportSynthesis(gi) if workload.stage == "synthesis" else onnx_export.MappingGraph(gi)
-        return copy.deepcopy(workload.module)
+        """The module ``cptr-export --engine torch`` compiles for this stage (the catalogue's served module)."""
+        return copy.deepcopy(workload.stages[workload.stage].served_module)
 
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         if importlib.util.find_spec("cptr.export.torch_engine") is None:

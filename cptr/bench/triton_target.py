@@ -26,16 +26,11 @@ MIN_SERVER_BATCH = 8  # cptr-export's default batch_max
 
 def model_name(stage: str, style: str) -> str | None:
     """The Triton model that serves ``stage`` for ``style``."""
-    from cptr.serving import names
+    from cptr import contracts as C
 
-    return {
-        "synthesis": names.synthesis,
-        "mapping": names.mapping,
-        "generate": names.generate,
-        "encoder": names.encoder,
-        "pipeline": names.cartoonize,
-        "align": lambda _style: names.preprocess,
-    }.get(stage, lambda s: None)(style)
+    if stage in (C.SYNTHESIS, C.MAPPING, C.ENCODER):
+        return C.model_name(stage, style)
+    return {"generate": C.generate_model(style), "pipeline": C.cartoonize_model(style), "align": C.PREPROCESS}.get(stage)
 
 
 class TritonEngine(Engine):
@@ -110,7 +105,7 @@ def server_metadata(url: str, protocol: str) -> dict[str, Any]:
 
 def export_repository(workload: Workload, ctx: Context) -> tuple[Path, str]:
     """A model repository for the workload's model (``cptr-export``), built once per run."""
-    from cptr.export.cli import ExportOptions, run_export
+    from cptr.export.style import ExportOptions, export_style
 
     out = ctx.workdir / "triton_repo"
     batch_max = min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
@@ -125,7 +120,7 @@ def export_repository(workload: Workload, ctx: Context) -> tuple[Path, str]:
         opts = ExportOptions(out=out, style=style, source=ckpt, target=ckpt, alpha=1.0, batch_max=batch_max,
                              verify=False, quiet=True)
     if not (out / "manifest.json").is_file():
-        run_export(opts)
+        export_style(opts)
     return out, style
 
 

@@ -1,7 +1,9 @@
 """What is measured: a stage of the data path on a given model, with its fp32 torch reference.
 
 A :class:`Workload` names the stage's input and output tensors (from :mod:`cptr.contracts`), draws
-random inputs, and holds the fp32 torch module every engine is compared against.
+random inputs, and holds the fp32 torch module every engine is compared against. Its graphs are the
+stage catalogue's (:mod:`cptr.export.stages`), built from the same model and options as
+``cptr-export`` builds them, so every engine measures the graph that is served.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Workload:
     sampler: Callable[[int, np.random.Generator], dict[str, np.ndarray]]
     generator: Generator | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)  # catalogue stage key -> cptr.export.stages.Stage the engines build
 
     def sample(self, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A fresh random input batch, keyed by contract tensor name."""
@@ -120,9 +123,10 @@ def _generator_info(g: Generator, description: str) -> dict[str, Any]:
 
 
 def _synthesis(g: Generator, model: str, description: str) -> Workload:
-    from cptr.export.onnx import SynthesisReference  # the generator itself, stored noise
+    from cptr.export import stages
 
-    module = SynthesisReference(g).eval()
+    stage = stages.synthesis(g)
+    module = stages.SynthesisReference(g).eval()  # the generator as constructed, stored noise
 
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         z = torch.from_numpy(rng.standard_normal((batch, g.style_dim), dtype=np.float32))
@@ -134,51 +138,43 @@ def _synthesis(g: Generator, model: str, description: str) -> Workload:
     info = _generator_info(g, description)
     flops = count_flops(module, torch.zeros(1, g.n_latent, g.style_dim))
     info["gflop_per_image"] = round(flops / 1e9, 3) if flops else None
-    return Workload(
-        "synthesis", model, [contracts.w_plus(g.n_latent, g.style_dim)], contracts.image(g.size), module, sampler, g, info
-    )
+    return Workload("synthesis", model, stage.served_inputs, stage.outputs[0], module, sampler, g, info, {stage.key: stage})
 
 
 def served_truncation() -> float:
     """The truncation ``cptr-export`` bakes into the served mapping model (its default)."""
-    from cptr.export.cli import ExportOptions
-
-    return float(ExportOptions().truncation)
+    return float(contracts.DEFAULT_TRUNCATION)
 
 
 def _mapping(g: Generator, model: str, description: str) -> Workload:
-    from cptr.export.onnx import MappingGraph  # the exported graph's own reference: z, truncation -> w
+    """``z -> w`` with the served truncation: the ``mapping_<style>`` model Triton runs."""
+    from cptr.export import stages
 
-    module = MappingGraph(g).eval()
     psi = served_truncation()
+    stage = stages.mapping(g, psi)
+    module = stage.served_module
 
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {
-            "z": rng.standard_normal((batch, g.style_dim), dtype=np.float32),
-            "truncation": np.full((batch, 1), psi, np.float32),
-        }
+        return {"z": rng.standard_normal((batch, g.style_dim), dtype=np.float32)}
 
     info = _generator_info(g, description)
     info["truncation"] = psi
-    flops = count_flops(module, torch.zeros(1, g.style_dim), torch.ones(1, 1))
+    flops = count_flops(module, torch.zeros(1, g.style_dim))
     info["gflop_per_image"] = round(flops / 1e9, 4) if flops else None
-    specs = [contracts.z(g.style_dim), contracts.TRUNCATION]
-    return Workload("mapping", model, specs, contracts.w(g.style_dim), module, sampler, g, info)
+    return Workload("mapping", model, stage.served_inputs, stage.outputs[0], module, sampler, g, info, {stage.key: stage})
 
 
 class GenerateReference(nn.Module):
     """``seed [B, 1], mix [B, 2] -> image``, as the ``generate_<style>`` ensemble computes it.
 
-    z from the seeds (:func:`cptr.serving.stages.seed_latents`), the mapping with the served
-    truncation, style mixing (:func:`cptr.serving.stages.mix_latents`), then synthesis.
+    z from the seeds (:func:`cptr.serving.stages.seed_latents`), the served mapping (truncation
+    fixed), style mixing (:func:`cptr.serving.stages.mix_latents`), then synthesis.
     """
 
-    def __init__(self, g: Generator, truncation: float):
+    def __init__(self, mapping: nn.Module, synthesis: nn.Module, style_dim: int, n_latent: int):
         super().__init__()
-        from cptr.export.onnx import MappingGraph, SynthesisReference
-
-        self.mapping, self.synthesis = MappingGraph(g).eval(), SynthesisReference(g).eval()
-        self.style_dim, self.n_latent, self.truncation = g.style_dim, g.n_latent, truncation
+        self.mapping, self.synthesis = mapping, synthesis
+        self.style_dim, self.n_latent = style_dim, n_latent
 
     def forward(self, seed: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
         from cptr.serving.stages import mix_latents, seed_latents
@@ -186,8 +182,7 @@ class GenerateReference(nn.Module):
         mix_np = mix.cpu().numpy()
         z = torch.from_numpy(seed_latents(seed.cpu().numpy(), self.style_dim)).to(self.synthesis.g.input.input)
         z_mix = torch.from_numpy(seed_latents(mix_np[:, 0], self.style_dim)).to(z)
-        psi = torch.full((z.shape[0], 1), self.truncation, dtype=z.dtype, device=z.device)
-        w, w_mix = self.mapping(z, psi), self.mapping(z_mix, psi)
+        w, w_mix = self.mapping(z), self.mapping(z_mix)
         w_plus = mix_latents(w.float().cpu().numpy(), w_mix.float().cpu().numpy(), mix_np, self.n_latent)
         return self.synthesis(torch.from_numpy(w_plus).to(z))
 
@@ -200,15 +195,18 @@ def sample_seeds(batch: int, rng: np.random.Generator, n_latent: int) -> dict[st
 
 
 def _generate(g: Generator, model: str, description: str) -> Workload:
+    from cptr.export import stages
+
     psi = served_truncation()
-    module = GenerateReference(g, psi)
+    mapping, synthesis = stages.mapping(g, psi), stages.synthesis(g)
+    module = GenerateReference(mapping.served_module, stages.SynthesisReference(g).eval(), g.style_dim, g.n_latent)
     info = _generator_info(g, description)
     info["truncation"] = psi
     flops = count_flops(module.synthesis, torch.zeros(1, g.n_latent, g.style_dim))
     info["gflop_per_image"] = round(flops / 1e9, 3) if flops else None
     return Workload(
         "generate", model, [contracts.SEED, contracts.MIX], contracts.image(g.size), module,
-        lambda batch, rng: sample_seeds(batch, rng, g.n_latent), g, info,
+        lambda batch, rng: sample_seeds(batch, rng, g.n_latent), g, info, {"mapping": mapping, "synthesis": synthesis},
     )
 
 

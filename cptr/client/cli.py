@@ -136,7 +136,7 @@ def styles(
       cptr client styles --url 127.0.0.1:8000 --protocol http
     """
     from cptr.client import CartoonError
-    from cptr.serving.names import public_models
+    from cptr.contracts import public_models
 
     try:
         with _client(url, protocol, 30.0) as client:

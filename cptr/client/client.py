@@ -13,6 +13,12 @@ Server refusals become exceptions from :mod:`cptr.client.errors` (``NoFaceError`
 retried a bounded number of times with exponential backoff. Seeds above the model's
 ``max_batch_size`` are split into several requests. ``shared_memory=True`` returns raw tensors
 through POSIX shared memory instead of the socket (client and server on the same host).
+
+Both clients share one implementation: each operation is a *plan* (a generator in
+:class:`_Plans`) that builds the requests, yields each transport step (:class:`_Request`,
+:class:`_Sleep`, :class:`_Gather`) and decodes the answers. :class:`CartoonClient` runs the steps
+blocking, :class:`AsyncCartoonClient` awaits them; neither builds a request or decodes a response
+itself. Names, tensors and error codes come from :mod:`cptr.contracts` alone.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -46,8 +52,6 @@ from cptr.client.errors import (
     ServerUnavailableError,
     UnknownStyleError,
 )
-from cptr.serving import names
-from cptr.serving.errors import parse_error
 
 Protocol = Literal["grpc", "http"]
 Output = Literal["pil", "array", "png", "tensor"]
@@ -172,7 +176,7 @@ def map_error(exc: BaseException, model: str, url: str) -> BaseException:
     if isinstance(exc, InferenceServerException):
         msg = exc.message() or str(exc)
         status = str(exc.status() or "")
-        code, text = parse_error(msg)
+        code, text = C.parse_error(msg)
         if code is not None:
             return BY_CODE[code](text, model=model, status=status)
         if "unknown model" in msg or status in ("StatusCode.NOT_FOUND", "404"):
@@ -205,20 +209,47 @@ class ModelInfo:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ModelInfo:
-        def spec(e: Mapping[str, Any]) -> C.TensorSpec:
-            dtype = str(e["data_type"]).removeprefix("TYPE_")
-            return C.TensorSpec(e["name"], "BYTES" if dtype == "STRING" else dtype, tuple(int(d) for d in e["dims"]))
-
         return cls(
             name=config["name"],
             max_batch_size=int(config.get("max_batch_size", 0)),
-            inputs={e["name"]: spec(e) for e in config.get("input", [])},
-            outputs={e["name"]: spec(e) for e in config.get("output", [])},
+            inputs={e["name"]: C.spec_from_config(e) for e in config.get("input", [])},
+            outputs={e["name"]: C.spec_from_config(e) for e in config.get("output", [])},
         )
 
 
-class _Common:
-    """Settings and request building shared by the blocking and the asyncio client."""
+# --- transport steps a plan yields ------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    """One call to the server: ``ready``, ``index``, ``config`` (of ``model``) or ``infer``."""
+
+    kind: str
+    model: str = "server"
+    inputs: Mapping[str, np.ndarray] | None = None
+    outputs: Sequence[str] = ()
+    shm: dict[str, tuple[np.dtype, tuple[int, ...]]] = field(default_factory=dict)  # output -> (dtype, shape)
+
+
+@dataclass
+class _Sleep:
+    seconds: float
+
+
+@dataclass
+class _Gather:
+    """Run several plans (concurrently where the client can) and collect their results in order."""
+
+    plans: list[Generator[Any, Any, Any]]
+    concurrency: int | None = None  # None: as many as there are plans
+    return_exceptions: bool = False
+
+
+Plan = Generator[Any, Any, T]
+
+
+class _Plans:
+    """Settings, and every operation as a plan shared by the blocking and the asyncio client."""
 
     def __init__(self, url: str | None, protocol: Protocol, timeout_s: float, retries: int, backoff_s: float, verbose: bool):
         if protocol not in DEFAULT_URLS:
@@ -238,11 +269,13 @@ class _Common:
             import tritonclient.http as tc
         self._tc = tc
 
+    # --- request building and response decoding (no I/O) ---------------------------------------
+
     def _unknown(self, model: str, served: Sequence[str]) -> UnknownStyleError:
         """An UnknownStyleError that says what the server does serve."""
-        public = names.public_models(served) or list(served)
+        public = C.public_models(served) or list(served)
         what = f"model '{model}'"
-        for prefix in (names.GENERATE_PREFIX, names.CARTOONIZE_PREFIX):
+        for prefix in (C.GENERATE_PREFIX, C.CARTOONIZE_PREFIX):
             if model.startswith(prefix):
                 rest = model.removeprefix(prefix)
                 what = f"style/prompt '{rest}' (model '{model}')"
@@ -269,6 +302,12 @@ class _Common:
     def _outputs(self, names_: Sequence[str]) -> list[Any]:
         return [self._tc.InferRequestedOutput(n) for n in names_]
 
+    def _infer_kwargs(self) -> dict[str, Any]:
+        return {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+
+    def _index_kwargs(self) -> dict[str, Any]:
+        return {"as_json": True} if self.protocol == "grpc" else {}
+
     @staticmethod
     def _config_dict(response: Any) -> dict[str, Any]:
         if isinstance(response, dict):
@@ -276,6 +315,11 @@ class _Common:
         from google.protobuf import json_format
 
         return json_format.MessageToDict(response.config, preserving_proto_field_name=True)
+
+    @staticmethod
+    def _ready_models(index: Any) -> list[str]:
+        rows = index.get("models", []) if isinstance(index, dict) else index
+        return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
 
     @staticmethod
     def _cartoonize_arrays(data: bytes, paste_back: bool) -> dict[str, np.ndarray]:
@@ -326,6 +370,86 @@ class _Common:
                 out[name] = result.as_numpy(name)
         return out
 
+    # --- plans ------------------------------------------------------------------------------
+
+    def _call(self, request: _Request) -> Plan[Any]:
+        """``request`` with bounded retries while the server is unavailable; errors mapped to CartoonError."""
+        model = request.model
+        for attempt in range(self.retries + 1):
+            try:
+                return (yield request)
+            except Exception as e:  # noqa: BLE001 - mapped below
+                err = map_error(e, model, self.url)
+                if isinstance(err, ServerUnavailableError) and attempt < self.retries:
+                    yield _Sleep(self._backoff(attempt))
+                    continue
+                if err is e:
+                    raise
+                if isinstance(err, UnknownStyleError) and model != "server":
+                    with contextlib.suppress(Exception):
+                        err = self._unknown(model, (yield from self._models()))
+                raise err from e
+        raise AssertionError("unreachable")
+
+    def _is_ready(self) -> Plan[bool]:
+        try:
+            return bool((yield from self._call(_Request("ready"))))
+        except CartoonError:
+            return False
+
+    def _models(self) -> Plan[list[str]]:
+        return self._ready_models((yield from self._call(_Request("index"))))
+
+    def _styles(self) -> Plan[list[str]]:
+        return C.served_styles((yield from self._models()))
+
+    def _model_info(self, model: str) -> Plan[ModelInfo]:
+        if model not in self._infos:
+            cfg = yield from self._call(_Request("config", model))
+            self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
+        return self._infos[model]
+
+    def _infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None, shared_memory: bool = False) -> Plan[dict[str, np.ndarray]]:
+        info = (yield from self._model_info(model)) if (outputs is None or shared_memory) else None
+        outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
+        shm = {}
+        if shared_memory:
+            batch = int(np.asarray(next(iter(inputs.values()))).shape[0])
+            shm = self._shm_sizes(info, [o for o in outputs if info.outputs[o].dtype != "BYTES"], batch)  # type: ignore[union-attr]
+        return (yield from self._call(_Request("infer", model, inputs, outputs, shm)))
+
+    def _cartoonize(self, image: ImageLike, style: str, prompt: str | None, paste_back: bool, output: Output) -> Plan[Any]:
+        _check_output(output)
+        model = C.cartoonize_model(style, prompt)
+        arrays = self._cartoonize_arrays(encode_image(image), paste_back)
+        if output == "tensor":
+            name = self._image_output((yield from self._model_info(model)))
+            return (yield from self._infer(model, arrays, [name]))[name][0]
+        result = yield from self._infer(model, arrays, [C.OUTPUT_BYTES.name])
+        return decode_output(result[C.OUTPUT_BYTES.name][0, 0], output)
+
+    def _cartoonize_many(self, images: Iterable[ImageLike], style: str, prompt: str | None, paste_back: bool, output: Output,
+                         concurrency: int, return_exceptions: bool) -> Plan[list[Any]]:
+        plans = [self._cartoonize(img, style, prompt, paste_back, output) for img in images]
+        return (yield _Gather(plans, max(1, concurrency), return_exceptions))
+
+    def _generate(self, seeds: str | int | Iterable[int], style: str, mix: str | tuple[int, int] | None, output: Output,
+                  shared_memory: bool = False) -> Plan[list[Any] | np.ndarray]:
+        _check_output(output)
+        seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
+        model = C.generate_model(style)
+        info = yield from self._model_info(model)
+        if mix_ is not None:
+            check_mix_layer(mix_, (yield from self._model_info(C.model_name(C.STYLE_MIX, style))), style)
+        want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
+        shm = shared_memory and output == "tensor"
+        chunks = self._generate_chunks(seeds_, mix_, info.max_batch_size)
+        parts = [p[want[0]] for p in (yield _Gather([self._infer(model, chunk, want, shm) for chunk in chunks]))]
+        if output == "tensor":
+            return np.concatenate(parts)
+        return [decode_output(b, output) for part in parts for b in part[:, 0]]
+
+
 
 @dataclass
 class _Region:
@@ -358,7 +482,7 @@ def _release_regions(regions: list[tuple[Any, _Region]]) -> None:
             sysshm.destroy_shared_memory_region(region.handle)
 
 
-class CartoonClient(_Common):
+class CartoonClient(_Plans):
     """Blocking client, safe to share between threads (one connection per thread)."""
 
     def __init__(
@@ -378,7 +502,68 @@ class CartoonClient(_Common):
         self._lock = threading.Lock()
         weakref.finalize(self, _release_regions, self._regions)
 
-    # transport
+    # --- driver: run a plan's steps, blocking ---------------------------------------------------
+
+    def _run(self, plan: Plan[T]) -> T:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = plan.throw(error) if error is not None else plan.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = self._step(step)
+            except Exception as e:  # noqa: BLE001 - thrown into the plan, which maps or re-raises it
+                error = e
+
+    def _step(self, step: Any) -> Any:
+        if isinstance(step, _Sleep):
+            time.sleep(step.seconds)
+            return None
+        if isinstance(step, _Gather):
+            return self._gather(step)
+        return self._request(self._client(), step)
+
+    def _gather(self, step: _Gather) -> list[Any]:
+        def one(plan: Plan[Any]) -> Any:
+            try:
+                return self._run(plan)
+            except Exception as e:
+                if step.return_exceptions:
+                    return e
+                raise
+
+        if step.concurrency is None or step.concurrency <= 1 or len(step.plans) <= 1:
+            return [one(p) for p in step.plans]  # one at a time (the server batches what is in flight)
+        with ThreadPoolExecutor(max_workers=step.concurrency) as pool:
+            return list(pool.map(one, step.plans))
+
+    def _request(self, client: Any, r: _Request) -> Any:
+        if r.kind == "ready":
+            return client.is_server_ready()
+        if r.kind == "index":
+            return client.get_model_repository_index(**self._index_kwargs())
+        if r.kind == "config":
+            if self.protocol == "grpc":
+                return client.get_model_config(r.model, client_timeout=self.timeout_s)
+            return client.get_model_config(r.model)
+        requested = self._outputs(r.outputs)
+        if not r.shm:
+            return self._results(client.infer(r.model, self._inputs(r.inputs), outputs=requested, **self._infer_kwargs()), r.outputs, {})
+        try:
+            shm = {o: self._region(client, o, dtype, shape) for o, (dtype, shape) in r.shm.items()}
+            for out in requested:
+                if out.name() in shm:
+                    out.set_shared_memory(shm[out.name()].name, shm[out.name()].nbytes)
+            return self._results(client.infer(r.model, self._inputs(r.inputs), outputs=requested, **self._infer_kwargs()), r.outputs, shm)
+        except Exception:
+            self._local.__dict__.pop("regions", None)  # e.g. a restarted server forgot them: register anew
+            raise
+
+    # --- transport ------------------------------------------------------------------------------
+
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
@@ -392,23 +577,6 @@ class CartoonClient(_Common):
             with self._lock:
                 self._clients.append(client)
         return client
-
-    def _call(self, model: str, fn: Callable[[Any], T]) -> T:
-        for attempt in range(self.retries + 1):
-            try:
-                return fn(self._client())
-            except Exception as e:  # noqa: BLE001 - mapped below
-                err = map_error(e, model, self.url)
-                if isinstance(err, ServerUnavailableError) and attempt < self.retries:
-                    time.sleep(self._backoff(attempt))
-                    continue
-                if err is e:
-                    raise
-                if isinstance(err, UnknownStyleError) and model != "server":
-                    with contextlib.suppress(Exception):
-                        err = self._unknown(model, self.models())
-                raise err from e
-        raise AssertionError("unreachable")
 
     def _region(self, client: Any, output: str, dtype: np.dtype, shape: tuple[int, ...]) -> _Region:
         """This thread's shared-memory region for ``output`` of this shape, registered once and reused."""
@@ -439,71 +607,34 @@ class CartoonClient(_Common):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # metadata
+    # --- API --------------------------------------------------------------------------------
+
     def is_ready(self) -> bool:
-        try:
-            return bool(self._call("server", lambda c: c.is_server_ready()))
-        except CartoonError:
-            return False
+        return self._run(self._is_ready())
 
     def model_info(self, model: str) -> ModelInfo:
-        if model not in self._infos:
-            if self.protocol == "grpc":
-                cfg = self._call(model, lambda c: c.get_model_config(model, client_timeout=self.timeout_s))
-            else:
-                cfg = self._call(model, lambda c: c.get_model_config(model))
-            self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
-        return self._infos[model]
+        return self._run(self._model_info(model))
 
     def models(self) -> list[str]:
         """Names of the models the server has loaded and ready."""
-        index = self._call("server", lambda c: c.get_model_repository_index(**({"as_json": True} if self.protocol == "grpc" else {})))
-        rows = index.get("models", []) if isinstance(index, dict) else index
-        return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
+        return self._run(self._models())
 
     def styles(self) -> list[str]:
         """Styles served (those with a generate_<style> ensemble)."""
-        return names.styles(self.models())
+        return self._run(self._styles())
 
-    # requests
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False) -> dict[str, np.ndarray]:
         """One inference request: arrays in, arrays out (what the benchmarks time).
 
         ``shared_memory=True`` returns the fixed-size outputs through system shared memory.
         """
-        info = self.model_info(model) if (outputs is None or shared_memory) else None
-        outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
-
-        def run(client: Any) -> dict[str, np.ndarray]:
-            requested = self._outputs(outputs)
-            kwargs: dict[str, Any] = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
-            if not shared_memory:
-                return self._results(client.infer(model, self._inputs(inputs), outputs=requested, **kwargs), outputs, {})
-            batch = int(np.asarray(next(iter(inputs.values()))).shape[0])
-            sizes = self._shm_sizes(info, [o for o in outputs if info.outputs[o].dtype != "BYTES"], batch)  # type: ignore[union-attr]
-            try:
-                shm = {o: self._region(client, o, dtype, shape) for o, (dtype, shape) in sizes.items()}
-                for out in requested:
-                    if out.name() in shm:
-                        out.set_shared_memory(shm[out.name()].name, shm[out.name()].nbytes)
-                return self._results(client.infer(model, self._inputs(inputs), outputs=requested, **kwargs), outputs, shm)
-            except Exception:
-                self._local.__dict__.pop("regions", None)  # e.g. a restarted server forgot them: register anew
-                raise
-
-        return self._call(model, run)
+        return self._run(self._infer(model, inputs, outputs, shared_memory))
 
     def cartoonize(
         self, image: ImageLike, style: str = "demo", prompt: str | None = None, paste_back: bool = False, output: Output = "pil"
     ) -> Image.Image | np.ndarray | bytes:
         """Photo -> cartoon: a PIL image (``output='pil'``), uint8 array, PNG bytes, or the raw float tensor [3, S, S]."""
-        _check_output(output)
-        model = names.cartoonize(style, prompt)
-        arrays = self._cartoonize_arrays(encode_image(image), paste_back)
-        if output == "tensor":
-            info = self.model_info(model)
-            return self.infer(model, arrays, [self._image_output(info)])[self._image_output(info)][0]
-        return decode_output(self.infer(model, arrays, [C.OUTPUT_BYTES.name])[C.OUTPUT_BYTES.name][0, 0], output)
+        return self._run(self._cartoonize(image, style, prompt, paste_back, output))
 
     def cartoonize_many(
         self,
@@ -516,18 +647,7 @@ class CartoonClient(_Common):
         return_exceptions: bool = False,
     ) -> list[Any]:
         """Cartoonize many photos with ``concurrency`` requests in flight (the server batches them)."""
-        items = list(images)
-
-        def one(img: ImageLike) -> Any:
-            try:
-                return self.cartoonize(img, style, prompt, paste_back, output)
-            except Exception as e:
-                if return_exceptions:
-                    return e
-                raise
-
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            return list(pool.map(one, items))
+        return self._run(self._cartoonize_many(images, style, prompt, paste_back, output, concurrency, return_exceptions))
 
     def generate(
         self,
@@ -541,20 +661,10 @@ class CartoonClient(_Common):
 
         ``output='tensor'`` returns the raw float32 images ``[N, 3, S, S]`` (optionally through shared memory).
         """
-        _check_output(output)
-        seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
-        model = names.generate(style)
-        info = self.model_info(model)
-        if mix_ is not None:
-            check_mix_layer(mix_, self.model_info(names.style_mix(style)), style)
-        want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
-        parts = [self.infer(model, chunk, want, shared_memory=shared_memory and output == "tensor")[want[0]] for chunk in self._generate_chunks(seeds_, mix_, info.max_batch_size)]
-        if output == "tensor":
-            return np.concatenate(parts)
-        return [decode_output(b, output) for part in parts for b in part[:, 0]]
+        return self._run(self._generate(seeds, style, mix, output, shared_memory))
 
 
-class AsyncCartoonClient(_Common):
+class AsyncCartoonClient(_Plans):
     """asyncio client (tritonclient.grpc.aio / tritonclient.http.aio) with the same methods, awaited."""
 
     def __init__(
@@ -570,6 +680,50 @@ class AsyncCartoonClient(_Common):
         super().__init__(url, protocol, timeout_s, retries, backoff_s, verbose)
         self._aclient: Any = None
 
+    # --- driver: run a plan's steps, awaited ----------------------------------------------------
+
+    async def _run(self, plan: Plan[T]) -> T:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = plan.throw(error) if error is not None else plan.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = await self._step(step)
+            except Exception as e:  # noqa: BLE001 - thrown into the plan, which maps or re-raises it
+                error = e
+
+    async def _step(self, step: Any) -> Any:
+        if isinstance(step, _Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        if isinstance(step, _Gather):
+            gate = asyncio.Semaphore(step.concurrency or max(1, len(step.plans)))
+
+            async def one(plan: Plan[Any]) -> Any:
+                async with gate:
+                    return await self._run(plan)
+
+            return await asyncio.gather(*(one(p) for p in step.plans), return_exceptions=step.return_exceptions)
+        return await asyncio.wait_for(self._request(self._client(), step), self.timeout_s + 5)
+
+    async def _request(self, client: Any, r: _Request) -> Any:
+        if r.kind == "ready":
+            return await client.is_server_ready()
+        if r.kind == "index":
+            return await client.get_model_repository_index(**self._index_kwargs())
+        if r.kind == "config":
+            return await client.get_model_config(r.model)
+        if r.shm:
+            raise ValueError("the asyncio client does not use shared memory")
+        result = await client.infer(r.model, self._inputs(r.inputs), outputs=self._outputs(r.outputs), **self._infer_kwargs())
+        return self._results(result, r.outputs, {})
+
+    # --- transport ------------------------------------------------------------------------------
+
     def _client(self) -> Any:
         if self._aclient is None:
             if self.protocol == "grpc":
@@ -582,23 +736,6 @@ class AsyncCartoonClient(_Common):
                 self._aclient = aio.InferenceServerClient(self.url, verbose=self.verbose, conn_timeout=self.timeout_s)
         return self._aclient
 
-    async def _call(self, model: str, fn: Callable[[Any], Awaitable[T]]) -> T:
-        for attempt in range(self.retries + 1):
-            try:
-                return await asyncio.wait_for(fn(self._client()), self.timeout_s + 5)
-            except Exception as e:  # noqa: BLE001 - mapped below
-                err = map_error(e, model, self.url)
-                if isinstance(err, ServerUnavailableError) and attempt < self.retries:
-                    await asyncio.sleep(self._backoff(attempt))
-                    continue
-                if err is e:
-                    raise
-                if isinstance(err, UnknownStyleError) and model != "server":
-                    with contextlib.suppress(Exception):
-                        err = self._unknown(model, await self.models())
-                raise err from e
-        raise AssertionError("unreachable")
-
     async def close(self) -> None:
         if self._aclient is not None:
             client, self._aclient = self._aclient, None
@@ -610,49 +747,29 @@ class AsyncCartoonClient(_Common):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # --- API --------------------------------------------------------------------------------
+
     async def is_ready(self) -> bool:
-        try:
-            return bool(await self._call("server", lambda c: c.is_server_ready()))
-        except CartoonError:
-            return False
+        return await self._run(self._is_ready())
 
     async def models(self) -> list[str]:
         """Names of the models the server has loaded and ready."""
-        index = await self._call("server", lambda c: c.get_model_repository_index(**({"as_json": True} if self.protocol == "grpc" else {})))
-        rows = index.get("models", []) if isinstance(index, dict) else index
-        return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
+        return await self._run(self._models())
 
     async def styles(self) -> list[str]:
-        return names.styles(await self.models())
+        return await self._run(self._styles())
 
     async def model_info(self, model: str) -> ModelInfo:
-        if model not in self._infos:
-            cfg = await self._call(model, lambda c: c.get_model_config(model))
-            self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
-        return self._infos[model]
+        return await self._run(self._model_info(model))
 
     async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """One inference request (no shared memory on the asyncio client)."""
-        if outputs is None:
-            outputs = list((await self.model_info(model)).outputs)
-        kwargs: dict[str, Any] = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
-
-        async def run(client: Any) -> dict[str, np.ndarray]:
-            result = await client.infer(model, self._inputs(inputs), outputs=self._outputs(outputs), **kwargs)
-            return self._results(result, outputs, {})
-
-        return await self._call(model, run)
+        return await self._run(self._infer(model, inputs, outputs))
 
     async def cartoonize(
         self, image: ImageLike, style: str = "demo", prompt: str | None = None, paste_back: bool = False, output: Output = "pil"
     ) -> Image.Image | np.ndarray | bytes:
-        _check_output(output)
-        model = names.cartoonize(style, prompt)
-        arrays = self._cartoonize_arrays(encode_image(image), paste_back)
-        if output == "tensor":
-            name = self._image_output(await self.model_info(model))
-            return (await self.infer(model, arrays, [name]))[name][0]
-        return decode_output((await self.infer(model, arrays, [C.OUTPUT_BYTES.name]))[C.OUTPUT_BYTES.name][0, 0], output)
+        return await self._run(self._cartoonize(image, style, prompt, paste_back, output))
 
     async def cartoonize_many(
         self,
@@ -664,26 +781,9 @@ class AsyncCartoonClient(_Common):
         concurrency: int = 4,
         return_exceptions: bool = False,
     ) -> list[Any]:
-        gate = asyncio.Semaphore(max(1, concurrency))
-
-        async def one(img: ImageLike) -> Any:
-            async with gate:
-                return await self.cartoonize(img, style, prompt, paste_back, output)
-
-        return await asyncio.gather(*(one(i) for i in images), return_exceptions=return_exceptions)
+        return await self._run(self._cartoonize_many(images, style, prompt, paste_back, output, concurrency, return_exceptions))
 
     async def generate(
         self, seeds: str | int | Iterable[int], style: str = "demo", mix: str | tuple[int, int] | None = None, output: Output = "pil"
     ) -> list[Any] | np.ndarray:
-        _check_output(output)
-        seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
-        model = names.generate(style)
-        info = await self.model_info(model)
-        if mix_ is not None:
-            check_mix_layer(mix_, await self.model_info(names.style_mix(style)), style)
-        want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
-        parts = await asyncio.gather(*(self.infer(model, chunk, want) for chunk in self._generate_chunks(seeds_, mix_, info.max_batch_size)))
-        arrays = [p[want[0]] for p in parts]
-        if output == "tensor":
-            return np.concatenate(arrays)
-        return [decode_output(b, output) for part in arrays for b in part[:, 0]]
+        return await self._run(self._generate(seeds, style, mix, output))

@@ -1,13 +1,13 @@
 """Exceptions raised by :class:`cptr.client.CartoonClient`, mapped from the server's answers.
 
 The server's Python models prefix their errors with a stable code (``[no_face] ...``, see
-:mod:`cptr.serving.errors`); Triton's own refusals (unknown model, wrong dtype or shape) and
+:mod:`cptr.contracts`); Triton's own refusals (unknown model, wrong dtype or shape) and
 transport failures are recognised by their status.
 """
 
 from __future__ import annotations
 
-from cptr.serving import errors as codes
+from cptr import contracts as codes
 
 
 class CartoonError(Exception):

@@ -1,24 +1,27 @@
-"""Stable error codes shared by the server-side models and the client.
+"""Server-side errors: the exception a model raises for a refused request, and its stable code.
 
 A Python-backend model answers a bad request with a message that starts with ``[<code>] ``; the
 client parses that prefix (even when Triton wraps the message, e.g. inside an ensemble) and raises
-the matching exception class. Codes never change meaning; add new ones rather than reuse.
+the matching exception class. The codes and that wire form are part of :mod:`cptr.contracts`.
 """
 
 from __future__ import annotations
 
-import re
+from cptr.contracts import (  # the codes and their wire form are part of the contract with the client
+    BAD_IMAGE,
+    BAD_REQUEST,
+    ERROR_CODES,
+    FACE_TOO_SMALL,
+    IMAGE_TOO_LARGE,
+    INTERNAL,
+    NO_FACE,
+    format_error,
+    parse_error,
+)
 
-BAD_REQUEST = "bad_request"  # wrong dtype, shape, value range, batch size, non-finite values
-BAD_IMAGE = "bad_image"  # empty, corrupted or non-image bytes
-IMAGE_TOO_LARGE = "image_too_large"  # over MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS
-NO_FACE = "no_face"
-FACE_TOO_SMALL = "face_too_small"
-INTERNAL = "internal"  # a bug or a broken model file on the server: not the caller's fault
-
-CODES = (BAD_REQUEST, BAD_IMAGE, IMAGE_TOO_LARGE, NO_FACE, FACE_TOO_SMALL, INTERNAL)
-
-_PREFIX = re.compile(r"\[(" + "|".join(CODES) + r")\]\s*")
+CODES = ERROR_CODES
+__all__ = ["BAD_IMAGE", "BAD_REQUEST", "CODES", "FACE_TOO_SMALL", "IMAGE_TOO_LARGE", "INTERNAL", "NO_FACE", "RequestError",
+           "error_code", "format_error", "parse_error"]
 
 
 class RequestError(ValueError):
@@ -29,19 +32,6 @@ class RequestError(ValueError):
             raise ValueError(f"unknown error code {code!r}; known: {', '.join(CODES)}")
         super().__init__(message)
         self.code = code
-
-
-def format_error(code: str, message: str) -> str:
-    """The wire form of an error: ``[code] message``."""
-    return f"[{code}] {message}"
-
-
-def parse_error(text: str) -> tuple[str | None, str]:
-    """Find ``[code] message`` anywhere in ``text`` (Triton may prepend its own context)."""
-    m = _PREFIX.search(text or "")
-    if m is None:
-        return None, text
-    return m.group(1), text[m.end() :].strip()
 
 
 def error_code(exc: BaseException) -> str:

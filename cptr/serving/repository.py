@@ -30,31 +30,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cptr import contracts as C
-from cptr.contracts import ExportBundle, StageArtifact, TensorSpec
+from cptr.contracts import ExportBundle, StageArtifact, TensorSpec, pbtxt_dims, specs_to_pbtxt
 from cptr.io import atomic_write_text
-from cptr.serving import names
 
 BACKENDS = ("python", "native")
 QUEUE_DELAY_US = 2000  # dynamic batching: wait at most 2 ms to fill a batch
-
-Z_MIX = "z_mix"
-SYNTH = "synthesized"
-W_MIX = "w_mix"
-
-
-def _dims(dims: Iterable[int]) -> str:
-    return "[ " + ", ".join(str(int(d)) for d in dims) + " ]"
-
-
-def _tensor(spec: TensorSpec, optional: bool = False) -> str:
-    dtype = "TYPE_STRING" if spec.dtype == "BYTES" else f"TYPE_{spec.dtype}"
-    extra = "\n    optional: true" if optional else ""
-    return f'  {{\n    name: "{spec.name}"\n    data_type: {dtype}\n    dims: {_dims(spec.dims)}{extra}\n  }}'
-
-
-def _io(kind: str, specs: Sequence[TensorSpec], optional: Iterable[str] = ()) -> str:
-    opt = set(optional)
-    return f"{kind} [\n" + ",\n".join(_tensor(s, s.name in opt) for s in specs) + "\n]\n"
 
 
 def _params(params: dict[str, str]) -> str:
@@ -84,10 +64,10 @@ def model_config(
     if default_file:
         head += f'default_model_filename: "{default_file}"\n'
     head += f"max_batch_size: {batch_max}\n"
-    body = _io("input", inputs, optional) + _io("output", outputs)
+    body = specs_to_pbtxt("input", inputs, optional) + specs_to_pbtxt("output", outputs)
     batching = (
         "dynamic_batching {\n"
-        f"  preferred_batch_size: {_dims(_preferred(batch_max))}\n"
+        f"  preferred_batch_size: {pbtxt_dims(_preferred(batch_max))}\n"
         f"  max_queue_delay_microseconds: {QUEUE_DELAY_US}\n"
         "}\n"
     )
@@ -118,8 +98,8 @@ def ensemble_config(
         parts.append(f'    {{\n      model_name: "{s.model}"\n      model_version: -1\n{maps}    }}')
     return (
         f'name: "{name}"\nplatform: "ensemble"\nmax_batch_size: {batch_max}\n'
-        + _io("input", inputs, optional)
-        + _io("output", outputs)
+        + specs_to_pbtxt("input", inputs, optional)
+        + specs_to_pbtxt("output", outputs)
         + "ensemble_scheduling {\n  step [\n"
         + ",\n".join(parts)
         + "\n  ]\n}\n"
@@ -158,12 +138,14 @@ def _place_file(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, backend: str) -> None:
-    """An ONNX (or TensorRT plan) stage in either flavour."""
-    _place_file(art.onnx_path, root / name / "1" / "model.onnx")
+def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, backend: str) -> dict[str, str]:
+    """An ONNX (or TensorRT plan) stage in either flavour; returns the files placed, relative to ``root``."""
+    placed = {"file": f"{name}/1/model.onnx"}
+    _place_file(art.onnx_path, root / placed["file"])
     engine = art.extra.get("engine_path") if backend == "native" else None
     if engine:  # the ONNX file stays beside the plan: the plan's source, recorded in manifest.json
-        _place_file(Path(engine), root / name / "1" / "model.plan")
+        placed["engine_file"] = f"{name}/1/model.plan"
+        _place_file(Path(engine), root / placed["engine_file"])
         cfg = model_config(name, art.inputs, art.outputs, batch_max, platform="tensorrt_plan", kind="KIND_GPU", default_file="model.plan")
         atomic_write_text(root / name / "config.pbtxt", cfg)
     elif backend == "native":
@@ -172,6 +154,11 @@ def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, bac
     else:
         cfg = model_config(name, art.inputs, art.outputs, batch_max, params={"onnx_file": "model.onnx"})
         _python_model(root, name, "onnx_stage", cfg)
+    torch_engine = art.extra.get("torch_engine_path")
+    if torch_engine:  # AOTInductor package: the python flavour's onnx_stage model runs it when it loads here
+        placed["engine_file"] = f"{name}/1/model.pt2"
+        _place_file(Path(torch_engine), root / placed["engine_file"])
+    return placed
 
 
 def _one(specs: Sequence[TensorSpec], what: str) -> TensorSpec:
@@ -180,18 +167,23 @@ def _one(specs: Sequence[TensorSpec], what: str) -> TensorSpec:
     return specs[0]
 
 
-def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") -> None:
+def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") -> dict[str, dict[str, str]]:
     """Write every model and ensemble of ``bundle`` into ``root`` (see the module docstring).
 
     ``root`` is the exporter's temporary directory (swapped in atomically afterwards); each staged
-    ONNX file (and TensorRT plan, native flavour) is hard-linked to ``<root>/<model>/1/model.onnx``
-    (``model.plan``); the caller deletes its staging directory.
+    ONNX file (and TensorRT plan, native flavour, or AOTInductor package) is hard-linked to
+    ``<root>/<model>/1/model.onnx`` (``model.plan``, ``model.pt2``); the caller deletes its staging
+    directory. The combined generator graph, when the bundle has one, goes to
+    ``<root>/generator_<style>.onnx``: Triton treats every sub-directory as a model, and it is not one.
+
+    Returns ``{model name: {"file": ..., ["engine_file": ...]}}``, paths relative to ``root``, for
+    every file placed. This module is the one place that decides where a file goes.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    style, b = names.check_name(bundle.style), int(bundle.batch_max)
+    style, b = C.check_name(bundle.style), int(bundle.batch_max)
     if not 1 <= b <= C.MAX_SEEDS_PER_REQUEST:
         raise ValueError(f"batch_max must be in [1, {C.MAX_SEEDS_PER_REQUEST}], got {b}")
 
@@ -200,23 +192,27 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
     w_out = _one(bundle.mapping.outputs, "mapping output")
     wp_in = _one(bundle.synthesis.inputs, "synthesis input")
     img = _one(bundle.synthesis.outputs, "synthesis output")
-    z_mix, w_mix = dataclasses.replace(z_in, name=Z_MIX), dataclasses.replace(w_out, name=W_MIX)
-    _tensor_stage(root, names.mapping(style), bundle.mapping, b, backend)
-    _tensor_stage(root, names.synthesis(style), bundle.synthesis, b, backend)
-    seeds_params = {"style_dim": str(bundle.style_dim), "z_output": z_in.name, "z_mix_output": Z_MIX}
-    _python_model(root, names.seeds(style), "seeds", model_config(names.seeds(style), [C.SEED, C.MIX], [z_in, z_mix], b, params=seeds_params))
-    mix_params = {"n_latent": str(bundle.n_latent), "w_input": w_out.name, "w_mix_input": W_MIX, "w_plus_output": wp_in.name}
+    z_mix, w_mix = dataclasses.replace(z_in, name=C.Z_MIX), dataclasses.replace(w_out, name=C.W_MIX)
+    placed = {name: _tensor_stage(root, name, art, b, backend)
+              for name, art in ((C.model_name(C.MAPPING, style), bundle.mapping), (C.model_name(C.SYNTHESIS, style), bundle.synthesis))}
+    if bundle.generator is not None:
+        name = C.model_name(C.GENERATOR, style)
+        placed[name] = {"file": f"{name}.onnx"}
+        _place_file(bundle.generator.onnx_path, root / placed[name]["file"])
+    seeds_params = {"style_dim": str(bundle.style_dim), "z_output": z_in.name, "z_mix_output": C.Z_MIX}
+    _python_model(root, C.model_name(C.SEEDS, style), "seeds", model_config(C.model_name(C.SEEDS, style), [C.SEED, C.MIX], [z_in, z_mix], b, params=seeds_params))
+    mix_params = {"n_latent": str(bundle.n_latent), "w_input": w_out.name, "w_mix_input": C.W_MIX, "w_plus_output": wp_in.name}
     _python_model(
-        root, names.style_mix(style), "style_mix", model_config(names.style_mix(style), [w_out, w_mix, C.MIX], [wp_in], b, params=mix_params)
+        root, C.model_name(C.STYLE_MIX, style), "style_mix", model_config(C.model_name(C.STYLE_MIX, style), [w_out, w_mix, C.MIX], [wp_in], b, params=mix_params)
     )
 
     post_image = C.image(-1, name=C.image(1).name)  # any resolution: shared by every style
     _python_model(
         root,
-        names.postprocess,
+        C.POSTPROCESS,
         "postprocess",
         model_config(
-            names.postprocess,
+            C.POSTPROCESS,
             [post_image, C.IMAGE_BYTES, C.TRANSFORM, C.PASTE_BACK],
             [C.OUTPUT_BYTES, post_image],
             b,
@@ -228,19 +224,19 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
     # client requests a subset of the outputs and one ensemble output also feeds another step.
     ens_out = [C.OUTPUT_BYTES, img]
     post_out = {C.OUTPUT_BYTES.name: C.OUTPUT_BYTES.name, post_image.name: img.name}
-    synth_step = Step(names.synthesis(style), {wp_in.name: wp_in.name}, {img.name: SYNTH})
+    synth_step = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: wp_in.name}, {img.name: C.SYNTHESIZED})
     gen_steps = [
-        Step(names.seeds(style), {C.SEED.name: C.SEED.name, C.MIX.name: C.MIX.name}, {z_in.name: z_in.name, Z_MIX: Z_MIX}),
-        Step(names.mapping(style), {z_in.name: z_in.name}, {w_out.name: w_out.name}),
-        Step(names.mapping(style), {z_in.name: Z_MIX}, {w_out.name: W_MIX}),
-        Step(names.style_mix(style), {w_out.name: w_out.name, W_MIX: W_MIX, C.MIX.name: C.MIX.name}, {wp_in.name: wp_in.name}),
+        Step(C.model_name(C.SEEDS, style), {C.SEED.name: C.SEED.name, C.MIX.name: C.MIX.name}, {z_in.name: z_in.name, C.Z_MIX: C.Z_MIX}),
+        Step(C.model_name(C.MAPPING, style), {z_in.name: z_in.name}, {w_out.name: w_out.name}),
+        Step(C.model_name(C.MAPPING, style), {z_in.name: C.Z_MIX}, {w_out.name: C.W_MIX}),
+        Step(C.model_name(C.STYLE_MIX, style), {w_out.name: w_out.name, C.W_MIX: C.W_MIX, C.MIX.name: C.MIX.name}, {wp_in.name: wp_in.name}),
         synth_step,
-        Step(names.postprocess, {post_image.name: SYNTH}, post_out),
+        Step(C.POSTPROCESS, {post_image.name: C.SYNTHESIZED}, post_out),
     ]
-    _ensemble(root, names.generate(style), [C.SEED, C.MIX], ens_out, b, gen_steps)
+    _ensemble(root, C.generate_model(style), [C.SEED, C.MIX], ens_out, b, gen_steps)
 
     # Photo -> cartoon: preprocess -> encoder -> [mapper] -> synthesis -> postprocess.
-    ensembles = [names.generate(style)]
+    ensembles = [C.generate_model(style)]
     if bundle.encoder is not None:
         enc_in = _one(bundle.encoder.inputs, "encoder input")
         enc_out = _one(bundle.encoder.outputs, "encoder output")
@@ -248,30 +244,30 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         size = int(enc_in.dims[-1])
         if len(enc_in.dims) != 3 or enc_in.dims[0] != 3 or enc_in.dims[1] != size or size < 8:
             raise ValueError(f"encoder input must be [3, S, S], got {list(enc_in.dims)}")
-        pre = names.preprocess if size == C.ALIGNED_SIZE else f"{names.preprocess}_{size}"
+        pre = C.PREPROCESS if size == C.ALIGNED_SIZE else f"{C.PREPROCESS}_{size}"
         pre_out = dataclasses.replace(C.ALIGNED, dims=(3, size, size))
         _python_model(root, pre, "preprocess", model_config(pre, [C.IMAGE_BYTES], [pre_out, C.TRANSFORM], b, params={"aligned_size": str(size)}))
-        _tensor_stage(root, names.encoder(style), bundle.encoder, b, backend)
+        placed[C.model_name(C.ENCODER, style)] = _tensor_stage(root, C.model_name(C.ENCODER, style), bundle.encoder, b, backend)
         front = [
             Step(pre, {C.IMAGE_BYTES.name: C.IMAGE_BYTES.name}, {C.ALIGNED.name: C.ALIGNED.name, C.TRANSFORM.name: C.TRANSFORM.name}),
-            Step(names.encoder(style), {enc_in.name: C.ALIGNED.name}, {enc_out.name: "w_plus_photo"}),
+            Step(C.model_name(C.ENCODER, style), {enc_in.name: C.ALIGNED.name}, {enc_out.name: C.W_PLUS_PHOTO}),
         ]
         post = Step(
-            names.postprocess,
-            {post_image.name: SYNTH, C.IMAGE_BYTES.name: C.IMAGE_BYTES.name, C.TRANSFORM.name: C.TRANSFORM.name, C.PASTE_BACK.name: C.PASTE_BACK.name},
+            C.POSTPROCESS,
+            {post_image.name: C.SYNTHESIZED, C.IMAGE_BYTES.name: C.IMAGE_BYTES.name, C.TRANSFORM.name: C.TRANSFORM.name, C.PASTE_BACK.name: C.PASTE_BACK.name},
             post_out,
         )
-        plain_synth = Step(names.synthesis(style), {wp_in.name: "w_plus_photo"}, {img.name: SYNTH})
+        plain_synth = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: C.W_PLUS_PHOTO}, {img.name: C.SYNTHESIZED})
         photo_in = [C.IMAGE_BYTES, C.PASTE_BACK]  # paste_back is optional: postprocess reads a missing one as 0
-        _ensemble(root, names.cartoonize(style), photo_in, ens_out, b, [*front, plain_synth, post], optional=[C.PASTE_BACK.name])
-        ensembles.append(names.cartoonize(style))
+        _ensemble(root, C.cartoonize_model(style), photo_in, ens_out, b, [*front, plain_synth, post], optional=[C.PASTE_BACK.name])
+        ensembles.append(C.cartoonize_model(style))
         for prompt, art in sorted(bundle.mappers.items()):
             m_in, m_out = _one(art.inputs, f"mapper {prompt} input"), _one(art.outputs, f"mapper {prompt} output")
-            _tensor_stage(root, names.mapper(style, prompt), art, b, backend)
-            edit = Step(names.mapper(style, prompt), {m_in.name: "w_plus_photo"}, {m_out.name: "w_plus_edited"})
-            synth = Step(names.synthesis(style), {wp_in.name: "w_plus_edited"}, {img.name: SYNTH})
-            _ensemble(root, names.cartoonize(style, prompt), photo_in, ens_out, b, [*front, edit, synth, post], optional=[C.PASTE_BACK.name])
-            ensembles.append(names.cartoonize(style, prompt))
+            placed[C.model_name(C.MAPPER, style, prompt)] = _tensor_stage(root, C.model_name(C.MAPPER, style, prompt), art, b, backend)
+            edit = Step(C.model_name(C.MAPPER, style, prompt), {m_in.name: C.W_PLUS_PHOTO}, {m_out.name: C.W_PLUS_EDITED})
+            synth = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: C.W_PLUS_EDITED}, {img.name: C.SYNTHESIZED})
+            _ensemble(root, C.cartoonize_model(style, prompt), photo_in, ens_out, b, [*front, edit, synth, post], optional=[C.PASTE_BACK.name])
+            ensembles.append(C.cartoonize_model(style, prompt))
     elif bundle.mappers:
         raise ValueError(f"style {style!r} has text mappers {sorted(bundle.mappers)} but no encoder; export the encoder too")
 
@@ -288,6 +284,7 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         "seed_to_z": "numpy.random.default_rng(seed).normal(size=style_dim).astype(float32)",
     }
     atomic_write_text(root / "cptr_repository.json", json.dumps(index, indent=2) + "\n")
+    return placed
 
 
 def _ensemble(

@@ -458,7 +458,7 @@ def default_log_path(http_port: int) -> Path:
 
 def _summary(server: TritonServer) -> str:
     """One line for ``cptr serve`` once ready: endpoints, what is served, where the log is."""
-    from cptr.serving.names import public_models
+    from cptr.contracts import public_models
 
     try:
         models = server.ready_models()

@@ -37,12 +37,11 @@ from cptr.client import (
     parse_mix,
     parse_seeds,
 )
-from cptr.serving import names
 
 log = logging.getLogger("cptr.ui")
 
 MAX_FACES = 64  # seeds per "Random faces" request from the page
-PREPROCESS_PREFIX = names.preprocess  # "preprocess" (256 px crop) or "preprocess_<size>"
+PREPROCESS_PREFIX = C.PREPROCESS  # "preprocess" (256 px crop) or "preprocess_<size>"
 START_HINT = "cptr serve --model-repository triton_repo"
 
 
@@ -76,12 +75,12 @@ def catalog(models: Sequence[str]) -> Catalog:
     style that prefixes it (``cartoonize_a_b`` is style ``a_b`` when ``a_b`` is served, else ``a`` + prompt ``b``).
     """
     models = tuple(sorted(models))
-    styles = names.styles(models)
+    styles = C.served_styles(models)
     prompts: dict[str, set[str]] = {}
     for m in models:
-        if not m.startswith(names.CARTOONIZE_PREFIX):
+        if not m.startswith(C.CARTOONIZE_PREFIX):
             continue
-        rest = m.removeprefix(names.CARTOONIZE_PREFIX)
+        rest = m.removeprefix(C.CARTOONIZE_PREFIX)
         owners = [s for s in styles if rest == s or rest.startswith(s + "_")]
         if not owners:
             continue
@@ -245,7 +244,7 @@ class UIBackend:
         """Number of W+ entries of ``style`` (the crossover layer is below it), or None if unknown."""
         try:
             with self._session() as client:
-                info = client.model_info(names.style_mix(style))
+                info = client.model_info(C.model_name(C.STYLE_MIX, style))
             return int(next(iter(info.outputs.values())).dims[0])
         except Exception:  # noqa: BLE001 - the page then keeps its slider as it is
             return None
@@ -265,7 +264,7 @@ class UIBackend:
             if not style:
                 raise ValueError("pick a style first (the server reported none that can cartoonize a photo)")
             data = photo if isinstance(photo, bytes) else Path(photo).read_bytes()
-            model = names.cartoonize(style, prompt or None)
+            model = C.cartoonize_model(style, prompt or None)
             folder = self._folder()
             with self._session() as client:
                 align_model = self._preprocess_model(client)
@@ -282,7 +281,7 @@ class UIBackend:
                 }
                 with self._timed(out, "cartoonize"):
                     result = client.infer(model, arrays, wanted)
-            stem = model.removeprefix(names.CARTOONIZE_PREFIX)
+            stem = model.removeprefix(C.CARTOONIZE_PREFIX)
             png = bytes(result[C.OUTPUT_BYTES.name][0, 0])
             if not paste_back:
                 out.files["cartoon"] = _write_bytes(folder / f"cartoon_{stem}.png", png)

@@ -16,16 +16,11 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from cptr.contracts import TensorSpec
+from cptr.contracts import spec_from_config
 from cptr.serving.errors import BAD_REQUEST, INTERNAL, RequestError, error_code, format_error
 from cptr.serving.stages import check_tensor
 
 Arrays = dict[str, np.ndarray]
-
-
-def _spec(entry: dict[str, Any]) -> TensorSpec:
-    dtype = entry["data_type"].removeprefix("TYPE_")
-    return TensorSpec(entry["name"], "BYTES" if dtype == "STRING" else dtype, tuple(int(d) for d in entry["dims"]))
 
 
 class StageModel:
@@ -42,7 +37,7 @@ class StageModel:
         self.model_name = args["model_name"]
         self.model_dir = Path(args["model_repository"]) / args["model_version"]
         self.batch_max = max(int(self.model_config.get("max_batch_size", 0)), 1)
-        self.inputs = [_spec(e) for e in self.model_config["input"]]
+        self.inputs = [spec_from_config(e) for e in self.model_config["input"]]
         self.optional = {e["name"] for e in self.model_config["input"] if e.get("optional")}
         self.output_dtypes = {
             e["name"]: pb_utils.triton_string_to_numpy(pb_utils.get_output_config_by_name(self.model_config, e["name"])["data_type"])

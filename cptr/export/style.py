@@ -1,0 +1,469 @@
+"""Export one style into a Triton model repository: :func:`export_style` (what ``cptr-export`` runs).
+
+The style's generators are blended, every stage of the catalogue (:mod:`cptr.export.stages`) is
+exported to ONNX and verified (:func:`cptr.export.onnx.export_stage`), engines are built when asked
+(TensorRT plans, AOTInductor packages), and :func:`cptr.serving.repository.write_repository` places
+the files and writes the configs. The whole output directory is built under a temporary name and
+swapped in at the end (:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves
+the previous one intact. The result is a :class:`Manifest`, also written as ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cptr import contracts
+
+ENGINES = ("onnx", "trt", "torch")
+BACKENDS = ("python", "native")
+MANIFEST_FORMAT = "cptr-export/1"
+
+
+class ExportFailed(RuntimeError):
+    """The export stopped; the previous output directory is unchanged."""
+
+
+@dataclass
+class ExportOptions:
+    """Everything an export needs; ``cptr-export`` fills it from its options, callers may build it directly."""
+
+    out: Path = Path("triton_repo")
+    style: str | None = None
+    source: Path | None = None
+    target: Path | None = None
+    alpha: float | None = None
+    swap_res: int | None = None
+    blend_width: float | None = None
+    inject_k: int | None = None
+    truncation: float = contracts.DEFAULT_TRUNCATION
+    precision: str = "fp32"
+    batch_max: int = 8
+    backend: str = "python"
+    engine: str = "onnx"
+    verify: bool = True
+    encoder: Path | None = None
+    mappers: dict[str, Path] = field(default_factory=dict)
+    with_generator: bool = False
+    plugins: bool = False
+    opset: int = 17
+    quiet: bool = False
+
+
+@dataclass
+class Manifest:
+    """What an export wrote and how (``manifest.json`` of the repository; :meth:`to_dict` is its JSON)."""
+
+    style: str
+    created: str
+    source: str  # "sha256:..." of the checkpoint, or "builtin:..."
+    target: str
+    alpha: float
+    swap_res: int | None
+    blend_width: float | None
+    inject_k: int
+    plugins: bool
+    blend_weights: dict[str, float]
+    truncation: float
+    size: int
+    n_latent: int
+    style_dim: int
+    precision: str
+    opset: int
+    batch_max: int
+    backend: str
+    engine: str
+    verified: bool
+    verify_batch_sizes: list[int]
+    tolerance: float
+    versions: dict[str, str]
+    models: dict[str, dict[str, Any]]  # Triton model name -> file, contract, errors, sha256...
+    notes: list[str]
+    elapsed_s: float | None = None
+    format: str = MANIFEST_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        out = {"format": d.pop("format")}
+        out.update(d)
+        if out["elapsed_s"] is None:
+            del out["elapsed_s"]
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    import cptr
+
+    return {
+        "cptr": cptr.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _check_options(opts: ExportOptions) -> None:
+    from cptr.export.onnx import PRECISIONS
+
+    if opts.precision not in PRECISIONS:
+        raise ExportFailed(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
+    if opts.backend not in BACKENDS:
+        raise ExportFailed(f"--backend must be one of {', '.join(BACKENDS)}, got {opts.backend!r}")
+    if opts.batch_max < 1:
+        raise ExportFailed(f"--batch-max must be >= 1, got {opts.batch_max}")
+    if not 0.0 <= opts.truncation <= 1.0:
+        raise ExportFailed(f"--truncation must be in [0, 1], got {opts.truncation}")
+    if opts.engine not in ENGINES:
+        raise ExportFailed(f"--engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
+    if opts.engine == "trt":
+        from cptr.export.trt import TensorRTUnavailable, import_tensorrt
+
+        try:
+            import_tensorrt()
+        except TensorRTUnavailable as e:
+            raise ExportFailed(f"--engine trt: {e}") from None
+        if opts.backend != "native":
+            raise ExportFailed("TensorRT plans are served by Triton's tensorrt backend: add --backend native (or use --engine onnx)")
+
+
+@dataclass
+class _Resolved:
+    name: str
+    source_ref: str
+    target_ref: str
+    alpha: float
+    swap_res: int | None
+    blend_width: float | None
+    inject_k: int
+    encoder: str | None
+    mappers: dict[str, str]
+
+
+def _resolve_style(opts: ExportOptions) -> _Resolved:
+    from cptr.styles import DEMO_NAME, get_style, validate_name
+
+    if (opts.source is None) != (opts.target is None):
+        raise ExportFailed("--source and --target go together (the base generator and its fine-tuned version)")
+    if opts.source is not None:
+        name = validate_name(opts.style or "custom")
+        src, tgt = Path(opts.source).expanduser().resolve(), Path(opts.target).expanduser().resolve()
+        for p, what in ((src, "--source"), (tgt, "--target")):
+            if not p.is_file():
+                raise ExportFailed(f"{what} {p} does not exist")
+        return _Resolved(
+            name, str(src), str(tgt), 0.7 if opts.alpha is None else opts.alpha, opts.swap_res, opts.blend_width,
+            opts.inject_k or 0, str(opts.encoder) if opts.encoder else None, {k: str(v) for k, v in opts.mappers.items()},
+        )
+    info = get_style(opts.style or DEMO_NAME)
+    mappers = dict(info.mappers)
+    mappers.update({k: str(v) for k, v in opts.mappers.items()})
+    encoder = str(opts.encoder) if opts.encoder else info.encoder
+    return _Resolved(
+        info.name,
+        info.source,
+        info.target,
+        info.alpha if opts.alpha is None else opts.alpha,
+        info.swap_res if opts.swap_res is None else opts.swap_res,
+        info.blend_width if opts.blend_width is None else opts.blend_width,
+        info.inject_k if opts.inject_k is None else opts.inject_k,
+        encoder,
+        mappers,
+    )
+
+
+def _checkpoint_id(ref: str) -> str:
+    from cptr.io import sha256_file
+    from cptr.styles import BUILTIN_PREFIX
+
+    return ref if ref.startswith(BUILTIN_PREFIX) else f"sha256:{sha256_file(ref)}"
+
+
+def _load_generators(r: _Resolved):
+    from cptr.checkpoints import CheckpointError, load_generator
+
+    try:
+        return load_generator(r.source_ref), load_generator(r.target_ref)
+    except CheckpointError as e:
+        raise ExportFailed(str(e)) from None
+
+
+def _load_encoder(ref: str, generator):
+    """The encoder module of a pSp/e4e checkpoint (the demo style's is a file in the package)."""
+    from cptr.checkpoints import CheckpointError
+    from cptr.models.encoder import load_encoder
+
+    try:
+        enc = load_encoder(ref)
+    except CheckpointError as e:
+        raise ExportFailed(f"encoder: {e}") from None
+    if (enc.n_latent, enc.style_dim) != (generator.n_latent, generator.style_dim):
+        raise ExportFailed(
+            f"encoder {ref} produces W+ [{enc.n_latent}, {enc.style_dim}] but the generator takes "
+            f"[{generator.n_latent}, {generator.style_dim}]; use an encoder trained for this source generator"
+        )
+    return enc
+
+
+def _load_mapper(prompt: str, path: str, generator):
+    from cptr.checkpoints import CheckpointError
+    from cptr.models.mapper import load_mapper
+
+    try:
+        mapper = load_mapper(path, n_latent=generator.n_latent)
+    except CheckpointError as e:
+        raise ExportFailed(f"mapper {prompt!r}: {e}") from None
+    if mapper.style_dim != generator.style_dim:
+        raise ExportFailed(f"mapper {prompt!r} edits {mapper.style_dim}-d latents; the generator's are {generator.style_dim}-d")
+    return mapper
+
+
+class _Progress:
+    """Rich progress bar over the export steps (silent with ``quiet``)."""
+
+    def __init__(self, quiet: bool, total: int):
+        self._p = None
+        if not quiet:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=False)
+            self._task = self._p.add_task("export", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._p:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p:
+            self._p.__exit__(*exc)
+
+    def step(self, text: str) -> None:
+        if self._p:
+            self._p.update(self._task, description=text)
+
+    def done(self, text: str) -> None:
+        if self._p:
+            self._p.console.print(f"  [green]ok[/green] {text}")
+            self._p.advance(self._task)
+
+    def note(self, text: str) -> None:
+        if self._p:
+            self._p.console.print(f"  [yellow]note[/yellow] {text}")
+
+
+def _spec_entries(specs) -> list[dict[str, Any]]:
+    return [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in specs]
+
+
+def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
+    from cptr.io import sha256_file
+
+    entry = {
+        "stage": art.stage,
+        "file": placed["file"],
+        "inputs": _spec_entries(art.inputs),
+        "outputs": _spec_entries(art.outputs),
+        "max_abs_error": art.max_abs_error,
+        **{k: v for k, v in art.extra.items() if k not in ("engine_path", "torch_engine_path")},
+        "sha256": sha256_file(root / placed["file"]),
+        "bytes": (root / placed["file"]).stat().st_size,
+    }
+    if "engine_file" in placed:
+        entry["engine_file"] = placed["engine_file"]
+        entry["engine_sha256"] = sha256_file(root / placed["engine_file"])
+    return entry
+
+
+# --------------------------------------------------------------------------- the export
+
+
+def _stage_list(r: _Resolved, opts: ExportOptions, g) -> list[tuple[str, str | None, Any]]:
+    """``(model name, mapper prompt, catalogue stage)`` of every graph this export writes, in order."""
+    from cptr.export import stages as catalogue
+
+    out: list[tuple[str, str | None, Any]] = [
+        (contracts.model_name(contracts.MAPPING, r.name), None, catalogue.mapping(g, opts.truncation)),
+        (contracts.model_name(contracts.SYNTHESIS, r.name), None, catalogue.synthesis(g, opts.plugins)),
+    ]
+    if opts.with_generator:
+        out.append((contracts.model_name(contracts.GENERATOR, r.name), None, catalogue.generator(g)))
+    if r.encoder:
+        out.append((contracts.model_name(contracts.ENCODER, r.name), None, catalogue.encoder(_load_encoder(r.encoder, g))))
+    for prompt, path in sorted(r.mappers.items()):
+        stage = catalogue.mapper(_load_mapper(prompt, path, g), g, r.inject_k)
+        out.append((contracts.model_name(contracts.MAPPER, r.name, prompt), prompt, stage))
+    return out
+
+
+_STEP_TEXT = {"mapping": "export + verify in ONNX Runtime", "synthesis": "export + verify in ONNX Runtime",
+              "generator": "export + verify (mapping + synthesis)"}
+
+
+def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress) -> None:
+    """TensorRT plans (from the verified ONNX files) or AOTInductor packages, recorded in each artifact."""
+    from cptr.export.stages import GENERATOR
+    if opts.engine == "trt":
+        from cptr.export.trt import build_engine
+
+        profile = (1, min(4, opts.batch_max), opts.batch_max)
+        for name, (stage, art) in built.items():
+            if stage.key == GENERATOR:
+                continue
+            prog.step(f"{name}: TensorRT engine")
+            plan = stage_dir / f"{name}.plan"
+            art.extra["trt"] = build_engine(art.onnx_path, plan, profile=profile, fp16=opts.precision == "fp16")
+            art.extra["engine_path"] = str(plan)
+            prog.done(f"{name}: TensorRT plan")
+        return
+    import torch
+
+    from cptr.export.torch_engine import build_torch_engine
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if opts.precision == "fp16" and device == "cpu":
+        raise ExportFailed("--engine torch --precision fp16 needs CUDA; use --precision fp32 on a CPU machine")
+    for name, (stage, art) in built.items():
+        if stage.key not in (contracts.MAPPING, contracts.SYNTHESIS):
+            continue
+        prog.step(f"{stage.key}: compiling the torch engine (AOTInductor, {device})")
+        path = stage_dir / f"{name}.pt2"
+        art.extra["torch_engine"] = build_torch_engine(
+            copy.deepcopy(stage.served_module), stage.served_examples(2), [s.name for s in stage.served_inputs], path,
+            device=device, precision=opts.precision, batch_max=opts.batch_max,
+        )
+        art.extra["torch_engine_path"] = str(path)
+        prog.done(f"{stage.key}: torch engine")
+
+
+def export_style(opts: ExportOptions) -> Manifest:
+    """Export one style into ``opts.out`` atomically; returns its :class:`Manifest`.
+
+    Raises :class:`ExportFailed` (or :class:`cptr.export.onnx.ExportError`) with the reason; the
+    previous contents of ``opts.out`` are then unchanged.
+    """
+    from cptr.blend import blend_generators
+    from cptr.contracts import ExportBundle
+    from cptr.export import onnx as onnx_export
+    from cptr.io import atomic_directory, atomic_write_text
+    from cptr.serving.repository import write_repository
+    from cptr.styles import StyleError, validate_name
+
+    _check_options(opts)
+    try:
+        for prompt in opts.mappers:
+            validate_name(prompt, "mapper prompt name")
+        r = _resolve_style(opts)
+    except StyleError as e:
+        raise ExportFailed(str(e)) from None
+    batch_sizes = sorted({1, min(3, opts.batch_max)})
+    started = time.time()
+
+    n_steps = 3 + bool(r.encoder) + len(r.mappers) + opts.with_generator
+    with _Progress(opts.quiet, n_steps) as prog:
+        prog.step(f"loading style {r.name!r}")
+        source, target = _load_generators(r)
+        try:
+            g = blend_generators(source, target, r.alpha, r.swap_res, r.blend_width)
+        except ValueError as e:
+            raise ExportFailed(f"cannot blend style {r.name!r}: {e}") from None
+        if not 0 <= r.inject_k <= g.n_latent:
+            raise ExportFailed(f"--inject-k must be in [0, {g.n_latent}], got {r.inject_k}")
+        prog.done(f"blended {r.name}: alpha={r.alpha:g} swap_res={r.swap_res} blend_width={r.blend_width} ({g.size}px, n_latent={g.n_latent})")
+
+        notes: list[str] = []
+        out = Path(opts.out)
+        with atomic_directory(out) as tmp:
+            stage_dir = tmp / ".staging"
+            stage_dir.mkdir()
+            common = {"verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
+            built: dict[str, tuple[Any, Any]] = {}
+            by_key: dict[str, Any] = {}
+            mappers: dict[str, Any] = {}
+            for name, prompt, stage in _stage_list(r, opts, g):
+                label = f"mapper {prompt}" if prompt else stage.key
+                prog.step(f"{label}: {_STEP_TEXT.get(stage.key, 'export + verify')}")
+                art = onnx_export.export_stage(stage, stage_dir / f"{name}.onnx", opts.precision, **common)
+                built[name] = (stage, art)
+                if prompt:
+                    mappers[prompt] = art
+                else:
+                    by_key[stage.key] = art
+                prog.done(f"{label:<10} max abs error {art.max_abs_error}")
+            if opts.engine != "onnx":
+                _build_engines(opts, built, stage_dir, prog)
+
+            arts = {name: art for name, (_, art) in built.items()}
+            if mappers and contracts.ENCODER not in by_key:
+                notes.append(f"mappers {sorted(mappers)} left out of the repository: they need an encoder")
+                prog.note(notes[-1])
+                arts = {n: a for n, a in arts.items() if built[n][0].key != contracts.MAPPER}
+                mappers = {}
+            bundle = ExportBundle(
+                style=r.name, size=g.size, n_latent=g.n_latent, style_dim=g.style_dim, precision=opts.precision,
+                batch_max=opts.batch_max, mapping=by_key[contracts.MAPPING], synthesis=by_key[contracts.SYNTHESIS], encoder=by_key.get(contracts.ENCODER),
+                mappers=mappers, generator=by_key.get(contracts.GENERATOR),
+            )
+            prog.step("writing the model repository")
+            placed = write_repository(tmp, bundle, opts.backend)
+            models = {name: _model_entry(art, placed[name], tmp) for name, art in arts.items()}
+            for name, art in arts.items():
+                if models[name]["sha256"] != _sha256(art.onnx_path):
+                    raise ExportFailed(f"{name}: {models[name]['file']} is altered after writing the repository")
+            manifest = Manifest(
+                style=r.name,
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                source=_checkpoint_id(r.source_ref),
+                target=_checkpoint_id(r.target_ref),
+                alpha=r.alpha,
+                swap_res=r.swap_res,
+                blend_width=r.blend_width,
+                inject_k=r.inject_k,
+                plugins=opts.plugins,
+                blend_weights={str(k): v for k, v in g.blend_weights.items()},
+                truncation=opts.truncation,
+                size=g.size,
+                n_latent=g.n_latent,
+                style_dim=g.style_dim,
+                precision=opts.precision,
+                opset=opts.opset,
+                batch_max=opts.batch_max,
+                backend=opts.backend,
+                engine=opts.engine,
+                verified=opts.verify,
+                verify_batch_sizes=batch_sizes,
+                tolerance=onnx_export.TOLERANCES[opts.precision],
+                versions=_versions(),
+                models=models,
+                notes=notes,
+            )
+            manifest.elapsed_s = round(time.time() - started, 2)
+            atomic_write_text(tmp / "manifest.json", json.dumps(manifest.to_dict(), indent=2) + "\n")
+            shutil.rmtree(stage_dir, ignore_errors=True)
+        prog.step("done")
+        prog.done(f"wrote {out}/ ({len(models)} ONNX models, manifest.json)")
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    from cptr.io import sha256_file
+
+    return sha256_file(path)
+
+
+def run_export(opts: ExportOptions) -> dict[str, Any]:
+    """:func:`export_style`, its manifest as the JSON dict of ``manifest.json``."""
+    return export_style(opts).to_dict()
