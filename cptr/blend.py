@@ -70,9 +70,9 @@ def check_compatible(source: Generator, target: Generator) -> None:
 
 _RES_PATTERNS = [
     (re.compile(r"^(input\.|conv1\.|to_rgb1\.)"), lambda m, g: 4),
-    (re.compile(r"^convs\.(\d+)\."), lambda m, g: 2 ** (int(m.group(1)) // 2 + 3)),
-    (re.compile(r"^to_rgbs\.(\d+)\."), lambda m, g: 2 ** (int(m.group(1)) + 3)),
-    (re.compile(r"^noises\.noise_(\d+)$"), lambda m, g: 2 ** ((int(m.group(1)) + 5) // 2)),
+    (re.compile(r"^convs\.(\d+)\."), lambda m, g: g.layer_resolution(int(m.group(1)) + 1)),  # convs[i] is layer i + 1
+    (re.compile(r"^to_rgbs\.(\d+)\."), lambda m, g: g.layer_resolution(2 * int(m.group(1)) + 2)),  # after convs[2j + 1]
+    (re.compile(r"^noises\.noise_(\d+)$"), lambda m, g: g.layer_resolution(int(m.group(1)))),
 ]
 
 

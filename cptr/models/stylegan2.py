@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -259,6 +260,15 @@ class ToRGB(nn.Module):
         return out
 
 
+@dataclass
+class SynthesisOutputs:
+    """The image and the per-resolution intermediates of one synthesis pass (:meth:`Generator.synthesis`)."""
+
+    image: torch.Tensor  # [B, 3, size, size] (or the skip at max_resolution)
+    rgb: dict[int, torch.Tensor] = field(default_factory=dict)  # res -> [B, 3, res, res]: ToRGB outputs summed so far
+    features: dict[int, torch.Tensor] = field(default_factory=dict)  # res -> [B, C_res, res, res] after the block's 2nd conv
+
+
 class Generator(nn.Module):
     """StyleGAN2 generator: mapping network ``style`` and the synthesis layers.
 
@@ -300,9 +310,8 @@ class Generator(nn.Module):
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         self.noises = nn.Module()
-        for layer_idx in range(self.num_layers):
-            res = 2 ** ((layer_idx + 5) // 2)
-            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(1, 1, res, res))
+        for layer_idx, shape in enumerate(self.noise_shapes()):
+            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(*shape))
         in_channel = ch[4]
         for i in range(3, self.log_size + 1):
             out_channel = ch[2**i]
@@ -327,10 +336,21 @@ class Generator(nn.Module):
         """Output resolution of each W+ entry's layer (entry i drives layer i of ``n_latent``)."""
         return [2 ** min(2 + (i + 1) // 2, self.log_size) if i > 0 else 4 for i in range(self.n_latent)]
 
-    def make_noise(self) -> list[torch.Tensor]:
-        """Fresh noise maps for every layer."""
-        device = self.input.input.device
-        return [torch.randn(1, 1, 2 ** ((i + 5) // 2), 2 ** ((i + 5) // 2), device=device) for i in range(self.num_layers)]
+    def layer_resolution(self, layer: int) -> int:
+        """Output resolution of synthesis layer ``layer`` (0 is ``conv1``, ``i > 0`` is ``convs[i - 1]``),
+        which is also the side of its noise map."""
+        if not 0 <= layer < self.num_layers:
+            raise IndexError(f"synthesis layer {layer} out of range [0, {self.num_layers})")
+        return 2 ** ((layer + 5) // 2)
+
+    def noise_shapes(self, batch: int = 1) -> list[tuple[int, int, int, int]]:
+        """Shape of each synthesis layer's noise map, ``[batch, 1, res, res]``."""
+        return [(batch, 1, r, r) for r in map(self.layer_resolution, range(self.num_layers))]
+
+    def make_noise(self, batch: int = 1, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> list[torch.Tensor]:
+        """Fresh noise maps for every layer (``[batch, 1, res, res]``; ``generator`` seeds them)."""
+        device = self.input.input.device if device is None else torch.device(device)
+        return [torch.randn(*shape, generator=generator, device=device) for shape in self.noise_shapes(batch)]
 
     def const_noise(self) -> list[torch.Tensor]:
         """The stored noise buffers (deterministic synthesis)."""
@@ -374,16 +394,41 @@ class Generator(nn.Module):
                 raise ValueError("truncation < 1 needs truncation_latent (e.g. g.mean_latent(4096))")
             styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
         latent = self._broadcast_latents(styles, inject_index)
+        return self.synthesis(latent, noise).image, (latent if return_latents else None)
 
-        out = self.conv1(self.input(latent), latent[:, 0], noise=noise[0])
-        skip = self.to_rgb1(out, latent[:, 1])
-        i = 1
+    def synthesis(
+        self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None, max_resolution: int | None = None
+    ) -> SynthesisOutputs:
+        """The synthesis network on ``w_plus`` [B, n_latent, style_dim], keeping the intermediates.
+
+        ``noise``: one map per layer (``None`` entries draw fresh noise, as ``randomize_noise=True``);
+        ``None`` uses the stored noise buffers. ``max_resolution`` stops after that resolution.
+        This is the one walk over the layers: :meth:`forward`, the trainers (structure loss) and the
+        blender use it; the exporters' inference rewrite is verified against it.
+        """
+        if w_plus.ndim != 3 or w_plus.shape[1] != self.n_latent or w_plus.shape[2] != self.style_dim:
+            raise ValueError(f"w_plus must have shape [B, {self.n_latent}, {self.style_dim}], got {tuple(w_plus.shape)}")
+        if noise is None:
+            noise = self.const_noise()
+        if len(noise) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} noise maps, got {len(noise)}")
+        stop = max_resolution or self.size
+        result = SynthesisOutputs(image=torch.empty(0))
+        out = self.conv1(self.input(w_plus), w_plus[:, 0], noise=noise[0])
+        skip = self.to_rgb1(out, w_plus[:, 1])
+        result.features[4], result.rgb[4] = out, skip
+        i, res = 1, 4
         for conv_up, conv, noise1, noise2, to_rgb in zip(self.convs[::2], self.convs[1::2], noise[1::2], noise[2::2], self.to_rgbs):
-            out = conv_up(out, latent[:, i], noise=noise1)
-            out = conv(out, latent[:, i + 1], noise=noise2)
-            skip = to_rgb(out, latent[:, i + 2], skip)
+            if res >= stop:
+                break
+            out = conv_up(out, w_plus[:, i], noise=noise1)
+            out = conv(out, w_plus[:, i + 1], noise=noise2)
+            skip = to_rgb(out, w_plus[:, i + 2], skip)
+            res *= 2
+            result.features[res], result.rgb[res] = out, skip
             i += 2
-        return skip, (latent if return_latents else None)
+        result.image = skip
+        return result
 
     def _broadcast_latents(self, styles: Sequence[torch.Tensor], inject_index: int | None) -> torch.Tensor:
         n = self.n_latent

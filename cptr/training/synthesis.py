@@ -1,41 +1,26 @@
-"""Synthesis with intermediate outputs, without touching :class:`cptr.models.Generator`.
+"""Synthesis for the trainers: per-sample noise and a DistributedDataParallel front.
 
-:func:`synthesize` walks a generator's layers in exactly the order ``Generator.forward`` does
-(constant -> ``conv1`` -> ``to_rgb1`` -> pairs of ``convs`` + ``to_rgbs``) and also returns, for each
-resolution, the RGB skip image and the feature map after the block's second conv. Its final image is
-bit-identical to ``g([w_plus], input_is_latent=True, noise=noise)`` (tested).
-
-The structure loss reads these intermediates: ``rgb`` uses the skip images (the ToRGB outputs summed
-up to that resolution, as in the paper), ``features`` the feature maps (as in the released code).
+The synthesis walk itself is :meth:`cptr.models.Generator.synthesis`, which also returns, for each
+resolution, the RGB skip image and the feature map after the block's second conv. The structure
+loss reads these intermediates: ``rgb`` uses the skip images (the ToRGB outputs summed up to that
+resolution, as in the paper), ``features`` the feature maps (as in the released code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from cptr.models.stylegan2 import Generator
+from cptr.models.stylegan2 import Generator, SynthesisOutputs
 
-
-@dataclass
-class SynthesisOutputs:
-    """The image and the per-resolution intermediates of one synthesis pass."""
-
-    image: torch.Tensor  # [B, 3, size, size] (or the skip at max_resolution)
-    rgb: dict[int, torch.Tensor] = field(default_factory=dict)  # res -> [B, 3, res, res]
-    features: dict[int, torch.Tensor] = field(default_factory=dict)  # res -> [B, C_res, res, res]
+__all__ = ["SynthesisNetwork", "SynthesisOutputs", "make_noise", "synthesize"]
 
 
 def make_noise(g: Generator, batch: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> list[torch.Tensor]:
     """Per-sample noise maps for every synthesis layer: ``[batch, 1, res, res]`` each."""
-    device = torch.device(device) if device is not None else g.input.input.device
-    return [
-        torch.randn(batch, 1, 2 ** ((i + 5) // 2), 2 ** ((i + 5) // 2), generator=generator, device=device)
-        for i in range(g.num_layers)
-    ]
+    return g.make_noise(batch, generator, device)
 
 
 def synthesize(
@@ -44,37 +29,8 @@ def synthesize(
     noise: Sequence[torch.Tensor | None] | None = None,
     max_resolution: int | None = None,
 ) -> SynthesisOutputs:
-    """Run ``g``'s synthesis on ``w_plus`` [B, n_latent, style_dim] and keep the intermediates.
-
-    ``noise``: one map per layer (``None`` entries draw fresh noise, as ``randomize_noise=True``);
-    ``None`` uses the stored noise buffers. ``max_resolution`` stops after that resolution (the
-    source pass of the structure loss needs only the low resolutions).
-    """
-    if w_plus.ndim != 3 or w_plus.shape[1] != g.n_latent or w_plus.shape[2] != g.style_dim:
-        raise ValueError(f"w_plus must have shape [B, {g.n_latent}, {g.style_dim}], got {tuple(w_plus.shape)}")
-    if noise is None:
-        noise = g.const_noise()
-    if len(noise) != g.num_layers:
-        raise ValueError(f"expected {g.num_layers} noise maps, got {len(noise)}")
-    stop = max_resolution or g.size
-    latent = w_plus
-    out_ = SynthesisOutputs(image=torch.empty(0))
-
-    out = g.conv1(g.input(latent), latent[:, 0], noise=noise[0])
-    skip = g.to_rgb1(out, latent[:, 1])
-    out_.features[4], out_.rgb[4] = out, skip
-    i, res = 1, 4
-    for conv_up, conv, noise1, noise2, to_rgb in zip(g.convs[::2], g.convs[1::2], noise[1::2], noise[2::2], g.to_rgbs):
-        if res >= stop:
-            break
-        out = conv_up(out, latent[:, i], noise=noise1)
-        out = conv(out, latent[:, i + 1], noise=noise2)
-        skip = to_rgb(out, latent[:, i + 2], skip)
-        res *= 2
-        out_.features[res], out_.rgb[res] = out, skip
-        i += 2
-    out_.image = skip
-    return out_
+    """``g.synthesis(w_plus, noise, max_resolution)``: the image and the per-resolution intermediates."""
+    return g.synthesis(w_plus, noise, max_resolution)
 
 
 class SynthesisNetwork(nn.Module):
