@@ -176,6 +176,29 @@ def test_ir_se50_has_psp_names_and_loads_strictly(tmp_path):
         load_arcface(bad)
 
 
+def _styleclip_id_features(facenet: Backbone, x: torch.Tensor) -> torch.Tensor:
+    """StyleCLIP's criteria/id_loss.py IDLoss.extract_feats, written from its formula."""
+    if x.shape[2] != 256:
+        x = torch.nn.AdaptiveAvgPool2d((256, 256))(x)
+    x = x[:, :, 35:223, 32:220]
+    x = torch.nn.AdaptiveAvgPool2d((112, 112))(x)
+    return facenet(x)
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024])
+def test_id_loss_prepares_faces_as_styleclip(size: int, one_thread) -> None:
+    """At 256, 512 and 1024 px the embeddings and the loss are StyleCLIP's (loss = mean(1 - cos))."""
+    net = tiny_arcface()
+    loss = IDLoss(net)
+    gen = torch.Generator().manual_seed(size)
+    x, y = (torch.rand(2, 3, size, size, generator=gen) * 2 - 1 for _ in range(2))
+    with torch.no_grad():
+        ex, ey = _styleclip_id_features(net, x), _styleclip_id_features(net, y)
+        assert torch.allclose(loss.embed(x), ex, atol=1e-6, rtol=0)
+        reference = (1 - (ex * ey).sum(dim=1)).mean()
+        assert torch.allclose(loss(x, y), reference, atol=1e-6, rtol=0)
+
+
 def test_id_loss_crop_and_frozen_weights():
     assert face_crop_box(256) == (35, 223, 32, 220)
     assert face_crop_box(1024) == (140, 892, 128, 880)

@@ -5,8 +5,10 @@
 ``strict=True``. The residual units (``bottleneck_IR``/``bottleneck_IR_SE`` in the original code,
 :class:`IRUnit` here) are shared with :mod:`cptr.models.encoder`, whose backbone has the same names.
 
-:class:`IDLoss` compares identity embeddings of 256 px aligned faces: it crops the inner face
-(rows 35:223, columns 32:220, pSp's crop; scaled for other sizes) and pools it to 112 px.
+:class:`IDLoss` compares identity embeddings of aligned faces the way StyleCLIP's
+``criteria/id_loss.py`` prepares them: larger images are first area-pooled to 256 px, then the inner
+face (rows 35:223, columns 32:220, pSp's crop) is cut out and pooled to 112 px. Images smaller than
+256 px (CPTR's small demo models) are not enlarged: the crop is scaled to their size instead.
 """
 
 from __future__ import annotations
@@ -167,10 +169,28 @@ def load_arcface(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return freeze(net.to(device))
 
 
+ID_POOL_SIZE = 256  # StyleCLIP pools larger faces to this size before cropping
+
+
 def face_crop_box(size: int) -> tuple[int, int, int, int]:
     """pSp's inner-face crop ``(top, bottom, left, right)`` = (35, 223, 32, 220) at 256 px, scaled."""
     s = size / 256
     return round(35 * s), round(223 * s), round(32 * s), round(220 * s)
+
+
+def identity_faces(x: torch.Tensor, size: int = 112) -> torch.Tensor:
+    """Aligned faces [B, 3, H, H] -> the identity network's input [B, 3, size, size], as StyleCLIP prepares them.
+
+    Above 256 px: area-pool to 256, crop rows 35:223 and columns 32:220, area-pool to ``size``
+    (StyleCLIP's ``IDLoss.extract_feats``). At 256 px that is the crop and the pool alone; below it
+    the crop box is scaled (:func:`face_crop_box`) instead of enlarging the image.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {tuple(x.shape)}")
+    if x.shape[2] > ID_POOL_SIZE or x.shape[3] > ID_POOL_SIZE:
+        x = F.adaptive_avg_pool2d(x, (ID_POOL_SIZE, ID_POOL_SIZE))
+    top, bottom, left, right = face_crop_box(x.shape[2])
+    return F.adaptive_avg_pool2d(x[:, :, top:bottom, left:right], (size, size))
 
 
 class IDLoss(nn.Module):
@@ -189,13 +209,8 @@ class IDLoss(nn.Module):
         return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images [B, 3, H, W], got {tuple(x.shape)}")
-        top, bottom, left, right = face_crop_box(x.shape[2])
-        x = x[:, :, top:bottom, left:right]
-        n = self.facenet.input_size
-        x = F.adaptive_avg_pool2d(x, (n, n))
-        return self.facenet(x)
+        """Identity embeddings [B, D] of faces [B, 3, H, W] (prepared by :func:`identity_faces`)."""
+        return self.facenet(identity_faces(x, self.facenet.input_size))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         ex = self.embed(x)
