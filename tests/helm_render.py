@@ -207,7 +207,12 @@ def _to_str(x: Any, strict: bool = True) -> str:
 
 
 def _truthy(x: Any) -> bool:
-    return not (x is None or x is False or x == 0 and not isinstance(x, bool) and isinstance(x, (int, float)) or x in ("", [], {}))
+    """Go's truth: false, 0, nil and empty strings, lists and maps are false."""
+    if x is None or isinstance(x, bool):
+        return bool(x)
+    if isinstance(x, (int, float)):
+        return x != 0
+    return len(x) > 0
 
 
 def _kind(x: Any) -> str:
@@ -420,13 +425,13 @@ class Renderer:
             if node.kind == "text":
                 out.append(node.value)
             elif node.kind == "action":
-                names, toks, _ = self._decl(node.value)
+                names, toks, declare = self._decl(node.value)
                 value = self.pipeline(toks, dot, scopes)
                 if names:
-                    for scope in reversed(scopes):  # assignment (=) finds the declared variable; := declares here
-                        if names[0] in scope:
-                            break
-                    scopes[-1][names[0]] = value
+                    if declare:  # $x := v declares in this block
+                        scopes[-1][names[0]] = value
+                    else:  # $x = v assigns where $x was declared
+                        next(sc for sc in reversed(scopes) if names[0] in sc)[names[0]] = value
                 else:
                     out.append(_to_str(value))
             elif node.kind in ("if", "with"):

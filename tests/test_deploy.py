@@ -277,6 +277,56 @@ def test_real_helm_renders_the_same_objects(deployed: dict[str, Any]) -> None:
     assert not report["errors"] and not [m for m in report["messages"] if m["severity"] >= 2], report
 
 
+# The expected text is what Helm v4.2.3's engine (helm-python-sdk 0.2.2) printed for this template.
+MINI_TEMPLATE = """\
+{{- define "mini.x" -}}[{{ . }}]{{- end -}}
+big={{ .Values.big }} small={{ .Values.small }} half={{ .Values.half }} int={{ int .Values.big }}
+{{- range $i, $v := .Values.list }}
+i{{ $i }}={{ $v | quote }}
+{{- end }}
+{{- range $k, $v := .Values.map }} {{ $k }}:{{ $v }}{{ end }}
+{{ if .Values.empty }}A{{ else if .Values.nested.x }}B{{ else }}C{{ end }} {{ default "dflt" .Values.empty }} {{ include "mini.x" .Chart.Name | default "u" }}
+{{- with .Values.nested.x }} yy={{ .yy }} root={{ $.Release.Name }}{{ end }}
+{{ $n := 1 }}{{ if true }}{{ $n = 2 }}{{ end }}n={{ $n }} {{ printf "%s-%d" "a" (add 1 2) }} {{ toYaml .Values.map | nindent 2 }}
+{{ and 1 "" }}|{{ or 0 "x" }}|{{ not .Values.list }}|{{ eq "a" "b" "a" }}|{{ .Values.small | quote }}|{{ "abcdef" | trunc 3 }}|{{ trimSuffix "-" "ab-" }}
+"""
+MINI_HELM_OUTPUT = (
+    'big=1e+06 small=8002 half=0.5 int=1000000\ni0="a"\ni1="b" a:2 z:1\nB dflt [mini] yy=deep root=rel\n'
+    'n=2 a-3 \n  a: 2\n  z: 1\n|x|false|true|"8002"|abc|ab\n'
+)
+
+
+def test_helm_render_follows_helm(tmp_path: Path) -> None:
+    """tests/helm_render.py prints what Helm prints (float64 values, trims, else-if, range, variables,
+    sprig functions), and refuses what Helm would print as nothing or Go would refuse."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: mini\nversion: 1.2.3\nappVersion: '9'\n")
+    (tmp_path / "values.yaml").write_text(
+        'big: 1000000\nsmall: 8002\nhalf: 0.5\nlist: [a, b]\nmap: {z: 1, a: 2}\nempty: ""\nnested: {x: {yy: "deep"}}\n'
+    )
+    (tmp_path / "templates" / "t.txt").write_text(MINI_TEMPLATE)
+    assert render_chart(tmp_path, release="rel")["mini/templates/t.txt"] == MINI_HELM_OUTPUT
+    try:
+        import helm_python as helm
+    except ImportError:  # the [deploy-helm] extra
+        helm = None
+    if helm is not None:
+        assert helm.Chart.load(str(tmp_path)).render(None, name="rel")["mini/templates/t.txt"] == MINI_HELM_OUTPUT
+    from tests.helm_render import TemplateError
+
+    for bad, message in (
+        ("{{ .Values.missing }}", "missing value"),
+        ("{{ .Values.nested.nope.deeper }}", "nil pointer"),
+        ("{{ if lt .Values.small 9000 }}x{{ end }}", "incompatible types"),
+        ('{{ printf "%d" .Values.small }}', "%d of a float"),
+        ("{{ upper .Values.empty }}", 'function "upper" not defined'),
+        ("{{ if .Values.small }}", "missing {{ end }}"),
+    ):
+        (tmp_path / "templates" / "t.txt").write_text(bad)
+        with pytest.raises(TemplateError, match=re.escape(message)):
+            render_chart(tmp_path, release="rel")
+
+
 # --------------------------------------------------------------------------- KServe
 
 
@@ -382,6 +432,23 @@ def test_cli_writes_and_explains(work: Path, deployed: dict[str, Any], tmp_path:
     assert not (repo / "deploy").exists()
     r = CliRunner().invoke(app, ["deploy"])
     assert r.exit_code == 0 and "k8s" in r.output
+
+
+@pytest.mark.parametrize("command", ["deploy", "deploy k8s"])
+def test_help_layout(command: str) -> None:
+    """As tests/test_cli.py's: examples on their own indented lines, nothing wrapped, defaults shown (not eaten as markup)."""
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+
+    r = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"}, terminal_width=100)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    examples = lines.index(next(line for line in lines if line.strip() == "Examples:"))
+    shown = [line for line in lines[examples + 1 :] if line.strip()]
+    assert all(line.startswith("   cptr") for line in shown[:2]), shown[:3]
+    if command == "deploy k8s":
+        assert shown[2].startswith("   cptr deploy k8s triton_repo --model-uri s3://") and "(default: deploy/ next to the" in r.output
 
 
 def test_library_errors_are_typed(tmp_path: Path) -> None:
