@@ -9,8 +9,9 @@ The store is a directory (``$CPTR_HOME``, default ``~/.cache/cptr``) holding ``s
                             "description": "", "source_sha256": "...", "target_sha256": "..."}}}
 
 Every change rewrites the file atomically. The built-in style ``demo`` is always present: its
-generators are built in memory from a seed (:mod:`cptr.demo`) and it cannot be removed or replaced.
-Blending lives in :mod:`cptr.blend` and is re-exported here.
+models are files in the package (:mod:`cptr.demo`) and it cannot be removed or replaced.
+Blending lives in :mod:`cptr.blend` and is re-exported here; the ``cptr styles`` commands in
+:mod:`cptr.styles_cli`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "GeneratorMismatchError",
     "StyleError",
     "StyleInfo",
+    "add_mapper",
     "add_style",
     "blend_generators",
     "get_style",
@@ -37,6 +39,7 @@ __all__ = [
     "list_styles",
     "load_style_generators",
     "remove_style",
+    "set_encoder",
     "store_dir",
     "validate_name",
 ]
@@ -265,6 +268,28 @@ def add_style(
     return info
 
 
+def _update_style(name: str, what: str, **changes: Any) -> StyleInfo:
+    """Re-register style ``name`` with ``changes`` (its checkpoints checked again, as by :func:`add_style`)."""
+    info = get_style(name)
+    if info.builtin:
+        raise StyleError(f"the built-in style '{name}' cannot hold {what}; register a style with: cptr styles add NAME ...")
+    fields = {"alpha": info.alpha, "swap_res": info.swap_res, "blend_width": info.blend_width, "inject_k": info.inject_k,
+              "encoder": info.encoder, "mappers": info.mappers, "description": info.description, **changes}
+    return add_style(info.name, info.source, info.target, replace=True, **fields)
+
+
+def add_mapper(name: str, prompt: str, path: str | os.PathLike) -> StyleInfo:
+    """Add the text mapper ``prompt -> path`` to style ``name`` (replacing one of that prompt)."""
+    validate_name(prompt, "mapper prompt name")
+    info = get_style(name)
+    return _update_style(name, "mappers", mappers={**info.mappers, prompt: str(path)})
+
+
+def set_encoder(name: str, path: str | os.PathLike) -> StyleInfo:
+    """Make ``path`` the photo encoder of style ``name``."""
+    return _update_style(name, "an encoder", encoder=str(path))
+
+
 def remove_style(name: str) -> StyleInfo:
     """Unregister ``name`` (checkpoint files are left alone, except copies inside the store)."""
     if name == DEMO_NAME:
@@ -298,124 +323,3 @@ def load_style_generators(name: str, device: str = "cpu"):
         raise StyleError(f"style {name!r}: {e}. Re-register it with: cptr styles add {name} --replace ...") from None
     check_compatible(source, target)
     return source, target
-
-
-# --------------------------------------------------------------------------- `cptr styles` CLI
-
-import typer  # noqa: E402
-
-app = typer.Typer(
-    help="Manage the style registry ($CPTR_HOME/styles.json).\n\n"
-    "A style is a source and a fine-tuned generator, their blend, and optional encoder and text mappers.\n\n"
-    "Examples:\n\n  cptr styles list\n"
-    "  cptr styles add webtoon --source ffhq256.pt --target webtoon.pt --alpha 0.7\n"
-    "  cptr styles show webtoon\n  cptr styles remove webtoon",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def parse_mapper_options(items: list[str]) -> dict[str, str]:
-    """``["smile=smile.pt", ...]`` -> ``{"smile": "smile.pt"}`` with validated prompt names."""
-    out = {}
-    for item in items:
-        prompt, sep, path = item.partition("=")
-        if not sep or not path:
-            raise StyleError(f"--mapper expects NAME=PATH (e.g. smile=smile.pt), got {item!r}")
-        out[validate_name(prompt, "mapper prompt name")] = path
-    return out
-
-
-@app.command("list")
-def _list_cmd() -> None:
-    """List the styles (built-in demo first).
-
-    One line per style: its name, default blend, text mappers and checkpoints.
-
-    Examples:
-
-      cptr styles list
-    """
-    try:
-        styles = list_styles()
-    except StyleError as e:
-        _fail(e)
-    for s in styles:
-        extra = f" swap_res={s.swap_res}" if s.swap_res else ""
-        maps = f" mappers={','.join(sorted(s.mappers))}" if s.mappers else ""
-        typer.echo(f"{s.name:16s} alpha={s.alpha:g}{extra}{maps}  {'(built-in) ' if s.builtin else ''}{s.target if not s.builtin else s.description}")
-
-
-@app.command("show")
-def _show_cmd(name: str = typer.Argument(..., help="Style name.")) -> None:
-    """Print one style as JSON.
-
-    The JSON has the checkpoints, blend defaults, encoder and mappers cptr-export uses.
-
-    Examples:
-
-      cptr styles show demo
-    """
-    try:
-        s = get_style(name)
-    except StyleError as e:
-        _fail(e)
-    typer.echo(json.dumps({"name": s.name, **s.to_json()}, indent=2))
-
-
-@app.command("add")
-def _add_cmd(
-    name: str = typer.Argument(..., help="New style name (lower-case letters, digits, '_' or '-')."),
-    source: Path = typer.Option(..., "--source", help="Source generator checkpoint (rosinality .pt or NVlabs .pkl)."),
-    target: Path = typer.Option(..., "--target", help="Fine-tuned (cartoon) generator checkpoint."),
-    alpha: float = typer.Option(DEFAULT_ALPHA, min=0.0, max=1.0, help="Default blend weight of the target."),
-    swap_res: int | None = typer.Option(None, "--swap-res", help="Layers below this resolution come from the source."),
-    blend_width: float | None = typer.Option(None, "--blend-width", help="Sigmoid width (octaves) of the swap."),
-    inject_k: int = typer.Option(0, "--inject-k", min=0, help="W+ entries kept from the unedited latent after a mapper edit."),
-    encoder: Path | None = typer.Option(None, "--encoder", help="Image -> W+ encoder checkpoint."),
-    mapper: list[str] = typer.Option([], "--mapper", help="Text mapper as PROMPT=PATH (repeatable)."),
-    description: str = typer.Option("", help="Free text shown by `cptr styles list`."),
-    copy: bool = typer.Option(False, "--copy", help="Copy the checkpoints into the store."),
-    replace: bool = typer.Option(False, "--replace", help="Overwrite an existing style of that name."),
-) -> None:
-    """Register a style after checking that both generators load and match.
-
-    cptr-export --style NAME then exports it.
-
-    Examples:
-
-      cptr styles add webtoon --source ffhq256.pt --target webtoon.pt --alpha 0.7
-      cptr styles add toon --source a.pt --target b.pt --swap-res 16 --copy
-      cptr styles add toon --source a.pt --target b.pt --encoder e4e.pt \\
-          --mapper smile=smile.pt --replace
-    """
-    try:
-        info = add_style(
-            name, source, target, alpha=alpha, swap_res=swap_res, blend_width=blend_width, inject_k=inject_k,
-            encoder=encoder, mappers=parse_mapper_options(mapper), description=description, copy=copy, replace=replace,
-        )
-    except StyleError as e:
-        _fail(e)
-    typer.echo(f"registered style {info.name!r} in {registry_path()}")
-
-
-@app.command("remove")
-def _remove_cmd(name: str = typer.Argument(..., help="Style to unregister.")) -> None:
-    """Unregister a style.
-
-    Copies made with --copy are deleted; the files it was registered from are left alone.
-
-    Examples:
-
-      cptr styles remove webtoon
-    """
-    try:
-        remove_style(name)
-    except StyleError as e:
-        _fail(e)
-    typer.echo(f"removed style {name!r}")

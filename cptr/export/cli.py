@@ -59,7 +59,8 @@ def export(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     from cptr.export.onnx import ExportError
-    from cptr.styles import StyleError, parse_mapper_options
+    from cptr.styles import StyleError
+    from cptr.styles_cli import parse_mapper_options
 
     had_repository = out.exists()
     try:

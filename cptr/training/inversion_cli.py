@@ -68,18 +68,13 @@ def load_source_generator(style: str | None, generator: Path | None, device: str
 
 
 def register_mapper(style: str, prompt_name: str, path: Path) -> str:
-    """Add ``prompt_name -> path`` to a registered style's mappers; returns a message."""
-    from cptr.styles import StyleError, add_style, get_style
+    """Add ``prompt_name -> path`` to a registered style's mappers (:func:`cptr.styles.add_mapper`); returns a message."""
+    from cptr.styles import StyleError, add_mapper, get_style
 
-    info = get_style(style)
-    if info.builtin:
+    if get_style(style).builtin:
         return f"the built-in style '{style}' cannot hold mappers; register a style with: cptr styles add NAME ... --mapper {prompt_name}={path}"
     try:
-        add_style(
-            info.name, info.source, info.target, alpha=info.alpha, swap_res=info.swap_res, blend_width=info.blend_width,
-            inject_k=info.inject_k, encoder=info.encoder, mappers={**info.mappers, prompt_name: str(path)},
-            description=info.description, replace=True,
-        )
+        add_mapper(style, prompt_name, path)
     except StyleError as e:
         return f"not registered: {e}"
     return f"registered mapper '{prompt_name}' on style '{style}'"
@@ -299,11 +294,10 @@ def encoder_command(
     rec, base = reconstruction_error(enc, g)
     typer.echo(f"encoder written to {final}; reconstruction MSE {rec:.4f} (average latent: {base:.4f})")
     if register and style is not None and info is not None and not info.builtin:
-        from cptr.styles import StyleError, add_style
+        from cptr.styles import StyleError, set_encoder
 
         try:
-            add_style(info.name, info.source, info.target, alpha=info.alpha, swap_res=info.swap_res, blend_width=info.blend_width,
-                      inject_k=info.inject_k, encoder=str(final.resolve()), mappers=info.mappers, description=info.description, replace=True)
+            set_encoder(info.name, final.resolve())
             typer.echo(f"registered the encoder on style '{style}'")
         except StyleError as e:
             typer.echo(f"not registered: {e}")
