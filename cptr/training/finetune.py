@@ -254,7 +254,7 @@ class Finetuner:
         if cfg.mixing > 0 and sr.uniform(f"{stream}-mix") < cfg.mixing:
             z2 = sr.randn(f"{stream}-z2", n_global, g.style_dim)[mine]
             crossover = sr.randint(f"{stream}-crossover", 1, g.n_latent)
-        noise = [sr.randn(f"{stream}-noise{j}", n_global, 1, 2 ** ((j + 5) // 2), 2 ** ((j + 5) // 2))[mine] for j in range(g.num_layers)]
+        noise = [sr.randn(f"{stream}-noise{j}", *shape)[mine] for j, shape in enumerate(g.noise_shapes(n_global))]
         return z1, z2, crossover, noise
 
     def _latents(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor):
