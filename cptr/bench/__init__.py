@@ -1,4 +1,5 @@
-"""Latency and throughput benchmarks of every CPTR engine (``python benchmarks/latency.py``).
+"""Latency and throughput benchmarks of every CPTR engine (``python benchmarks/latency.py`` in a
+source checkout, ``python -m cptr.bench`` from an installed package).
 
 Modules: :mod:`~cptr.bench.workloads` (what is measured), :mod:`~cptr.bench.targets` (the engines),
 :mod:`~cptr.bench.measure` (the timing loop), :mod:`~cptr.bench.stats`, :mod:`~cptr.bench.report`

@@ -1,19 +1,13 @@
-"""python benchmarks/latency.py: latency and throughput of every CPTR engine, measured the same way.
+"""The benchmark command: latency and throughput of every CPTR engine, measured the same way.
 
-Examples::
-
-    python benchmarks/latency.py --quick                       # every target, tiny model, < 1 min on CPU
-    python benchmarks/latency.py --target gpu                  # the GPU run: ffhq256 synthesis, batch 1,8,32,64
-    python benchmarks/latency.py --target torch,onnx --model ffhq256 --batch 1,4
-    python benchmarks/latency.py --target triton --stage pipeline --concurrency 1,4,16
-    python benchmarks/latency.py --target triton --url localhost:8001 --protocol grpc --shm
-    python benchmarks/latency.py --compare results/A.json results/B.json
-    python benchmarks/latency.py --compare results/A.json --baseline torch
+Run it as ``python benchmarks/latency.py`` from a source checkout (results go to benchmarks/results/
+and are recorded in benchmarks/RESULTS.md, the committed record) or as ``python -m cptr.bench`` from an
+installed package (results go to ./cptr-bench/ in the current folder; an installed package never
+writes into a source checkout unless told to with --results-dir / --record-to).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import re
@@ -22,77 +16,104 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import typer
 
 from cptr.bench import report
 from cptr.bench.measure import InputPool, Settings, measure, measure_interleaved, unavailable_row
 from cptr.bench.targets import Unavailable
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_NAMES = ("torch", "onnx", "trt", "torch-engine", "triton", "cuda-graph")
 # --target gpu: every GPU engine on the 256 px channel_multiplier=2 synthesis network, beside eager fp32/fp16.
 GPU_PRESET = {"targets": ("torch", "cuda-graph", "torch-engine", "trt", "onnx"), "model": "ffhq256", "batch": "1,8,32,64"}
 QUICK = {"model": "tiny", "batch": "1,2", "concurrency": "1,2", "iters": 5, "warmup": 1, "pool": 4, "check": 1}
+INSTALLED_PROG = "python -m cptr.bench"
+INSTALLED_RESULTS = Path("cptr-bench")  # relative to the current folder
+
+EXAMPLES = """
+Examples:
+
+\b
+  {prog} --quick                       # every target, tiny model, < 1 min on CPU
+  {prog} --target gpu                  # the GPU run: ffhq256 synthesis, batch 1,8,32,64
+  {prog} --target torch,onnx --model ffhq256 --batch 1,4
+  {prog} --target triton --stage pipeline --concurrency 1,4,16
+  {prog} --target triton --url localhost:8001 --protocol grpc --shm
+  {prog} --compare results/A.json results/B.json
+  {prog} --compare results/A.json --baseline torch
+  {prog} --replot results/A.json results/B.json --plot latency.png
+"""
+
+
+@dataclass
+class Where:
+    """Where a run writes by default: a source checkout's benchmarks/ folder, or the current folder."""
+
+    prog: str = INSTALLED_PROG
+    checkout: Path | None = None  # the repository root, when run as benchmarks/latency.py
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.checkout if self.checkout is not None else Path.cwd()
+
+    def results_dir(self) -> Path:
+        return self.checkout / "benchmarks" / "results" if self.checkout is not None else Path.cwd() / INSTALLED_RESULTS
+
+    def record_to(self) -> Path:
+        if self.checkout is not None:
+            return self.checkout / "benchmarks" / "RESULTS.md"
+        return Path.cwd() / INSTALLED_RESULTS / "RESULTS.md"
+
+
+@dataclass
+class BenchOptions:
+    """The command's options after defaults and presets are applied (see :func:`_resolve`)."""
+
+    target: str = "all"
+    stage: str = "synthesis"
+    model: str | None = None
+    batch: Any = None  # "1,8,32" as given; list[int] once resolved
+    concurrency: Any = None
+    iters: int | None = None
+    seconds: float | None = None
+    warmup: int | None = None
+    pool: int | None = None
+    check: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    url: str | None = None
+    protocol: str = "grpc"
+    shm: bool = False
+    style: str = "demo"
+    baseline: str = "torch"
+    results_dir: Path | None = None
+    record_to: Path | None = None
+    no_record: bool = False
+    plot: Path | None = None
+    no_plot: bool = False
+    no_interleave: bool = False
+    quick: bool = False
+    quiet: bool = False
+    targets: list[str] = field(default_factory=list)
 
 
 def _ints(text: str, what: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} must be comma-separated integers, e.g. 1,8,32; got {text!r}") from None
+        raise typer.BadParameter(f"{what} must be comma-separated integers, e.g. 1,8,32; got {text!r}") from None
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{what} values must be >= 1, got {text!r}")
+        raise typer.BadParameter(f"{what} values must be >= 1, got {text!r}")
     return sorted(dict.fromkeys(values))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python benchmarks/latency.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="Examples:\n" + "\n".join(line.strip() for line in __doc__.split("::")[1].strip().splitlines()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--target", default="all",
-                   help=f"comma-separated from {', '.join(TARGET_NAMES)}; 'all' (default); or 'gpu': "
-                        f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
-                        f"--batch {GPU_PRESET['batch']} unless given")
-    p.add_argument("--stage", default="synthesis", choices=STAGES, help="stage of the data path to time (default synthesis)")
-    p.add_argument("--model", default=None, help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (default demo); "
-                        "ffhq512 and ffhq1024 are the larger random-weight official architectures")
-    p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default 1,8,32)")
-    p.add_argument("--concurrency", default=None, help="concurrent requests for triton, e.g. 1,4,16 (default 1,4,16)")
-    p.add_argument("--iters", type=int, default=None, help="timed runs per point, per client thread at concurrency > 1 (default 30)")
-    p.add_argument("--seconds", type=float, default=None, help="time budget per point instead of --iters")
-    p.add_argument("--warmup", type=int, default=None, help="untimed runs before timing (default 3)")
-    p.add_argument("--pool", type=int, default=None, help="random input batches cycled per batch size (default 16)")
-    p.add_argument("--check", type=int, default=None, help="batches compared with the fp32 torch reference (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and random-weight models")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads for torch and ONNX Runtime (default: their own)")
-    p.add_argument("--url", default=None, help="triton: a running server (host:port); default starts the embedded one")
-    p.add_argument("--protocol", default="grpc", choices=("grpc", "http"), help="triton client protocol")
-    p.add_argument("--shm", action="store_true", help="triton: return output tensors through system shared memory")
-    p.add_argument("--style", default="demo", help="triton with --url: the style the server serves (default demo)")
-    p.add_argument("--baseline", default="torch", help="engine or target the ratios are relative to (default torch)")
-    p.add_argument("--results-dir", type=Path, default=None,
-                   help="where the JSON and PNG go (default benchmarks/results; with --quick a temporary folder)")
-    p.add_argument("--record-to", type=Path, default=None,
-                   help="Markdown file the summary is appended to (default benchmarks/RESULTS.md; --quick records only when given)")
-    p.add_argument("--no-record", action="store_true", help="do not append to the Markdown file")
-    p.add_argument("--plot", type=Path, default=None, help="PNG path (default: beside the JSON)")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
-    p.add_argument("--no-interleave", action="store_true",
-                   help="time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)")
-    p.add_argument("--quick", action="store_true", help="smoke test: every available target on a tiny model, a few runs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-    p.add_argument("--compare", nargs="+", metavar="RUN.json", help="compare two runs, or one run against --baseline")
-    p.add_argument("--replot", nargs="+", metavar="RUN.json", help="draw --plot from recorded runs (one figure), then exit")
-    return p
-
-
-def _resolve(args: argparse.Namespace) -> argparse.Namespace:
+def _resolve(args: BenchOptions, where: Where) -> BenchOptions:
     preset: dict[str, Any] = dict(QUICK) if args.quick else {}
     gpu = args.target == "gpu"
     if gpu:  # --quick still wins: a GPU smoke test
@@ -104,9 +125,9 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, k) is None:
             setattr(args, k, preset.get(k, v))
     if args.results_dir is None:
-        args.results_dir = Path(tempfile.mkdtemp(prefix="cptr-bench-quick-")) if args.quick else REPO_ROOT / "benchmarks" / "results"
+        args.results_dir = Path(tempfile.mkdtemp(prefix="cptr-bench-quick-")) if args.quick else where.results_dir()
     if args.record_to is None:
-        args.record_to = REPO_ROOT / "benchmarks" / "RESULTS.md"
+        args.record_to = where.record_to()
         args.no_record = args.no_record or args.quick  # a smoke test does not belong in the recorded results
     args.batch = _ints(args.batch, "--batch")
     args.concurrency = _ints(args.concurrency, "--concurrency")
@@ -139,20 +160,21 @@ def _console(quiet: bool):
     return console
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def run_compare(runs: list[str], baseline: str) -> int:
+    """Compare two recorded runs, or one run against ``baseline``, as a terminal table."""
     from rich.table import Table
 
     console = _console(False)
-    if len(args.compare) == 2:
-        a, b = (report.load_run(p) for p in args.compare)
+    if len(runs) == 2:
+        a, b = (report.load_run(p) for p in runs)
         rows = report.compare_runs(a, b)
-        title = f"A = {args.compare[0]}, B = {args.compare[1]}; A/B > 1: B is faster"
+        title = f"A = {runs[0]}, B = {runs[1]}; A/B > 1: B is faster"
         cols = ["engine", "stage", "batch", "conc.", "A median ms", "B median ms", "A/B"]
-    elif len(args.compare) == 1:
-        run = report.load_run(args.compare[0])
-        rows = report.compare_baseline(run, args.baseline)
-        base = report.resolve_baseline(run["results"], args.baseline)
-        title = f"{args.compare[0]}: {base} median / engine median (> 1: faster than {base})"
+    elif len(runs) == 1:
+        run = report.load_run(runs[0])
+        rows = report.compare_baseline(run, baseline)
+        base = report.resolve_baseline(run["results"], baseline)
+        title = f"{runs[0]}: {base} median / engine median (> 1: faster than {base})"
         cols = ["engine", "stage", "batch", "conc.", f"{base} ms", "engine ms", "ratio"]
     else:
         raise SystemExit("--compare takes one run (with --baseline) or two runs")
@@ -168,7 +190,7 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[str, Any], dict[str, Path]]:
+def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any], dict[str, Path]]:
     """Measure, then write the JSON, the plot and the Markdown summary. Returns (exit code, run, paths)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -222,7 +244,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:40] or "host"
     run = {
         "schema": report.SCHEMA,
-        "command": "python benchmarks/latency.py " + shlex.join(argv),
+        "command": f"{where.prog} {shlex.join(where.argv)}".rstrip(),
         "machine": machine,
         "config": {
             "stage": args.stage, "model": args.model, "model_info": {k: v for k, v in workload.info.items() if not callable(v)},
@@ -241,8 +263,8 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
         paths["png"] = report.plot([run], args.plot or paths["json"].with_suffix(".png"),
                                    title=f"{args.stage} · {args.model} · {machine['cpu']['model']}")
     if not args.no_record:
-        report.append_markdown(args.record_to, report.markdown(run, args.baseline, _rel(paths["json"]),
-                                                               _rel(paths["png"]) if "png" in paths else None))
+        report.append_markdown(args.record_to, report.markdown(run, args.baseline, _rel(paths["json"], where.root),
+                                                               _rel(paths["png"], where.root) if "png" in paths else None))
         paths["markdown"] = args.record_to
     if not args.quiet:
         report.print_table(run, console, args.baseline)
@@ -255,7 +277,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> tuple[int, dict[
     return (1 if failed else 0), run, paths
 
 
-def _measure_batch(engines: list[Any], batch: int, args: argparse.Namespace, pool: InputPool, settings: Settings,
+def _measure_batch(engines: list[Any], batch: int, args: BenchOptions, pool: InputPool, settings: Settings,
                    rows: list, progress: Any, task: Any) -> None:
     """Every engine at one batch size: concurrency 1 (interleaved unless --no-interleave), then the sweep."""
     fits = []
@@ -279,32 +301,121 @@ def _measure_batch(engines: list[Any], batch: int, args: argparse.Namespace, poo
             rows.append(measure(engine, pool, batch, conc, settings, tick=tick))
 
 
-def _rel(p: Path) -> str:
+def _rel(p: Path, root: Path) -> str:
     try:
-        return str(p.resolve().relative_to(REPO_ROOT))
+        return str(p.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(p)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    if args.compare:
-        return run_compare(args)
-    if args.replot:
-        if args.plot is None:
-            parser().error("--replot needs --plot OUT.png")
-        runs = [report.load_run(p) for p in args.replot]
-        report.plot(runs, args.plot, title=" + ".join(f"{r['config']['stage']}/{r['config']['model']}" for r in runs)
-                    + f" · {runs[0]['machine']['cpu']['model']}")
-        print(f"wrote {args.plot}")
+# --------------------------------------------------------------------------- Typer app
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+def _help(prog: str) -> str:
+    return ("Latency and throughput of every CPTR engine, measured the same way: one JSON per run, a PNG "
+            "beside it and a Markdown summary appended to the record (defaults in parentheses).\n" + EXAMPLES.format(prog=prog))
+
+
+@app.command(help=_help(INSTALLED_PROG))
+def bench(
+    ctx: typer.Context,
+    runs: list[str] | None = typer.Argument(None, metavar="RUN.json", show_default=False,
+                                            help="Recorded runs, with --compare or --replot."),
+    target: str = typer.Option("all", "--target", show_default=False,
+                               help=f"Comma-separated from {', '.join(TARGET_NAMES)}; 'all' (the default); or 'gpu': "
+                                    f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
+                                    f"--batch {GPU_PRESET['batch']} unless given."),
+    stage: Literal[STAGES] = typer.Option("synthesis", "--stage", show_default=False,  # type: ignore[valid-type]
+                                          help="Stage of the data path to time (synthesis)."),
+    model: str | None = typer.Option(None, "--model", help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (demo); "
+                                     "ffhq512 and ffhq1024 are the larger random-weight official architectures."),
+    batch: str | None = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (1,8,32)."),
+    concurrency: str | None = typer.Option(None, "--concurrency", help="Concurrent requests for triton, e.g. 1,4,16 (1,4,16)."),
+    iters: int | None = typer.Option(None, "--iters", help="Timed runs per point, per client thread at concurrency > 1 (30)."),
+    seconds: float | None = typer.Option(None, "--seconds", help="Time budget per point instead of --iters."),
+    warmup: int | None = typer.Option(None, "--warmup", help="Untimed runs before timing (3)."),
+    pool: int | None = typer.Option(None, "--pool", help="Random input batches cycled per batch size (16)."),
+    check: int | None = typer.Option(None, "--check", help="Batches compared with the fp32 torch reference (2)."),
+    seed: int = typer.Option(0, "--seed", show_default=False, help="Seed of the random inputs and random-weight models (0)."),
+    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", show_default=False,
+                                                          help="auto: cuda when available (auto)."),
+    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads for torch and ONNX Runtime (their own)."),
+    url: str | None = typer.Option(None, "--url", help="triton: a running server (host:port); by default the embedded one starts."),
+    protocol: Literal["grpc", "http"] = typer.Option("grpc", "--protocol", show_default=False, help="triton client protocol (grpc)."),
+    shm: bool = typer.Option(False, "--shm", help="triton: return output tensors through system shared memory."),
+    style: str = typer.Option("demo", "--style", show_default=False, help="triton with --url: the style the server serves (demo)."),
+    baseline: str = typer.Option("torch", "--baseline", show_default=False, help="Engine or target the ratios are relative to (torch)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir",
+                                            help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "
+                                                 "./cptr-bench otherwise; with --quick a temporary folder)."),
+    record_to: Path | None = typer.Option(None, "--record-to",
+                                          help="Markdown file the summary is appended to (benchmarks/RESULTS.md from a checkout, "
+                                               "./cptr-bench/RESULTS.md otherwise; --quick records only when given)."),
+    no_record: bool = typer.Option(False, "--no-record", help="Do not append to the Markdown file."),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG path (beside the JSON)."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the PNG plot."),
+    no_interleave: bool = typer.Option(False, "--no-interleave",
+                                       help="Time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke test: every available target on a tiny model, a few runs."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
+    compare: bool = typer.Option(False, "--compare", help="Compare two RUN.json, or one against --baseline, then exit."),
+    replot: bool = typer.Option(False, "--replot", help="Draw --plot from the recorded RUN.json (one figure), then exit."),
+) -> int:
+    where: Where = ctx.obj if isinstance(ctx.obj, Where) else Where()
+    runs = list(runs or [])
+    if compare and replot:
+        raise typer.BadParameter("give --compare or --replot, not both")
+    if runs and not (compare or replot):
+        raise typer.BadParameter(f"RUN.json files ({' '.join(runs)}) go with --compare or --replot")
+    if compare:
+        if not runs:
+            raise typer.BadParameter("--compare takes one run (with --baseline) or two runs")
+        return run_compare(runs, baseline)
+    if replot:
+        if plot is None:
+            raise typer.BadParameter("--replot needs --plot OUT.png")
+        if not runs:
+            raise typer.BadParameter("--replot needs at least one RUN.json")
+        loaded = [report.load_run(p) for p in runs]
+        report.plot(loaded, plot, title=" + ".join(f"{r['config']['stage']}/{r['config']['model']}" for r in loaded)
+                    + f" · {loaded[0]['machine']['cpu']['model']}")
+        print(f"wrote {plot}")
         return 0
+    args = BenchOptions(target=target, stage=stage, model=model, batch=batch, concurrency=concurrency, iters=iters, seconds=seconds,
+                        warmup=warmup, pool=pool, check=check, seed=seed, device=device, threads=threads, url=url, protocol=protocol,
+                        shm=shm, style=style, baseline=baseline, results_dir=results_dir, record_to=record_to, no_record=no_record,
+                        plot=plot, no_plot=no_plot, no_interleave=no_interleave, quick=quick, quiet=quiet)
     try:
-        args = _resolve(args)
+        args = _resolve(args, where)
         Settings(iters=args.iters, seconds=args.seconds, warmup=args.warmup, pool=args.pool, check=args.check)
-    except (argparse.ArgumentTypeError, ValueError) as e:
-        parser().error(str(e))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     os.environ.setdefault("TQDM_DISABLE", "1" if args.quiet else "0")
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ notes (align, pipeline stages)
-    code, _, _ = run_benchmark(args, argv)
+    code, _, _ = run_benchmark(args, where)
     return code
+
+
+def main(argv: list[str] | None = None, *, checkout: Path | None = None, prog: str = INSTALLED_PROG) -> int:
+    """Run the command on ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    ``checkout`` is the source checkout's root when run as ``benchmarks/latency.py``: results then
+    default to its benchmarks/ folder. Without it they default to ./cptr-bench/.
+    Usage errors are printed and raise ``SystemExit(2)``, as every CLI does.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    if prog != INSTALLED_PROG:
+        command.help = _help(prog)
+    where = Where(prog=prog, checkout=checkout, argv=argv)
+    try:
+        code = command.main(args=argv, prog_name=prog, standalone_mode=False, obj=where)
+    except typer.TyperException as e:  # a usage error: say it the way Click does, exit 2
+        e.show()
+        raise SystemExit(e.exit_code) from None
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        raise SystemExit(1) from None
+    return int(code or 0)
