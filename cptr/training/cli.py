@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from cptr.data import cli as data_cli
-from cptr.training import finetune_cli, inversion_cli
+from cptr.training import encoder_cli, finetune_cli, mapper_cli
 
 app = typer.Typer(
     help="Train CPTR models.\n\n"
@@ -38,10 +38,9 @@ app.command("critic")(data_cli.critic)
 app.command("eval", no_args_is_help=True)(data_cli.evaluate)
 app.command("finetune", no_args_is_help=True)(finetune_cli.finetune)
 app.command("prepare", no_args_is_help=True)(finetune_cli.prepare)
-app.command("mapper", help=inversion_cli.MAPPER_HELP, no_args_is_help=True)(inversion_cli.mapper_command)
-app.command("encoder", help=inversion_cli.ENCODER_HELP, no_args_is_help=True)(inversion_cli.encoder_command)
-# Other trainers register here, one line each, e.g.:
-# app.command("mapper")(mapper_cli.mapper)
+app.command("mapper", help=mapper_cli.MAPPER_HELP, no_args_is_help=True)(mapper_cli.mapper_command)
+app.command("encoder", help=encoder_cli.ENCODER_HELP, no_args_is_help=True)(encoder_cli.encoder_command)
+# Other trainers register here, one line each.
 
 
 def main() -> None:

@@ -181,3 +181,97 @@ def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: 
         x = render(g, w)
         rec = render(g, enc.eval()(resize_to(x, enc.input_size)))
     save_image(grid(to_uint8(torch.cat([x, rec])), cols=w.shape[0]), path)
+
+
+# --------------------------------------------------------------------------- the cptr-train encoder job
+
+
+@dataclass
+class EncoderJob:
+    """Everything ``cptr-train encoder`` trains from (its options; see that command's ``--help``)."""
+
+    style: str | None = None
+    generator: Path | None = None
+    out: Path = Path("runs/encoder")
+    width: str = "full"
+    work_size: int = 256
+    head: str = "psp"
+    images: Path | None = None
+    arcface_weights: Path | None = None
+    lambda_latent: float = 1.0
+    lambda_l2: float = 1.0
+    lambda_l1: float = 0.0
+    lambda_id: float = 0.1
+    steps: int = 20000
+    batch: int = 8
+    lr: float = 1e-4
+    sample_every: int = 1000
+    save_every: int = 5000
+    register: bool = True
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+
+def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path:
+    """Set up and train an encoder: checks the options, loads the generator (and ArcFace), trains,
+    writes checkpoints/ and samples/ under ``job.out``, reports the reconstruction error and (with
+    ``job.register`` and a user style) sets it on the style. Returns the final checkpoint; raises
+    :class:`~cptr.training.jobs.JobError`."""
+    from cptr.checkpoints import CheckpointError
+    from cptr.contracts import ALIGNED_SIZE
+    from cptr.models.arcface import IDLoss, load_arcface
+    from cptr.models.clip_shim import WeightsNotFoundError
+    from cptr.models.encoder import save_encoder, small_encoder_config
+    from cptr.training.jobs import JobError, endless_batches, load_source_generator, pick_device
+
+    device = pick_device(job.device)
+    if job.width not in ("full", "small"):
+        raise JobError(f"--width must be 'full' or 'small', got {job.width!r}")
+    if job.head not in ("psp", "e4e"):
+        raise JobError(f"--head must be 'psp' or 'e4e', got {job.head!r}")
+    g, info = load_source_generator(job.style, job.generator, device)
+    idl = None
+    if job.arcface_weights is not None and job.lambda_id > 0:
+        try:
+            idl = IDLoss(load_arcface(job.arcface_weights, device=device))
+        except (WeightsNotFoundError, CheckpointError) as e:
+            raise JobError(str(e)) from None
+    if job.width == "full":
+        cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": job.head}
+    else:
+        cfg = {**small_encoder_config(g.n_latent, g.style_dim, ALIGNED_SIZE), "head": job.head}
+    if job.work_size < 32 or job.work_size > ALIGNED_SIZE or ALIGNED_SIZE % job.work_size:
+        raise JobError(f"--work-size must divide the {ALIGNED_SIZE} px aligned crop and be >= 32 (e.g. 64, 128, 256), got {job.work_size}")
+    cfg["pool"] = ALIGNED_SIZE // job.work_size
+    enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, job.seed).cpu()).to(device)
+    real = endless_batches(job.images, ALIGNED_SIZE, job.batch, job.seed) if job.images is not None else None
+    weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id)
+    opts = {"batch_size": job.batch, "learning_rate": job.lr, "max_steps": job.steps, "l2_lambda": job.lambda_l2,
+            "id_lambda": job.lambda_id, "w_lambda": job.lambda_latent, "lpips_lambda": 0.0}
+    ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
+    gen = torch.Generator().manual_seed(job.seed + 99)
+    fixed = sample_training_latents(g, 4, gen, generator_mean_latent(g, job.seed).to(device))
+
+    def on_step(step: int, parts: dict[str, float]) -> None:
+        if job.sample_every and (step % job.sample_every == 0 or step == 1):
+            save_reconstruction_grid(enc, g, fixed, sample_dir / f"{step:06d}.png")
+            enc.train()
+        if job.save_every and step % job.save_every == 0 and step != job.steps:
+            save_encoder(enc, ckpt_dir / f"iteration_{step}.pt", opts)
+
+    train_encoder(enc, g, job.steps, job.batch, job.lr, weights, idl, real, job.seed, on_step, progress=not job.quiet)
+    final = ckpt_dir / "encoder.pt"
+    save_encoder(enc, final, opts)
+    save_reconstruction_grid(enc, g, fixed, sample_dir / "final.png")
+    rec, base = reconstruction_error(enc, g)
+    log(f"encoder written to {final}; reconstruction MSE {rec:.4f} (average latent: {base:.4f})")
+    if job.register and job.style is not None and info is not None and not info.builtin:
+        from cptr.styles import StyleError, set_encoder
+
+        try:
+            set_encoder(info.name, final.resolve())
+            log(f"registered the encoder on style '{job.style}'")
+        except StyleError as e:
+            log(f"not registered: {e}")
+    return final

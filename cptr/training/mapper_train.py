@@ -158,3 +158,152 @@ def prompt_slug(prompt: str) -> str:
     """A registry-safe name for a prompt: 'a really angry face' -> 'a_really_angry_face'."""
     slug = re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:48].strip("_")
     return slug or "edit"
+
+
+# --------------------------------------------------------------------------- the cptr-train mapper job
+
+
+@dataclass
+class MapperJob:
+    """Everything ``cptr-train mapper`` trains from (its options; see that command's ``--help``)."""
+
+    prompt: str
+    style: str | None = None
+    generator: Path | None = None
+    clip_weights: Path | None = None
+    critic: str | None = None
+    critic_weights: Path | None = None
+    arcface_weights: Path | None = None
+    name: str | None = None
+    out: Path = Path("runs/mapper")
+    images: Path | None = None
+    encoder: Path | None = None
+    lambda_clip: float = 1.0
+    lambda_l2: float = 0.8
+    lambda_id: float = 0.1
+    steps: int = 10000
+    batch: int = 2
+    lr: float = 0.5
+    n_latents: int = 5000
+    truncation: float = 0.7
+    levels: str = "coarse,medium,fine"
+    sample_every: int = 500
+    save_every: int = 2000
+    with_decoder: bool = False
+    register: bool = True
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+
+def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
+    """Set up and train a mapper: checks the options, loads the generator and the losses, trains,
+    writes checkpoints/ and samples/ under ``job.out`` and (with ``job.register`` and a style)
+    registers it. Returns the final checkpoint; raises :class:`~cptr.training.jobs.JobError`."""
+    from cptr.checkpoints import CheckpointError
+    from cptr.models.arcface import IDLoss, load_arcface
+    from cptr.models.clip_loss import CLIPLoss
+    from cptr.models.clip_shim import WeightsNotFoundError, load_clip
+    from cptr.models.mapper import save_mapper
+    from cptr.training.jobs import JobError, load_source_generator, pick_device
+
+    device = pick_device(job.device)
+    chosen = {s.strip() for s in job.levels.split(",") if s.strip()}
+    if not chosen or chosen - {"coarse", "medium", "fine"}:
+        raise JobError(f"--levels must be a comma list of coarse, medium, fine; got {job.levels!r}")
+    if job.lambda_id > 0 and job.arcface_weights is None:
+        raise JobError("the identity loss needs --arcface-weights model_ir_se50.pth (or pass --lambda-id 0)")
+    prompt_name = job.name or prompt_slug(job.prompt)
+    if (job.clip_weights is None) == (job.critic is None):
+        raise JobError("pass --clip-weights ViT-B-32.pt (the text loss), or --critic ATTRIBUTE (the face critic's stand-in)")
+    g, _ = load_source_generator(job.style, job.generator, device)
+    try:
+        if job.critic is not None:
+            from cptr.data.critic import AttributeLoss, load_critic
+
+            clip = AttributeLoss(load_critic(job.critic_weights, device=device), job.critic)
+        else:
+            clip = CLIPLoss(load_clip(job.clip_weights, device=device), job.prompt)
+        idl = IDLoss(load_arcface(job.arcface_weights, device=device)) if job.lambda_id > 0 else None
+    except (WeightsNotFoundError, CheckpointError, ValueError, FileNotFoundError) as e:
+        raise JobError(str(e)) from None
+    if job.images is not None:
+        latents = invert_folder(job.images, job.style, job.encoder, g, device, None if job.quiet else log)
+    else:
+        latents = sample_latents(g, job.n_latents, job.truncation, job.seed)
+    mapper = LevelsMapper(g.n_latent, g.style_dim, coarse="coarse" in chosen, medium="medium" in chosen, fine="fine" in chosen,
+                          description=job.prompt).to(device)
+    weights = MapperLossWeights(job.lambda_clip, job.lambda_l2, job.lambda_id)
+    opts = {"description": job.prompt, "text_loss": f"critic:{job.critic}" if job.critic else "clip", "clip_lambda": job.lambda_clip,
+            "latent_l2_lambda": job.lambda_l2, "id_lambda": job.lambda_id, "learning_rate": job.lr, "batch_size": job.batch,
+            "max_steps": job.steps, "optim_name": "adam"}
+    fixed = latents[:4].to(device)
+    ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
+
+    def save(path: Path) -> None:
+        save_mapper(mapper, path, opts, decoder=g if job.with_decoder else None)
+
+    def on_step(step: int, parts: dict[str, float]) -> None:
+        if job.sample_every and (step % job.sample_every == 0 or step == 1):
+            mapper.eval()
+            save_edit_grid(g, mapper, fixed, sample_dir / f"{step:06d}.png")
+            mapper.train()
+        if job.save_every and step % job.save_every == 0 and step != job.steps:
+            save(ckpt_dir / f"iteration_{step}.pt")
+
+    train_mapper(mapper, g, latents, clip, idl, weights, job.steps, job.batch, job.lr, job.seed, on_step, progress=not job.quiet)
+    final = ckpt_dir / f"{prompt_name}.pt"
+    save(final)
+    save_edit_grid(g, mapper, fixed, sample_dir / "final.png")
+    log(f"mapper written to {final}")
+    if job.register and job.style is not None:
+        log(register_mapper(job.style, prompt_name, final.resolve()))
+    return final
+
+
+def invert_folder(images: Path, style: str | None, encoder_path: Path | None, g: Generator, device: str,
+                  log: Callable[[str], None] | None = None) -> torch.Tensor:
+    """W+ inversions [N, n_latent, D] of every aligned face in ``images`` with the given / the style's encoder."""
+    from cptr.checkpoints import CheckpointError
+    from cptr.models.encoder import load_encoder
+    from cptr.training.jobs import JobError, open_image_folder
+
+    if encoder_path is None and style is not None:
+        from cptr.styles import get_style
+
+        info = get_style(style)
+        if info.encoder:
+            encoder_path = Path(info.encoder)
+        else:
+            raise JobError(f"style '{style}' has no encoder; pass --encoder PATH (train one with cptr-train encoder)")
+    if encoder_path is None:
+        raise JobError("--images needs --encoder PATH (or --style with a registered encoder)")
+    try:
+        enc = load_encoder(encoder_path)
+    except CheckpointError as e:
+        raise JobError(str(e)) from None
+    enc = enc.to(device).eval()
+    if (enc.n_latent, enc.style_dim) != (g.n_latent, g.style_dim):
+        raise JobError(f"the encoder predicts W+ [{enc.n_latent}, {enc.style_dim}] but the generator needs [{g.n_latent}, {g.style_dim}]")
+    data = open_image_folder(images, enc.input_size)
+    if log is not None:
+        log(f"inverting {data.describe()}")
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(data), 8):
+            x = torch.stack([data[j] for j in range(i, min(i + 8, len(data)))]).to(device)
+            out.append(enc(x).cpu())
+    return torch.cat(out)
+
+
+def register_mapper(style: str, prompt_name: str, path: Path) -> str:
+    """Add ``prompt_name -> path`` to a registered style's mappers (:func:`cptr.styles.add_mapper`); returns a message."""
+    from cptr.styles import StyleError, add_mapper, get_style
+
+    if get_style(style).builtin:
+        return f"the built-in style '{style}' cannot hold mappers; register a style with: cptr styles add NAME ... --mapper {prompt_name}={path}"
+    try:
+        add_mapper(style, prompt_name, path)
+    except StyleError as e:
+        return f"not registered: {e}"
+    return f"registered mapper '{prompt_name}' on style '{style}'"
