@@ -16,7 +16,7 @@
 #               unchanged, that the installed wheel imports from outside the tree, and `cptr --help`
 #   versions    GPU, driver, CUDA, torch, nvcc, Triton, numpy, onnx(runtime) versions -> versions.json/.txt
 #   smoke       a tiny CPU run of benchmarks/latency.py (the harness works before GPU time is spent on it)
-#   kernels     builds the CUDA extension (cptr.kernels.load) and compares it with the reference ops
+#   kernels     builds the CUDA extension (cptr.ops.load) and compares it with the reference ops
 #   pytest-gpu  pytest -m gpu tests/ (junit XML in $OUT)
 #   bench-256   256 px channel_multiplier=2 synthesis, batch 1,8,32,64: eager fp32/fp16, reference ops
 #               and CPTR kernels; output error of each against the fp32 eager reference
@@ -114,7 +114,7 @@ step_install() {
 import sys
 from pathlib import Path
 venv, base_torch, base_numpy = Path(sys.argv[1]).resolve(), sys.argv[2], sys.argv[3]
-import torch, numpy, cptr, cptr.kernels, cptr.bench.cli, typer, rich, tqdm, ninja, pytest  # noqa: E401,F401
+import torch, numpy, cptr, cptr.ops, cptr.bench.cli, typer, rich, tqdm, ninja, pytest  # noqa: E401,F401
 problems = []
 if torch.__version__ != base_torch:
     problems.append(f"torch changed: {base_torch} -> {torch.__version__}")
@@ -124,7 +124,7 @@ if Path(torch.__file__).resolve().is_relative_to(venv):
     problems.append(f"torch was installed into the venv: {torch.__file__}")
 if not Path(cptr.__file__).resolve().is_relative_to(venv):
     problems.append(f"cptr imported from {cptr.__file__}, not from the venv")
-missing = [s for s in cptr.kernels.SOURCES if not (cptr.kernels.PLUGIN_DIR / s).is_file()]
+missing = [s for s in cptr.ops.SOURCES if not (cptr.ops.KERNEL_DIR / s).is_file()]
 if missing:
     problems.append(f"kernel sources missing from the wheel: {missing}")
 print(f"torch {torch.__version__} and numpy {numpy.__version__} unchanged; cptr from {cptr.__file__}"
@@ -254,9 +254,9 @@ step_kernels() {
     "$VPY" - "$HAS_CUDA" <<'EOF'
 import sys, time
 import torch
-import cptr.kernels as k
+import cptr.ops as k
 from torch.utils.cpp_extension import CUDA_HOME, is_ninja_available
-sources = all((k.PLUGIN_DIR / s).is_file() for s in k.SOURCES)
+sources = all((k.KERNEL_DIR / s).is_file() for s in k.SOURCES)
 toolkit = CUDA_HOME or ("n/a for a CPU build of torch" if torch.version.cuda is None else "NOT FOUND")
 have = f"build prerequisites: ninja {'yes' if is_ninja_available() else 'NO'}, CUDA toolkit {toolkit}, " \
        f"kernel sources {'present' if sources else 'MISSING'}"
@@ -271,7 +271,7 @@ if missing:
 t = time.perf_counter()
 k.load(verbose=True, strict=True)
 built = time.perf_counter() - t
-from cptr.models.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
+from cptr.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
 x = torch.randn(2, 8, 33, 33, device="cuda")
 kern = make_kernel([1, 3, 3, 1]) * 4
 err_up = (k.upfirdn2d_cuda(x, kern.cuda(), (2, 2), (1, 1), (2, 1, 2, 1)).cpu() - upfirdn2d_ref(x.cpu(), kern, up=2, down=1, pad=(2, 1))).abs().max().item()

@@ -21,12 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from cptr import kernels
 from cptr.export import trt as trt_builder
-from cptr.models import ops
-from cptr.models.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
+from cptr import ops
+from cptr.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
 
-PLUGINS = Path(kernels.PLUGIN_DIR)
+PLUGINS = Path(trt_builder.PLUGIN_SOURCES)
 CHECK_BUILD = PLUGINS / "check_build.sh"
 BLUR = make_kernel([1, 3, 3, 1])
 
@@ -245,7 +244,7 @@ def test_upfirdn2d_grad_config_matches_autograd() -> None:
             continue
         g = torch.randn_like(y)
         (gx_ref,) = torch.autograd.grad(y, x, g)
-        g_up, g_down, g_pad = kernels.upfirdn2d_grad_config((9, 11), tuple(k.shape), up, down, pad)
+        g_up, g_down, g_pad = ops.upfirdn2d_grad_config((9, 11), tuple(k.shape), up, down, pad)
         gx = upfirdn2d_ref(g, k.flip([0, 1]), up=g_up, down=g_down, pad=g_pad)
         assert gx.shape == x.shape
         torch.testing.assert_close(gx, gx_ref, rtol=0, atol=1e-10)
@@ -255,11 +254,11 @@ def test_upfirdn2d_grad_config_matches_autograd() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
 def test_kernels_load_returns_false_without_cuda() -> None:
-    assert kernels.load() is False
-    assert "cuda" in (kernels.unavailable_reason() or "").lower()
-    assert not kernels.is_loaded()
+    assert ops.load() is False
+    assert "cuda" in (ops.unavailable_reason() or "").lower()
+    assert not ops.is_loaded()
     with pytest.raises(RuntimeError, match="CUDA kernels unavailable"):
-        kernels.load(strict=True)
+        ops.load(strict=True)
     # the reference ops keep working
     assert ops.upfirdn2d(torch.ones(1, 1, 4, 4), BLUR, pad=(1, 2)).shape == (1, 1, 4, 4)
 
@@ -268,14 +267,14 @@ def test_kernels_load_says_when_ninja_is_missing(monkeypatch: pytest.MonkeyPatch
     """A CUDA machine without ninja gets the install hint, not cpp_extension's build failure."""
     import torch.utils.cpp_extension as cpp_extension
 
-    if kernels.is_loaded():
+    if ops.is_loaded():
         pytest.skip("the extension is already built in this process")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path))
     monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
-    assert kernels.load() is False
-    assert "pip install ninja" in (kernels.unavailable_reason() or "")
-    assert not kernels.is_loaded()
+    assert ops.load() is False
+    assert "pip install ninja" in (ops.unavailable_reason() or "")
+    assert not ops.is_loaded()
 
 
 def test_trt_build_engine_fails_fast_without_tensorrt(tmp_path: Path) -> None:
@@ -310,7 +309,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 def cuda_ext() -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    kernels.load(strict=True)
+    ops.load(strict=True)
 
 
 def _cpu_ref_upfirdn2d(x: torch.Tensor, k: torch.Tensor, up, down, pad) -> torch.Tensor:
@@ -325,7 +324,7 @@ def test_cuda_upfirdn2d_matches_reference(cuda_ext, what, kernel, up, down, pad,
     torch.manual_seed(0)
     for shape in [(2, 3, 4, 4), (4, 16, 33, 33), (2, 8, 128, 96), (1, 2, 256, 256)]:
         x = torch.randn(*shape, device="cuda").to(dtype)
-        y = kernels.upfirdn2d_cuda(x, kernel.cuda(), (up, up), (down, down), (*pad, *pad))
+        y = ops.upfirdn2d_cuda(x, kernel.cuda(), (up, up), (down, down), (*pad, *pad))
         ref = _cpu_ref_upfirdn2d(x, kernel, up, down, pad)
         assert y.dtype == dtype and y.shape == ref.shape
         assert _max_rel_err(y.cpu(), ref) < _tol(dtype), (what, shape)
@@ -344,7 +343,7 @@ def test_cuda_upfirdn2d_general_path_matches_reference(cuda_ext) -> None:
         ref = _cpu_ref_upfirdn2d(x, k, up, down, pad)
         if min(ref.shape[2:]) < 1:
             continue
-        y = kernels.upfirdn2d_cuda(x, k.cuda(), up, down, pad)
+        y = ops.upfirdn2d_cuda(x, k.cuda(), up, down, pad)
         assert _max_rel_err(y.cpu(), ref) < 1e-5, (kh, kw, up, down, pad)
 
 
@@ -356,7 +355,7 @@ def test_cuda_fused_leaky_relu_matches_reference(cuda_ext, dtype, shape) -> None
     torch.manual_seed(0)
     x = torch.randn(*shape, device="cuda", dtype=dtype)
     b = torch.randn(shape[1], device="cuda")
-    y = kernels.fused_leaky_relu_cuda(x, b, 0.2, math.sqrt(2.0))
+    y = ops.fused_leaky_relu_cuda(x, b, 0.2, math.sqrt(2.0))
     ref = fused_leaky_relu_ref(x.cpu().double(), b.cpu().to(dtype).double(), 0.2, math.sqrt(2.0))
     assert y.dtype == dtype and _max_rel_err(y.cpu(), ref) < _tol(dtype)
 
@@ -367,7 +366,7 @@ def test_cuda_fused_leaky_relu_matches_reference(cuda_ext, dtype, shape) -> None
 def test_cuda_upfirdn2d_gradients_match_reference(cuda_ext, what, kernel, up, down, pad) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 4, 17, 17, device="cuda", requires_grad=True)
-    y = kernels.upfirdn2d_cuda(x, kernel.cuda(), (up, up), (down, down), (*pad, *pad))
+    y = ops.upfirdn2d_cuda(x, kernel.cuda(), (up, up), (down, down), (*pad, *pad))
     g = torch.randn_like(y)
     (gx,) = torch.autograd.grad(y, x, g)
     xr = x.detach().cpu().double().requires_grad_(True)
@@ -376,7 +375,7 @@ def test_cuda_upfirdn2d_gradients_match_reference(cuda_ext, what, kernel, up, do
     assert _max_rel_err(gx.cpu(), gx_ref) < 1e-5
     # float64 finite-difference checks of first and second derivatives through the CUDA kernels
     xs = torch.randn(1, 2, 6, 6, device="cuda", dtype=torch.float64, requires_grad=True)
-    fn = lambda t: kernels.upfirdn2d_cuda(t, kernel.cuda(), (up, up), (down, down), (*pad, *pad))  # noqa: E731
+    fn = lambda t: ops.upfirdn2d_cuda(t, kernel.cuda(), (up, up), (down, down), (*pad, *pad))  # noqa: E731
     assert torch.autograd.gradcheck(fn, (xs,))
     assert torch.autograd.gradgradcheck(fn, (xs,))
 
@@ -387,7 +386,7 @@ def test_cuda_fused_leaky_relu_gradients_match_reference(cuda_ext) -> None:
     torch.manual_seed(0)
     x = torch.randn(4, 16, 8, 8, device="cuda", requires_grad=True)
     b = torch.randn(16, device="cuda", requires_grad=True)
-    y = kernels.fused_leaky_relu_cuda(x, b)
+    y = ops.fused_leaky_relu_cuda(x, b)
     g = torch.randn_like(y)
     gx, gb = torch.autograd.grad(y, (x, b), g)
     xr, br = x.detach().cpu().double().requires_grad_(True), b.detach().cpu().double().requires_grad_(True)
@@ -395,8 +394,8 @@ def test_cuda_fused_leaky_relu_gradients_match_reference(cuda_ext) -> None:
     assert _max_rel_err(gx.cpu(), gx_ref) < 1e-5 and _max_rel_err(gb.cpu(), gb_ref) < 1e-5
     xs = torch.randn(2, 3, 4, device="cuda", dtype=torch.float64, requires_grad=True)
     bs = torch.randn(3, device="cuda", dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(kernels.fused_leaky_relu_cuda, (xs, bs))
-    assert torch.autograd.gradgradcheck(kernels.fused_leaky_relu_cuda, (xs, bs))
+    assert torch.autograd.gradcheck(ops.fused_leaky_relu_cuda, (xs, bs))
+    assert torch.autograd.gradgradcheck(ops.fused_leaky_relu_cuda, (xs, bs))
 
 
 @gpu

@@ -19,7 +19,7 @@ from cptr.export import rewrite, stages
 from cptr.export.runtime import ort_session, physical_cores
 from cptr.io import sha256_file
 from cptr.models import set_fused_modconv
-from cptr.models.ops import make_kernel, upfirdn2d_ref
+from cptr.ops import make_kernel, upfirdn2d_ref
 from tests.conftest import make_tiny_generator
 
 STANDARD_DOMAINS = {"", "ai.onnx"}

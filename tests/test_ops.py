@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cptr.models import ops
-from cptr.models.ops import fused_leaky_relu, make_kernel, upfirdn2d
+from cptr import ops
+from cptr.ops import fused_leaky_relu, make_kernel, upfirdn2d
 
 
 def upfirdn2d_direct(x: np.ndarray, k: np.ndarray, up: int, down: int, pad: tuple[int, int]) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from cptr.export.stages import SynthesisReference
 from cptr.models import set_fused_modconv
-from cptr.models.ops import PLUGIN_NAMESPACE, export_plugin_nodes
+from cptr.ops import PLUGIN_NAMESPACE, export_plugin_nodes
 from tests.conftest import make_tiny_generator
 
 ort = pytest.importorskip("onnxruntime")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cptr.bench.workloads import Workload
-from cptr.models import ops
+from cptr import ops
 
 
 @dataclass
@@ -111,7 +111,7 @@ class TorchEngine(Engine):
     """Eager PyTorch. fp16 runs the module in half, with fp32 at the boundary.
 
     ``impl`` picks the custom ops for every call: ``"ref"`` (the reference ops) or ``"cuda"`` (the
-    compiled kernels of :mod:`cptr.kernels`), so engines measured in turn never leak into each other.
+    compiled kernels of :mod:`cptr.ops`), so engines measured in turn never leak into each other.
     """
 
     target = "torch"
@@ -181,13 +181,11 @@ class TorchTarget(Target):
 
     def _kernel_engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         """Eager fp32/fp16 with upfirdn2d and bias-act replaced by the compiled CPTR CUDA kernels."""
-        import cptr.kernels
-
-        missing = cptr.kernels.missing_requirement()  # a machine that cannot build them: unavailable
+        missing = ops.missing_requirement()  # a machine that cannot build them: unavailable
         if missing is None and ctx.log:
             ctx.log("building the CPTR CUDA kernels (first run only)")
-        if missing is not None or not cptr.kernels.load():  # otherwise the build broke: failed
-            reason = missing or cptr.kernels.unavailable_reason() or "unknown"
+        if missing is not None or not ops.load():  # otherwise the build broke: failed
+            reason = missing or ops.unavailable_reason() or "unknown"
             for precision in ("fp32", "fp16"):
                 yield Unavailable(f"torch-kernels-{precision}", self.name, reason, failed=missing is None)
             return
@@ -487,13 +485,11 @@ class CudaGraphTarget(Target):
         if not ctx.device.startswith("cuda") or not torch.cuda.is_available():
             yield Unavailable("cuda-graph", self.name, "CUDA graphs need a CUDA device; none on this machine")
             return
-        import cptr.kernels
-
-        if cptr.kernels.missing_requirement() is None and cptr.kernels.load():
+        if ops.missing_requirement() is None and ops.load():
             impl: ops.Impl = "cuda"
             how = "CPTR CUDA kernels"
         else:
-            impl, how = "ref", f"reference ops (kernels unavailable: {cptr.kernels.unavailable_reason()})"
+            impl, how = "ref", f"reference ops (kernels unavailable: {ops.unavailable_reason()})"
         for precision in ("fp32", "fp16"):
             yield CudaGraphEngine(workload, copy.deepcopy(workload.module), f"cuda-graph-{precision}", ctx.device,
                                   precision, f"eager module in a CUDA graph, {how}", impl=impl)

@@ -266,7 +266,7 @@ def export_stage(stage: Stage, path: str | Path, precision: str = "fp32", **kwar
     and kept fp32 in an fp16 graph. ``kwargs`` go to :func:`export_module` (``verify``, ``batch_sizes``,
     ``opset``, ``make_inputs``, ``extra``...).
     """
-    from cptr.models.ops import export_plugin_nodes
+    from cptr.ops import export_plugin_nodes
 
     make = kwargs.pop("make_inputs", None) or stage.make_inputs
     kwargs["extra"] = {**stage.extra, **(kwargs.get("extra") or {})}

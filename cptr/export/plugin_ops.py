@@ -1,7 +1,8 @@
 """ONNX Runtime implementations of the plugin nodes, so plugin graphs are verified like any other.
 
 TensorRT maps ``UpFirDn2d`` and ``FusedBiasLeakyReLU`` nodes to the CUDA plugins in
-``cptr/export/plugins``; their attributes are the plugins' fields:
+``cptr/export/plugins`` (built from the kernels in ``cptr/ops``); their attributes are the plugins'
+fields, written by the export symbolics in :mod:`cptr.ops.upfirdn2d` and :mod:`cptr.ops.bias_act`:
 
 ``UpFirDn2d(x[N,C,H,W]) -> y``: ints ``up``, ``down``, ``pad0``, ``pad1``, ``kh``, ``kw`` and floats
 ``kernel`` (kh*kw taps, row-major, applied as a true convolution).
@@ -21,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from cptr.models.ops import fused_leaky_relu_ref, upfirdn2d_ref
+from cptr.ops import fused_leaky_relu_ref, upfirdn2d_ref
 
 PLUGIN_OPS = ("UpFirDn2d", "FusedBiasLeakyReLU")
 _REGISTERED: list[str] = []

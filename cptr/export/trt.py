@@ -25,9 +25,9 @@ from typing import Any
 
 from cptr.io import atomic_write_bytes, sha256_file
 
-PLUGIN_NAMESPACE = "cptr"
-PLUGIN_VERSION = "1"
 PLUGIN_LIBRARY_ENV = "CPTR_TRT_PLUGINS"
+# CMakeLists.txt of the plugin library; it compiles the kernel sources of cptr/ops/ (cptr.ops.KERNEL_DIR)
+PLUGIN_SOURCES = Path(__file__).resolve().parent / "plugins"
 
 INSTALL_HINT = (
     "TensorRT is not installed. Build engines on a machine with an NVIDIA GPU, either inside an NGC "
@@ -87,15 +87,18 @@ def load_plugins(plugin_library: str | os.PathLike[str], trt: ModuleType | None 
             registry.load_library(str(path))
     missing = _missing_creators(trt, registry)
     if missing:
+        from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION
+
         raise EngineBuildError(
             f"{path} did not register the plugin creators {missing} (namespace {PLUGIN_NAMESPACE!r}, version "
-            f"{PLUGIN_VERSION!r}); was it built from cptr/export/plugins for this TensorRT version ({trt.__version__})?"
+            f"{PLUGIN_VERSION!r}); was it built from cptr/export/plugins (with the kernels of cptr/ops) for this TensorRT version ({trt.__version__})?"
         )
     return path
 
 
 def _missing_creators(trt: ModuleType, registry: Any) -> list[str]:
     from cptr.export.plugin_ops import PLUGIN_OPS
+    from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION
 
     get = getattr(registry, "get_creator", None) or registry.get_plugin_creator
     return [op for op in PLUGIN_OPS if get(op, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.models.ops import FusedLeakyReLU, fused_leaky_relu, make_kernel, upfirdn2d
+from cptr.ops import FusedLeakyReLU, fused_leaky_relu, make_kernel, upfirdn2d
 
 DEFAULT_BLUR = (1, 3, 3, 1)
 

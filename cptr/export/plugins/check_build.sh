@@ -5,19 +5,20 @@
 #   TENSORRT_INCLUDE=/path/to/TensorRT/include cptr/export/plugins/check_build.sh
 #
 # Steps (select with CPTR_CHECK_STEPS, default "kernels emulation trt torch"):
-#   kernels    nvcc -c of kernels/*.cu for every arch in ARCHS, as C++17 (CMake) and C++20 (PyTorch),
+#   kernels    nvcc -c of cptr/ops/*.cu for every arch in ARCHS, as C++17 (CMake) and C++20 (PyTorch),
 #              with PyTorch's half-precision macros and warnings as errors
 #   emulation  g++ build of testing/host_emulation.cpp (the kernels' arithmetic run on the CPU)
 #   trt        CMake configure + build of both plugin libraries against $TENSORRT_INCLUDE with
 #              CPTR_CHECK_ONLY=ON (no libnvinfer: libcptr_trt_plugins.so is left with getPluginRegistry
 #              unresolved and is not loadable here), export checks with nm, then
 #              testing/plugin_smoke.cpp run against libcptr_trt_plugins_dynamic.so
-#   torch      g++ -fsyntax-only of torch_ext.cpp against the installed torch's headers
+#   torch      g++ -fsyntax-only of cptr/ops/torch_ext.cpp against the installed torch's headers
 # Environment: ARCHS (default "80 90"), BUILD_DIR (default /tmp/cptr_plugins_check), NVCC, CXX,
 # PYTHON (for the torch step), CUDA_HOME (default: the nvcc's parent directory).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OPS="$(cd "$HERE/../../ops" && pwd)"  # the kernel sources and the PyTorch binding (cptr/ops/)
 STEPS="${CPTR_CHECK_STEPS:-kernels emulation trt torch}"
 ARCHS="${ARCHS:-80 90}"
 BUILD_DIR="${BUILD_DIR:-/tmp/cptr_plugins_check}"
@@ -51,15 +52,15 @@ if has_step kernels; then
     for src in upfirdn2d bias_act; do
       step "nvcc -std=$std $src.cu for sm_${ARCHS// /, sm_}"
       "$NVCC" -std="$std" -O3 "${gencode[@]}" "${torch_macros[@]}" -Xcompiler=-Wall,-Wextra,-fPIC \
-        -Werror all-warnings -Xcompiler=-Werror -I"$HERE/kernels" \
-        -c "$HERE/kernels/$src.cu" -o "$BUILD_DIR/${src}_${std}.o"
+        -Werror all-warnings -Xcompiler=-Werror -I"$OPS" \
+        -c "$OPS/$src.cu" -o "$BUILD_DIR/${src}_${std}.o"
     done
   done
 fi
 
 if has_step emulation; then
   step "g++ testing/host_emulation.cpp"
-  "$CXX" -std=c++17 -O2 -Wall -Wextra -Werror -isystem "$CUDA_INCLUDE" -I"$HERE/kernels" \
+  "$CXX" -std=c++17 -O2 -Wall -Wextra -Werror -isystem "$CUDA_INCLUDE" -I"$OPS" \
     "$HERE/testing/host_emulation.cpp" -o "$BUILD_DIR/host_emulation"
 fi
 
@@ -108,7 +109,7 @@ if has_step torch; then
       echo "(CPU torch: using a stand-in c10/cuda/impl/cuda_cmake_macros.h)"
     fi
     "$CXX" -std=c++20 -fsyntax-only -Wall -Wextra -Werror -DTORCH_EXTENSION_NAME=cptr_kernels_ext \
-      -DTORCH_API_INCLUDE_EXTENSION_H "${inc[@]}" -I"$HERE" "$HERE/torch_ext.cpp"
+      -DTORCH_API_INCLUDE_EXTENSION_H "${inc[@]}" -I"$OPS" "$OPS/torch_ext.cpp"
   fi
 fi
 

@@ -4,7 +4,7 @@
 // bias_act_impl.cuh), with the same path selection, tile geometry and block/thread loop structure,
 // executed serially. What it cannot check: races, launch configuration limits and the device compiler.
 // Build (plain host compiler, CUDA headers only for cuda_fp16.h / cuda_runtime_api.h):
-//   g++ -std=c++17 -O2 -I<cuda>/include -I../kernels host_emulation.cpp -o host_emulation
+//   g++ -std=c++17 -O2 -I<cuda>/include -I../../../ops host_emulation.cpp -o host_emulation
 // Usage:
 //   host_emulation upfirdn2d DTYPE PLANES IN_H IN_W KH KW UPX UPY DOWNX DOWNY PX0 PX1 PY0 PY1 TAPS X Y
 //   host_emulation bias_act DTYPE BIAS_DTYPE|none N C S SLOPE GAIN X BIAS|- REF|- Y

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/cptr_kernels.h"
+#include "cptr_kernels.h"  // cptr/ops/, on the include path of the cptr_kernels target
 
 namespace cptr {
 namespace trt {

@@ -1,7 +1,7 @@
-// PyTorch binding of the CPTR CUDA kernels (built lazily by cptr/kernels.py).
+// PyTorch binding of the CPTR CUDA kernels (built lazily by cptr/ops/extension.py).
 //
 // Thin wrappers: check the tensors, allocate the output, call the launchers of cptr_kernels.h on the
-// current CUDA stream. Autograd lives in Python (cptr/kernels.py).
+// current CUDA stream. Autograd lives in Python (cptr/ops/upfirdn2d.py, cptr/ops/bias_act.py).
 #include <torch/extension.h>
 
 #include <c10/cuda/CUDAGuard.h>
@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-#include "kernels/cptr_kernels.h"
+#include "cptr_kernels.h"
 
 namespace {
 
