@@ -33,3 +33,16 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def help_examples(command: str) -> tuple[object, list[str], list[str]]:
+    """``cptr COMMAND --help`` at 100 columns: (the result, its lines, the non-blank lines after "Examples:")."""
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+
+    r = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"}, terminal_width=100)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    examples = lines.index(next(line for line in lines if line.strip() == "Examples:"))
+    return r, lines[examples:], [line for line in lines[examples + 1 :] if line.strip()]

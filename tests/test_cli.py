@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cptr.cli import app
 from cptr.imaging import image_format, save_image
+from tests.conftest import help_examples
 
 # The commands whose help follows the shared layout: summary, description, "Examples:", indented examples.
 LAID_OUT = [
@@ -57,12 +58,8 @@ def test_every_command_has_examples() -> None:
 @pytest.mark.parametrize("command", LAID_OUT)
 def test_help_layout(command: str) -> None:
     """Examples render on their own indented lines (Rich keeps them as written), no line wraps."""
-    r = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"}, terminal_width=100)
-    assert r.exit_code == 0, r.output
-    lines = r.output.splitlines()
-    examples = lines.index(next(line for line in lines if line.strip() == "Examples:"))
-    shown = [line for line in lines[examples + 1 :] if line.strip()]
-    assert shown and shown[0].startswith("   cptr"), lines[examples : examples + 4]  # Rich's 1-space margin + 2
+    _, from_examples, shown = help_examples(command)
+    assert shown and shown[0].startswith("   cptr"), from_examples[:4]  # Rich's 1-space margin + 2
 
 
 def test_image_format() -> None:

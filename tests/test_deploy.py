@@ -437,15 +437,9 @@ def test_cli_writes_and_explains(work: Path, deployed: dict[str, Any], tmp_path:
 @pytest.mark.parametrize("command", ["deploy", "deploy k8s"])
 def test_help_layout(command: str) -> None:
     """As tests/test_cli.py's: examples on their own indented lines, nothing wrapped, defaults shown (not eaten as markup)."""
-    from typer.testing import CliRunner
+    from tests.conftest import help_examples
 
-    from cptr.cli import app
-
-    r = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"}, terminal_width=100)
-    assert r.exit_code == 0, r.output
-    lines = r.output.splitlines()
-    examples = lines.index(next(line for line in lines if line.strip() == "Examples:"))
-    shown = [line for line in lines[examples + 1 :] if line.strip()]
+    r, _, shown = help_examples(command)
     assert all(line.startswith("   cptr") for line in shown[:2]), shown[:3]
     if command == "deploy k8s":
         assert shown[2].startswith("   cptr deploy k8s triton_repo --model-uri s3://") and "(default: deploy/ next to the" in r.output

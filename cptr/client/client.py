@@ -251,7 +251,16 @@ Plan = Generator[Any, Any, T]
 class _Plans:
     """Settings, and every operation as a plan shared by the blocking and the asyncio client."""
 
-    def __init__(self, url: str | None, protocol: Protocol, timeout_s: float, retries: int, backoff_s: float, verbose: bool):
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        *,
+        timeout_s: float = 120.0,
+        retries: int = 3,
+        backoff_s: float = 0.25,
+        verbose: bool = False,
+    ):
         if protocol not in DEFAULT_URLS:
             raise ValueError(f"protocol must be 'grpc' or 'http', got {protocol!r}")
         if timeout_s <= 0 or retries < 0 or backoff_s < 0:
@@ -268,6 +277,10 @@ class _Plans:
         else:
             import tritonclient.http as tc
         self._tc = tc
+        self._init_connections()
+
+    def _init_connections(self) -> None:
+        """Set up the subclass's connection state (none opened yet)."""
 
     # --- request building and response decoding (no I/O) ---------------------------------------
 
@@ -485,17 +498,7 @@ def _release_regions(regions: list[tuple[Any, _Region]]) -> None:
 class CartoonClient(_Plans):
     """Blocking client, safe to share between threads (one connection per thread)."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        protocol: Protocol = "grpc",
-        *,
-        timeout_s: float = 120.0,
-        retries: int = 3,
-        backoff_s: float = 0.25,
-        verbose: bool = False,
-    ):
-        super().__init__(url, protocol, timeout_s, retries, backoff_s, verbose)
+    def _init_connections(self) -> None:
         self._local = threading.local()
         self._clients: list[Any] = []
         self._regions: list[tuple[Any, _Region]] = []  # (client, region): registered shared memory
@@ -667,17 +670,7 @@ class CartoonClient(_Plans):
 class AsyncCartoonClient(_Plans):
     """asyncio client (tritonclient.grpc.aio / tritonclient.http.aio) with the same methods, awaited."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        protocol: Protocol = "grpc",
-        *,
-        timeout_s: float = 120.0,
-        retries: int = 3,
-        backoff_s: float = 0.25,
-        verbose: bool = False,
-    ):
-        super().__init__(url, protocol, timeout_s, retries, backoff_s, verbose)
+    def _init_connections(self) -> None:
         self._aclient: Any = None
 
     # --- driver: run a plan's steps, awaited ----------------------------------------------------
