@@ -33,14 +33,21 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.skip(reason="the shipped demo models (4000 source iterations) miss some of the issue's thresholds "
-                  "(faces not yet formed; see 'Thresholds missed' in cptr/assets/demo/MODEL_CARD.md); enable once retrained")
+# Thresholds the shipped models (6000 source iterations) still miss; MODEL_CARD.md lists their figures.
+# Every other threshold must hold; a known miss that starts to pass should leave this set.
+KNOWN_MISSES = {"face_rate_stylised", "structure_corr[yaw]", "structure_corr[roll]", "encoder_corr[yaw]"}
+
+
 def test_shipped_demo_models_meet_the_thresholds():
     pytest.importorskip("mediapipe")
     from cptr.demo.measure import failures, measure
 
     m = measure(ASSET_DIR, n=120, seed=1)  # other latents than the card's
-    assert failures(m) == [], json.dumps(m, indent=1)
+    missed = failures(m)
+    unexpected = [f for f in missed if f.split()[0] not in KNOWN_MISSES]
+    assert unexpected == [], json.dumps(m, indent=1)
+    if missed:
+        pytest.xfail("known misses of the shipped demo models: " + "; ".join(missed))
 
 
 def test_model_card_hashes_are_the_files():

@@ -45,7 +45,7 @@ class Recipe:
     cartoons: int = 10_000
     critic_faces: int = 8000
     critic_steps: int = 2000
-    source_iters: int = 4000
+    source_iters: int = 6000
     source_channels: str = "128,128,64,32,32"
     finetune_iters: int = 1000
     encoder_steps: int = 1200
