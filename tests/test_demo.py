@@ -90,8 +90,13 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
 
     g = load_generator(assets / "target.pt")
     assert g.size == 64 and g.latent_avg is not None
+    # the select step measured the run's checkpoints and the later steps started from its choice
+    sel = json.loads((work / "source" / "selected.json").read_text())
+    assert sel["rates"] and Path(sel["chosen"]).name in sel["rates"] and all(0 <= v <= 1 for v in sel["rates"].values())
+    assert f"--source {sel['chosen']}" in (work / "commands.log").read_text()
+    assert Path(sel["chosen"]).name in (assets / "MODEL_CARD.md").read_text()
     # a second run finds every training step done and only packs and measures again
-    again = subprocess.run(cmd + ["--steps", "data,critic,source,finetune,encoder,mapper"], capture_output=True, text=True, env=_env(), timeout=CLI_TIMEOUT)
-    assert again.returncode == 0 and again.stdout.count("done already") == 6, again.stdout
+    again = subprocess.run(cmd + ["--steps", "data,critic,source,select,finetune,encoder,mapper"], capture_output=True, text=True, env=_env(), timeout=CLI_TIMEOUT)
+    assert again.returncode == 0 and again.stdout.count("done already") == 7, again.stdout
     refused = subprocess.run([sys.executable, "-m", "cptr.demo.train", "--quick"], capture_output=True, text=True, env=_env(), timeout=60)
     assert refused.returncode == 2 and "--assets" in refused.stderr

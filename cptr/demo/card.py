@@ -11,18 +11,30 @@ from cptr.io import atomic_write_text, sha256_file
 FILES = ("source.pt", "target.pt", "encoder.pt", "mapper_smile.pt", "critic.pt")
 
 
+def _selection_lines(sel: dict | None) -> list[str]:
+    if not sel:
+        return []
+    rates = ", ".join(f"{Path(k).stem.lstrip('0') or '0'} {v:.0%}" for k, v in sel["rates"].items())
+    return [f"- shipped source: checkpoint `{Path(sel['chosen']).name}`, chosen by `cptr.demo.select` as the one whose samples mediapipe most",
+            f"  often finds a face in ({sel['n']} samples at truncation {sel['truncation']}, latent seed {sel['seed']}, not the card's): {rates};"]
+
+
 def _fmt(d: dict) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in d.items())
 
 
-def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str) -> Path:
+def _resolutions(first: int, count: int) -> str:
+    return " and ".join(f"{2 ** (first + i)} px" for i in range(count)) or "none"
+
+
+def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str, selection: dict | None = None) -> Path:
     """Write ``metrics.json`` and ``MODEL_CARD.md`` into ``assets``; returns the card's path."""
     assets = Path(assets)
     hashes = {f: sha256_file(assets / f) for f in FILES if (assets / f).exists()}
     sizes = {f: (assets / f).stat().st_size for f in hashes}
     misses = failures(m)
     atomic_write_text(assets / "metrics.json", json.dumps({"metrics": m, "thresholds": THRESHOLDS, "misses": misses,
-                                                           "recipe": recipe, "timings_s": timings, "machine": machine,
+                                                           "recipe": recipe, "selection": selection, "timings_s": timings, "machine": machine,
                                                            "sha256": hashes}, indent=2) + "\n")
     total_min = sum(timings.values()) / 60
     steps = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
@@ -42,7 +54,9 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str)
         f"- data: `cptr-train render`, {recipe['photos']} photo-domain faces (seeds 0..) and {recipe['cartoons']} cartoon-domain faces (other seeds);",
         f"- critic: `cptr-train critic` ({recipe['critic_steps']} steps on {recipe['critic_faces']} faces per domain);",
         f"- source: `cptr-train source`, from scratch, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
-        f"- target: `cptr-train finetune`, FreezeSG (FreezeS 2, FreezeG 2 = 4 and 8 px, FreezeD 1) with the structure loss at 8 and 16 px, {recipe['finetune_iters']} iterations, batch 8;",
+        *_selection_lines(selection),
+        f"- target: `cptr-train finetune`, FreezeSG (FreezeS {recipe['freeze_style']}, FreezeG {recipe['freeze_g']} = {_resolutions(2, recipe['freeze_g'])}, "
+        f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])}, {recipe['finetune_iters']} iterations, batch 8;",
         f"- encoder: `cptr-train encoder --width small --work-size 64`, {recipe['encoder_steps']} steps on the source's samples;",
         f"- mapper: `cptr-train mapper --critic smile --levels medium`, {recipe['mapper_steps']} steps (the expression layers only). **Its text loss is a stand-in**: the face critic's",
         "  smile score replaces CLIP's similarity to \"a smiling face\" (CLIP weights cannot be had here). With CLIP weights,",

@@ -5,7 +5,9 @@ checkpoint, so the script can be stopped and rerun at any time):
 
 1. ``data``: ``cptr-train render`` photo faces (the source domain) and cartoon faces (the target);
 2. ``critic``: ``cptr-train critic``, the face critic (metrics and the mapper's stand-in text loss);
-3. ``source``: ``cptr-train source``, a StyleGAN2 from scratch on the photos;
+3. ``source``: ``cptr-train source``, a StyleGAN2 from scratch on the photos, keeping every checkpoint;
+   ``select``: the checkpoint of the run's later part whose samples are most often faces
+   (:mod:`cptr.demo.select`); the steps below start from it;
 4. ``finetune``: ``cptr-train finetune``, FreezeSG + structure loss on the cartoons;
 5. ``encoder``: ``cptr-train encoder`` for the source;
 6. ``mapper``: ``cptr-train mapper --critic smile --levels medium`` for "a smiling face" (an expression
@@ -31,8 +33,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cptr.demo import ASSET_DIR, DEFAULT_ALPHA
+from cptr.demo.select import chosen, select
 
-STEPS = ("data", "critic", "source", "finetune", "encoder", "mapper", "pack", "measure")
+STEPS = ("data", "critic", "source", "select", "finetune", "encoder", "mapper", "pack", "measure")
 CARTOON_SEED = 1_000_000  # cartoon faces are other faces than the photos (unpaired, as real data sets)
 
 
@@ -45,15 +48,21 @@ class Recipe:
     cartoons: int = 10_000
     critic_faces: int = 8000
     critic_steps: int = 2000
-    source_iters: int = 6000
+    source_iters: int = 7000
     source_channels: str = "128,128,64,32,32"
+    select_from: int = 3500  # candidates for the shipped source: checkpoints from here to source_iters
+    select_n: int = 300
     finetune_iters: int = 1000
+    freeze_style: int = 2  # FreezeS: W+ entries the target takes from the source
+    freeze_g: int = 2  # FreezeG: 4 and 8 px stay the source's
+    freeze_d: int = 1  # FreezeD: fromRGB and the 64 px block
+    structure_loss: int = 2  # at 8 and 16 px
     encoder_steps: int = 1200
     mapper_steps: int = 600
     measure_n: int = 500
 
 
-QUICK = Recipe(photos=64, cartoons=64, critic_faces=100, critic_steps=10, source_iters=4, source_channels="16,16,8,8,8",
+QUICK = Recipe(photos=64, cartoons=64, critic_faces=100, critic_steps=10, source_iters=4, source_channels="16,16,8,8,8", select_from=0, select_n=8,
                finetune_iters=2, encoder_steps=2, mapper_steps=2, measure_n=24)
 
 
@@ -76,7 +85,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
     timings: dict[str, float] = json.loads((work / "timings.json").read_text()) if (work / "timings.json").exists() else {}
     r = recipe
     photo, cartoon, critic = work / "photo", work / "cartoon", work / "critic.pt"
-    source_ckpt = work / "source" / "checkpoints" / f"{r.source_iters:06d}.pt"
+    source_last = work / "source" / "checkpoints" / f"{r.source_iters:06d}.pt"
+    selection = work / "source" / "selected.json"
     target_ckpt = work / "finetune" / "checkpoints" / f"{r.finetune_iters:06d}.pt"
     encoder_ckpt, mapper_ckpt = work / "encoder" / "checkpoints" / "encoder.pt", work / "mapper" / "checkpoints" / "smile.pt"
 
@@ -106,12 +116,17 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
 
     step("data", (photo / "meta.json").exists() and (cartoon / "meta.json").exists(), data)
     step("critic", critic.exists(), lambda: _run(["critic", "--out", str(critic), "--n", str(r.critic_faces), "--steps", str(r.critic_steps)], log))
-    step("source", source_ckpt.exists(), lambda: _run(trained(work / "source", [
+    step("source", source_last.exists(), lambda: _run(trained(work / "source", [
         "source", "--data", str(photo), "--out", str(work / "source"), "--size", str(r.size), "--channels", r.source_channels,
-        "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "3", "--workers", "1"]), log))
+        "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "0", "--workers", "1"]), log))
+    step("select", selection.exists(), lambda: select(work / "source", r.select_from, r.source_iters, r.select_n, selection))
+    source_ckpt = chosen(selection) or source_last
+    if any(s in only for s in STEPS[STEPS.index("finetune"):]):
+        print(f"== source checkpoint: {source_ckpt}" + ("" if selection.exists() else " (no selection yet: the last one)"), flush=True)
     step("finetune", target_ckpt.exists(), lambda: _run(trained(work / "finetune", [
         "finetune", "--source", str(source_ckpt), "--data", str(cartoon), "--out", str(work / "finetune"),
-        "--freeze-style", "2", "--freeze-g", "2", "--freeze-d", "1", "--structure-loss", "2", "--augment", "none",
+        "--freeze-style", str(r.freeze_style), "--freeze-g", str(r.freeze_g), "--freeze-d", str(r.freeze_d),
+        "--structure-loss", str(r.structure_loss), "--augment", "none",
         "--r1", "1", "--batch", "8", "--iters", str(r.finetune_iters), "--sample-every", "250", "--save-every", "250", "--keep", "2",
         "--workers", "1"]), log))
     step("encoder", encoder_ckpt.exists(), lambda: _run([
@@ -131,7 +146,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
 
         m = measure(assets, n=r.measure_n)
         result.update(m)
-        write_card(assets, m, recipe=asdict(r), timings=timings, machine=_machine())
+        sel = json.loads(selection.read_text()) if selection.exists() else None
+        write_card(assets, m, recipe=asdict(r), timings=timings, machine=_machine(), selection=sel)
 
     step("measure", False, measure_step)
     return result
