@@ -28,6 +28,10 @@ Examples:
   cptr-export --source ffhq256.pt --target webtoon.pt --style webtoon --swap-res 32 --blend-width 1.0
   # photo -> cartoon with a text edit, for Triton's native onnxruntime backend
   cptr-export --style webtoon --encoder e4e.pt --mapper smile=smile.pt --inject-k 4 --backend native
+  # CPU serving with OpenVINO in bf16 (fp32 where the CPU has no bf16), checked at PSNR >= 35 dB
+  cptr-export --style demo --engine openvino --precision bf16
+  # the same for Triton's openvino backend, tuned for throughput
+  cptr-export --style demo --engine openvino --precision bf16 --backend native --ov-hint throughput --ov-streams 2
 """
 
 # --------------------------------------------------------------------------- Typer app
@@ -45,11 +49,11 @@ def export(
     blend_width: float | None = typer.Option(None, "--blend-width", help="Sigmoid transition width around --swap-res, in octaves."),
     inject_k: int | None = typer.Option(None, "--inject-k", min=0, help="W+ entries a mapper edit leaves untouched (FreezeSG latent injection)."),
     truncation: float = typer.Option(DEFAULT_TRUNCATION, "--truncation", min=0.0, max=1.0, help="Truncation psi baked into the mapping graph as the default of its optional 'truncation' input (Triton uses it; ONNX Runtime callers may feed their own)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 computes inside; inputs/outputs stay fp32)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 computes inside; inputs/outputs stay fp32); with --engine openvino: fp32 or bf16."),
     batch_max: int = typer.Option(8, "--batch-max", min=1, help="Largest batch Triton sends to one model."),
     out: Path = typer.Option(Path("triton_repo"), "--out", "-o", help="Output model repository (replaced atomically)."),
     backend: str = typer.Option("python", "--backend", help="Repository flavour: python (bundled tritonserver) or native (onnxruntime/tensorrt backends)."),
-    engine: str = typer.Option("onnx", "--engine", help="onnx, trt (TensorRT plans) or torch (AOTInductor packages)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx, trt (TensorRT plans), torch (AOTInductor packages) or openvino (OpenVINO IR, CPU)."),
     encoder: Path | None = typer.Option(None, "--encoder", help="Image -> W+ encoder checkpoint (overrides the style's)."),
     mapper: list[str] = typer.Option([], "--mapper", help="Text mapper PROMPT=PATH (repeatable; adds to the style's)."),
     with_generator: bool = typer.Option(False, "--with-generator", help="Also export z -> image as one graph (generator.onnx)."),
@@ -57,6 +61,10 @@ def export(
     opset: int = typer.Option(17, "--opset", min=17, help="ONNX opset."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check every graph in ONNX Runtime against PyTorch (batch 1 and 3)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    ov_hint: str = typer.Option("latency", "--ov-hint", help="--engine openvino: performance hint, latency (one request on every core) or throughput (parallel streams)."),
+    ov_streams: str | None = typer.Option(None, "--ov-streams", help="--engine openvino: streams, a number or auto (default: the hint's choice)."),
+    ov_threads: int | None = typer.Option(None, "--ov-threads", min=1, help="--engine openvino: inference threads shared by the streams (default: one per physical core)."),
+    ov_min_psnr: float = typer.Option(35.0, "--ov-min-psnr", help="--engine openvino --precision bf16: the least PSNR in dB of every stage's images against fp32 PyTorch (at least 20)."),
 ) -> None:
     from cptr.export.onnx import ExportError
     from cptr.styles import StyleError
@@ -69,7 +77,7 @@ def export(
             out=out, style=style, source=source, target=target, alpha=alpha, swap_res=swap_res, blend_width=blend_width,
             inject_k=inject_k, truncation=truncation, precision=precision, batch_max=batch_max, backend=backend,
             engine=engine, verify=verify, encoder=encoder, mappers=mappers, with_generator=with_generator, plugins=plugins, opset=opset,
-            quiet=quiet,
+            quiet=quiet, ov_hint=ov_hint, ov_streams=ov_streams, ov_threads=ov_threads, ov_min_psnr=ov_min_psnr,
         )
         manifest = export_style(opts)
     except (ExportFailed, ExportError, StyleError, ValueError, FileNotFoundError) as e:
@@ -77,6 +85,8 @@ def export(
         if had_repository:  # the export is swapped in only when complete
             typer.secho(f"(the previous contents of {out} are unchanged)", err=True)
         raise typer.Exit(1) from None
+    for note in manifest.notes if quiet else ():  # shown by the progress output otherwise
+        typer.secho(f"cptr-export: note: {note}", fg=typer.colors.YELLOW, err=True)
     if not quiet:
         typer.echo(f"exported style {manifest.style!r} to {out} ({', '.join(manifest.models)})")
 

@@ -2,7 +2,7 @@
 
 The style's generators are blended, every stage of the catalogue (:mod:`cptr.export.stages`) is
 exported to ONNX and verified (:func:`cptr.export.onnx.export_stage`), engines are built when asked
-(TensorRT plans, AOTInductor packages), and :func:`cptr.serving.repository.write_repository` places
+(TensorRT plans, AOTInductor packages, OpenVINO IR), and :func:`cptr.serving.repository.write_repository` places
 the files and writes the configs. The whole output directory is built under a temporary name and
 swapped in at the end (:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves
 the previous one intact. The result is a :class:`Manifest`, also written as ``manifest.json``.
@@ -21,7 +21,7 @@ from typing import Any
 
 from cptr import contracts
 
-ENGINES = ("onnx", "trt", "torch")
+ENGINES = ("onnx", "trt", "torch", "openvino")
 BACKENDS = ("python", "native")
 MANIFEST_FORMAT = "cptr-export/1"
 
@@ -54,6 +54,11 @@ class ExportOptions:
     plugins: bool = False
     opset: int = 17
     quiet: bool = False
+    # --engine openvino (cptr.export.openvino): tuning recorded in the configs, and the bf16 quality gate
+    ov_hint: str = "latency"
+    ov_streams: int | str | None = None
+    ov_threads: int | None = None
+    ov_min_psnr: float = 35.0
 
 
 @dataclass
@@ -100,27 +105,53 @@ class Manifest:
 # --------------------------------------------------------------------------- helpers
 
 
-def _versions() -> dict[str, str]:
+def _versions(engine: str = "onnx") -> dict[str, str]:
     import onnx
     import onnxruntime
     import torch
 
     import cptr
 
-    return {
+    versions = {
         "cptr": cptr.__version__,
         "torch": torch.__version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "python": platform.python_version(),
     }
+    if engine == "openvino":
+        from cptr.export.openvino import openvino_version
+
+        versions["openvino"] = openvino_version() or "missing"
+    return versions
+
+
+def onnx_precision(precision: str) -> str:
+    """The precision of the ONNX graphs: an OpenVINO bf16 export builds its engines from fp32 graphs."""
+    return "fp32" if precision == "bf16" else precision
+
+
+def openvino_config(opts: ExportOptions):
+    """The :class:`cptr.export.openvino.EngineConfig` asked for by ``opts``."""
+    from cptr.export.openvino import EngineConfig
+
+    try:
+        return EngineConfig(opts.precision, opts.ov_hint, opts.ov_streams, opts.ov_threads)
+    except ValueError as e:
+        raise ExportFailed(f"--engine openvino: {e}") from None
 
 
 def _check_options(opts: ExportOptions) -> None:
     from cptr.export.onnx import PRECISIONS
 
-    if opts.precision not in PRECISIONS:
+    if opts.engine == "openvino":
+        _check_openvino_options(opts)
+    elif opts.precision == "bf16":
+        raise ExportFailed("--precision bf16 is an OpenVINO engine precision: add --engine openvino (CPU serving)")
+    elif opts.precision not in PRECISIONS:
         raise ExportFailed(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
+    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads) != ("latency", None, None):
+        raise ExportFailed("--ov-hint, --ov-streams and --ov-threads tune the OpenVINO engine: add --engine openvino")
     if opts.backend not in BACKENDS:
         raise ExportFailed(f"--backend must be one of {', '.join(BACKENDS)}, got {opts.backend!r}")
     if opts.batch_max < 1:
@@ -138,6 +169,23 @@ def _check_options(opts: ExportOptions) -> None:
             raise ExportFailed(f"--engine trt: {e}") from None
         if opts.backend != "native":
             raise ExportFailed("TensorRT plans are served by Triton's tensorrt backend: add --backend native (or use --engine onnx)")
+
+
+def _check_openvino_options(opts: ExportOptions) -> None:
+    from cptr.export.openvino import OpenVINOUnavailable, PRECISIONS, check_min_psnr, import_openvino
+
+    if opts.precision not in PRECISIONS:
+        raise ExportFailed(f"--engine openvino runs {' or '.join(PRECISIONS)}, got --precision {opts.precision}")
+    if opts.plugins:
+        raise ExportFailed("--plugins emits TensorRT plugin nodes, which OpenVINO cannot run: leave it out with --engine openvino")
+    openvino_config(opts)
+    try:
+        check_min_psnr(opts.ov_min_psnr)
+        import_openvino()
+    except ValueError as e:
+        raise ExportFailed(f"--ov-min-psnr: {e}") from None
+    except OpenVINOUnavailable as e:
+        raise ExportFailed(f"--engine openvino: {e}") from None
 
 
 @dataclass
@@ -278,13 +326,14 @@ def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
         "inputs": _spec_entries(art.inputs),
         "outputs": _spec_entries(art.outputs),
         "max_abs_error": art.max_abs_error,
-        **{k: v for k, v in art.extra.items() if k not in ("engine_path", "torch_engine_path")},
+        **{k: v for k, v in art.extra.items() if k not in ("engine_path", "torch_engine_path", "openvino_path")},
         "sha256": sha256_file(root / placed["file"]),
         "bytes": (root / placed["file"]).stat().st_size,
     }
-    if "engine_file" in placed:
-        entry["engine_file"] = placed["engine_file"]
-        entry["engine_sha256"] = sha256_file(root / placed["engine_file"])
+    for key in ("engine_file", "engine_weights_file"):  # a plan, a .pt2, or OpenVINO's model.xml + model.bin
+        if key in placed:
+            entry[key] = placed[key]
+            entry[key.replace("_file", "_sha256")] = sha256_file(root / placed[key])
     return entry
 
 
@@ -313,9 +362,13 @@ _STEP_TEXT = {"mapping": "export + verify in ONNX Runtime", "synthesis": "export
               "generator": "export + verify (mapping + synthesis)"}
 
 
-def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress) -> None:
-    """TensorRT plans (from the verified ONNX files) or AOTInductor packages, recorded in each artifact."""
+def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress,
+                   batch_sizes: list[int], notes: list[str]) -> None:
+    """TensorRT plans or OpenVINO IR (from the verified ONNX files), or AOTInductor packages, recorded in each artifact."""
     from cptr.export.stages import GENERATOR
+    if opts.engine == "openvino":
+        _build_openvino(opts, built, stage_dir, prog, batch_sizes, notes)
+        return
     if opts.engine == "trt":
         from cptr.export.trt import build_engine
 
@@ -347,6 +400,45 @@ def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage
         )
         art.extra["torch_engine_path"] = str(path)
         prog.done(f"{stage.key}: torch engine")
+
+
+def _build_openvino(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress,
+                    batch_sizes: list[int], notes: list[str]) -> None:
+    """OpenVINO IR for every served stage, compiled in the asked precision and checked in image terms.
+
+    bf16 falls back to fp32 (with a note) where the CPU lacks it; latent stages are judged by the
+    images the fp32 synthesis reference makes of their outputs (:mod:`cptr.export.openvino`).
+    """
+    from cptr.export.onnx import ExportError
+    from cptr.export.openvino import build_openvino_engine, cpu_capabilities, resolve_precision, synthesis_renderer
+    from cptr.export.stages import GENERATOR
+
+    config = openvino_config(opts)
+    capabilities = cpu_capabilities()
+    precision, notice = resolve_precision(config.precision, capabilities)
+    if notice:
+        notes.append(f"--precision {config.precision}: {notice}")
+        prog.note(notes[-1])
+    synthesis = next(stage for stage, _ in built.values() if stage.key == contracts.SYNTHESIS)
+    render = synthesis_renderer(synthesis.reference, n_latent=synthesis.inputs[0].dims[0])
+    for name, (stage, art) in built.items():
+        if stage.key == GENERATOR:
+            continue
+        prog.step(f"{name}: OpenVINO IR, {precision} engine, quality check")
+        xml = stage_dir / f"{name}.xml"
+        try:
+            meta = build_openvino_engine(
+                art.onnx_path, xml, stage, config, verify=opts.verify, batch_sizes=batch_sizes, min_psnr=opts.ov_min_psnr,
+                render=None if stage.key == contracts.SYNTHESIS else render, capabilities=capabilities,
+            )
+        except ExportError:  # the quality check failed: its message has the figures
+            raise
+        except (RuntimeError, OSError) as e:  # conversion or compilation
+            raise ExportFailed(f"{name}: OpenVINO could not build the engine: {type(e).__name__}: {_first_line(e)}") from None
+        art.extra["openvino"] = meta
+        art.extra["openvino_path"] = str(xml)
+        quality = meta.get("quality", {})
+        prog.done(f"{name}: OpenVINO {meta['precision']}" + (f", PSNR {quality['psnr_db']} dB, max abs error {quality['max_abs']:.3g}" if quality else ""))
 
 
 def export_style(opts: ExportOptions) -> Manifest:
@@ -390,13 +482,14 @@ def export_style(opts: ExportOptions) -> Manifest:
             stage_dir = tmp / ".staging"
             stage_dir.mkdir()
             common = {"verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
+            graph_precision = onnx_precision(opts.precision)
             built: dict[str, tuple[Any, Any]] = {}
             by_key: dict[str, Any] = {}
             mappers: dict[str, Any] = {}
             for name, prompt, stage in _stage_list(r, opts, g):
                 label = f"mapper {prompt}" if prompt else stage.key
                 prog.step(f"{label}: {_STEP_TEXT.get(stage.key, 'export + verify')}")
-                art = onnx_export.export_stage(stage, stage_dir / f"{name}.onnx", opts.precision, **common)
+                art = onnx_export.export_stage(stage, stage_dir / f"{name}.onnx", graph_precision, **common)
                 built[name] = (stage, art)
                 if prompt:
                     mappers[prompt] = art
@@ -404,7 +497,12 @@ def export_style(opts: ExportOptions) -> Manifest:
                     by_key[stage.key] = art
                 prog.done(f"{label:<10} max abs error {art.max_abs_error}")
             if opts.engine != "onnx":
-                _build_engines(opts, built, stage_dir, prog)
+                _build_engines(opts, built, stage_dir, prog, batch_sizes, notes)
+            precision = _served_precision(opts, built)
+            if opts.engine == "openvino" and opts.backend == "native" and precision == "fp32":
+                notes.append("native flavour: Triton's openvino backend has no parameter for f32 inference; on a CPU with bf16 "
+                             "OpenVINO runs these models in bf16 (its default there). Serve the python flavour for fp32 there")
+                prog.note(notes[-1])
 
             arts = {name: art for name, (_, art) in built.items()}
             if mappers and contracts.ENCODER not in by_key:
@@ -413,7 +511,7 @@ def export_style(opts: ExportOptions) -> Manifest:
                 arts = {n: a for n, a in arts.items() if built[n][0].key != contracts.MAPPER}
                 mappers = {}
             bundle = ExportBundle(
-                style=r.name, size=g.size, n_latent=g.n_latent, style_dim=g.style_dim, precision=opts.precision,
+                style=r.name, size=g.size, n_latent=g.n_latent, style_dim=g.style_dim, precision=precision,
                 batch_max=opts.batch_max, mapping=by_key[contracts.MAPPING], synthesis=by_key[contracts.SYNTHESIS], encoder=by_key.get(contracts.ENCODER),
                 mappers=mappers, generator=by_key.get(contracts.GENERATOR),
             )
@@ -423,6 +521,9 @@ def export_style(opts: ExportOptions) -> Manifest:
             for name, art in arts.items():
                 if models[name]["sha256"] != _sha256(art.onnx_path):
                     raise ExportFailed(f"{name}: {models[name]['file']} is altered after writing the repository")
+                ov = art.extra.get("openvino")
+                if ov and (models[name].get("engine_sha256"), models[name].get("engine_weights_sha256")) != (ov["ir_sha256"], ov["ir_weights_sha256"]):
+                    raise ExportFailed(f"{name}: the OpenVINO IR placed in the repository differs from the one verified")
             manifest = Manifest(
                 style=r.name,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -438,15 +539,15 @@ def export_style(opts: ExportOptions) -> Manifest:
                 size=g.size,
                 n_latent=g.n_latent,
                 style_dim=g.style_dim,
-                precision=opts.precision,
+                precision=precision,
                 opset=opts.opset,
                 batch_max=opts.batch_max,
                 backend=opts.backend,
                 engine=opts.engine,
                 verified=opts.verify,
                 verify_batch_sizes=batch_sizes,
-                tolerance=onnx_export.TOLERANCES[opts.precision],
-                versions=_versions(),
+                tolerance=onnx_export.TOLERANCES[graph_precision],
+                versions=_versions(opts.engine),
                 models=models,
                 notes=notes,
             )
@@ -456,6 +557,17 @@ def export_style(opts: ExportOptions) -> Manifest:
         prog.step("done")
         prog.done(f"wrote {out}/ ({len(models)} ONNX models, manifest.json)")
     return manifest
+
+
+def _served_precision(opts: ExportOptions, built: dict[str, tuple[Any, Any]]) -> str:
+    """The precision the served stages run in: an OpenVINO bf16 export that fell back runs fp32."""
+    if opts.engine != "openvino":
+        return opts.precision
+    return next((art.extra["openvino"]["precision"] for _, art in built.values() if "openvino" in art.extra), opts.precision)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
 
 
 def _sha256(path: Path) -> str:

@@ -14,8 +14,9 @@ Layout (``<style>`` = bundle.style, ``<prompt>`` = each text mapper)::
     generate_<style>/            ensemble: seed, mix -> output_bytes, image
 
 Two flavours share names and tensor contracts: ``python`` (every model on the Python backend, the
-ONNX stages run by ONNX Runtime; works with the tritonserver bundled in nvidia-pytriton) and
-``native`` (ONNX stages on ``onnxruntime_onnx`` or ``tensorrt_plan``, for NGC containers). The
+ONNX stages run by ONNX Runtime, or by the engine the export built: an AOTInductor package or
+OpenVINO IR; works with the tritonserver bundled in nvidia-pytriton) and ``native`` (ONNX stages on
+``onnxruntime_onnx``, ``tensorrt_plan`` or the ``openvino`` backend, for NGC containers). The
 Python models are one-line ``model.py`` files importing :mod:`cptr.serving.models`, so the code
 has one source and follows ``pip install``.
 """
@@ -139,9 +140,11 @@ def _place_file(src: Path, dst: Path) -> None:
 
 
 def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, backend: str) -> dict[str, str]:
-    """An ONNX (or TensorRT plan) stage in either flavour; returns the files placed, relative to ``root``."""
+    """An ONNX (or TensorRT plan, or OpenVINO IR) stage in either flavour; returns the files placed, relative to ``root``."""
     placed = {"file": f"{name}/1/model.onnx"}
     _place_file(art.onnx_path, root / placed["file"])
+    if art.extra.get("openvino_path"):
+        return _openvino_stage(root, name, art, batch_max, backend, placed)
     engine = art.extra.get("engine_path") if backend == "native" else None
     if engine:  # the ONNX file stays beside the plan: the plan's source, recorded in manifest.json
         placed["engine_file"] = f"{name}/1/model.plan"
@@ -161,6 +164,34 @@ def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, bac
     return placed
 
 
+def _openvino_stage(root: Path, name: str, art: StageArtifact, batch_max: int, backend: str, placed: dict[str, str]) -> dict[str, str]:
+    """OpenVINO IR (``model.xml`` + ``model.bin``) beside the ONNX file it was converted from.
+
+    Native flavour: Triton's ``openvino`` backend on the CPU, tuned by the export's
+    :class:`~cptr.export.openvino.EngineConfig` (``HINT_BF16`` for bf16). Python flavour: the
+    ``onnx_stage`` model with ``engine: openvino``, which compiles the IR with the same settings.
+    """
+    from cptr.export.openvino import EngineConfig, ir_files
+
+    meta = art.extra.get("openvino") or {}
+    config = EngineConfig.from_dict(meta.get("config") or {})
+    xml, weights = ir_files(art.extra["openvino_path"])
+    placed["engine_file"], placed["engine_weights_file"] = f"{name}/1/model.xml", f"{name}/1/model.bin"
+    _place_file(weights, root / placed["engine_weights_file"])
+    _place_file(xml, root / placed["engine_file"])
+    if backend == "native":
+        cfg = model_config(name, art.inputs, art.outputs, batch_max, backend="openvino", kind="KIND_CPU", default_file="model.xml",
+                           params=config.triton_parameters())
+        if config.precision == "fp32":
+            cfg = ("# fp32 engine. Triton's openvino backend has no parameter for f32 inference: on a CPU with bf16\n"
+                   "# (AVX-512 BF16, AMX) OpenVINO runs this model in bf16, its default there. Serve the python flavour for fp32.\n") + cfg
+        atomic_write_text(root / name / "config.pbtxt", cfg)
+    else:
+        params = {"onnx_file": "model.onnx", "engine": "openvino", "openvino_file": "model.xml", **config.python_parameters()}
+        _python_model(root, name, "onnx_stage", model_config(name, art.inputs, art.outputs, batch_max, params=params))
+    return placed
+
+
 def _one(specs: Sequence[TensorSpec], what: str) -> TensorSpec:
     if len(specs) != 1:
         raise ValueError(f"{what} must have exactly one tensor, got {[s.name for s in specs]}")
@@ -172,11 +203,11 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
 
     ``root`` is the exporter's temporary directory (swapped in atomically afterwards); each staged
     ONNX file (and TensorRT plan, native flavour, or AOTInductor package) is hard-linked to
-    ``<root>/<model>/1/model.onnx`` (``model.plan``, ``model.pt2``); the caller deletes its staging
+    ``<root>/<model>/1/model.onnx`` (``model.plan``, ``model.pt2``, ``model.xml`` + ``model.bin``); the caller deletes its staging
     directory. The combined generator graph, when the bundle has one, goes to
     ``<root>/generator_<style>.onnx``: Triton treats every sub-directory as a model, and it is not one.
 
-    Returns ``{model name: {"file": ..., ["engine_file": ...]}}``, paths relative to ``root``, for
+    Returns ``{model name: {"file": ..., ["engine_file": ..., "engine_weights_file": ...]}}``, paths relative to ``root``, for
     every file placed. This module is the one place that decides where a file goes.
     """
     if backend not in BACKENDS:

@@ -1,9 +1,18 @@
 """A tensor stage (mapping, synthesis, encoder, mapper) run from its exported files.
 
 The Python-backend twin of ``platform: "onnxruntime_onnx"``: the same file, the same tensor names.
-When ``cptr-export --engine torch`` left a compiled ``model.pt2`` beside the ONNX file, the stage
-runs that instead (on the GPU when CUDA is present), and falls back to ONNX Runtime if the package
-cannot be loaded on this machine (e.g. built for CUDA, served on a CPU).
+One engine per stage, chosen by the export:
+
+* ``cptr-export --engine torch`` left a compiled ``model.pt2`` beside the ONNX file: the stage runs
+  it (on the GPU when CUDA is present).
+* ``cptr-export --engine openvino`` wrote ``model.xml`` + ``model.bin`` and the config's parameter
+  ``engine: openvino`` with its precision and tuning (:class:`cptr.export.openvino.EngineConfig`):
+  the stage compiles the IR with them. bf16 runs only where the CPU has it; elsewhere the stage
+  logs a notice and runs fp32 (:func:`cptr.export.openvino.resolve_precision`, as the export does).
+* otherwise, ONNX Runtime runs ``model.onnx``.
+
+An engine that cannot load on this machine (a CUDA package on a CPU, OpenVINO not installed) falls
+back to ONNX Runtime on the same stage, with a log line that says why.
 """
 
 from __future__ import annotations
@@ -21,14 +30,21 @@ class TritonPythonModel(StageModel):
     def setup(self) -> None:
         self.output_names = list(self.output_dtypes)
         self.input_names = [s.name for s in self.inputs]
-        engine = self.model_dir / self.params.get("torch_engine_file", "model.pt2")
-        self.engine = None
-        if engine.is_file() and os.environ.get("CPTR_DISABLE_TORCH_ENGINE") != "1":
+        self.engine = None  # a torch engine
+        self.openvino = None
+        torch_engine = self.model_dir / self.params.get("torch_engine_file", "model.pt2")
+        if self.params.get("engine") == "openvino":
             try:
-                self._load_torch_engine(engine)
+                self._load_openvino(self.model_dir / self.params.get("openvino_file", "model.xml"))
                 return
             except Exception as e:  # noqa: BLE001 - any load failure means: serve the ONNX file
-                print(f"[cptr] {self.model_name}: torch engine {engine} not usable here ({e}); using ONNX Runtime", flush=True)
+                print(f"[cptr] {self.model_name}: OpenVINO engine not usable here ({e}); using ONNX Runtime", flush=True)
+        elif torch_engine.is_file() and os.environ.get("CPTR_DISABLE_TORCH_ENGINE") != "1":
+            try:
+                self._load_torch_engine(torch_engine)
+                return
+            except Exception as e:  # noqa: BLE001 - any load failure means: serve the ONNX file
+                print(f"[cptr] {self.model_name}: torch engine {torch_engine} not usable here ({e}); using ONNX Runtime", flush=True)
         from cptr.export.runtime import ort_session  # the ONNX Runtime options CPTR measured best
 
         path = self.model_dir / self.params.get("onnx_file", "model.onnx")
@@ -49,7 +65,24 @@ class TritonPythonModel(StageModel):
         self.engine = load_torch_engine(path, self.device)
         print(f"[cptr] {self.model_name}: serving torch engine {path.name} on {self.device}", flush=True)
 
+    def _load_openvino(self, path) -> None:
+        from cptr.export.openvino import EngineConfig, OpenVINOEngine
+
+        engine = OpenVINOEngine(path, EngineConfig.from_parameters(self.params))
+        missing = (set(self.input_names) - set(engine.input_names)) | (set(self.output_names) - set(engine.output_names))
+        if missing:
+            raise RuntimeError(f"{path.name} lacks tensors {sorted(missing)} named in config.pbtxt")
+        if engine.notice:
+            print(f"[cptr] {self.model_name}: {engine.notice}", flush=True)
+        info = engine.runtime_info()
+        self.openvino = engine
+        print(f"[cptr] {self.model_name}: serving OpenVINO engine {path.name} ({engine.precision}, {info['performance_hint']}, "
+              f"{info['streams']} stream(s), {info['threads']} thread(s)) on CPU", flush=True)
+
     def compute(self, inputs: Arrays) -> Arrays:
+        if self.openvino is not None:
+            outs = self.openvino(inputs)
+            return {n: outs[n] for n in self.output_names}
         if self.engine is None:
             return dict(zip(self.output_names, self.session.run(self.output_names, inputs)))
         import torch  # loaded by _load_torch_engine already
