@@ -2,8 +2,8 @@
 // trt.get_plugin_registry().load_library(path), plugins serialized into version-compatible plans):
 // TensorRT calls getCreators() and registers what it returns. No static registration, no link
 // dependency on libnvinfer.
-#include "bias_act_plugin.h"
-#include "upfirdn2d_plugin.h"
+#include "plugin_common.h"
+#include "plugins.h"
 
 // CPTR_EXPORT only exports when building TensorRT itself; the library is built with hidden visibility.
 #define CPTR_EXPORT __attribute__((visibility("default")))
@@ -15,9 +15,8 @@ CPTR_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder) {
 }
 
 CPTR_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
-    static cptr::trt::UpFirDn2dPluginCreator upfirdn2d;
-    static cptr::trt::BiasLeakyReLUPluginCreator biasLeakyReLU;
-    static nvinfer1::IPluginCreatorInterface* const creators[] = {&upfirdn2d, &biasLeakyReLU};
+    static nvinfer1::IPluginCreatorInterface* const creators[] = {&cptr::trt::upFirDn2dCreator(),
+                                                                   &cptr::trt::biasLeakyReLUCreator()};
     nbCreators = static_cast<int32_t>(sizeof(creators) / sizeof(creators[0]));
     return creators;
 }

@@ -1,29 +1,28 @@
 // Self-registration: loading the library (dlopen, LD_PRELOAD, ctypes.CDLL, Triton's
 // --backend-config=tensorrt,plugins=..., trtexec --staticPlugins) registers both creators with
 // TensorRT's global plugin registry under namespace "cptr". Links against libnvinfer.
-#include "bias_act_plugin.h"
-#include "upfirdn2d_plugin.h"
+#include <initializer_list>
+#include <string>
+
+#include "plugin_common.h"
+#include "plugins.h"
 
 namespace cptr {
 namespace trt {
 namespace {
 
-template <typename Creator>
-class Registrar {
-public:
+struct Registrar {
     Registrar() {
-        if (!getPluginRegistry()->registerCreator(mCreator, kPluginNamespace)) {
-            logWarning(std::string("could not register ") + mCreator.getPluginName() + " in namespace '" +
-                       kPluginNamespace + "' (already registered?)");
+        for (nvinfer1::IPluginCreatorV3One* creator : {&upFirDn2dCreator(), &biasLeakyReLUCreator()}) {
+            if (!getPluginRegistry()->registerCreator(*creator, kPluginNamespace)) {
+                logWarning(std::string("could not register ") + creator->getPluginName() + " in namespace '" +
+                           kPluginNamespace + "' (already registered?)");
+            }
         }
     }
-
-private:
-    Creator mCreator{};
 };
 
-Registrar<UpFirDn2dPluginCreator> const gUpFirDn2dRegistrar{};
-Registrar<BiasLeakyReLUPluginCreator> const gBiasLeakyReLURegistrar{};
+Registrar const gRegistrar{};
 
 }  // namespace
 }  // namespace trt
