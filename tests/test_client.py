@@ -10,20 +10,8 @@ import torch
 from PIL import Image
 
 from cptr import contracts as C
-from cptr.client import (
-    BadImageError,
-    BadRequestError,
-    FaceTooSmallError,
-    ImageTooLargeError,
-    NoFaceError,
-    RequestTimeoutError,
-    ServerError,
-    ServerUnavailableError,
-    UnknownStyleError,
-    encode_image,
-    parse_mix,
-    parse_seeds,
-)
+from cptr.client import encode_image, parse_mix, parse_seeds
+from cptr.client import errors as client_errors
 from cptr.client.client import ModelInfo, map_error
 from cptr.serving import errors, stages
 
@@ -79,17 +67,17 @@ def test_align_errors_map_to_codes() -> None:
 @pytest.mark.parametrize(
     ("message", "status", "cls"),
     [
-        ("in ensemble 'e', [no_face] none", "StatusCode.INVALID_ARGUMENT", NoFaceError),
-        ("[face_too_small] tiny", "400", FaceTooSmallError),
-        ("[bad_image] junk", "400", BadImageError),
-        ("[image_too_large] big", "400", ImageTooLargeError),
-        ("[bad_request] seed", "400", BadRequestError),
-        ("[internal] boom", "500", ServerError),
-        ("Request for unknown model: 'generate_x' is not found", "StatusCode.NOT_FOUND", UnknownStyleError),
-        ("unexpected shape for input 'seed'", "StatusCode.INVALID_ARGUMENT", BadRequestError),
-        ("failed to connect to all addresses", "StatusCode.UNAVAILABLE", ServerUnavailableError),
-        ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED", RequestTimeoutError),
-        ("something odd", "StatusCode.INTERNAL", ServerError),
+        ("in ensemble 'e', [no_face] none", "StatusCode.INVALID_ARGUMENT", client_errors.NoFaceError),
+        ("[face_too_small] tiny", "400", client_errors.FaceTooSmallError),
+        ("[bad_image] junk", "400", client_errors.BadImageError),
+        ("[image_too_large] big", "400", client_errors.ImageTooLargeError),
+        ("[bad_request] seed", "400", client_errors.BadRequestError),
+        ("[internal] boom", "500", client_errors.ServerError),
+        ("Request for unknown model: 'generate_x' is not found", "StatusCode.NOT_FOUND", client_errors.UnknownStyleError),
+        ("unexpected shape for input 'seed'", "StatusCode.INVALID_ARGUMENT", client_errors.BadRequestError),
+        ("failed to connect to all addresses", "StatusCode.UNAVAILABLE", client_errors.ServerUnavailableError),
+        ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED", client_errors.RequestTimeoutError),
+        ("something odd", "StatusCode.INTERNAL", client_errors.ServerError),
     ],
 )
 def test_map_error(message: str, status: str, cls: type) -> None:
@@ -97,8 +85,8 @@ def test_map_error(message: str, status: str, cls: type) -> None:
 
     err = map_error(InferenceServerException(message, status=status), "generate_x", "host:1")
     assert type(err) is cls
-    assert map_error(ConnectionRefusedError(111, "refused"), "m", "h").__class__ is ServerUnavailableError
-    assert map_error(TimeoutError(), "m", "h").__class__ is RequestTimeoutError
+    assert map_error(ConnectionRefusedError(111, "refused"), "m", "h").__class__ is client_errors.ServerUnavailableError
+    assert map_error(TimeoutError(), "m", "h").__class__ is client_errors.RequestTimeoutError
 
 
 def test_seed_latents_contract() -> None:
@@ -179,3 +167,48 @@ def test_postprocess_refuses_oversized_images() -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.full((8, 8, 3), 128, np.uint8))
     with pytest.raises(errors.RequestError, match="paste_back=1 needs"):
         stages.render(np.zeros((3, 8, 8), np.float32), paste_back=True)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["blocking", "asyncio"])
+def test_both_clients_drive_a_plan_alike(asynchronous: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step's answer goes back into the plan, a failed step's exception is thrown into it, gathered plans
+    answer in order, and the plan's return value is what the client returns."""
+    import asyncio
+
+    from cptr.client.client import AsyncCartoonClient, CartoonClient, _Gather, _Request, _Sleep
+
+    served = {"a": 1, "b": 2}
+
+    def lookup(r: _Request) -> int:
+        return served[r.model]  # KeyError for a model the fake server does not serve
+
+    def one(model: str):
+        return (yield _Request("config", model=model))
+
+    def plan():
+        slept = yield _Sleep(0)
+        got = yield _Request("config", model="a")
+        try:
+            yield _Request("config", model="missing")
+            missing = None
+        except KeyError as e:
+            missing = e.args[0]
+        both = yield _Gather([one("b"), one("a")], concurrency=2)
+        return slept, got, missing, both
+
+    want = (None, 1, "missing", [2, 1])
+    if asynchronous:
+        client = AsyncCartoonClient(retries=0)
+
+        async def request(_client, r):
+            return lookup(r)
+
+        monkeypatch.setattr(client, "_request", request)
+        monkeypatch.setattr(client, "_client", lambda: None)
+        assert asyncio.run(client._run(plan())) == want
+    else:
+        client = CartoonClient(retries=0)
+        monkeypatch.setattr(client, "_request", lambda _client, r: lookup(r))
+        monkeypatch.setattr(client, "_client", lambda: None)
+        assert client._run(plan()) == want
+        client.close()

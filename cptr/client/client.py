@@ -33,7 +33,7 @@ import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +246,44 @@ class _Gather:
 
 
 Plan = Generator[Any, Any, T]
+
+
+class _Drive:
+    """One run of a plan, the part both clients share: iterating gives the plan's steps; each step's answer is
+    set as ``answer`` inside ``with drive.answering():``, where an exception is caught and thrown into the plan
+    instead (which maps or re-raises it); ``result`` is the plan's return value once the iteration ends.
+
+    ::
+
+        drive = _Drive(plan)
+        for step in drive:
+            with drive.answering():
+                drive.answer = run(step)  # or: await run(step)
+        return drive.result
+    """
+
+    def __init__(self, plan: Plan[Any]):
+        self._plan = plan
+        self._error: BaseException | None = None
+        self.answer: Any = None
+        self.result: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                step = self._plan.throw(self._error) if self._error is not None else self._plan.send(self.answer)
+            except StopIteration as stop:
+                self.result = stop.value
+                return
+            self.answer, self._error = None, None
+            yield step
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - thrown into the plan, which maps or re-raises it
+            self._error = e
 
 
 class _Plans:
@@ -508,18 +546,11 @@ class CartoonClient(_Plans):
     # --- driver: run a plan's steps, blocking ---------------------------------------------------
 
     def _run(self, plan: Plan[T]) -> T:
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = plan.throw(error) if error is not None else plan.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                value = self._step(step)
-            except Exception as e:  # noqa: BLE001 - thrown into the plan, which maps or re-raises it
-                error = e
+        drive = _Drive(plan)
+        for step in drive:
+            with drive.answering():
+                drive.answer = self._step(step)
+        return drive.result
 
     def _step(self, step: Any) -> Any:
         if isinstance(step, _Sleep):
@@ -676,18 +707,11 @@ class AsyncCartoonClient(_Plans):
     # --- driver: run a plan's steps, awaited ----------------------------------------------------
 
     async def _run(self, plan: Plan[T]) -> T:
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = plan.throw(error) if error is not None else plan.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                value = await self._step(step)
-            except Exception as e:  # noqa: BLE001 - thrown into the plan, which maps or re-raises it
-                error = e
+        drive = _Drive(plan)
+        for step in drive:
+            with drive.answering():
+                drive.answer = await self._step(step)
+        return drive.result
 
     async def _step(self, step: Any) -> Any:
         if isinstance(step, _Sleep):

@@ -22,21 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cptr import contracts as C
-from cptr.client import (
-    BadImageError,
-    BadRequestError,
-    CartoonClient,
-    CartoonError,
-    FaceTooSmallError,
-    ImageTooLargeError,
-    NoFaceError,
-    RequestTimeoutError,
-    ServerError,
-    ServerUnavailableError,
-    UnknownStyleError,
-    parse_mix,
-    parse_seeds,
-)
+from cptr.client import CartoonClient, errors, parse_mix, parse_seeds
 
 log = logging.getLogger("cptr.ui")
 
@@ -97,28 +83,28 @@ def catalog(models: Sequence[str]) -> Catalog:
 def friendly_error(exc: BaseException, url: str = "", protocol: str = "grpc") -> str:
     """One or two sentences for the page; never a traceback."""
     detail = _first_line(str(exc))
-    if isinstance(exc, FaceTooSmallError):
+    if isinstance(exc, errors.FaceTooSmallError):
         return f"No face big enough: the server found a face, but it is too small to cartoonize. Use a closer photo of the face. ({detail})"
-    if isinstance(exc, NoFaceError):
+    if isinstance(exc, errors.NoFaceError):
         return "No face found in this photo. Use a photo with one face, clearly visible and looking at the camera."
-    if isinstance(exc, ImageTooLargeError):
+    if isinstance(exc, errors.ImageTooLargeError):
         return f"This photo is too large for the server. Use a smaller photo. ({detail})"
-    if isinstance(exc, BadImageError):
+    if isinstance(exc, errors.BadImageError):
         return "This file is not an image the server can read. Upload a JPEG, PNG or WebP photo."
-    if isinstance(exc, ServerUnavailableError):
+    if isinstance(exc, errors.ServerUnavailableError):
         return (
             f"The CPTR server at {url} ({protocol}) is not reachable. Start it with `{START_HINT}` "
             "(or run `cptr ui --serve triton_repo`), then press Refresh."
         )
-    if isinstance(exc, RequestTimeoutError):
+    if isinstance(exc, errors.RequestTimeoutError):
         return "The server did not answer in time; it may be busy. Try again in a moment."
-    if isinstance(exc, UnknownStyleError):
+    if isinstance(exc, errors.UnknownStyleError):
         return f"The server does not serve this style or text edit (any more). Press Refresh to reload what it serves. ({detail})"
-    if isinstance(exc, BadRequestError):
+    if isinstance(exc, errors.BadRequestError):
         return f"The server refused the request: {detail}"
-    if isinstance(exc, ServerError):
+    if isinstance(exc, errors.ServerError):
         return f"The server failed on this request (not a problem with your photo): {detail}"
-    if isinstance(exc, CartoonError):
+    if isinstance(exc, errors.CartoonError):
         return f"The request failed: {detail}"
     if isinstance(exc, ValueError):  # the page's own checks (seed lists, mix layer)
         return detail[:1].upper() + detail[1:]
@@ -179,9 +165,9 @@ class UIBackend:
 
     # --- helpers ---------------------------------------------------------------------------
     def _fail(self, exc: BaseException, outcome: Outcome) -> Outcome:
-        if not isinstance(exc, (CartoonError, ValueError)):
+        if not isinstance(exc, (errors.CartoonError, ValueError)):
             log.exception("cptr ui: unexpected error")  # the operator's log keeps the traceback; the page does not
-        if isinstance(exc, ServerUnavailableError) and self.protocol == "grpc":
+        if isinstance(exc, errors.ServerUnavailableError) and self.protocol == "grpc":
             # A gRPC channel that failed to connect waits longer and longer (up to minutes) before it
             # tries again, even once the server is back: the next action starts on a fresh channel.
             old, self.client = self.client, CartoonClient(self.url, "grpc", **self._settings)  # type: ignore[arg-type]
