@@ -68,6 +68,18 @@ class Blur(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return upfirdn2d(x, self.kernel, pad=self.pad)
 
+    @classmethod
+    def after_transposed_conv(cls, blur_kernel: Sequence[float], kernel_size: int, factor: int = 2) -> Blur:
+        """The blur after a stride-``factor`` transposed conv of ``kernel_size`` (it also undoes the zeros' gain)."""
+        p = (len(blur_kernel) - factor) - (kernel_size - 1)
+        return cls(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+
+    @classmethod
+    def before_strided_conv(cls, blur_kernel: Sequence[float], kernel_size: int, factor: int = 2) -> Blur:
+        """The blur before a stride-``factor`` conv of ``kernel_size``."""
+        p = (len(blur_kernel) - factor) + (kernel_size - 1)
+        return cls(blur_kernel, pad=((p + 1) // 2, p // 2))
+
 
 class EqualConv2d(nn.Module):
     """Conv with equalised learning rate: weights stored at unit variance, scaled at run time."""
@@ -130,13 +142,10 @@ class ModulatedConv2d(nn.Module):
             raise ValueError("a modulated conv cannot both upsample and downsample")
         self.in_channel, self.out_channel, self.kernel_size = in_channel, out_channel, kernel_size
         self.upsample, self.downsample = upsample, downsample
-        factor = 2
-        if upsample:  # the blur after a stride-2 transposed conv
-            p = (len(blur_kernel) - factor) - (kernel_size - 1)
-            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
-        if downsample:  # the blur before a stride-2 conv
-            p = (len(blur_kernel) - factor) + (kernel_size - 1)
-            self.blur = Blur(blur_kernel, pad=((p + 1) // 2, p // 2))
+        if upsample:
+            self.blur = Blur.after_transposed_conv(blur_kernel, kernel_size)
+        if downsample:
+            self.blur = Blur.before_strided_conv(blur_kernel, kernel_size)
         self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
@@ -222,17 +231,9 @@ class ConstantInput(nn.Module):
 class StyledConv(nn.Module):
     """Modulated conv, noise and bias + leaky ReLU: one synthesis layer."""
 
-    def __init__(
-        self,
-        in_channel: int,
-        out_channel: int,
-        kernel_size: int,
-        style_dim: int,
-        upsample: bool = False,
-        blur_kernel: Sequence[float] = DEFAULT_BLUR,
-        demodulate: bool = True,
-    ):
-        super().__init__()
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int, upsample: bool = False,
+                 blur_kernel: Sequence[float] = DEFAULT_BLUR, demodulate: bool = True):
+        super().__init__()  # rosinality's arguments, handed to the modulated conv
         self.conv = ModulatedConv2d(
             in_channel, out_channel, kernel_size, style_dim, upsample=upsample, blur_kernel=blur_kernel, demodulate=demodulate
         )
@@ -463,8 +464,7 @@ class ConvLayer(nn.Sequential):
     ):
         layers: list[nn.Module] = []
         if downsample:
-            p = (len(blur_kernel) - 2) + (kernel_size - 1)
-            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            layers.append(Blur.before_strided_conv(blur_kernel, kernel_size))
             stride, padding = 2, 0
         else:
             stride, padding = 1, kernel_size // 2
