@@ -789,14 +789,8 @@ class AsyncCartoonClient(_Plans):
         return await self._run(self._cartoonize(image, style, prompt, paste_back, output))
 
     async def cartoonize_many(
-        self,
-        images: Iterable[ImageLike],
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = False,
-        output: Output = "pil",
-        concurrency: int = 4,
-        return_exceptions: bool = False,
+        self, images: Iterable[ImageLike], style: str = "demo", prompt: str | None = None, paste_back: bool = False,
+        output: Output = "pil", concurrency: int = 4, return_exceptions: bool = False,
     ) -> list[Any]:
         return await self._run(self._cartoonize_many(images, style, prompt, paste_back, output, concurrency, return_exceptions))
 
