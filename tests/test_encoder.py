@@ -23,7 +23,6 @@ from cptr.training.encoder_train import (
     train_encoder,
 )
 from tests.conftest import make_tiny_generator
-from tests.test_loss_networks import one_thread  # noqa: F401 - fixture
 
 
 def test_full_size_encoder_has_psp_gradual_style_encoder_names():
@@ -41,7 +40,7 @@ def test_full_size_encoder_has_psp_gradual_style_encoder_names():
     assert sd["styles.3.linear.weight"].shape == (512, 512)
 
 
-def test_psp_and_e4e_checkpoints_load(tmp_path, one_thread):
+def test_psp_and_e4e_checkpoints_load(tmp_path, single_thread):
     torch.manual_seed(0)
     cfg = {**small_encoder_config(10, 64, input_size=64, width=16), "widths": [8, 16, 24, 32]}  # distinct widths, as pSp
     ref = Encoder(**cfg).eval()
@@ -70,7 +69,7 @@ def test_psp_and_e4e_checkpoints_load(tmp_path, one_thread):
         load_encoder(tmp_path / "sketch.pt")
 
 
-def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, one_thread):
+def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, single_thread):
     g = make_tiny_generator(size=32)
     torch.manual_seed(0)
     enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=32, width=16), latent_avg=generator_mean_latent(g))
@@ -103,7 +102,7 @@ def test_training_halves_reconstruction_error_and_onnx_matches(tmp_path, one_thr
     print(f"encoder ONNX max abs error: fp32 {art.max_abs_error}, fp16 {art16.max_abs_error}")
 
 
-def test_demo_encoder_is_deterministic_and_exports_with_the_aligned_contract(tmp_path, one_thread):
+def test_demo_encoder_is_deterministic_and_exports_with_the_aligned_contract(tmp_path, single_thread):
     from cptr.demo import demo_generators
 
     a = demo_encoder()
@@ -122,7 +121,7 @@ def test_demo_encoder_is_deterministic_and_exports_with_the_aligned_contract(tmp
     assert max(art.max_abs_error.values()) < 1e-3
 
 
-def test_exported_encoder_mapper_synthesis_chain_equals_pytorch(tmp_path, one_thread):
+def test_exported_encoder_mapper_synthesis_chain_equals_pytorch(tmp_path, single_thread):
     g = make_tiny_generator(size=64)  # n_latent 10
     torch.manual_seed(3)
     enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=64, width=16), latent_avg=generator_mean_latent(g)).eval()

@@ -28,15 +28,6 @@ TINY_CLIP = dict(
 )
 
 
-@pytest.fixture
-def one_thread():
-    """Other test processes share the 2 cores: one intra-op thread is far faster than two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_clip(seed: int = 1):
     torch.manual_seed(seed)
     return clip_model_module().CLIP(**TINY_CLIP).eval()
@@ -186,7 +177,7 @@ def _styleclip_id_features(facenet: Backbone, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("size", [256, 512, 1024])
-def test_id_loss_prepares_faces_as_styleclip(size: int, one_thread) -> None:
+def test_id_loss_prepares_faces_as_styleclip(size: int, single_thread) -> None:
     """At 256, 512 and 1024 px the embeddings and the loss are StyleCLIP's (loss = mean(1 - cos))."""
     net = tiny_arcface()
     loss = IDLoss(net)

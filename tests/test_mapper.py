@@ -14,7 +14,7 @@ from cptr.models.clip_loss import CLIPLoss
 from cptr.models.mapper import LevelsMapper, load_mapper, save_mapper
 from cptr.training.mapper_train import MapperLossWeights, render, sample_latents, train_mapper
 from tests.conftest import make_tiny_generator
-from tests.test_loss_networks import one_thread, tiny_arcface, tiny_clip  # noqa: F401 - fixture
+from tests.test_loss_networks import tiny_arcface, tiny_clip
 
 
 def official_levels_forward(sd: dict[str, torch.Tensor], w: torch.Tensor, levels=("course", "medium", "fine")) -> torch.Tensor:
@@ -112,7 +112,7 @@ def test_inconsistent_or_foreign_checkpoints_are_refused(tmp_path):
         load_mapper(path)
 
 
-def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_frozen(one_thread):
+def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_frozen(single_thread):
     g = make_tiny_generator(size=64)  # n_latent 10: coarse 0-3, medium 4-7, fine 8-9
     clip_model = tiny_clip()
     arcface = tiny_arcface()
@@ -149,7 +149,7 @@ def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_f
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
-def test_cli_trains_saves_registers_and_reports_missing_weights(tmp_path, monkeypatch, one_thread):
+def test_cli_trains_saves_registers_and_reports_missing_weights(tmp_path, monkeypatch, single_thread):
     from typer.testing import CliRunner
 
     from cptr.checkpoints import save_generator

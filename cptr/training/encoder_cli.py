@@ -1,7 +1,7 @@
 """``cptr-train encoder``: options in, :func:`cptr.training.encoder_train.run_encoder_job` out.
 
-Only typer is imported at module level (``cptr-train --help`` stays fast); the job's set-up and
-training live in :mod:`cptr.training.encoder_train`.
+Only typer and the options shared in :mod:`cptr.training.job_cli` are imported at module level
+(``cptr-train --help`` stays fast); the job's set-up and training live in :mod:`cptr.training.encoder_train`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from cptr.training.job_cli import Batch, Device, LambdaId, LambdaL2, LearningRate, Out, Seed, Steps, run_job
 
 ENCODER_EXAMPLES = """Examples:
 
@@ -23,29 +25,28 @@ ENCODER_EXAMPLES = """Examples:
 def encoder_command(
     style: str | None = typer.Option(None, "--style", help="Registered style whose source generator the encoder inverts."),
     generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint instead of --style."),
-    out: Path = typer.Option(Path("runs/encoder"), "--out", help="Output folder: checkpoints/, samples/."),
+    out: Out = Path("runs/encoder"),
     width: str = typer.Option("full", "--width", help="'full' (pSp's IR-SE50 GradualStyleEncoder) or 'small' (one unit per stage)."),
     work_size: int = typer.Option(256, "--work-size", help="Resolution the encoder's backbone works at: the 256 px aligned crop is area-pooled to it (smaller = faster, for small generators)."),
     head: str = typer.Option("psp", "--head", help="'psp' (independent W+ entries) or 'e4e' (one w plus deltas)."),
     images: Path | None = typer.Option(None, "--images", help="Folder of aligned real faces for extra pixel/identity losses."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth: adds the identity loss."),
     lambda_latent: float = typer.Option(1.0, "--lambda-latent", min=0.0),
-    lambda_l2: float = typer.Option(1.0, "--lambda-l2", min=0.0),
+    lambda_l2: LambdaL2 = 1.0,
     lambda_l1: float = typer.Option(0.0, "--lambda-l1", min=0.0),
-    lambda_id: float = typer.Option(0.1, "--lambda-id", min=0.0),
-    steps: int = typer.Option(20000, "--steps", min=1),
-    batch: int = typer.Option(8, "--batch", min=1),
-    lr: float = typer.Option(1e-4, "--lr", min=0.0),
+    lambda_id: LambdaId = 0.1,
+    steps: Steps = 20000,
+    batch: Batch = 8,
+    lr: LearningRate = 1e-4,
     sample_every: int = typer.Option(1000, "--sample-every", min=0),
     save_every: int = typer.Option(5000, "--save-every", min=0),
     register: bool = typer.Option(True, "--register/--no-register", help="Set the trained encoder on --style in the registry."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'."),
+    seed: Seed = 0,
+    device: Device = "auto",
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Train an image -> W+ encoder on the generator's own samples (latent + pixel [+ identity] losses)."""
     from cptr.training.encoder_train import EncoderJob, run_encoder_job
-    from cptr.training.jobs import JobError
 
     job = EncoderJob(
         style=style, generator=generator, out=out, width=width, work_size=work_size, head=head, images=images,
@@ -53,11 +54,7 @@ def encoder_command(
         lambda_id=lambda_id, steps=steps, batch=batch, lr=lr, sample_every=sample_every, save_every=save_every,
         register=register, seed=seed, device=device, quiet=quiet,
     )
-    try:
-        run_encoder_job(job, log=typer.echo)
-    except JobError as e:
-        typer.secho(f"error: {e}", err=True, fg="red")
-        raise typer.Exit(2) from None
+    run_job(run_encoder_job, job)
 
 
 ENCODER_HELP = f"{encoder_command.__doc__}\n\n{ENCODER_EXAMPLES}"

@@ -22,7 +22,7 @@ from torch import nn
 
 from cptr.models.encoder import Encoder
 from cptr.models.stylegan2 import Generator
-from cptr.training.mapper_train import training_view
+from cptr.training.mapper_train import render, training_view  # the same frozen, deterministic synthesis
 from cptr.training.monitor import StepProgress
 
 
@@ -69,11 +69,6 @@ def sample_training_latents(g: Generator, batch: int, gen: torch.Generator, mean
     return torch.where(use_second[..., None], w2[:, None], w1[:, None])
 
 
-def render(g: Generator, w_plus: torch.Tensor) -> torch.Tensor:
-    img, _ = g([w_plus], input_is_latent=True, randomize_noise=False)
-    return img
-
-
 def train_encoder(
     encoder: Encoder,
     g: Generator,
@@ -94,9 +89,6 @@ def train_encoder(
     """
     if (encoder.n_latent, encoder.style_dim) != (g.n_latent, g.style_dim):
         raise ValueError(f"the encoder predicts W+ [{encoder.n_latent}, {encoder.style_dim}] but the generator uses [{g.n_latent}, {g.style_dim}]")
-    for p in g.parameters():
-        p.requires_grad_(False)
-    g.eval()
     device = encoder.latent_avg.device
     g = training_view(g)
     mean = generator_mean_latent(g, seed).to(device)

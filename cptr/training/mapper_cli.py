@@ -1,7 +1,7 @@
 """``cptr-train mapper``: options in, :func:`cptr.training.mapper_train.run_mapper_job` out.
 
-Only typer is imported at module level (``cptr-train --help`` stays fast); the job's set-up and
-training live in :mod:`cptr.training.mapper_train`.
+Only typer and the options shared in :mod:`cptr.training.job_cli` are imported at module level
+(``cptr-train --help`` stays fast); the job's set-up and training live in :mod:`cptr.training.mapper_train`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from cptr.training.job_cli import Batch, Device, LambdaId, LambdaL2, LearningRate, Out, Seed, Steps, run_job
 
 MAPPER_EXAMPLES = """Examples:
 
@@ -31,15 +33,15 @@ def mapper_command(
     critic_weights: Path | None = typer.Option(None, "--critic-weights", help="Face critic weights for --critic (default: the shipped cptr/assets/demo/critic.pt)."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth for the identity loss (needed when --lambda-id > 0)."),
     name: str | None = typer.Option(None, "--name", help="Prompt name in the registry and file names (default: from the prompt)."),
-    out: Path = typer.Option(Path("runs/mapper"), "--out", help="Output folder: checkpoints/, samples/."),
+    out: Out = Path("runs/mapper"),
     images: Path | None = typer.Option(None, "--images", help="Folder of aligned faces: train on their encoder inversions instead of sampled latents."),
     encoder: Path | None = typer.Option(None, "--encoder", help="Encoder checkpoint for --images (default: the style's encoder)."),
     lambda_clip: float = typer.Option(1.0, "--lambda-clip", min=0.0),
-    lambda_l2: float = typer.Option(0.8, "--lambda-l2", min=0.0),
-    lambda_id: float = typer.Option(0.1, "--lambda-id", min=0.0),
-    steps: int = typer.Option(10000, "--steps", min=1),
-    batch: int = typer.Option(2, "--batch", min=1),
-    lr: float = typer.Option(0.5, "--lr", min=0.0),
+    lambda_l2: LambdaL2 = 0.8,
+    lambda_id: LambdaId = 0.1,
+    steps: Steps = 10000,
+    batch: Batch = 2,
+    lr: LearningRate = 0.5,
     n_latents: int = typer.Option(5000, "--n-latents", min=1, help="Sampled training latents (without --images)."),
     truncation: float = typer.Option(0.7, "--truncation", min=0.0, max=1.0),
     levels: str = typer.Option("coarse,medium,fine", "--levels", help="Mapper levels to train (comma list)."),
@@ -47,12 +49,11 @@ def mapper_command(
     save_every: int = typer.Option(2000, "--save-every", min=0, help="Write a checkpoint every N steps (0: only at the end)."),
     with_decoder: bool = typer.Option(False, "--with-decoder", help="Also store the generator as 'decoder.*' (StyleCLIP's own code needs it)."),
     register: bool = typer.Option(True, "--register/--no-register", help="Add the mapper to --style in the registry."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'."),
+    seed: Seed = 0,
+    device: Device = "auto",
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a StyleCLIP levels mapper for a text prompt (CLIP + latent L2 + ArcFace identity losses)."""
-    from cptr.training.jobs import JobError
     from cptr.training.mapper_train import MapperJob, run_mapper_job
 
     job = MapperJob(
@@ -62,11 +63,7 @@ def mapper_command(
         lr=lr, n_latents=n_latents, truncation=truncation, levels=levels, sample_every=sample_every,
         save_every=save_every, with_decoder=with_decoder, register=register, seed=seed, device=device, quiet=quiet,
     )
-    try:
-        run_mapper_job(job, log=typer.echo)
-    except JobError as e:
-        typer.secho(f"error: {e}", err=True, fg="red")
-        raise typer.Exit(2) from None
+    run_job(run_mapper_job, job)
 
 
 MAPPER_HELP = f"{mapper_command.__doc__}\n\n{MAPPER_EXAMPLES}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -51,8 +51,12 @@ def sample_latents(g: Generator, n: int, truncation: float = 0.7, seed: int = 0,
 
 
 def training_view(g: Generator) -> Generator:
-    """``g`` itself on CUDA; on CPU a copy with the shared-weight modulated conv (same numbers,
-    several times faster backward than the grouped conv there)."""
+    """Freezes ``g`` (no gradients, eval mode) and returns what a trainer renders through: ``g`` itself on
+    CUDA; on CPU a copy with the shared-weight modulated conv (same numbers, several times faster backward
+    than the grouped conv there)."""
+    for p in g.parameters():
+        p.requires_grad_(False)
+    g.eval()
     if g.input.input.is_cuda:
         return g
     import copy
@@ -70,35 +74,38 @@ def render(g: Generator, w_plus: torch.Tensor) -> torch.Tensor:
     return img
 
 
-def mapper_loss(
-    mapper: LevelsMapper,
-    g: Generator,
-    w: torch.Tensor,
-    clip_loss: nn.Module | None,
-    id_loss: nn.Module | None = None,
-    weights: MapperLossWeights = MapperLossWeights(),
-) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
-    """The total loss, its parts and the edited latents for one batch of W+ ``w``."""
-    w_hat = mapper.edit(w)
-    x_hat = render(g, w_hat)
-    parts: dict[str, float] = {}
-    loss = x_hat.new_zeros(())
-    if clip_loss is not None and weights.clip > 0:
-        c = clip_loss(x_hat)
-        parts["clip"] = float(c.detach())
-        loss = loss + weights.clip * c
-    l2 = F.mse_loss(w_hat, w)
-    parts["l2"] = float(l2.detach())
-    if weights.l2 > 0:
-        loss = loss + weights.l2 * l2
-    if id_loss is not None and weights.id > 0:
-        with torch.no_grad():
-            x = render(g, w)
-        i = id_loss(x_hat, x)
-        parts["id"] = float(i.detach())
-        loss = loss + weights.id * i
-    parts["loss"] = float(loss.detach())
-    return loss, parts, w_hat
+@dataclass
+class MapperLoss:
+    """StyleCLIP's loss of a mapper edit: ``clip_loss`` (CLIP, or a stand-in) on the edited image, the latent
+    L2 and ``id_loss`` (ArcFace) between the edited and the original image, weighted by ``weights``."""
+
+    clip_loss: nn.Module | None
+    id_loss: nn.Module | None = None
+    weights: MapperLossWeights = field(default_factory=MapperLossWeights)
+
+    def __call__(self, mapper: LevelsMapper, g: Generator, w: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+        """The total loss, its parts and the edited latents for one batch of W+ ``w``."""
+        weights = self.weights
+        w_hat = mapper.edit(w)
+        x_hat = render(g, w_hat)
+        parts: dict[str, float] = {}
+        loss = x_hat.new_zeros(())
+        if self.clip_loss is not None and weights.clip > 0:
+            c = self.clip_loss(x_hat)
+            parts["clip"] = float(c.detach())
+            loss = loss + weights.clip * c
+        l2 = F.mse_loss(w_hat, w)
+        parts["l2"] = float(l2.detach())
+        if weights.l2 > 0:
+            loss = loss + weights.l2 * l2
+        if self.id_loss is not None and weights.id > 0:
+            with torch.no_grad():
+                x = render(g, w)
+            i = self.id_loss(x_hat, x)
+            parts["id"] = float(i.detach())
+            loss = loss + weights.id * i
+        parts["loss"] = float(loss.detach())
+        return loss, parts, w_hat
 
 
 def train_mapper(
@@ -122,11 +129,9 @@ def train_mapper(
     """
     if latents.ndim != 3 or latents.shape[1:] != (mapper.n_latent, mapper.style_dim):
         raise ValueError(f"latents must be [N, {mapper.n_latent}, {mapper.style_dim}], got {tuple(latents.shape)}")
-    for p in g.parameters():
-        p.requires_grad_(False)
-    g.eval()
-    mapper.train()
     g = training_view(g)
+    mapper.train()
+    mapper_loss = MapperLoss(clip_loss, id_loss, weights)
     opt = torch.optim.Adam(mapper.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     history = []
@@ -134,7 +139,7 @@ def train_mapper(
         for step in range(steps):
             idx = torch.randint(0, latents.shape[0], (batch,), generator=gen)
             w = latents[idx].to(next(mapper.parameters()).device)
-            loss, parts, _ = mapper_loss(mapper, g, w, clip_loss, id_loss, weights)
+            loss, parts, _ = mapper_loss(mapper, g, w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
