@@ -27,7 +27,7 @@ from cptr.bench.measure import InputPool, Settings, measure, measure_interleaved
 from cptr.bench.targets import Unavailable
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
 
-TARGET_NAMES = ("torch", "onnx", "trt", "torch-engine", "triton", "cuda-graph")
+TARGET_NAMES = ("torch", "onnx", "openvino", "trt", "torch-engine", "triton", "cuda-graph")
 # --target gpu: every GPU engine on the 256 px channel_multiplier=2 synthesis network, beside eager fp32/fp16.
 GPU_PRESET = {"targets": ("torch", "cuda-graph", "torch-engine", "trt", "onnx"), "model": "ffhq256", "batch": "1,8,32,64"}
 QUICK = {"model": "tiny", "batch": "1,2", "concurrency": "1,2", "iters": 5, "warmup": 1, "pool": 4, "check": 1}
@@ -43,6 +43,7 @@ Examples:
   {prog} --target torch,onnx --model ffhq256 --batch 1,4
   {prog} --target triton --stage pipeline --concurrency 1,4,16
   {prog} --target triton --url localhost:8001 --protocol grpc --shm
+  {prog} --target onnx,openvino,torch-engine,triton --triton-engines onnx,openvino-fp32,openvino-bf16 --model ffhq256 --batch 1,4
   {prog} --compare results/A.json results/B.json
   {prog} --compare results/A.json --baseline torch
   {prog} --replot results/A.json results/B.json --plot latency.png
@@ -91,6 +92,7 @@ class BenchOptions:
     protocol: str = "grpc"
     shm: bool = False
     style: str = "demo"
+    triton_engines: Any = "onnx"  # "onnx,openvino-bf16" as given; list[str] once resolved
     baseline: str = "torch"
     results_dir: Path | None = None
     record_to: Path | None = None
@@ -136,6 +138,13 @@ def _resolve(args: BenchOptions, where: Where) -> BenchOptions:
     if unknown:
         raise SystemExit(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGET_NAMES)} or all")
     args.targets = list(dict.fromkeys(names))
+    from cptr.bench.triton_target import SERVER_ENGINES
+
+    engines = [e.strip() for e in str(args.triton_engines).split(",") if e.strip()] if isinstance(args.triton_engines, str) else list(args.triton_engines)
+    unknown = [e for e in engines if e not in SERVER_ENGINES]
+    if unknown or not engines:
+        raise SystemExit(f"unknown --triton-engines {', '.join(unknown) or '(none)'}; choose from {', '.join(SERVER_ENGINES)}")
+    args.triton_engines = list(dict.fromkeys(engines))
     if args.device == "auto":
         import torch
 
@@ -211,7 +220,8 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
         print(f"stage {args.stage!r} cannot be measured: {e}", file=sys.stderr)
         return 2, {}, {}
     ctx = Context(device=args.device, threads=args.threads, batch_max=max(args.batch), url=args.url,
-                  protocol=args.protocol, shm=args.shm, style=args.style, quick=args.quick)
+                  protocol=args.protocol, shm=args.shm, style=args.style, quick=args.quick,
+                  triton_engines=tuple(args.triton_engines))
     pool = InputPool(workload, settings)
     rows = []
     targets = all_targets()
@@ -251,7 +261,7 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
             "targets": args.targets, "batches": args.batch, "concurrency": args.concurrency, "iters": args.iters,
             "seconds": args.seconds, "warmup": args.warmup, "pool": args.pool, "check": args.check, "seed": args.seed,
             "device": args.device, "threads": args.threads, "quick": args.quick, "baseline": args.baseline,
-            "url": args.url, "protocol": args.protocol, "shm": args.shm, "style": args.style,
+            "url": args.url, "protocol": args.protocol, "shm": args.shm, "style": args.style, "triton_engines": args.triton_engines,
             "interleave": not args.no_interleave,
         },
         "duration_s": round(time.perf_counter() - started, 1),
@@ -346,6 +356,9 @@ def bench(
     protocol: Literal["grpc", "http"] = typer.Option("grpc", "--protocol", show_default=False, help="triton client protocol (grpc)."),
     shm: bool = typer.Option(False, "--shm", help="triton: return output tensors through system shared memory."),
     style: str = typer.Option("demo", "--style", show_default=False, help="triton with --url: the style the server serves (demo)."),
+    triton_engines: str = typer.Option("onnx", "--triton-engines", show_default=False,
+                                       help="triton: engines inside the embedded server, one exported repository and server each: "
+                                            "onnx, openvino-fp32, openvino-bf16 (onnx)."),
     baseline: str = typer.Option("torch", "--baseline", show_default=False, help="Engine or target the ratios are relative to (torch)."),
     results_dir: Path | None = typer.Option(None, "--results-dir",
                                             help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "
@@ -385,7 +398,7 @@ def bench(
         return 0
     args = BenchOptions(target=target, stage=stage, model=model, batch=batch, concurrency=concurrency, iters=iters, seconds=seconds,
                         warmup=warmup, pool=pool, check=check, seed=seed, device=device, threads=threads, url=url, protocol=protocol,
-                        shm=shm, style=style, baseline=baseline, results_dir=results_dir, record_to=record_to, no_record=no_record,
+                        shm=shm, style=style, triton_engines=triton_engines, baseline=baseline, results_dir=results_dir, record_to=record_to, no_record=no_record,
                         plot=plot, no_plot=no_plot, no_interleave=no_interleave, quick=quick, quiet=quiet)
     try:
         args = _resolve(args, where)

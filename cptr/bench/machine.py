@@ -18,6 +18,7 @@ LIBRARIES = {
     "torch": "torch",
     "onnxruntime": "onnxruntime",
     "onnx": "onnx",
+    "openvino": None,
     "numpy": "numpy",
     "nvidia-pytriton": None,  # bundles tritonserver (its version is read from a live server)
     "tritonclient": None,

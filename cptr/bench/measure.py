@@ -93,11 +93,19 @@ class InputPool:
         return self._refs[batch]
 
 
+IMAGE_PEAK = 2.0  # images are in [-1, 1]: PSNR on [0, 255] == PSNR on [-1, 1] with peak 2
+
+
+def _is_image(a: np.ndarray) -> bool:
+    return a.ndim == 4 and a.shape[1] == 3
+
+
 def output_error(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict[str, float]:
-    """Max and mean absolute difference over all elements, in float64."""
+    """Max and mean absolute difference over all elements, in float64; for images also the PSNR in dB
+    (images in [-1, 1] mapped to [0, 255]; None when identical)."""
     if not references:
         return {}
-    worst, total, count = 0.0, 0.0, 0
+    worst, total, count, squares = 0.0, 0.0, 0, 0.0
     for out, ref in zip(outputs, references):
         out = np.asarray(out)
         if out.shape != ref.shape:
@@ -107,8 +115,13 @@ def output_error(outputs: list[np.ndarray], references: list[np.ndarray]) -> dic
             return {"max_abs": float("nan"), "mean_abs": float("nan"), "n_images": int(sum(r.shape[0] for r in references))}
         worst = max(worst, float(diff.max()))
         total += float(diff.sum())
+        squares += float(np.square(diff).sum())
         count += diff.size
-    return {"max_abs": worst, "mean_abs": total / count, "n_images": int(sum(r.shape[0] for r in references))}
+    out = {"max_abs": worst, "mean_abs": total / count, "n_images": int(sum(r.shape[0] for r in references))}
+    if all(_is_image(np.asarray(r)) for r in references):
+        mse = squares / count
+        out["psnr_db"] = round(float(10 * np.log10(IMAGE_PEAK**2 / mse)), 2) if mse > 0 else None
+    return out
 
 
 def _timed_loop(engine: Engine, prepared: list[Any], settings: Settings, start_index: int,

@@ -101,7 +101,14 @@ def _err(v: float | None) -> str:
 
 
 COLUMNS = ["engine", "batch", "conc.", "median ms", "p95 ms", "p99 ms", "mean ± std ms", "min ms", "img/s", "ratio",
-           "max abs err", "mean abs err"]
+           "max abs err", "mean abs err", "PSNR dB"]
+
+
+def _psnr(e: dict[str, Any]) -> str:
+    """PSNR of an image output against fp32 torch ("inf": identical; "-": not an image, or not checked)."""
+    if "psnr_db" not in e:
+        return "-"
+    return "inf" if e["psnr_db"] is None else f"{e['psnr_db']:.1f}"
 
 
 def table_rows(run: dict[str, Any], baseline: str = DEFAULT_BASELINE) -> list[list[str]]:
@@ -115,7 +122,7 @@ def table_rows(run: dict[str, Any], baseline: str = DEFAULT_BASELINE) -> list[li
         out.append([
             r["engine"], str(r["batch"]), str(r["concurrency"]), _f(s["median_ms"]), _f(s["p95_ms"]), _f(s["p99_ms"]),
             f"{_f(s['mean_ms'])} ± {_f(s['std_ms'], 2)}", _f(s["min_ms"]), _f(s["throughput_ips"]),
-            f"{ratio[i]:.2f}x" if i in ratio else "-", _err(e.get("max_abs")), _err(e.get("mean_abs")),
+            f"{ratio[i]:.2f}x" if i in ratio else "-", _err(e.get("max_abs")), _err(e.get("mean_abs")), _psnr(e),
         ])
     return out
 
@@ -163,7 +170,8 @@ def markdown(run: dict[str, Any], baseline: str = DEFAULT_BASELINE, json_path: s
         f"### {cfg['stage']} · `{cfg['model']}` · {m.get('time', '?')} · {m.get('host', '?')}",
         "",
         f"- Machine: {describe(m)}; torch {m['libraries'].get('torch')}, onnxruntime {m['libraries'].get('onnxruntime')}, "
-        f"threads {m.get('threads', {}).get('torch_threads', '?')} (torch).",
+        + (f"openvino {m['libraries']['openvino']}, " if m["libraries"].get("openvino") else "")
+        + f"threads {m.get('threads', {}).get('torch_threads', '?')} (torch).",
         f"- Load average (1/5/15 min) at start {load0}, at end {load1}{_load_note(m)}.",
         f"- Command: `{run['command']}`",
         f"- Model: {model.get('description', cfg['model'])}"

@@ -47,6 +47,7 @@ class Context:
     protocol: str = "grpc"
     shm: bool = False
     style: str = "demo"  # triton with --url: the served style
+    triton_engines: tuple[str, ...] = ("onnx",)  # triton: the engine inside the embedded server (one server each)
     quick: bool = False
     log: Any = None  # callable(str) for progress notes, or None
 
@@ -528,8 +529,14 @@ def _triton_target() -> Target:
     return TritonTarget()
 
 
+def _openvino_target() -> Target:
+    from cptr.bench.openvino_target import OpenVINOTarget
+
+    return OpenVINOTarget()
+
+
 def all_targets() -> dict[str, Target]:
     """Every target in report order."""
-    targets: list[Target] = [TorchTarget(), OnnxTarget(), TrtTarget(), TorchEngineTarget(), _triton_target(),
+    targets: list[Target] = [TorchTarget(), OnnxTarget(), _openvino_target(), TrtTarget(), TorchEngineTarget(), _triton_target(),
                              CudaGraphTarget()]
     return {t.name: t for t in targets}

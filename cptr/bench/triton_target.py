@@ -6,6 +6,10 @@ work folder, starts the bundled ``tritonserver`` on free loopback ports, and sto
 With ``--url`` it measures whatever server is there (``--style`` names the served style; errors
 are only meaningful when ``--model`` is the model that server serves). Each concurrent client
 thread holds its own :class:`cptr.client.CartoonClient`.
+
+``--triton-engines`` picks the engine inside the embedded server's tensor stages: ``onnx`` (ONNX
+Runtime, the default export), ``openvino-fp32`` and ``openvino-bf16`` (``cptr-export --engine
+openvino``); each gets its own exported repository and server, measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from cptr.bench.workloads import Workload
 
 MAX_SERVER_BATCH = 64  # cptr.contracts.MAX_SEEDS_PER_REQUEST
 MIN_SERVER_BATCH = 8  # cptr-export's default batch_max
+SERVER_ENGINES = ("onnx", "openvino-fp32", "openvino-bf16")  # --triton-engines: (cptr-export --engine, --precision)
 
 
 def model_name(stage: str, style: str) -> str | None:
@@ -103,22 +108,33 @@ def server_metadata(url: str, protocol: str) -> dict[str, Any]:
         return {"server_metadata_error": f"{type(e).__name__}: {e}"}
 
 
-def export_repository(workload: Workload, ctx: Context) -> tuple[Path, str]:
-    """A model repository for the workload's model (``cptr-export``), built once per run."""
+def _export_engine(server_engine: str) -> dict[str, str]:
+    """``cptr-export`` options (engine, precision) of a ``--triton-engines`` entry."""
+    if server_engine == "onnx":
+        return {}
+    engine, precision = server_engine.rsplit("-", 1)
+    return {"engine": engine, "precision": precision}
+
+
+def export_repository(workload: Workload, ctx: Context, server_engine: str = "onnx") -> tuple[Path, str]:
+    """A model repository for the workload's model (``cptr-export``), built once per run and engine."""
     from cptr.export.style import ExportOptions, export_style
 
-    out = ctx.workdir / "triton_repo"
+    out = ctx.workdir / ("triton_repo" if server_engine == "onnx" else f"triton_repo-{server_engine}")
     batch_max = min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
+    engine = _export_engine(server_engine)
     if workload.model_name == "demo" or workload.generator is None:  # non-generator stages: the demo repository
-        style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True)
+        style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True, **engine)
     else:
         from cptr.checkpoints import save_generator
 
-        ckpt = save_generator(workload.generator, ctx.workdir / "bench_generator.pt")
+        ckpt = ctx.workdir / "bench_generator.pt"
+        if not ckpt.is_file():
+            save_generator(workload.generator, ckpt)
         # source == target: the "blend" is the generator itself
         style = "bench"
         opts = ExportOptions(out=out, style=style, source=ckpt, target=ckpt, alpha=1.0, batch_max=batch_max,
-                             verify=False, quiet=True)
+                             verify=False, quiet=True, **engine)
     if not (out / "manifest.json").is_file():
         export_style(opts)
     return out, style
@@ -129,11 +145,23 @@ class TritonTarget(Target):
     description = "Triton Inference Server end to end (embedded server or --url), gRPC/HTTP, optional shared memory"
 
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        name = f"triton-{ctx.protocol}" + ("-shm" if ctx.shm else "")
+        for server_engine in ctx.triton_engines:
+            yield self._engine(workload, ctx, server_engine)
+
+    def _engine(self, workload: Workload, ctx: Context, server_engine: str) -> Engine | Unavailable:
+        name = f"triton-{ctx.protocol}" + ("-shm" if ctx.shm else "") + ("" if server_engine == "onnx" else f"-{server_engine}")
         missing = [m for m in ("tritonclient", "pytriton", "cptr.client", "cptr.serving.server") if importlib.util.find_spec(m) is None]
         if missing:
-            yield Unavailable(name, self.name, f"{', '.join(missing)} missing: pip install 'cptr[serve]'")
-            return
+            return Unavailable(name, self.name, f"{', '.join(missing)} missing: pip install 'cptr[serve]'")
+        if server_engine not in SERVER_ENGINES:
+            return Unavailable(name, self.name, f"unknown server engine {server_engine!r}; choose from {', '.join(SERVER_ENGINES)}", failed=True)
+        if server_engine != "onnx":
+            if ctx.url:
+                return Unavailable(name, self.name, "with --url the server's own engines are measured (triton-" + ctx.protocol + "); "
+                                   "--triton-engines applies to the embedded server")
+            reason = _openvino_unavailable(_export_engine(server_engine)["precision"])
+            if reason:
+                return Unavailable(name, self.name, reason)
         server = None
         try:
             if ctx.url:
@@ -142,11 +170,12 @@ class TritonTarget(Target):
                 from cptr.serving.server import TritonServer
 
                 if ctx.log:
-                    ctx.log("triton: exporting the model repository and starting tritonserver")
-                repo, style = export_repository(workload, ctx)
+                    ctx.log(f"triton: exporting the model repository ({server_engine}) and starting tritonserver")
+                repo, style = export_repository(workload, ctx, server_engine)
                 server = TritonServer(repo).start()
                 url = server.grpc_url if ctx.protocol == "grpc" else server.http_url
-                where = "embedded tritonserver (Python backend, ONNX Runtime inside), loopback"
+                inside = "ONNX Runtime" if server_engine == "onnx" else f"OpenVINO {_export_engine(server_engine)['precision']}"
+                where = f"embedded tritonserver (Python backend, {inside} inside), loopback"
             model = model_name(workload.stage, style)
             if model is None:
                 raise LookupError(f"no Triton model serves stage {workload.stage!r}")
@@ -158,13 +187,24 @@ class TritonTarget(Target):
                 raise LookupError(f"model {model!r} is not served at {url} (served: {', '.join(served) or 'none'})")
             note = where + ("; outputs through system shared memory" if ctx.shm else "")
             engine = TritonEngine(url, ctx.protocol, model, workload.output.name, ctx.shm, name, note,
-                                  server=server_metadata(url, ctx.protocol), owned_server=server)
+                                  server={**server_metadata(url, ctx.protocol), "server_engine": server_engine}, owned_server=server)
+            if server_engine != "onnx":
+                engine.precision = _export_engine(server_engine)["precision"]
         except Exception as e:  # noqa: BLE001 - report, never crash the run
             if server is not None:
                 server.stop()
             first = (str(e).strip().splitlines() or [""])[0]
             missing_model = isinstance(e, LookupError)  # this stage is not in the repository: not a failure
             reason = first if missing_model else f"{type(e).__name__}: {first}"
-            yield Unavailable(name, self.name, reason, failed=not missing_model)
-            return
-        yield engine
+            return Unavailable(name, self.name, reason, failed=not missing_model)
+        return engine
+
+
+def _openvino_unavailable(precision: str) -> str | None:
+    """Why the embedded server cannot run OpenVINO ``precision`` here (None: it can)."""
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed: pip install 'cptr[openvino]'"
+    from cptr.export.openvino import cpu_capabilities, resolve_precision
+
+    runs, notice = resolve_precision(precision, cpu_capabilities())
+    return None if runs == precision else notice
