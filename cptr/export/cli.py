@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from cptr.contracts import DEFAULT_TRUNCATION
+from cptr.export.openvino import DEFAULT_MIN_PSNR, MIN_PSNR_FLOOR
 from cptr.export.style import ExportFailed, ExportOptions, export_style, run_export
 
 __all__ = ["ExportFailed", "ExportOptions", "app", "export_style", "main", "run_export"]
@@ -64,7 +65,7 @@ def export(
     ov_hint: str = typer.Option("latency", "--ov-hint", help="--engine openvino: performance hint, latency (one request on every core) or throughput (parallel streams)."),
     ov_streams: str | None = typer.Option(None, "--ov-streams", help="--engine openvino: streams, a number or auto (default: the hint's choice)."),
     ov_threads: int | None = typer.Option(None, "--ov-threads", min=1, help="--engine openvino: inference threads shared by the streams (default: one per physical core)."),
-    ov_min_psnr: float = typer.Option(35.0, "--ov-min-psnr", help="--engine openvino --precision bf16: the least PSNR in dB of every stage's images against fp32 PyTorch (at least 20)."),
+    ov_min_psnr: float = typer.Option(DEFAULT_MIN_PSNR, "--ov-min-psnr", help=f"--engine openvino --precision bf16: the least PSNR in dB of every stage's images against fp32 PyTorch (at least {MIN_PSNR_FLOOR:g})."),
 ) -> None:
     from cptr.export.onnx import ExportError
     from cptr.styles import StyleError

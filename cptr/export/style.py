@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cptr import contracts
+from cptr.export.openvino import DEFAULT_MIN_PSNR
 
 ENGINES = ("onnx", "trt", "torch", "openvino")
 BACKENDS = ("python", "native")
@@ -58,7 +59,7 @@ class ExportOptions:
     ov_hint: str = "latency"
     ov_streams: int | str | None = None
     ov_threads: int | None = None
-    ov_min_psnr: float = 35.0
+    ov_min_psnr: float = DEFAULT_MIN_PSNR
 
 
 @dataclass
@@ -150,8 +151,8 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportFailed("--precision bf16 is an OpenVINO engine precision: add --engine openvino (CPU serving)")
     elif opts.precision not in PRECISIONS:
         raise ExportFailed(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
-    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads) != ("latency", None, None):
-        raise ExportFailed("--ov-hint, --ov-streams and --ov-threads tune the OpenVINO engine: add --engine openvino")
+    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_min_psnr) != ("latency", None, None, DEFAULT_MIN_PSNR):
+        raise ExportFailed("--ov-hint, --ov-streams, --ov-threads and --ov-min-psnr apply to the OpenVINO engine: add --engine openvino")
     if opts.backend not in BACKENDS:
         raise ExportFailed(f"--backend must be one of {', '.join(BACKENDS)}, got {opts.backend!r}")
     if opts.batch_max < 1:
