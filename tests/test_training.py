@@ -322,6 +322,26 @@ def test_frozen_parameters_are_bitwise_unchanged_and_the_rest_trained(workspace,
             assert torch.equal(v, src["g_ema"][k])  # buffers are constants
 
 
+def test_noise_off_zeroes_and_freezes_every_noise_strength(workspace, reference, tmp_path):
+    """``--noise off``: every NoiseInjection weight is 0 in g and g_ema for the whole run, the rest
+    still trains; with the default (train) the trainable noise strengths move away from the source's."""
+    src = load_torch_file(workspace / "source.pt")["g_ema"]
+    noise_names = [n for n in src if n.endswith("noise.weight")]
+    assert noise_names and all(src[n].abs().max() > 0 for n in noise_names)  # the source has non-zero noise
+    cfg = FinetuneConfig(source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "off"),
+                         **dict(RUN, iters=4, save_every=4, sample_every=4), noise="off")
+    ckpt = load_checkpoint(finetune(cfg).checkpoint)
+    for key in ("g", "g_ema"):
+        for n in noise_names:
+            assert torch.count_nonzero(ckpt[key][n]) == 0, f"{key}.{n} is not silenced"
+    assert not torch.equal(ckpt["g"]["convs.3.conv.weight"], src["convs.3.conv.weight"])  # the rest trains
+    trained = load_checkpoint(reference[1].checkpoint)
+    moved = [n for n in noise_names if not torch.equal(trained["g"][n], src[n])]
+    assert moved == [n for n in noise_names if not n.startswith(("conv1.", "convs.0.", "convs.1."))]  # all but 4 and 8 px (FreezeG 2)
+    with pytest.raises(ValueError, match="--noise"):
+        FinetuneConfig(source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "x"), noise="loud").validate()
+
+
 def test_losses_finite_logs_samples_and_ada(reference):
     cfg, result = reference
     rows = read_log(Path(cfg.out) / "log.csv")

@@ -23,10 +23,15 @@ EMA_DECAY = 0.5 ** (32 / (10 * 1000))
 # Settings that define the optimisation itself: a resumed run must keep them (or it would not
 # continue the same run). Everything else (length, logging, device, data location) may change.
 LOCKED = (
-    "source", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight",
+    "source", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight", "noise",
     "augment", "ada_target", "ada_length", "ada_every", "global_batch", "lr", "r1", "d_reg_every",
     "path_reg", "g_reg_every", "path_batch_shrink", "mixing", "ema", "seed",
 )
+# What a run does with the synthesis layers' per-pixel noise strengths (NoiseInjection.weight):
+# "train" learns them (rosinality, NVlabs); "off" sets them to 0 and freezes them, for a target domain
+# with no stochastic texture: flat-filled cartoons would otherwise inherit the photo model's sensor
+# grain, which a photo-trained discriminator rewards at the start of a fine-tune.
+NOISE_MODES = ("train", "off")
 # The architecture of a from-scratch run (a fine-tuning run takes it from its source).
 ARCH = ("size", "channels", "style_dim", "n_mlp", "channel_multiplier")
 
@@ -79,6 +84,7 @@ class TrainConfig:
     structure_loss: int = 0
     structure_target: str = "rgb"
     structure_weight: float = 1.0
+    noise: str = "train"  # per-pixel noise strengths: train (rosinality) or off (zeroed and frozen)
     # augmentation
     augment: str = "ada"
     ada_target: float = 0.6
@@ -142,6 +148,8 @@ class TrainConfig:
                 problems.append("freezing and the structure loss need a source model: a from-scratch run trains every layer")
         if not self.data and not self.resume:
             problems.append("--data is required (a folder of images or an LMDB from `cptr-train prepare`)")
+        if self.noise not in NOISE_MODES:
+            problems.append(f"--noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
         if self.structure_target not in ("rgb", "features"):
             problems.append(f"--structure-target must be rgb or features, got {self.structure_target!r}")
         if self.augment not in ("ada", "none"):

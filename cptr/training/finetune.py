@@ -60,6 +60,8 @@ from cptr.training.freeze import (
     discriminator_trainable,
     freezesg_latents,
     generator_trainable,
+    is_noise_strength,
+    silence_noise,
     mix_latents,
     set_requires_grad,
 )
@@ -176,7 +178,11 @@ class Finetuner:
         self.g = copy.deepcopy(base).train()
         self.g_ema = copy.deepcopy(base).eval()
         self.d = d.train()
-        self.g_params = apply_trainable(self.g, generator_trainable(self.g, self.plan, train_mapping=self.scratch))
+        g_trainable = generator_trainable(self.g, self.plan, train_mapping=self.scratch)
+        if cfg.noise == "off":
+            silence_noise(self.g, self.g_ema)
+            g_trainable = {n: t and not is_noise_strength(n) for n, t in g_trainable.items()}
+        self.g_params = apply_trainable(self.g, g_trainable)
         self.d_params = apply_trainable(self.d, discriminator_trainable(self.d, self.plan))
         self.g_ema.requires_grad_(False)
         names = [n for n, p in self.g.named_parameters() if p.requires_grad]

@@ -31,6 +31,7 @@ def finetune(
     structure_loss: Optional[int] = typer.Option(None, "--structure-loss", help=_h("Structure loss over the L lowest resolutions after 4x4 (2 = 8 and 16 px); 0 = off.", "structure_loss")),
     structure_target: Optional[str] = typer.Option(None, "--structure-target", help=_h("What the structure loss compares: rgb (ToRGB skip images, the paper) or features (conv outputs, the released code).", "structure_target")),
     structure_weight: Optional[float] = typer.Option(None, "--structure-weight", help=_h("Weight of the structure loss.", "structure_weight")),
+    noise: Optional[str] = typer.Option(None, "--noise", help=_h("Per-pixel noise strengths: train, or off (zeroed and frozen: for flat-filled targets, which would otherwise inherit the photo model's grain).", "noise")),
     augment: Optional[str] = typer.Option(None, "--augment", help=_h("Discriminator augmentation: ada (adaptive, non-leaking) or none.", "augment")),
     ada_target: Optional[float] = typer.Option(None, "--ada-target", help=_h("ADA target for r_t = E[sign(D(real))].", "ada_target")),
     ada_length: Optional[int] = typer.Option(None, "--ada-length", help=_h("ADA speed: images for p to go from 0 to 1.", "ada_length")),

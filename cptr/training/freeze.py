@@ -71,6 +71,20 @@ def generator_trainable(g: Generator, plan: FreezePlan, train_mapping: bool = Fa
     return out
 
 
+def is_noise_strength(name: str) -> bool:
+    """Whether a generator parameter is a synthesis layer's per-pixel noise strength."""
+    return name.endswith("noise.weight")
+
+
+@torch.no_grad()
+def silence_noise(*gs: Generator) -> None:
+    """Set every per-pixel noise strength of ``gs`` to zero (``--noise off``)."""
+    for g in gs:
+        for name, p in g.named_parameters():
+            if is_noise_strength(name):
+                p.zero_()
+
+
 def discriminator_trainable(d: Discriminator, plan: FreezePlan) -> dict[str, bool]:
     """Parameter name -> trains? ``convs.0`` (fromRGB) .. ``convs.{freeze_d}`` are frozen when freeze_d > 0."""
     out = {}
