@@ -56,8 +56,10 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str,
         f"- source: `cptr-train source`, from scratch, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
         *_selection_lines(selection),
         f"- target: `cptr-train finetune`, FreezeSG (FreezeS {recipe['freeze_style']}, FreezeG {recipe['freeze_g']} = {_resolutions(2, recipe['freeze_g'])}, "
-        f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])}, {recipe['finetune_iters']} iterations, batch 8;",
-        f"- encoder: `cptr-train encoder --width small --work-size 64`, {recipe['encoder_steps']} steps on the source's samples;",
+        f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])}, {recipe['finetune_iters']} iterations, batch 8, "
+        f"per-pixel noise {'zeroed and frozen (`--noise off`: flat fills, no photo grain)' if recipe.get('finetune_noise') == 'off' else 'trained'};",
+        f"- encoder: `cptr-train encoder --width small --work-size {recipe['size']} --images <photo renders>`, {recipe['encoder_steps']} steps on the source's samples "
+        "and the photo renders;",
         f"- mapper: `cptr-train mapper --critic smile --levels medium`, {recipe['mapper_steps']} steps (the expression layers only). **Its text loss is a stand-in**: the face critic's",
         "  smile score replaces CLIP's similarity to \"a smiling face\" (CLIP weights cannot be had here). With CLIP weights,",
         "  `cptr-train mapper --clip-weights ViT-B-32.pt` trains the real thing on the same code path.",

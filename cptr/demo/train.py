@@ -57,6 +57,7 @@ class Recipe:
     freeze_g: int = 2  # FreezeG: 4 and 8 px stay the source's
     freeze_d: int = 1  # FreezeD: fromRGB and the 64 px block
     structure_loss: int = 2  # at 8 and 16 px
+    finetune_noise: str = "off"  # flat-filled cartoons: no per-pixel noise (the photo model's grain would carry over)
     encoder_steps: int = 1200
     mapper_steps: int = 600
     measure_n: int = 500
@@ -126,11 +127,11 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
     step("finetune", target_ckpt.exists(), lambda: _run(trained(work / "finetune", [
         "finetune", "--source", str(source_ckpt), "--data", str(cartoon), "--out", str(work / "finetune"),
         "--freeze-style", str(r.freeze_style), "--freeze-g", str(r.freeze_g), "--freeze-d", str(r.freeze_d),
-        "--structure-loss", str(r.structure_loss), "--augment", "none",
+        "--structure-loss", str(r.structure_loss), "--noise", r.finetune_noise, "--augment", "none",
         "--r1", "1", "--batch", "8", "--iters", str(r.finetune_iters), "--sample-every", "250", "--save-every", "250", "--keep", "2",
         "--workers", "1"]), log))
     step("encoder", encoder_ckpt.exists(), lambda: _run([
-        "encoder", "--generator", str(source_ckpt), "--out", str(work / "encoder"), "--width", "small", "--work-size", str(r.size),
+        "encoder", "--generator", str(source_ckpt), "--images", str(photo), "--out", str(work / "encoder"), "--width", "small", "--work-size", str(r.size),
         "--steps", str(r.encoder_steps), "--batch", "16", "--lr", "1e-3", "--lambda-id", "0", "--sample-every", "500",
         "--save-every", "0", "--no-register", "--device", "cpu"], log))
     step("mapper", mapper_ckpt.exists(), lambda: _run([
