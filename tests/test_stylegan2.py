@@ -113,3 +113,24 @@ def test_demo_style_is_deterministic_across_global_rng_state() -> None:
     assert torch.equal(a_src.latent_avg, b_src.latent_avg)
     for (k, v), v2 in zip(a_tgt.state_dict().items(), b_tgt.state_dict().values()):
         assert torch.equal(v, v2), k
+
+
+def test_noise_modes(tiny_g: Generator) -> None:
+    """const = the stored buffers, random = fresh maps (seeded), none = the image of zeroed noise strengths."""
+    w = tiny_g.style(torch.randn(2, tiny_g.style_dim, generator=torch.Generator().manual_seed(3)))
+    with torch.no_grad():
+        stored, _ = tiny_g([w], input_is_latent=True, randomize_noise=False)
+        const, _ = tiny_g([w], input_is_latent=True, noise=tiny_g.noise_maps("const"))
+        r1, _ = tiny_g([w], input_is_latent=True, noise=tiny_g.noise_maps("random", 2, torch.Generator().manual_seed(7)))
+        r2, _ = tiny_g([w], input_is_latent=True, noise=tiny_g.noise_maps("random", 2, torch.Generator().manual_seed(7)))
+        none, _ = tiny_g([w], input_is_latent=True, noise=tiny_g.noise_maps("none"))
+        for name, p in tiny_g.named_parameters():
+            if name.endswith("noise.weight"):
+                assert p.abs().max() > 0  # make_tiny_generator's strengths are non-zero
+                p.zero_()
+        silent, _ = tiny_g([w], input_is_latent=True, randomize_noise=False)
+    assert torch.equal(const, stored) and torch.equal(r1, r2)
+    assert (r1 - stored).abs().max() > 1e-3 and (none - stored).abs().max() > 1e-3
+    torch.testing.assert_close(none, silent, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="noise mode"):
+        tiny_g.noise_maps("loud")

@@ -75,6 +75,7 @@ def evaluate(
     faces: bool = typer.Option(True, "--faces/--no-faces", help="Count mediapipe face detections."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latents."),
+    noise_mode: str = typer.Option("const", "--noise-mode", help="Per-pixel noise of the samples, as NVlabs' noise_mode: const (the stored maps), random (fresh maps) or none (zeros)."),
 ) -> None:
     """Score a generator: FID/KID against a data set, mediapipe face rate, the critic's domain verdict.
 
@@ -100,7 +101,7 @@ def evaluate(
     try:
         crit = load_critic(critic_path)
         if generator is not None:
-            rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed)
+            rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed, noise_mode)
         else:
             probe = load_images(images, n, 64)
             size = probe.shape[-1]
@@ -113,5 +114,5 @@ def evaluate(
     for r in rows:
         typer.echo(r.summary())
     if out is not None:
-        write_report(rows, out, {"generator": str(generator) if generator else None, "data": str(data), "truncation": truncation})
+        write_report(rows, out, {"generator": str(generator) if generator else None, "data": str(data), "truncation": truncation, "noise_mode": noise_mode})
         typer.echo(f"wrote {out}")

@@ -48,17 +48,18 @@ class EvalReport:
 
 
 @torch.no_grad()
-def sample_generator(g, n: int, truncation: float = 1.0, seed: int = 0, batch: int = 50) -> torch.Tensor:
-    """``n`` faces [n, 3, S, S] in [-1, 1] from ``g`` (z from ``seed``, truncation toward ``latent_avg``,
-    the stored noise maps)."""
+def sample_generator(g, n: int, truncation: float = 1.0, seed: int = 0, batch: int = 50, noise_mode: str = "const") -> torch.Tensor:
+    """``n`` faces [n, 3, S, S] in [-1, 1] from ``g`` (z from ``seed``, truncation toward ``latent_avg``;
+    ``noise_mode`` as :meth:`~cptr.models.stylegan2.Generator.noise_maps`, default the stored maps)."""
     gen = torch.Generator().manual_seed(seed)
+    noise_gen = torch.Generator().manual_seed(seed + 1)
     z = torch.randn(n, g.style_dim, generator=gen)
     centre = g.latent_avg if getattr(g, "latent_avg", None) is not None else g.mean_latent(4096)
     out = []
     for i in range(0, n, batch):
         w = g.style(z[i : i + batch])
         w = centre.reshape(1, -1) + truncation * (w - centre.reshape(1, -1))
-        img, _ = g([w], input_is_latent=True, randomize_noise=False)
+        img, _ = g([w], input_is_latent=True, noise=g.noise_maps(noise_mode, len(w), noise_gen))
         out.append(img.clamp(-1, 1))
     return torch.cat(out)
 
@@ -117,6 +118,7 @@ def evaluate_with_baselines(
     critic: FaceCritic | None = None,
     faces: bool = True,
     seed: int = 0,
+    noise_mode: str = "const",
 ) -> list[EvalReport]:
     """The generator, an untrained generator of its architecture, and data against data (images
     ``n .. 2n-1`` of ``data`` against images ``0 .. n-1``), all against the first ``n`` images of ``data``."""
@@ -134,8 +136,8 @@ def evaluate_with_baselines(
         torch.manual_seed(seed)
         untrained = Generator(**g.config()).eval()
     rows = [
-        ("generator", sample_generator(g, n, truncation, seed)),
-        ("untrained", sample_generator(untrained, n, truncation, seed)),
+        ("generator", sample_generator(g, n, truncation, seed, noise_mode=noise_mode)),
+        ("untrained", sample_generator(untrained, n, truncation, seed, noise_mode=noise_mode)),
         ("data vs data", data_imgs[n:]),
     ]
     return [evaluate_images(name, imgs, ref, feats, fname, critic, detector) for name, imgs in rows]

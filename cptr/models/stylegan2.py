@@ -35,6 +35,8 @@ def _check_size(size: int) -> int:
         raise ValueError(f"image size must be a power of two >= 8, got {size}")
     return log_size
 
+NOISE_MODES = ("const", "random", "none")  # NVlabs' noise_mode: stored buffers, fresh maps, zeros
+
 
 class PixelNorm(nn.Module):
     """Normalise each vector to unit second moment (the input of the mapping network)."""
@@ -356,6 +358,17 @@ class Generator(nn.Module):
     def const_noise(self) -> list[torch.Tensor]:
         """The stored noise buffers (deterministic synthesis)."""
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    def noise_maps(self, mode: str, batch: int = 1, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """Noise for one synthesis call, by NVlabs' ``noise_mode``: ``random`` (fresh maps, seeded by
+        ``generator``), ``const`` (the stored buffers) or ``none`` (zeros: no per-pixel noise)."""
+        if mode == "const":
+            return self.const_noise()
+        if mode == "random":
+            return self.make_noise(batch, generator)
+        if mode == "none":
+            return [torch.zeros(shape, device=self.input.input.device) for shape in self.noise_shapes(1)]
+        raise ValueError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {mode!r}")
 
     @torch.no_grad()
     def mean_latent(self, n_latent: int) -> torch.Tensor:
