@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from cptr.demo import ASSET_DIR, missing_assets
@@ -95,6 +96,14 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
     assert sel["rates"] and Path(sel["chosen"]).name in sel["rates"] and all(0 <= v <= 1 for v in sel["rates"].values())
     assert f"--source {sel['chosen']}" in (work / "commands.log").read_text()
     assert Path(sel["chosen"]).name in (assets / "MODEL_CARD.md").read_text()
+    # shipped without per-pixel noise (the source baked from the choice, the target fine-tuned with --noise off);
+    # the encoder and mapper trained on the baked source, the fine-tune on the run's checkpoint (its discriminator)
+    assert sel["noise_mode"] == "none"
+    for name in ("source.pt", "target.pt"):
+        strengths = [p for n, p in load_generator(assets / name).named_parameters() if n.endswith("noise.weight")]
+        assert strengths and all(torch.count_nonzero(p) == 0 for p in strengths), name
+    commands = (work / "commands.log").read_text()
+    assert commands.count(f"--generator {work / 'source' / 'shipped.pt'}") == 2 and "--noise off" in commands
     # a second run finds every training step done and only packs and measures again
     again = subprocess.run(cmd + ["--steps", "data,critic,source,select,finetune,encoder,mapper"], capture_output=True, text=True, env=_env(), timeout=CLI_TIMEOUT)
     assert again.returncode == 0 and again.stdout.count("done already") == 7, again.stdout

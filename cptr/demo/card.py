@@ -16,7 +16,10 @@ def _selection_lines(sel: dict | None) -> list[str]:
         return []
     rates = ", ".join(f"{Path(k).stem.lstrip('0') or '0'} {v:.0%}" for k, v in sel["rates"].items())
     return [f"- shipped source: checkpoint `{Path(sel['chosen']).name}`, chosen by `cptr.demo.select` as the one whose samples mediapipe most",
-            f"  often finds a face in ({sel['n']} samples at truncation {sel['truncation']}, latent seed {sel['seed']}, not the card's): {rates};"]
+            f"  often finds a face in ({sel['n']} samples at truncation {sel['truncation']}, latent seed {sel['seed']}, not the card's, "
+            f"noise mode {sel.get('noise_mode', 'const')}): {rates};",
+            *(["  shipped with its per-pixel noise strengths set to 0 (NVlabs' `noise_mode='none'`, baked into the weights, so every",
+               "  engine serves it): the stored noise maps left a fixed speckle that made fewer samples faces;"] if sel.get("noise_mode") == "none" else [])]
 
 
 def _fmt(d: dict) -> str:

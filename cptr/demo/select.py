@@ -6,6 +6,9 @@ NVlabs' training runs, the recipe keeps every checkpoint of the second half of t
 ships the one whose samples mediapipe most often finds a face in. The choice is made on latents of
 their own seed (:data:`SELECT_SEED`), not the ones the model card is measured on, so the card's figure
 is not the maximum of the numbers it was chosen from.
+
+The samples are drawn with the noise mode the source is shipped with (``none``: the per-pixel noise
+strengths are zeroed, NVlabs' ``noise_mode='none'``; :func:`bake` writes that file).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Selection:
     n: int
     seed: int
     truncation: float
+    noise_mode: str = "const"
 
 
 def checkpoint_iteration(path: Path) -> int:
@@ -48,20 +52,21 @@ def candidates(run: Path, first: int, last: int) -> list[Path]:
 
 
 @torch.no_grad()
-def face_rate(ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = TRUNCATION, detector=None) -> float:
+def face_rate(ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = TRUNCATION, detector=None, noise_mode: str = "const") -> float:
     """mediapipe face rate of ``n`` truncated samples of the ``g_ema`` in ``ckpt``."""
     from cptr.checkpoints import load_generator
     from cptr.data.metrics import FaceDetector
     from cptr.imaging import to_uint8
-    from cptr.training.mapper_train import render, sample_latents
+    from cptr.training.mapper_train import sample_latents
 
     g = load_generator(ckpt)
     w = sample_latents(g, n, truncation, seed)
-    images = torch.cat([render(g, w[i : i + 50]) for i in range(0, n, 50)])
+    noise = g.noise_maps(noise_mode, 50, torch.Generator().manual_seed(seed))
+    images = torch.cat([g([w[i : i + 50]], input_is_latent=True, noise=[m[: len(w[i : i + 50])] for m in noise])[0] for i in range(0, n, 50)])
     return (detector or FaceDetector()).rate(to_uint8(images))
 
 
-def select(run: Path, first: int, last: int, n: int, out: Path) -> Selection:
+def select(run: Path, first: int, last: int, n: int, out: Path, noise_mode: str = "const") -> Selection:
     """Measure every candidate, write ``out`` (JSON, atomically) and return the choice (the highest
     rate; the later checkpoint on a tie)."""
     from cptr.data.metrics import FaceDetector
@@ -70,10 +75,10 @@ def select(run: Path, first: int, last: int, n: int, out: Path) -> Selection:
     det = FaceDetector()
     rates: dict[str, float] = {}
     for ckpt in candidates(run, first, last):
-        rates[ckpt.name] = face_rate(ckpt, n, detector=det)
+        rates[ckpt.name] = face_rate(ckpt, n, detector=det, noise_mode=noise_mode)
         print(f"select: {ckpt.name} face rate {rates[ckpt.name]:.1%} (n={n})", flush=True)
     best = max(rates, key=lambda k: (rates[k], checkpoint_iteration(Path(k))))
-    sel = Selection(chosen=str(run / "checkpoints" / best), rates=rates, n=n, seed=SELECT_SEED, truncation=TRUNCATION)
+    sel = Selection(chosen=str(run / "checkpoints" / best), rates=rates, n=n, seed=SELECT_SEED, truncation=TRUNCATION, noise_mode=noise_mode)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(asdict(sel), indent=2))
     print(f"select: chose {best} ({rates[best]:.1%})", flush=True)
@@ -85,3 +90,20 @@ def chosen(out: Path) -> Path | None:
     if not out.exists():
         return None
     return Path(json.loads(out.read_text())["chosen"])
+
+
+def bake(ckpt: Path, out: Path, noise_mode: str) -> Path:
+    """The shipped source: ``ckpt``'s ``g_ema`` (and ``latent_avg``) alone, with the per-pixel noise
+    strengths zeroed when ``noise_mode`` is ``none`` (then every consumer, the exported graphs
+    included, synthesises without noise). Written atomically; returns ``out``."""
+    from cptr.checkpoints import load_generator, save_generator
+    from cptr.models.stylegan2 import NOISE_MODES
+    from cptr.training.freeze import silence_noise
+
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+    g = load_generator(ckpt)
+    if noise_mode == "none":
+        silence_noise(g)
+    save_generator(g, out)
+    return out
