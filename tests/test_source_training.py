@@ -7,6 +7,7 @@ and reject bad architecture options with a clear message.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,13 @@ def test_cli_source_help_defaults_and_errors(colours, tmp_path):
              "--style-dim", "16", "--n-mlp", "1", "--iters", "2", "--batch", "4", "--workers", "0", "--quiet")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "y" / "checkpoints" / "000002.pt").is_file()
+    # cptr-train eval on it: JSON report with the baselines, the noise mode, and the grid of what it scored
+    ev = run("eval", "-g", str(tmp_path / "y" / "checkpoints" / "000002.pt"), "--data", str(colours), "--n", "10", "--no-faces",
+             "--noise-mode", "none", "--grid", str(tmp_path / "grid.png"), "--out", str(tmp_path / "eval.json"))
+    assert ev.returncode == 0, ev.stderr
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["noise_mode"] == "none" and [r["name"] for r in report["rows"]] == ["generator", "untrained", "data vs data"]
+    assert all(np.isfinite(r["fid"]) for r in report["rows"])
+    assert Image.open(tmp_path / "grid.png").size == (8 * SIZE + 9 * 2, 2 * SIZE + 3 * 2)
+    bad_mode = run("eval", "-g", str(tmp_path / "y" / "checkpoints" / "000002.pt"), "--data", str(colours), "--n", "10", "--no-faces", "--noise-mode", "loud")
+    assert bad_mode.returncode == 2 and "noise mode" in bad_mode.stderr and "Traceback" not in bad_mode.stderr

@@ -75,6 +75,7 @@ def evaluate(
     faces: bool = typer.Option(True, "--faces/--no-faces", help="Count mediapipe face detections."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latents."),
+    grid_path: Optional[Path] = typer.Option(None, "--grid", help="With --generator: also write a PNG grid of its first 16 samples (as scored: same latents, truncation and noise)."),
     noise_mode: str = typer.Option("const", "--noise-mode", help="Per-pixel noise of the samples, as NVlabs' noise_mode: const (the stored maps), random (fresh maps) or none (zeros)."),
 ) -> None:
     """Score a generator: FID/KID against a data set, mediapipe face rate, the critic's domain verdict.
@@ -102,6 +103,13 @@ def evaluate(
         crit = load_critic(critic_path)
         if generator is not None:
             rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed, noise_mode)
+            if grid_path is not None:
+                from cptr.checkpoints import load_generator
+                from cptr.data.evaluate import sample_generator
+                from cptr.imaging import grid, save_image, to_uint8
+
+                save_image(grid(to_uint8(sample_generator(load_generator(generator), 16, truncation, seed, noise_mode=noise_mode)), cols=8), grid_path)
+                typer.echo(f"wrote {grid_path}")
         else:
             probe = load_images(images, n, 64)
             size = probe.shape[-1]
