@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cptr.checkpoints import save_generator  # noqa: E402
+from cptr.models.checkpoints import save_generator  # noqa: E402
 from cptr.models import Discriminator, Generator  # noqa: E402
 from cptr.training.config import FinetuneConfig  # noqa: E402
 from cptr.training.finetune import finetune  # noqa: E402

@@ -25,7 +25,7 @@ def _help_if_no_command(ctx: typer.Context) -> None:
 
 
 _GROUP = {"invoke_without_command": True, "no_args_is_help": False, "callback": _help_if_no_command}
-app.add_typer(__import__("cptr.styles_cli", fromlist=["app"]).app, name="styles", **_GROUP)
+app.add_typer(__import__("cptr.styles.cli", fromlist=["app"]).app, name="styles", **_GROUP)
 app.command("serve")(__import__("cptr.serving.cli", fromlist=["serve"]).serve)
 app.command("ui")(__import__("cptr.ui.cli", fromlist=["ui"]).ui)
 app.add_typer(__import__("cptr.client.cli", fromlist=["app"]).app, name="client", **_GROUP)

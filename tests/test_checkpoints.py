@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cptr.checkpoints import CheckpointError, load_generator, save_generator
+from cptr.models.checkpoints import CheckpointError, load_generator, save_generator
 from tests.conftest import make_tiny_generator
 
 
@@ -222,7 +222,7 @@ def test_nvlabs_pickle_without_g_ema_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["cptr.checkpoints", "cptr.models", "cptr.models.mapper", "cptr.models.encoder", "cptr.styles",
+    ["cptr.models.checkpoints", "cptr.models", "cptr.models.mapper", "cptr.models.encoder", "cptr.styles",
      "cptr.export.cli", "cptr.training.cli", "cptr.cli", "cptr.align", "cptr.client"],
 )
 def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:

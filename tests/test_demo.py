@@ -87,7 +87,7 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for name in ("source.pt", "target.pt", "encoder.pt", "mapper_smile.pt", "critic.pt", "MODEL_CARD.md", "metrics.json"):
         assert (assets / name).is_file(), name
-    from cptr.checkpoints import load_generator
+    from cptr.models.checkpoints import load_generator
 
     g = load_generator(assets / "target.pt")
     assert g.size == 64 and g.latent_avg is not None

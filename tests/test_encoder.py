@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cptr import contracts
-from cptr.checkpoints import CheckpointError
+from cptr.models.checkpoints import CheckpointError
 from cptr.contracts import W_PLUS_EDIT
 from cptr.export.onnx import export_encoder, export_mapper
 from cptr.export.onnx import export_synthesis

@@ -277,7 +277,7 @@ def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None
     """--source/--target paths, an encoder and a mapper with latent injection (inject_k=3)."""
     from typer.testing import CliRunner
 
-    from cptr.checkpoints import save_generator
+    from cptr.models.checkpoints import save_generator
     from cptr.export import cli
     from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
     from cptr.models.mapper import LevelsMapper, save_mapper

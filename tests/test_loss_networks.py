@@ -10,7 +10,7 @@ import zipfile
 import pytest
 import torch
 
-from cptr.checkpoints import CheckpointError
+from cptr.models.checkpoints import CheckpointError
 from cptr.models.arcface import Backbone, IDLoss, face_crop_box, load_arcface
 from cptr.models.clip_loss import CLIPLoss, clip_preprocess
 from cptr.models.clip_shim import (

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from cptr.checkpoints import CheckpointError
+from cptr.models.checkpoints import CheckpointError
 from cptr.models.arcface import IDLoss
 from cptr.models.clip_loss import CLIPLoss
 from cptr.models.mapper import LevelsMapper, load_mapper, save_mapper
@@ -152,7 +152,7 @@ def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_f
 def test_cli_trains_saves_registers_and_reports_missing_weights(tmp_path, monkeypatch, single_thread):
     from typer.testing import CliRunner
 
-    from cptr.checkpoints import save_generator
+    from cptr.models.checkpoints import save_generator
     from cptr.models.clip_shim import tokenize
     from cptr.styles import add_style, get_style
     from cptr.training.cli import app

@@ -53,7 +53,7 @@ def tiny_synthesis(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from cptr.checkpoints import save_generator
+    from cptr.models.checkpoints import save_generator
 
     root = tmp_path_factory.mktemp("ov_ckpt")
     return (save_generator(make_tiny_generator(32, seed=0), root / "s.pt"),

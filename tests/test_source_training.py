@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cptr.checkpoints import load_generator
+from cptr.models.checkpoints import load_generator
 from cptr.data.evaluate import sample_generator
 from cptr.training.checkpointing import load_checkpoint
 from cptr.training.config import TrainConfig, parse_channels

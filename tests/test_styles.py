@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cptr.blend import (
+from cptr.styles.blend import (
     GeneratorMismatchError,
     InjectedLatentEdit,
     blend_generators,
@@ -17,7 +17,7 @@ from cptr.blend import (
     parameter_resolution,
     target_weight,
 )
-from cptr.checkpoints import save_generator
+from cptr.models.checkpoints import save_generator
 from cptr.models import Generator
 from cptr.styles import StyleError, add_style, get_style, list_styles, load_style_generators, remove_style, validate_name
 from tests.conftest import make_tiny_generator

@@ -20,8 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cptr.blend import parameter_resolution
-from cptr.checkpoints import load_generator, load_torch_file, save_generator
+from cptr.styles.blend import parameter_resolution
+from cptr.models.checkpoints import load_generator, load_torch_file, save_generator
 from cptr.models import Discriminator
 from cptr.training.augment import AdaptiveAugment, augment, sample_augment_params
 from cptr.training.checkpointing import SAVE_PAUSE_ENV, checkpoint_path, list_checkpoints, load_checkpoint

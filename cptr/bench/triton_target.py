@@ -126,7 +126,7 @@ def export_repository(workload: Workload, ctx: Context, server_engine: str = "on
     if workload.model_name == "demo" or workload.generator is None:  # non-generator stages: the demo repository
         style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True, **engine)
     else:
-        from cptr.checkpoints import save_generator
+        from cptr.models.checkpoints import save_generator
 
         ckpt = ctx.workdir / "bench_generator.pt"
         if not ckpt.is_file():

@@ -71,7 +71,7 @@ class Workload:
 def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
     """The generator named by ``--model``: ``demo``, ``ffhq256`` (random weights), ``tiny`` or a checkpoint path."""
     if model == "demo":  # exactly what `cptr-export --style demo` serves: the blended pair
-        from cptr.blend import blend_generators
+        from cptr.styles.blend import blend_generators
         from cptr.styles import DEMO_NAME, get_style, load_style_generators
 
         info = get_style(DEMO_NAME)
@@ -94,7 +94,7 @@ def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
         raise WorkloadUnavailable(
             f"--model {model!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing checkpoint file"
         )
-    from cptr.checkpoints import load_generator
+    from cptr.models.checkpoints import load_generator
 
     return load_generator(path).requires_grad_(False), f"checkpoint {path}"
 

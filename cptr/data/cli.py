@@ -89,7 +89,7 @@ def evaluate(
 
       cptr-train eval --images samples/ --data data/photo --inception pt_inception-2015-12-05-6726825d.pth --out report.json
     """
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.data.critic import load_critic
     from cptr.data.evaluate import (
         critic_features, evaluate_images, evaluate_with_baselines, inception_features, load_images, write_report,
@@ -104,7 +104,7 @@ def evaluate(
         if generator is not None:
             rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed, noise_mode)
             if grid_path is not None:
-                from cptr.checkpoints import load_generator
+                from cptr.models.checkpoints import load_generator
                 from cptr.data.evaluate import sample_generator
                 from cptr.imaging import grid, save_image, to_uint8
 

@@ -122,7 +122,7 @@ def evaluate_with_baselines(
 ) -> list[EvalReport]:
     """The generator, an untrained generator of its architecture, and data against data (images
     ``n .. 2n-1`` of ``data`` against images ``0 .. n-1``), all against the first ``n`` images of ``data``."""
-    from cptr.checkpoints import load_generator
+    from cptr.models.checkpoints import load_generator
     from cptr.data.critic import load_critic
     from cptr.models.stylegan2 import Generator
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.checkpoints import CheckpointError
+from cptr.models.checkpoints import CheckpointError
 from cptr.models.clip_shim import WeightsNotFoundError
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -270,7 +270,7 @@ def load_fid_inception(path: str | os.PathLike, device: str | torch.device = "cp
 
     The file is read with ``torch.load(weights_only=True)``: a file holding anything but tensors and
     plain containers is refused, never executed. Raises :class:`FileNotFoundError` when the file is
-    missing and :class:`ValueError` (:class:`~cptr.checkpoints.CheckpointError`, naming the file) when
+    missing and :class:`ValueError` (:class:`~cptr.models.checkpoints.CheckpointError`, naming the file) when
     it cannot be read or does not hold this network's keys and shapes.
     """
     p = Path(path).expanduser()

@@ -34,7 +34,7 @@ def missing_assets() -> list[Path]:
 
 def demo_generators(device: str = "cpu"):
     """``(source, target)``: the shipped demo generators, in eval mode with ``latent_avg``."""
-    from cptr.checkpoints import load_generator
+    from cptr.models.checkpoints import load_generator
 
     missing = [p for p in (SOURCE, TARGET) if not p.is_file()]
     if missing:

@@ -49,8 +49,8 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> dict:
     """Every card figure for the models in ``assets`` (``source.pt``, ``target.pt``, ``encoder.pt``,
     ``mapper_smile.pt``, ``critic.pt``), from ``n`` samples."""
-    from cptr.blend import blend_generators
-    from cptr.checkpoints import load_generator
+    from cptr.styles.blend import blend_generators
+    from cptr.models.checkpoints import load_generator
     from cptr.data.critic import critic_scores, load_critic
     from cptr.data.render import render_batch
     from cptr.imaging import from_uint8, to_uint8

@@ -82,7 +82,7 @@ def run_demo(out: Path, alpha: float = 0.7, log: Callable[[str], None] = print) 
     """Run the whole demo into ``out``; returns where the sheet is."""
     import torch
 
-    from cptr.blend import blend_generators
+    from cptr.styles.blend import blend_generators
     from cptr.client import CartoonClient
     from cptr.data.faces import render_face
     from cptr.demo import DEMO_NAME, TRAIN_HINT, demo_generators, missing_assets

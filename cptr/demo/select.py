@@ -54,7 +54,7 @@ def candidates(run: Path, first: int, last: int) -> list[Path]:
 @torch.no_grad()
 def face_rate(ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = TRUNCATION, detector=None, noise_mode: str = "const") -> float:
     """mediapipe face rate of ``n`` truncated samples of the ``g_ema`` in ``ckpt``."""
-    from cptr.checkpoints import load_generator
+    from cptr.models.checkpoints import load_generator
     from cptr.data.metrics import FaceDetector
     from cptr.imaging import to_uint8
     from cptr.training.mapper_train import sample_latents
@@ -96,7 +96,7 @@ def bake(ckpt: Path, out: Path, noise_mode: str) -> Path:
     """The shipped source: ``ckpt``'s ``g_ema`` (and ``latent_avg``) alone, with the per-pixel noise
     strengths zeroed when ``noise_mode`` is ``none`` (then every consumer, the exported graphs
     included, synthesises without noise). Written atomically; returns ``out``."""
-    from cptr.checkpoints import load_generator, save_generator
+    from cptr.models.checkpoints import load_generator, save_generator
     from cptr.models.stylegan2 import NOISE_MODES
     from cptr.training.freeze import silence_noise
 

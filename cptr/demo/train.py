@@ -164,7 +164,7 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
 
 def pack(source_ckpt: Path, target_ckpt: Path, encoder_ckpt: Path, mapper_ckpt: Path, critic: Path, assets: Path) -> None:
     """The shipped files: generators reduced to ``g_ema`` + ``latent_avg``; the rest copied."""
-    from cptr.checkpoints import load_generator, save_generator
+    from cptr.models.checkpoints import load_generator, save_generator
     from cptr.io import atomic_path
 
     assets.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def edit(
     import numpy as np
     import torch
 
-    from cptr.blend import blend_generators
+    from cptr.styles.blend import blend_generators
     from cptr.editing.optimize import OptimizeConfig, optimize_latent, synthesize
     from cptr.imaging import grid, save_image, to_uint8
     from cptr.styles import StyleError, get_style, load_style_generators

@@ -69,7 +69,7 @@ def export(
 ) -> None:
     from cptr.export.onnx import ExportError
     from cptr.styles import StyleError
-    from cptr.styles_cli import parse_mapper_options
+    from cptr.styles.cli import parse_mapper_options
 
     had_repository = out.exists()
     try:

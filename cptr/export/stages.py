@@ -280,7 +280,7 @@ def mapper(m: nn.Module, generator: Generator | None = None, inject_k: int = 0, 
     extra: dict[str, Any] = {"mapper": {**lm.opts(), "step": edit.step}}
     module: nn.Module = edit
     if inject_k:
-        from cptr.blend import InjectedLatentEdit
+        from cptr.styles.blend import InjectedLatentEdit
 
         module = InjectedLatentEdit(edit, inject_k).eval()
         extra["inject_k"] = int(inject_k)

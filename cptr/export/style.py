@@ -242,7 +242,7 @@ def _checkpoint_id(ref: str) -> str:
 
 
 def _load_generators(r: _Resolved):
-    from cptr.checkpoints import CheckpointError, load_generator
+    from cptr.models.checkpoints import CheckpointError, load_generator
 
     try:
         return load_generator(r.source_ref), load_generator(r.target_ref)
@@ -252,7 +252,7 @@ def _load_generators(r: _Resolved):
 
 def _load_encoder(ref: str, generator):
     """The encoder module of a pSp/e4e checkpoint (the demo style's is a file in the package)."""
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.models.encoder import load_encoder
 
     try:
@@ -268,7 +268,7 @@ def _load_encoder(ref: str, generator):
 
 
 def _load_mapper(prompt: str, path: str, generator):
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.models.mapper import load_mapper
 
     try:
@@ -448,7 +448,7 @@ def export_style(opts: ExportOptions) -> Manifest:
     Raises :class:`ExportFailed` (or :class:`cptr.export.onnx.ExportError`) with the reason; the
     previous contents of ``opts.out`` are then unchanged.
     """
-    from cptr.blend import blend_generators
+    from cptr.styles.blend import blend_generators
     from cptr.contracts import ExportBundle
     from cptr.export import onnx as onnx_export
     from cptr.io import atomic_directory, atomic_write_text

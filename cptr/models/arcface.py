@@ -150,7 +150,7 @@ def freeze(module: nn.Module) -> nn.Module:
 
 def load_arcface(path: str | os.PathLike, device: str | torch.device = "cpu") -> Backbone:
     """Load ``model_ir_se50.pth`` into an IR-SE50 :class:`Backbone` (strict, weights only), frozen."""
-    from cptr.checkpoints import CheckpointError, load_torch_file
+    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     p = Path(path).expanduser()
     if not p.is_file():

@@ -206,7 +206,7 @@ def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
     Parameters, buffers and plain tensor attributes all appear; the caller keeps what it expects.
     """
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
 
     p = Path(path)
     try:
@@ -291,7 +291,7 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn
     No code from the file runs (see the module docstring). A missing file raises
     :class:`WeightsNotFoundError` that says where to get it.
     """
-    from cptr.checkpoints import CheckpointError, load_torch_file
+    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     p = Path(path).expanduser()
     if not p.is_file():

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.checkpoints import options_dict
+from cptr.models.checkpoints import options_dict
 from cptr.models.arcface import STAGE_UNITS, STAGE_WIDTHS, make_ir_body
 from cptr.models.stylegan2 import EqualLinear
 
@@ -214,7 +214,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     types (``BackboneEncoderUsingLastLayerIntoW[Plus]``) are refused with a clear error.
     The ``decoder.*`` weights in those files are ignored; ``latent_avg`` becomes the starting latent.
     """
-    from cptr.checkpoints import CheckpointError, load_torch_file
+    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cptr.checkpoints import options_dict
+from cptr.models.checkpoints import options_dict
 from cptr.models.stylegan2 import EqualLinear, PixelNorm
 
 LEVELS = ("coarse", "medium", "fine")
@@ -146,7 +146,7 @@ def mapper_from_state_dict(
     sd: dict[str, torch.Tensor], opts: Any = None, n_latent: int | None = None, path: str | os.PathLike = "<state dict>"
 ) -> LevelsMapper:
     """Build a :class:`LevelsMapper` from official keys (``mapper.`` prefix optional) and load it strictly."""
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
 
     o = options_dict(opts)
     mtype = o.get("mapper_type", "LevelsMapper")
@@ -197,7 +197,7 @@ def load_mapper(path: str | os.PathLike, n_latent: int | None = None, device: st
     ``n_latent`` overrides the W+ length read from ``opts['stylegan_size']`` (default 1024 px -> 18),
     e.g. 14 to use the mapper with a 256 px generator.
     """
-    from cptr.checkpoints import CheckpointError, load_torch_file
+    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict):

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from cptr.checkpoints import CheckpointError, load_torch_file
+from cptr.models.checkpoints import CheckpointError, load_torch_file
 from cptr.io import atomic_path
 
 FORMAT = "cptr-finetune-1"

@@ -210,7 +210,7 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     writes checkpoints/ and samples/ under ``job.out``, reports the reconstruction error and (with
     ``job.register`` and a user style) sets it on the style. Returns the final checkpoint; raises
     :class:`~cptr.training.jobs.JobError`."""
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.contracts import ALIGNED_SIZE
     from cptr.models.arcface import IDLoss, load_arcface
     from cptr.models.clip_shim import WeightsNotFoundError

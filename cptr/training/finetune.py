@@ -40,7 +40,7 @@ from typing import Any, Callable
 import torch
 from torch import nn, optim
 
-from cptr.checkpoints import CheckpointError
+from cptr.models.checkpoints import CheckpointError
 from cptr.io import sha256_file
 from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv
 from cptr.training import distributed as dist_utils

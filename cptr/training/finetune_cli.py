@@ -74,7 +74,7 @@ def finetune(
 def _run(options: dict, defaults: dict, out: Path, resume: bool, resume_from: Path | None) -> None:
     """Build the config from the options the user typed (over ``defaults``, or over the checkpoint's
     settings when resuming) and run the one training loop; errors become a one-line message, exit 2."""
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.training.checkpointing import latest_checkpoint, load_checkpoint
     from cptr.training.data import DatasetError
     from cptr.training.finetune import train

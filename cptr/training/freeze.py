@@ -20,7 +20,7 @@ What is frozen (``requires_grad=False``, never given to an optimizer, never touc
 source's (a detached copy, mixing included), the rest is the first latent's ``w``. This is what
 Cartoon-StyleGAN's ``put_latent`` path does. Without mixing both W+ are equal. ``K = 0`` turns FreezeS
 off: the target gets the source's W+ (plain StyleGAN2 style mixing, Cartoon-StyleGAN's
-``freezeStyle=-1``). The rule itself is :func:`cptr.blend.inject_latents`, the one used at inference.
+``freezeStyle=-1``). The rule itself is :func:`cptr.styles.blend.inject_latents`, the one used at inference.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cptr.blend import inject_latents, parameter_resolution
+from cptr.styles.blend import inject_latents, parameter_resolution
 from cptr.models.stylegan2 import Discriminator, Generator
 
 

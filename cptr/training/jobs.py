@@ -27,7 +27,7 @@ def pick_device(name: str) -> str:
 def load_source_generator(style: str | None, generator: Path | None, device: str) -> tuple[Any, Any]:
     """The generator a mapper/encoder trains against, ``(generator, style info or None)``: the
     checkpoint ``generator`` or the registered ``style``'s source (exactly one of them)."""
-    from cptr.checkpoints import CheckpointError, load_generator
+    from cptr.models.checkpoints import CheckpointError, load_generator
 
     if (style is None) == (generator is None):
         raise JobError("pass exactly one of --style NAME and --generator PATH")

@@ -205,7 +205,7 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
     """Set up and train a mapper: checks the options, loads the generator and the losses, trains,
     writes checkpoints/ and samples/ under ``job.out`` and (with ``job.register`` and a style)
     registers it. Returns the final checkpoint; raises :class:`~cptr.training.jobs.JobError`."""
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.models.arcface import IDLoss, load_arcface
     from cptr.models.clip_loss import CLIPLoss
     from cptr.models.clip_shim import WeightsNotFoundError, load_clip
@@ -269,7 +269,7 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
 def invert_folder(images: Path, style: str | None, encoder_path: Path | None, g: Generator, device: str,
                   log: Callable[[str], None] | None = None) -> torch.Tensor:
     """W+ inversions [N, n_latent, D] of every aligned face in ``images`` with the given / the style's encoder."""
-    from cptr.checkpoints import CheckpointError
+    from cptr.models.checkpoints import CheckpointError
     from cptr.models.encoder import load_encoder
     from cptr.training.jobs import JobError, open_image_folder
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from cptr.checkpoints import CheckpointError, load_generator, load_torch_file
+from cptr.models.checkpoints import CheckpointError, load_generator, load_torch_file
 from cptr.models.stylegan2 import Discriminator, Generator
 
 

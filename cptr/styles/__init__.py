@@ -10,8 +10,8 @@ The store is a directory (``$CPTR_HOME``, default ``~/.cache/cptr``) holding ``s
 
 Every change rewrites the file atomically. The built-in style ``demo`` is always present: its
 models are files in the package (:mod:`cptr.demo`) and it cannot be removed or replaced.
-Blending lives in :mod:`cptr.blend` and is re-exported here; the ``cptr styles`` commands in
-:mod:`cptr.styles_cli`.
+Blending lives in :mod:`cptr.styles.blend` and is re-exported here; the ``cptr styles`` commands in
+:mod:`cptr.styles.cli`.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ _LAZY = {"GeneratorMismatchError", "blend_generators", "check_compatible", "inje
 
 def __getattr__(attr: str) -> Any:  # blending re-exported lazily (it imports torch)
     if attr in _LAZY:
-        import cptr.blend
+        import cptr.styles.blend
 
-        return getattr(cptr.blend, attr)
+        return getattr(cptr.styles.blend, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
@@ -211,8 +211,8 @@ def add_style(
     The blend defaults are validated against the generator. ``copy=True`` copies the checkpoints
     into ``$CPTR_HOME/models/<name>/`` so the registry does not depend on the original files.
     """
-    from cptr.blend import GeneratorMismatchError, blend_generators, check_compatible
-    from cptr.checkpoints import CheckpointError, load_generator
+    from cptr.styles.blend import GeneratorMismatchError, blend_generators, check_compatible
+    from cptr.models.checkpoints import CheckpointError, load_generator
 
     validate_name(name)
     if name == DEMO_NAME:
@@ -314,8 +314,8 @@ def load_style_generators(name: str, device: str = "cpu"):
 
         if missing_assets():
             raise StyleError(f"the demo models are missing from the package ({', '.join(p.name for p in missing_assets())}); {TRAIN_HINT}")
-    from cptr.blend import check_compatible
-    from cptr.checkpoints import CheckpointError, load_generator
+    from cptr.styles.blend import check_compatible
+    from cptr.models.checkpoints import CheckpointError, load_generator
 
     try:
         source, target = load_generator(info.source, device=device), load_generator(info.target, device=device)
