@@ -46,3 +46,19 @@ def help_examples(command: str) -> tuple[object, list[str], list[str]]:
     lines = r.output.splitlines()
     examples = lines.index(next(line for line in lines if line.strip() == "Examples:"))
     return r, lines[examples:], [line for line in lines[examples + 1 :] if line.strip()]
+
+
+def export_repository(tmp_path_factory: pytest.TempPathFactory, label: str, args: list[str]):
+    """``cptr-export ARGS --out <fresh folder>/triton_repo --quiet`` with a store of its own ($CPTR_HOME);
+    fails with the command's output when it does not exit 0. Returns the repository folder."""
+    from typer.testing import CliRunner
+
+    from cptr.export.cli import app
+
+    work = tmp_path_factory.mktemp(label)
+    out = work / "triton_repo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CPTR_HOME", str(work / "home"))
+        result = CliRunner().invoke(app, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, f"cptr-export {' '.join(args)} failed:\n{result.output}\n{result.exception!r}"
+    return out

@@ -21,7 +21,7 @@ pytest.importorskip("openvino")
 from cptr import contracts as C  # noqa: E402
 from cptr.export import openvino as ovx  # noqa: E402
 from cptr.io import sha256_file  # noqa: E402
-from tests.conftest import make_tiny_generator  # noqa: E402
+from tests.conftest import export_repository, make_tiny_generator  # noqa: E402
 
 STYLE = "demo"
 BF16_HERE = "BF16" in ovx.cpu_capabilities()
@@ -211,13 +211,7 @@ def test_unreachable_psnr_gate_fails_the_export_and_keeps_the_old_repository(tin
 
 @pytest.fixture(scope="module")
 def ov_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("openvino_engine")
-    out = work / "triton_repo"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CPTR_HOME", str(work / "home"))
-        r = _cli(["--style", STYLE, "--engine", "openvino", "--precision", "bf16", "--out", str(out), "--quiet"])
-    assert r.exit_code == 0, f"cptr-export --engine openvino failed:\n{_output(r)}\n{r.exception!r}"
-    return out
+    return export_repository(tmp_path_factory, "openvino_engine", ["--style", STYLE, "--engine", "openvino", "--precision", "bf16"])
 
 
 def test_repository_records_the_ir(ov_repo: Path) -> None:

@@ -9,22 +9,13 @@ import pytest
 
 from cptr.client import CartoonClient
 from cptr.serving.server import TritonServer
+from tests.conftest import export_repository
 from tests.test_serving import STYLE, Reference
 
 
 @pytest.fixture(scope="module")
 def torch_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from typer.testing import CliRunner
-
-    from cptr.export.cli import app
-
-    work = tmp_path_factory.mktemp("torch_engine")
-    out = work / "triton_repo"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CPTR_HOME", str(work / "home"))
-        result = CliRunner().invoke(app, ["--style", STYLE, "--engine", "torch", "--out", str(out), "--quiet"])
-    assert result.exit_code == 0, f"cptr-export --engine torch failed:\n{result.output}\n{result.exception!r}"
-    return out
+    return export_repository(tmp_path_factory, "torch_engine", ["--style", STYLE, "--engine", "torch"])
 
 
 def test_served_torch_engines_match_onnx(torch_repo: Path) -> None:
