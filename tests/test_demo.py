@@ -34,16 +34,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-# Thresholds the shipped models (6000 source iterations) still miss; MODEL_CARD.md lists their figures.
-# Every other threshold must hold; a known miss that starts to pass should leave this set.
-KNOWN_MISSES = {"face_rate_stylised", "structure_corr[yaw]", "structure_corr[roll]", "encoder_corr[yaw]"}
+# Thresholds the shipped models (source 5500 iterations, fine-tune 750) still miss; MODEL_CARD.md lists their
+# figures. Pose kept under the fine-tune is borderline for yaw (0.756 on the card's latents, 0.66-0.69 on
+# others) and missed for roll; the encoder does not recover yaw. Every other threshold must hold.
+KNOWN_MISSES = {"structure_corr[yaw]", "structure_corr[roll]", "encoder_corr[yaw]"}
 
 
 def test_shipped_demo_models_meet_the_thresholds():
     pytest.importorskip("mediapipe")
     from cptr.demo.measure import failures, measure
 
-    m = measure(ASSET_DIR, n=120, seed=1)  # other latents than the card's
+    m = measure(ASSET_DIR, n=300, seed=1)  # other latents than the card's; 300: the stylised face rate (0.73) is 9 faces above its bar
     missed = failures(m)
     unexpected = [f for f in missed if f.split()[0] not in KNOWN_MISSES]
     assert unexpected == [], json.dumps(m, indent=1)
