@@ -77,7 +77,7 @@ def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
         info = get_style(DEMO_NAME)
         source, target = load_style_generators(DEMO_NAME)
         g = blend_generators(source, target, info.alpha, info.swap_res, info.blend_width)
-        return g.eval().requires_grad_(False), f"embedded demo style blended at alpha={info.alpha:g} (seeded, untrained)"
+        return g.eval().requires_grad_(False), f"embedded demo style blended at alpha={info.alpha:g} (the shipped models CPTR trained, cptr/assets/demo)"
     if model in OFFICIAL_SIZES:  # ffhq256 (the GPU benchmark's model), ffhq512, ffhq1024
         size = OFFICIAL_SIZES[model]
         with torch.random.fork_rng(devices=[]):
