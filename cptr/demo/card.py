@@ -30,14 +30,15 @@ def _resolutions(first: int, count: int) -> str:
     return " and ".join(f"{2 ** (first + i)} px" for i in range(count)) or "none"
 
 
-def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str, selection: dict | None = None) -> Path:
+def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str, selection: dict | None = None,
+               spread: dict | None = None) -> Path:
     """Write ``metrics.json`` and ``MODEL_CARD.md`` into ``assets``; returns the card's path."""
     assets = Path(assets)
     hashes = {f: sha256_file(assets / f) for f in FILES if (assets / f).exists()}
     sizes = {f: (assets / f).stat().st_size for f in hashes}
     misses = failures(m)
     atomic_write_text(assets / "metrics.json", json.dumps({"metrics": m, "thresholds": THRESHOLDS, "misses": misses,
-                                                           "recipe": recipe, "selection": selection, "timings_s": timings, "machine": machine,
+                                                           "recipe": recipe, "selection": selection, "structure_other_seeds": spread, "timings_s": timings, "machine": machine,
                                                            "sha256": hashes}, indent=2) + "\n")
     total_min = sum(timings.values()) / 60
     steps = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
@@ -90,6 +91,8 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str,
         "",
         ("All thresholds are met." if not misses else "**Thresholds missed:** " + "; ".join(misses)),
         "",
+        *([f"The structure correlations on other latents (latent seeds {', '.join(map(str, spread))}, same n): "
+           + "; ".join(f"seed {k}: {_fmt(v)}" for k, v in spread.items()) + ".", ""] if spread else []),
         "## Limits",
         "",
         "- 64 px, trained on drawn faces: they know a few hair styles, skin tones, poses and expressions, nothing else.",

@@ -103,6 +103,25 @@ def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> di
     return out
 
 
+@torch.no_grad()
+def structure_spread(assets: Path, n: int = 500, seeds: tuple[int, ...] = (1, 2)) -> dict[int, dict[str, float]]:
+    """The structure correlations on other latents than the card's (one dict per seed): how much of a
+    figure near its threshold is the particular latents it was measured on."""
+    from cptr.data.critic import critic_scores, load_critic
+    from cptr.models.checkpoints import load_generator
+    from cptr.training.mapper_train import render, sample_latents
+
+    assets = Path(assets)
+    source, target = load_generator(assets / "source.pt"), load_generator(assets / "target.pt")
+    critic = load_critic(assets / "critic.pt")
+    out = {}
+    for seed in seeds:
+        w = sample_latents(source, n, TRUNCATION, seed)
+        cs, ct = critic_scores(critic, render(source, w)), critic_scores(critic, render(target, w))
+        out[seed] = {a: _corr(cs.attributes[:, ATTRIBUTES.index(a)].numpy(), ct.attributes[:, ATTRIBUTES.index(a)].numpy()) for a in STRUCTURE_ATTRS}
+    return out
+
+
 def failures(m: dict) -> list[str]:
     """The thresholds ``m`` misses (empty when every one is met)."""
     t, bad = THRESHOLDS, []

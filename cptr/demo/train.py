@@ -151,12 +151,13 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
 
     def measure_step() -> None:
         from cptr.demo.card import write_card
-        from cptr.demo.measure import measure
+        from cptr.demo.measure import measure, structure_spread
 
         m = measure(assets, n=r.measure_n)
         result.update(m)
         sel = json.loads(selection.read_text()) if selection.exists() else None
-        write_card(assets, m, recipe=asdict(r), timings=timings, machine=_machine(), selection=sel)
+        spread = structure_spread(assets, n=r.measure_n)
+        write_card(assets, m, recipe=asdict(r), timings=timings, machine=_machine(), selection=sel, spread=spread)
 
     step("measure", False, measure_step)
     return result
