@@ -20,9 +20,10 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import build_workload  # noqa: E402
-from cptr.export.openvino import EngineConfig, OpenVINOEngine, convert_onnx, psnr  # noqa: E402
+from cptr.export.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
 from cptr.export.runtime import ort_session  # noqa: E402
 from cptr.imaging import to_uint8  # noqa: E402
 from cptr.io import atomic_path  # noqa: E402
@@ -38,9 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cptr-ov-figure-"))
     workload = build_workload("synthesis", a.model)
-    onnx_path = export_onnx(workload, "fp32", Context(workdir=work))
-    xml = work / "synthesis.xml"
-    convert_onnx(onnx_path, xml)
+    ctx = Context(workdir=work)
+    onnx_path, xml = export_onnx(workload, "fp32", ctx), openvino_ir(workload, ctx, "synthesis")
     w = sample_latents(workload.generator, a.n, 0.7, seed=0).numpy().astype(np.float32)
     name = workload.inputs[0].name
     ort = ort_session(onnx_path).run(None, {name: w})[0]

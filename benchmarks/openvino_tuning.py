@@ -33,9 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import build_workload  # noqa: E402
-from cptr.export.openvino import convert_onnx, import_openvino  # noqa: E402
+from cptr.export.openvino import import_openvino, psnr  # noqa: E402
 from cptr.export.runtime import ort_session  # noqa: E402
 
 # name -> (precision, hint, streams, threads, static shape)
@@ -95,11 +96,6 @@ class OrtVariant:
         return self.session.run(None, {self.name: x})[0]
 
 
-def psnr(a: np.ndarray, ref: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - ref) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="ffhq256", help="benchmark model (default ffhq256)")
@@ -111,9 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     ov = import_openvino()
     work = Path(tempfile.mkdtemp(prefix="cptr-ov-tuning-"))
     workload = build_workload("synthesis", a.model)
-    onnx_path = export_onnx(workload, "fp32", Context(workdir=work))
-    xml = work / "synthesis.xml"
-    convert_onnx(onnx_path, xml)
+    ctx = Context(workdir=work)
+    onnx_path, xml = export_onnx(workload, "fp32", ctx), openvino_ir(workload, ctx, "synthesis")
     core = ov.Core()
     rng = np.random.default_rng(0)
     rows = []

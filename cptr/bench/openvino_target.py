@@ -74,7 +74,7 @@ class OpenVINOPipelineEngine(Engine):
         return self.synthesis.info()
 
 
-def _ir(workload: Workload, ctx: Context, key: str) -> Path:
+def openvino_ir(workload: Workload, ctx: Context, key: str) -> Path:
     """The IR of one of the workload's stages, converted from its fp32 ONNX file (cached per run)."""
     from cptr.export.openvino import convert_onnx
 
@@ -94,14 +94,14 @@ def _stage_workload(workload: Workload, key: str) -> Workload:
 
 def _engine(workload: Workload, ctx: Context, name: str, config: Any) -> Engine:
     if workload.stage == "generate":
-        mapping, synthesis = (OpenVINOBenchEngine(_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
+        mapping, synthesis = (OpenVINOBenchEngine(openvino_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
                               for key in ("mapping", "synthesis"))
         return OpenVINOGenerateEngine(mapping, synthesis, workload, name, f"{synthesis.note}; seeds and mixing in NumPy, in process")
     if workload.stage == "pipeline":
-        encoder, synthesis = (OpenVINOBenchEngine(_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
+        encoder, synthesis = (OpenVINOBenchEngine(openvino_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
                               for key in ("encoder", "synthesis"))
         return OpenVINOPipelineEngine(encoder, synthesis, name, f"{synthesis.note}; align in NumPy/MediaPipe, in process")
-    return OpenVINOBenchEngine(_ir(workload, ctx, workload.stage), workload, name, config)
+    return OpenVINOBenchEngine(openvino_ir(workload, ctx, workload.stage), workload, name, config)
 
 
 class OpenVINOTarget(Target):

@@ -102,13 +102,8 @@ def evaluate(
     try:
         crit = load_critic(critic_path)
         if generator is not None:
-            rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed, noise_mode)
+            rows = evaluate_with_baselines(generator, data, n, truncation, inception, crit, faces, seed, noise_mode, grid_path)
             if grid_path is not None:
-                from cptr.models.checkpoints import load_generator
-                from cptr.data.evaluate import sample_generator
-                from cptr.imaging import grid, save_image, to_uint8
-
-                save_image(grid(to_uint8(sample_generator(load_generator(generator), 16, truncation, seed, noise_mode=noise_mode)), cols=8), grid_path)
                 typer.echo(f"wrote {grid_path}")
         else:
             probe = load_images(images, n, 64)

@@ -20,7 +20,8 @@ import torch
 from cptr.data.critic import FaceCritic, critic_scores
 from cptr.data.faces import ATTRIBUTES
 from cptr.data.metrics import FaceDetector, fid, kid
-from cptr.imaging import to_uint8
+from cptr.imaging import grid as image_grid
+from cptr.imaging import save_image, to_uint8
 
 FeatureFn = Callable[[torch.Tensor], np.ndarray]
 
@@ -119,6 +120,7 @@ def evaluate_with_baselines(
     faces: bool = True,
     seed: int = 0,
     noise_mode: str = "const",
+    grid: str | os.PathLike | None = None,
 ) -> list[EvalReport]:
     """The generator, an untrained generator of its architecture, and data against data (images
     ``n .. 2n-1`` of ``data`` against images ``0 .. n-1``), all against the first ``n`` images of ``data``."""
@@ -135,8 +137,11 @@ def evaluate_with_baselines(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         untrained = Generator(**g.config()).eval()
+    samples = sample_generator(g, n, truncation, seed, noise_mode=noise_mode)
+    if grid is not None:
+        save_image(image_grid(to_uint8(samples[:16]), cols=8), grid)
     rows = [
-        ("generator", sample_generator(g, n, truncation, seed, noise_mode=noise_mode)),
+        ("generator", samples),
         ("untrained", sample_generator(untrained, n, truncation, seed, noise_mode=noise_mode)),
         ("data vs data", data_imgs[n:]),
     ]

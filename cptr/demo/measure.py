@@ -45,6 +45,11 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _structure_corr(cs, ct) -> dict[str, float]:
+    """Correlation of the critic's STRUCTURE_ATTRS between source (``cs``) and target (``ct``) scores."""
+    return {a: _corr(cs.attributes[:, ATTRIBUTES.index(a)].numpy(), ct.attributes[:, ATTRIBUTES.index(a)].numpy()) for a in STRUCTURE_ATTRS}
+
+
 @torch.no_grad()
 def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> dict:
     """Every card figure for the models in ``assets`` (``source.pt``, ``target.pt``, ``encoder.pt``,
@@ -70,7 +75,7 @@ def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> di
     out["target_cartoon_rate"] = float((ct.domain_logit > 0).float().mean())
     out["source_photo_rate"] = float((cs.domain_logit < 0).float().mean())
     out["served_cartoon_rate"] = float((critic_scores(critic, served_img).domain_logit > 0).float().mean())
-    out["structure_corr"] = {a: _corr(cs.attributes[:, idx[a]].numpy(), ct.attributes[:, idx[a]].numpy()) for a in STRUCTURE_ATTRS}
+    out["structure_corr"] = _structure_corr(cs, ct)
     if faces:
         from cptr.data.metrics import FaceDetector
 
@@ -117,8 +122,7 @@ def structure_spread(assets: Path, n: int = 500, seeds: tuple[int, ...] = (1, 2)
     out = {}
     for seed in seeds:
         w = sample_latents(source, n, TRUNCATION, seed)
-        cs, ct = critic_scores(critic, render(source, w)), critic_scores(critic, render(target, w))
-        out[seed] = {a: _corr(cs.attributes[:, ATTRIBUTES.index(a)].numpy(), ct.attributes[:, ATTRIBUTES.index(a)].numpy()) for a in STRUCTURE_ATTRS}
+        out[seed] = _structure_corr(critic_scores(critic, render(source, w)), critic_scores(critic, render(target, w)))
     return out
 
 

@@ -61,8 +61,9 @@ def face_rate(ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = T
 
     g = load_generator(ckpt)
     w = sample_latents(g, n, truncation, seed)
-    noise = g.noise_maps(noise_mode, 50, torch.Generator().manual_seed(seed))
-    images = torch.cat([g([w[i : i + 50]], input_is_latent=True, noise=[m[: len(w[i : i + 50])] for m in noise])[0] for i in range(0, n, 50)])
+    gen = torch.Generator().manual_seed(seed)
+    chunks = w.split(50)
+    images = torch.cat([g([c], input_is_latent=True, noise=g.noise_maps(noise_mode, len(c), gen))[0] for c in chunks])
     return (detector or FaceDetector()).rate(to_uint8(images))
 
 

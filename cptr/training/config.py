@@ -31,7 +31,7 @@ LOCKED = (
 # "train" learns them (rosinality, NVlabs); "off" sets them to 0 and freezes them, for a target domain
 # with no stochastic texture: flat-filled cartoons would otherwise inherit the photo model's sensor
 # grain, which a photo-trained discriminator rewards at the start of a fine-tune.
-NOISE_MODES = ("train", "off")
+NOISE_STRENGTHS = ("train", "off")
 # The architecture of a from-scratch run (a fine-tuning run takes it from its source).
 ARCH = ("size", "channels", "style_dim", "n_mlp", "channel_multiplier")
 
@@ -148,8 +148,8 @@ class TrainConfig:
                 problems.append("freezing and the structure loss need a source model: a from-scratch run trains every layer")
         if not self.data and not self.resume:
             problems.append("--data is required (a folder of images or an LMDB from `cptr-train prepare`)")
-        if self.noise not in NOISE_MODES:
-            problems.append(f"--noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
+        if self.noise not in NOISE_STRENGTHS:
+            problems.append(f"--noise must be one of {', '.join(NOISE_STRENGTHS)}, got {self.noise!r}")
         if self.structure_target not in ("rgb", "features"):
             problems.append(f"--structure-target must be rgb or features, got {self.structure_target!r}")
         if self.augment not in ("ada", "none"):
