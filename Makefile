@@ -25,29 +25,31 @@ $(PIN):
 	$(BIN)/python -c 'import torch; print("torch==" + torch.__version__)' > $(PIN).tmp && mv $(PIN).tmp $(PIN)
 	@echo "== pinned $$(cat $(PIN)) for every later install"
 
+# $(call install,EXTRA,WHAT): install CPTR editable with one extra, under the torch pin.
+define install
+	@echo "== installing $(2)"
+	$(PIP) -c $(PIN) -e ".[$(1)]"
+endef
+
 # The demo's dependencies only (export, serve, align).
 $(VENV)/.demo-installed: pyproject.toml $(PIN)
-	@echo "== installing CPTR with the demo's extras"
-	$(PIP) -c $(PIN) -e ".[demo]"
+	$(call install,demo,CPTR with the demo's extras)
 	@touch $@
 
 # Every extra plus the test tools.
 $(VENV)/.dev-installed: pyproject.toml $(PIN)
-	@echo "== installing CPTR with every extra and the test tools"
-	$(PIP) -c $(PIN) -e ".[dev]"
+	$(call install,dev,CPTR with every extra and the test tools)
 	@touch $@ $(VENV)/.demo-installed
 
 # The web page's extra and its browser-test driver (Playwright on the system's Chromium).
 $(VENV)/.ui-installed: pyproject.toml $(PIN)
-	@echo "== installing CPTR's web page (cptr ui) and its browser-test tools"
-	$(PIP) -c $(PIN) -e ".[ui-test]"
+	$(call install,ui-test,CPTR's web page (cptr ui) and its browser-test tools)
 	@touch $@
 
 # The offline checkers of what `cptr deploy k8s` writes (Kubernetes schemas, hadolint): about 130 MB,
 # kept out of make test's install like the web page's tools; .ci/run installs both.
 $(VENV)/.deploy-installed: pyproject.toml $(PIN)
-	@echo "== installing the checkers of cptr deploy's manifests (kubernetes-validate, hadolint)"
-	$(PIP) -c $(PIN) -e ".[deploy]"
+	$(call install,deploy,the checkers of cptr deploy's manifests (kubernetes-validate and hadolint))
 	@touch $@
 
 setup-ui: $(VENV)/.ui-installed

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from cptr.models import Generator
 
 TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
+
+
+class PickleBomb:
+    """Unpickling this runs code that creates ``marker`` (what a malicious weights file can do); a
+    loader that refuses it leaves ``marker`` absent."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('x')",))
 
 
 def make_tiny_generator(size: int = 32, seed: int = 0, style_dim: int = 64, n_mlp: int = 2) -> Generator:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -166,28 +166,23 @@ def _go_float(f: float) -> str:
     return neg + text
 
 
+def _map_leaves(x: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``x`` with ``leaf`` applied to every value that is not a dict or a list."""
+    if isinstance(x, dict):
+        return {k: _map_leaves(v, leaf) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_map_leaves(v, leaf) for v in x]
+    return leaf(x)
+
+
 def _floats(x: Any) -> Any:
     """Numbers as Helm holds values: float64 (from YAML via JSON)."""
-    if isinstance(x, bool) or x is None:
-        return x
-    if isinstance(x, int):
-        return float(x)
-    if isinstance(x, dict):
-        return {k: _floats(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_floats(v) for v in x]
-    return x
+    return _map_leaves(x, lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
 
 
 def _plain(x: Any) -> Any:
     """For toYaml: integral floats back to ints (encoding/json prints float64 1 as 1)."""
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_plain(v) for v in x]
-    return x
+    return _map_leaves(x, lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
 
 
 def _to_str(x: Any, strict: bool = True) -> str:

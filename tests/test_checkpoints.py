@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import sys
 import types
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from cptr.models.checkpoints import CheckpointError, load_generator, save_generator
-from tests.conftest import make_tiny_generator
+from tests.conftest import PickleBomb, make_tiny_generator
 
 
 def test_rosinality_round_trip_is_identical(tmp_path: Path) -> None:
@@ -81,23 +80,15 @@ def test_wrong_dict_content_is_refused(tmp_path: Path) -> None:
         load_generator(path)
 
 
-class _Evil:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 @pytest.mark.parametrize("suffix", [".pt", ".pkl"])
 def test_malicious_pickle_runs_nothing(tmp_path: Path, suffix: str) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / f"evil{suffix}"
     if suffix == ".pt":
-        torch.save({"g_ema": _Evil(marker)}, path)
+        torch.save({"g_ema": PickleBomb(marker)}, path)
     else:
         with open(path, "wb") as f:
-            pickle.dump({"G_ema": _Evil(marker)}, f)
+            pickle.dump({"G_ema": PickleBomb(marker)}, f)
     with pytest.raises(CheckpointError, match="refused to unpickle"):
         load_generator(path)
     assert not marker.exists()

@@ -8,7 +8,6 @@ features). The expected numbers below were read off pytorch-fid's ``fid_inceptio
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from cptr.data.inception import FEATURE_DIM, FIDInception, InceptionE, _same_size_avg_pool, load_fid_inception
+from tests.conftest import PickleBomb
 
 # pytorch-fid's FID Inception: parameters (with the 1008-way fc), state-dict entries (94 conv+BN
 # units x 6 entries + fc weight/bias) and top-level modules with parameters.
@@ -179,21 +179,11 @@ def test_unexpected_keys_and_non_state_dicts(random_net: FIDInception, tmp_path:
         load_fid_inception(path)
 
 
-class _RunsCommand:
-    """Unpickling this would run a shell command (what a malicious weights file can do)."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])
 def test_arbitrary_objects_are_refused_not_run(tmp_path: Path, writer: str) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
-    payload = {"Conv2d_1a_3x3.conv.weight": _RunsCommand(marker)}
+    payload = {"Conv2d_1a_3x3.conv.weight": PickleBomb(marker)}
     if writer == "torch.save":
         torch.save(payload, path)
     else:

@@ -21,6 +21,7 @@ from cptr.models.clip_shim import (
     read_torchscript_tensors,
     tokenize,
 )
+from tests.conftest import PickleBomb
 
 TINY_CLIP = dict(
     embed_dim=64, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=16,
@@ -91,14 +92,9 @@ def test_fp16_state_dict_loads_as_fp32(tmp_path):
 
 def test_malicious_torchscript_archive_is_refused(tmp_path):
     marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (exec, (f"open({str(marker)!r}, 'w').write('x')",))
-
     path = tmp_path / "evil.pt"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("evil/data.pkl", pickle.dumps({"visual": Evil()}, protocol=2))
+        zf.writestr("evil/data.pkl", pickle.dumps({"visual": PickleBomb(marker)}, protocol=2))
         zf.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
         zf.writestr("evil/code/__torch__/m.py", "import os\n")
     with pytest.raises(CheckpointError, match="not allowed"):

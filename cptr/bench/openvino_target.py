@@ -104,17 +104,15 @@ def _engine(workload: Workload, ctx: Context, name: str, config: Any) -> Engine:
     return OpenVINOBenchEngine(openvino_ir(workload, ctx, workload.stage), workload, name, config)
 
 
-class OpenVINOTarget(Target):
-    name = "openvino"
-    description = "OpenVINO on the CPU, fp32 and bf16 (bf16 where the CPU has it), the engines cptr-export --engine openvino builds"
+class OpenVINOTarget(Target, name="openvino",
+                     description="OpenVINO on the CPU, fp32 and bf16 (bf16 where the CPU has it), the engines cptr-export --engine openvino builds"):
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+    def missing(self, workload: Workload, ctx: Context) -> str | None:
         if importlib.util.find_spec("openvino") is None:
-            yield Unavailable("openvino", self.name, "OpenVINO is not installed: pip install 'cptr[openvino]'")
-            return
-        if not workload.stages:
-            yield Unavailable("openvino", self.name, f"no ONNX export for stage {workload.stage!r}")
-            return
+            return "OpenVINO is not installed: pip install 'cptr[openvino]'"
+        return None if workload.stages else f"no ONNX export for stage {workload.stage!r}"
+
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         from cptr.export.openvino import EngineConfig, cpu_capabilities, resolve_precision
 
         capabilities = cpu_capabilities()

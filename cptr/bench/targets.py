@@ -87,12 +87,30 @@ class Engine:
 
 
 class Target:
-    """A family of engines (``--target`` name)."""
+    """A family of engines: ``name`` (the ``--target`` value) and a one-line ``description``, given
+    as class keywords: ``class OnnxTarget(Target, name="onnx", description="...")``."""
 
     name = "?"
     description = ""
 
+    def __init_subclass__(cls, name: str, description: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.description = name, description
+
     def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+        """The family's engines for ``workload``, each an :class:`Engine` or an :class:`Unavailable`
+        saying why it cannot run here; one :class:`Unavailable` when :meth:`missing` rules out all."""
+        reason = self.missing(workload, ctx)
+        if reason is not None:
+            yield Unavailable(self.name, self.name, reason)
+            return
+        yield from self.build(workload, ctx)
+
+    def missing(self, workload: Workload, ctx: Context) -> str | None:
+        """Why no engine of the family can run ``workload`` here (None: :meth:`build` may)."""
+        return None
+
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         raise NotImplementedError
 
 
@@ -157,12 +175,11 @@ class PythonEngine(Engine):
         return self.fn(*[feeds[n] for n in self.names])
 
 
-class TorchTarget(Target):
-    name = "torch"
-    description = ("eager PyTorch, reference ops (fp32; fp16 on CUDA) and, on CUDA, with the compiled CPTR kernels; "
-                   "in-process Python for alignment")
+class TorchTarget(Target, name="torch",
+                  description="eager PyTorch, reference ops (fp32; fp16 on CUDA) and, on CUDA, with the compiled CPTR kernels; "
+                              "in-process Python for alignment"):
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         if not workload.is_torch:
             yield PythonEngine(workload)
             return
@@ -295,21 +312,18 @@ def export_onnx(workload: Workload, precision: str, ctx: Context, stage: str | N
     return path
 
 
-class OnnxTarget(Target):
-    name = "onnx"
-    description = "ONNX Runtime (CUDA provider when present, else CPU): fp32, fp32 with spinning threads, fp16"
+class OnnxTarget(Target, name="onnx",
+                 description="ONNX Runtime (CUDA provider when present, else CPU): fp32, fp32 with spinning threads, fp16"):
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-        if missing:
-            yield Unavailable("onnx", self.name, f"{', '.join(missing)} not installed: pip install 'cptr[export]'")
-            return
+    def missing(self, workload: Workload, ctx: Context) -> str | None:
+        absent = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if absent:
+            return f"{', '.join(absent)} not installed: pip install 'cptr[export]'"
         if importlib.util.find_spec("cptr.export.onnx") is None or importlib.util.find_spec("cptr.export.runtime") is None:
-            yield Unavailable("onnx", self.name, "cptr.export.onnx / cptr.export.runtime are missing from this checkout")
-            return
-        if not workload.stages:
-            yield Unavailable("onnx", self.name, f"no ONNX export for stage {workload.stage!r}")
-            return
+            return "cptr.export.onnx / cptr.export.runtime are missing from this checkout"
+        return None if workload.stages else f"no ONNX export for stage {workload.stage!r}"
+
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         import onnxruntime as ort
 
         cuda = ctx.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
@@ -384,23 +398,22 @@ class CompiledTorchEngine(Engine):
         return dict(self.meta)
 
 
-class TorchEngineTarget(Target):
-    name = "torch-engine"
-    description = "compiled PyTorch engine (torch.export + AOTInductor); fp16 on CUDA"
+class TorchEngineTarget(Target, name="torch-engine",
+                        description="compiled PyTorch engine (torch.export + AOTInductor); fp16 on CUDA"):
 
     @staticmethod
     def _module(workload: Workload) -> nn.Module:
         """The module ``cptr-export --engine torch`` compiles for this stage (the catalogue's served module)."""
         return copy.deepcopy(workload.stages[workload.stage].served_module)
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+    def missing(self, workload: Workload, ctx: Context) -> str | None:
         if importlib.util.find_spec("cptr.export.torch_engine") is None:
-            yield Unavailable("torch-engine", self.name, "cptr.export.torch_engine is missing from this checkout")
-            return
+            return "cptr.export.torch_engine is missing from this checkout"
         if workload.stage not in ("synthesis", "mapping", "encoder", "mapper"):
-            yield Unavailable("torch-engine", self.name, f"stage {workload.stage!r} is not one torch module; "
-                              "use --stage synthesis, mapping, encoder or mapper")
-            return
+            return f"stage {workload.stage!r} is not one torch module; use --stage synthesis, mapping, encoder or mapper"
+        return None
+
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         from cptr.export.torch_engine import build_torch_engine, load_torch_engine
 
         precisions = ["fp32", "fp16"] if ctx.device.startswith("cuda") else ["fp32"]
@@ -474,18 +487,18 @@ class CudaGraphEngine(TorchEngine):
         self.graphs.clear()
 
 
-class CudaGraphTarget(Target):
-    name = "cuda-graph"
-    description = ("eager PyTorch replayed from CUDA graphs (CPTR kernels when they build, else the reference ops): "
-                   "fp32 and fp16, and the export form (static-weight convs) in fp16; CUDA only")
+class CudaGraphTarget(Target, name="cuda-graph",
+                      description="eager PyTorch replayed from CUDA graphs (CPTR kernels when they build, else the reference ops): "
+                                  "fp32 and fp16, and the export form (static-weight convs) in fp16; CUDA only"):
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+    def missing(self, workload: Workload, ctx: Context) -> str | None:
         if not workload.is_torch:
-            yield Unavailable("cuda-graph", self.name, f"stage {workload.stage!r} is not a torch module")
-            return
+            return f"stage {workload.stage!r} is not a torch module"
         if not ctx.device.startswith("cuda") or not torch.cuda.is_available():
-            yield Unavailable("cuda-graph", self.name, "CUDA graphs need a CUDA device; none on this machine")
-            return
+            return "CUDA graphs need a CUDA device; none on this machine"
+        return None
+
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         if ops.missing_requirement() is None and ops.load():
             impl: ops.Impl = "cuda"
             how = "CPTR CUDA kernels"
@@ -507,17 +520,15 @@ class CudaGraphTarget(Target):
 # --------------------------------------------------------------------------- TensorRT
 
 
-class TrtTarget(Target):
-    name = "trt"
-    description = "TensorRT engine (CUDA only)"
+class TrtTarget(Target, name="trt",
+                description="TensorRT engine (CUDA only)"):
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+    def missing(self, workload: Workload, ctx: Context) -> str | None:
         if importlib.util.find_spec("tensorrt") is None:
-            yield Unavailable("trt", self.name, "TensorRT is not installed (it needs an NVIDIA GPU; none on this machine)")
-            return
-        if not torch.cuda.is_available():
-            yield Unavailable("trt", self.name, "TensorRT is installed but no CUDA device is visible")
-            return
+            return "TensorRT is not installed (it needs an NVIDIA GPU; none on this machine)"
+        return None if torch.cuda.is_available() else "TensorRT is installed but no CUDA device is visible"
+
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         from cptr.bench import trt_target
 
         yield from trt_target.engines(workload, ctx)

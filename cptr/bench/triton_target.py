@@ -140,11 +140,10 @@ def export_repository(workload: Workload, ctx: Context, server_engine: str = "on
     return out, style
 
 
-class TritonTarget(Target):
-    name = "triton"
-    description = "Triton Inference Server end to end (embedded server or --url), gRPC/HTTP, optional shared memory"
+class TritonTarget(Target, name="triton",
+                   description="Triton Inference Server end to end (embedded server or --url), gRPC/HTTP, optional shared memory"):
 
-    def engines(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
+    def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         for server_engine in ctx.triton_engines:
             yield self._engine(workload, ctx, server_engine)
 

@@ -30,14 +30,13 @@ def serve(
     Prints one line when ready; Triton's own log goes to --log-file (--verbose shows it).
     SIGTERM or Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
     """
-    from cptr.serving.server import ServerStartError
+    from cptr.serving.server import ServerStartError, TritonServer
     from cptr.serving.server import serve as run
 
     try:
-        code = run(
-            model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout,
-            verbose=verbose, log_path=log_file,
-        )  # fmt: skip
+        server = TritonServer(model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose,
+                              exit_timeout_s=exit_timeout, echo=verbose, log_path=log_file)
+        code = run(server)
     except (ServerStartError, FileNotFoundError, RuntimeError) as e:
         typer.echo(f"cptr serve: {e}", err=True)
         raise typer.Exit(1) from None

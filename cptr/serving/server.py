@@ -473,30 +473,17 @@ def _summary(server: TritonServer) -> str:
     )
 
 
-def serve(
-    model_repository: str | os.PathLike,
-    http_port: int = 8000,
-    grpc_port: int = 8001,
-    metrics_port: int = 8002,
-    host: str = "0.0.0.0",
-    log_verbose: int = 0,
-    exit_timeout_s: int = EXIT_TIMEOUT_S,
-    *,
-    verbose: bool = False,
-    log_path: str | os.PathLike | None = None,
-) -> int:
-    """Run the server in the foreground until SIGTERM/SIGINT; forward the signal once, return its exit code.
+def serve(server: TritonServer) -> int:
+    """Run ``server`` (built, not started) in the foreground until SIGTERM/SIGINT; forward the signal
+    once, return its exit code.
 
-    Quiet unless ``verbose``: a line when starting and a one-line summary when ready; the Triton
-    log goes to ``log_path`` (default :func:`default_log_path`), and only its error lines are
-    copied to stderr once the server is ready. ``verbose`` copies the whole log to stdout.
+    Quiet unless the server echoes its log: a line when starting and a one-line summary when ready;
+    only the log's error lines are copied to stderr once the server is ready. A server built
+    without a ``log_path`` logs to :func:`default_log_path` of its HTTP port.
     """
-    server = TritonServer(
-        model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose, exit_timeout_s=exit_timeout_s,
-        echo=verbose, log_path=log_path or default_log_path(http_port or 0),
-    )  # fmt: skip
-    if log_path is None and not http_port:  # the free port is known now
-        server.log_path = default_log_path(server.http_port)
+    if server._log_dir:  # no log_path given: the per-port file instead of a temporary folder
+        shutil.rmtree(server._log_dir, ignore_errors=True)
+        server._log_dir, server.log_path = None, default_log_path(server.http_port)
     stopping = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:
