@@ -34,17 +34,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-# Thresholds the shipped models (source 5500 iterations, fine-tune 750) still miss; MODEL_CARD.md lists their
-# figures. Pose kept under the fine-tune is borderline for yaw (0.756 on the card's latents, 0.66-0.69 on
-# others) and missed for roll; the encoder does not recover yaw. Every other threshold must hold.
-KNOWN_MISSES = {"structure_corr[yaw]", "structure_corr[roll]", "encoder_corr[yaw]"}
+# Thresholds the shipped models (source 5500 iterations, fine-tune 600) still miss or may miss; MODEL_CARD.md
+# lists their figures. The encoder does not recover yaw (0.30); pose kept under the fine-tune is borderline for
+# yaw (0.786 on the card's latents, 0.736 and 0.694 on latent seeds 1 and 2). Every other threshold must hold,
+# roll included (0.815; 0.785 and 0.789).
+KNOWN_MISSES = {"structure_corr[yaw]", "encoder_corr[yaw]"}
 
 
 def test_shipped_demo_models_meet_the_thresholds():
     pytest.importorskip("mediapipe")
     from cptr.demo.measure import failures, measure
 
-    m = measure(ASSET_DIR, n=300, seed=1)  # other latents than the card's; 300: the stylised face rate (0.73) is 9 faces above its bar
+    m = measure(ASSET_DIR, n=300, seed=1)  # other latents than the card's (n=300 keeps the test under 2 minutes)
     missed = failures(m)
     unexpected = [f for f in missed if f.split()[0] not in KNOWN_MISSES]
     assert unexpected == [], json.dumps(m, indent=1)
