@@ -90,8 +90,8 @@ class Target:
     """A family of engines: ``name`` (the ``--target`` value) and a one-line ``description``, given
     as class keywords: ``class OnnxTarget(Target, name="onnx", description="...")``."""
 
-    name = "?"
-    description = ""
+    name: str
+    description: str
 
     def __init_subclass__(cls, name: str, description: str, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

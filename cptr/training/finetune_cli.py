@@ -69,8 +69,9 @@ def _options(command: str) -> Callable[[Callable[..., None]], Callable[..., None
             return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, *flags, help=text))
         if kind is not Path:  # escaped: Rich would take [default: ...] as markup
             text = f"{text} \\[default: {defaults[name]}]"
-        default = typer.Option(... if name == "out" else None, *flags, help=text)
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind if name == "out" else Optional[kind], default=default)
+        required = name == "out"
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind if required else Optional[kind],
+                                 default=typer.Option(... if required else None, *flags, help=text))
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         fn.__signature__ = inspect.Signature([option(*row[:4]) for row in _OPTIONS if command in row[4].split()])  # type: ignore[attr-defined]
