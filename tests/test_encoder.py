@@ -155,3 +155,80 @@ def test_exported_encoder_mapper_synthesis_chain_equals_pytorch(tmp_path, single
     assert w_err < 1e-4 and edit_err < 1e-4, (w_err, edit_err)
     assert img_err < 1e-3, f"chain image differs by {img_err:.2e}"
     print(f"chain max abs error: w_plus {w_err:.2e}, w_plus_edit {edit_err:.2e}, image {img_err:.2e}")
+
+
+def test_perceptual_loss_is_the_unweighted_lpips_of_the_critic_trunk(single_thread):
+    from cptr.data.critic import FaceCritic, PerceptualLoss
+
+    torch.manual_seed(0)
+    critic = FaceCritic().eval()
+    loss = PerceptualLoss(critic)
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    # reference, written apart: the four blocks' outputs caught by hooks, LPIPS' channel normalisation,
+    # squared difference summed over channels, averaged over positions and the batch, blocks summed
+    caught: list[torch.Tensor] = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: caught.append(out)) for block in critic.trunk]
+    with torch.no_grad():
+        critic(torch.cat([a, b]))
+    for h in hooks:
+        h.remove()
+    assert [f.shape[-1] for f in caught] == [32, 16, 8, 4]
+    ref = sum((((f / (f.norm(dim=1, keepdim=True) + 1e-10))[:2] - (f / (f.norm(dim=1, keepdim=True) + 1e-10))[2:]) ** 2).sum(1).mean() for f in caught)
+    torch.testing.assert_close(loss(a, b), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss(b, a), loss(a, b))
+    assert float(loss(a, a)) == 0.0 and float(loss(a, b)) > 0.1
+    # 128 px images are area-pooled to the critic's 64 px first
+    big = a.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    torch.testing.assert_close(loss(big, b.repeat_interleave(2, -1).repeat_interleave(2, -2)), loss(a, b), atol=1e-5, rtol=1e-5)
+    # gradients reach the image, not the frozen critic
+    x = a.clone().requires_grad_(True)
+    loss(x, b).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert all(p.grad is None and not p.requires_grad for p in critic.parameters())
+    with pytest.raises(ValueError, match="differ in shape"):
+        loss(a, b[:1])
+
+
+def test_encoder_training_logs_the_perceptual_term_on_samples_and_real_images(single_thread):
+    from cptr.data.critic import FaceCritic, PerceptualLoss
+
+    g = make_tiny_generator(size=32)
+    torch.manual_seed(0)
+    enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=32, width=16), latent_avg=generator_mean_latent(g))
+    real = iter(lambda: torch.rand(4, 3, 32, 32) * 2 - 1, None)
+    perceptual = PerceptualLoss(FaceCritic().eval())
+    hist = train_encoder(enc, g, steps=2, batch=4, weights=EncoderLossWeights(id=0.0, perceptual=0.8), real_images=real, perceptual_loss=perceptual)
+    assert {"latent", "l2", "perceptual", "real_l2", "real_perceptual"} <= set(hist[0])
+    total = hist[0]["latent"] + hist[0]["l2"] + 0.8 * hist[0]["perceptual"] + hist[0]["real_l2"] + 0.8 * hist[0]["real_perceptual"]
+    assert hist[0]["loss"] == pytest.approx(total, rel=1e-5)
+    off = train_encoder(enc, g, steps=1, batch=4, weights=EncoderLossWeights(id=0.0, perceptual=0.0), perceptual_loss=perceptual)
+    assert "perceptual" not in off[0]
+
+
+def test_cptr_train_encoder_takes_perceptual_weights_and_refuses_bad_ones(tmp_path):
+    import subprocess
+    import sys
+
+    from cptr.data.critic import FaceCritic, save_critic
+    from cptr.data.render import render_batch
+    from cptr.models.checkpoints import save_generator
+    from PIL import Image
+
+    save_generator(make_tiny_generator(size=32), tmp_path / "g.pt")
+    torch.manual_seed(0)
+    save_critic(FaceCritic(), tmp_path / "perceptual.pt")
+    (tmp_path / "faces").mkdir()
+    for i, im in enumerate(render_batch(range(4), "photo", 64)[0]):
+        Image.fromarray(im).save(tmp_path / "faces" / f"{i}.png")
+    base = [sys.executable, "-m", "cptr.training", "encoder", "--generator", str(tmp_path / "g.pt"), "--width", "small", "--work-size", "32",
+            "--images", str(tmp_path / "faces"), "--steps", "2", "--batch", "2", "--sample-every", "0", "--save-every", "0", "--lambda-id", "0",
+            "--no-register", "--device", "cpu", "--quiet"]
+    r = subprocess.run(base + ["--out", str(tmp_path / "run"), "--perceptual-weights", str(tmp_path / "perceptual.pt"), "--lambda-perceptual", "0.5"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert torch.load(tmp_path / "run" / "checkpoints" / "encoder.pt", weights_only=True)["opts"]["lpips_lambda"] == 0.5
+    (tmp_path / "junk.pt").write_bytes(b"not a state dict")
+    for bad in (tmp_path / "absent.pt", tmp_path / "junk.pt"):
+        r = subprocess.run(base + ["--out", str(tmp_path / "bad"), "--perceptual-weights", str(bad)], capture_output=True, text=True, timeout=300)
+        assert r.returncode != 0 and "--perceptual-weights" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "bad" / "checkpoints" / "encoder.pt").exists()

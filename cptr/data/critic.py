@@ -20,6 +20,7 @@ The weights ship in the package (``cptr/assets/demo/critic.pt``, a plain state d
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from torch import nn
 from cptr.data.faces import ATTRIBUTES, DOMAINS
 
 CRITIC_SIZE = 64
+CRITIC_RENDER_SEED = 5_000_000  # the shipped critic's training renders: seeds 5,000,000 + i
 FEATURE_DIM = 128
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "demo" / "critic.pt"  # built beside the demo models
 
@@ -85,7 +87,10 @@ def load_critic(path: str | os.PathLike | None = None, device: torch.device | st
     p = Path(path) if path is not None else ASSET
     if not p.is_file():
         raise FileNotFoundError(f"critic weights {p} not found; train them with: cptr-train critic --out {p}")
-    sd = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"{p} is not a readable FaceCritic state dict: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     sd = sd.get("critic", sd) if isinstance(sd, dict) else sd
     net = FaceCritic()
     try:
@@ -172,12 +177,13 @@ def train_critic(
     lr: float = 2e-3,
     seed: int = 0,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    render_seed: int = CRITIC_RENDER_SEED,
 ) -> FaceCritic:
-    """Train a :class:`FaceCritic` on ``n`` faces rendered in both domains (seeds 5,000,000 + i, kept
-    apart from the demo's training data), with :func:`perturb` on every batch."""
+    """Train a :class:`FaceCritic` on ``n`` faces rendered in both domains (seeds ``render_seed`` + i;
+    the default keeps them apart from the demo's training data), with :func:`perturb` on every batch."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    images, dom, labels = _render_pairs(n, 5_000_000)
+    images, dom, labels = _render_pairs(n, render_seed)
     net = FaceCritic()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -231,3 +237,29 @@ class AttributeLoss(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return F.relu(self.target - self.score(images)).mean()
+
+
+class PerceptualLoss(nn.Module):
+    """An LPIPS-style distance from a face critic's trunk, for where LPIPS' VGG/AlexNet weights are
+    absent: at each of the four blocks (32, 16, 8 and 4 px) the features are unit-normalised over
+    channels, and the squared difference is summed over channels and averaged over positions (LPIPS'
+    unweighted baseline: there are no learnt per-channel weights); the four blocks' figures are summed. Both
+    images are [B, 3, H, W] in [-1, 1]; the result is the batch mean. Use a critic trained apart
+    from the one that judges the results (``cptr-train critic --render-seed``), so that the loss and
+    the judge are different networks."""
+
+    def __init__(self, critic: FaceCritic):
+        super().__init__()
+        self.critic = critic.eval().requires_grad_(False)
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        out, h = [], self.critic.prepare(images)
+        for block in self.critic.trunk:
+            h = block(h)
+            out.append(h / (h.pow(2).sum(1, keepdim=True) + 1e-10).sqrt())
+        return out
+
+    def forward(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        if images.shape != reference.shape:
+            raise ValueError(f"images {tuple(images.shape)} and reference {tuple(reference.shape)} differ in shape")
+        return sum((a - b).pow(2).sum(1).mean() for a, b in zip(self.features(images), self.features(reference)))

@@ -30,7 +30,18 @@ def _resolutions(first: int, count: int) -> str:
     return " and ".join(f"{2 ** (first + i)} px" for i in range(count)) or "none"
 
 
-def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str, selection: dict | None = None,
+def _machine_line(machines: dict[str, list[str]], timings: dict) -> str:
+    """``Machine: ...`` when every step ran on one; else each machine with the steps that ran on it."""
+    by: dict[str, list[str]] = {}
+    for step in [*timings, *(k for k in machines if k not in timings)]:
+        for machine in machines.get(step, []):
+            by.setdefault(machine, []).append(step)
+    if len(by) <= 1:
+        return f"Machine: {next(iter(by), 'not recorded')}."
+    return "Machines (steps run as separate, resumed invocations): " + "; ".join(f"{m} ({', '.join(s)})" for m, s in by.items()) + "."
+
+
+def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machines: dict[str, list[str]], selection: dict | None = None,
                spread: dict | None = None) -> Path:
     """Write ``metrics.json`` and ``MODEL_CARD.md`` into ``assets``; returns the card's path."""
     assets = Path(assets)
@@ -38,7 +49,7 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str,
     sizes = {f: (assets / f).stat().st_size for f in hashes}
     misses = failures(m)
     atomic_write_text(assets / "metrics.json", json.dumps({"metrics": m, "thresholds": THRESHOLDS, "misses": misses,
-                                                           "recipe": recipe, "selection": selection, "structure_other_seeds": spread, "timings_s": timings, "machine": machine,
+                                                           "recipe": recipe, "selection": selection, "structure_other_seeds": spread, "timings_s": timings, "machines": machines,
                                                            "sha256": hashes}, indent=2) + "\n")
     total_min = sum(timings.values()) / 60
     steps = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
@@ -56,19 +67,23 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str,
         "```",
         "",
         f"- data: `cptr-train render`, {recipe['photos']} photo-domain faces (seeds 0..) and {recipe['cartoons']} cartoon-domain faces (other seeds);",
-        f"- critic: `cptr-train critic` ({recipe['critic_steps']} steps on {recipe['critic_faces']} faces per domain);",
+        f"- critics: `cptr-train critic` ({recipe['critic_steps']} steps on {recipe['critic_faces']} faces per domain): the judge of every figure below",
+        "  (`critic.pt`), and a second one from other faces and another seed (`--seed 1 --render-seed 6000000`), not shipped, whose",
+        "  features are the encoder's perceptual loss: the encoder is not trained against the network that judges it;",
         f"- source: `cptr-train source`, from scratch, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
         *_selection_lines(selection),
         f"- target: `cptr-train finetune`, FreezeSG (FreezeS {recipe['freeze_style']}, FreezeG {recipe['freeze_g']} = {_resolutions(2, recipe['freeze_g'])}, "
         f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])}, {recipe['finetune_iters']} iterations, batch 8, "
         f"per-pixel noise {'zeroed and frozen (`--noise off`: flat fills, no photo grain)' if recipe.get('finetune_noise') == 'off' else 'trained'};",
-        f"- encoder: `cptr-train encoder --width small --work-size {recipe['size']} --images <photo renders>`, {recipe['encoder_steps']} steps on the source's samples "
-        "and the photo renders;",
+        f"- encoder: `cptr-train encoder --width small --work-size {recipe['size']} --images <photo renders> --perceptual-weights <second critic> "
+        f"--lambda-perceptual {recipe.get('encoder_perceptual', 0)}`, {recipe['encoder_steps']} steps on the source's samples and the photo renders "
+        "(the perceptual term stands in for pSp's LPIPS);",
         f"- mapper: `cptr-train mapper --critic smile --levels medium`, {recipe['mapper_steps']} steps (the expression layers only). **Its text loss is a stand-in**: the face critic's",
         "  smile score replaces CLIP's similarity to \"a smiling face\" (CLIP weights cannot be had here). With CLIP weights,",
         "  `cptr-train mapper --clip-weights ViT-B-32.pt` trains the real thing on the same code path.",
         "",
-        f"Machine: {machine}. Wall time of the steps: {steps} (total {total_min:.0f} min).",
+        _machine_line(machines, timings),
+        f"Wall time of the steps: {steps} (total {total_min:.0f} min).",
         "",
         f"## Measured (n = {m['n']} samples at truncation {m['truncation']}; `cptr.demo.measure`)",
         "",
@@ -100,6 +115,8 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machine: str,
         "- The smile mapper's loss is the critic's smile score, not CLIP: it learns what the critic calls a smile.",
         "- The critic judges the models it helped train (the mapper) and was trained on the same renderer as the",
         "  generators: its figures say the models learnt the renderer's domains, not that they generalise.",
+        "- The encoder's perceptual critic is another network than the judge, but it learnt the same renderer and labels:",
+        "  the encoder figures measure how well it inverts renders, judged by a close relative of its own loss.",
         "- The renders' heads fill about half the frame, near an FFHQ-aligned crop, but the renderer is not FFHQ's",
         "  landmark alignment: an aligned photo's face sits a little differently from the faces the encoder saw.",
         "",

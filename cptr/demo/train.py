@@ -4,13 +4,15 @@ Steps (each resumable: a finished step is skipped, an interrupted training resum
 checkpoint, so the script can be stopped and rerun at any time):
 
 1. ``data``: ``cptr-train render`` photo faces (the source domain) and cartoon faces (the target);
-2. ``critic``: ``cptr-train critic``, the face critic (metrics and the mapper's stand-in text loss);
+2. ``critic``: ``cptr-train critic``, the face critic (metrics and the mapper's stand-in text loss), and a
+   second one from other renders and another seed, whose features are the encoder's perceptual loss (a
+   network apart from the judge);
 3. ``source``: ``cptr-train source``, a StyleGAN2 from scratch on the photos, keeping every checkpoint;
    ``select``: the checkpoint of the run's later part whose samples are most often faces
    (:mod:`cptr.demo.select`), written as the shipped source with its per-pixel noise zeroed (NVlabs'
    ``noise_mode='none'``: more samples are faces, and FID is lower); the steps below start from it;
 4. ``finetune``: ``cptr-train finetune``, FreezeSG + structure loss on the cartoons;
-5. ``encoder``: ``cptr-train encoder`` for the source;
+5. ``encoder``: ``cptr-train encoder`` for the source, with the second critic's perceptual loss;
 6. ``mapper``: ``cptr-train mapper --critic smile --levels medium`` for "a smiling face" (an expression
    lives in the medium layers; pose (coarse) and colour (fine) stay as they were);
 7. ``pack``: the generators' ``g_ema`` (no optimiser state), encoder, mapper and critic into ``--assets``;
@@ -35,9 +37,12 @@ from pathlib import Path
 
 from cptr.demo import ASSET_DIR, DEFAULT_ALPHA
 from cptr.demo.select import bake, chosen, select
+from cptr.io import atomic_write_text
 
 STEPS = ("data", "critic", "source", "select", "finetune", "encoder", "mapper", "pack", "measure")
+REDONE = ("pack", "measure")  # steps that run in full every time (never "done already")
 CARTOON_SEED = 1_000_000  # cartoon faces are other faces than the photos (unpaired, as real data sets)
+PERCEPTUAL_RENDER_SEED = 6_000_000  # the perceptual critic's renders: apart from the judge's (5,000,000+) and the card's
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,10 @@ class Recipe:
     freeze_d: int = 1  # FreezeD: fromRGB and the 64 px block
     structure_loss: int = 2  # at 8 and 16 px
     finetune_noise: str = "off"  # flat-filled cartoons: no per-pixel noise (the photo model's grain would carry over)
-    encoder_steps: int = 2000  # 1200 gave yaw 0.15 on the narrower-pose renders; 2000: yaw 0.30, MSE ratio 0.14
+    encoder_steps: int = 2000
+    # Weight of the perceptual critic's loss (pSp's LPIPS lambda). Without it (pixel losses only) 2000 steps
+    # gave yaw correlation 0.30: the reconstructions kept a render's colours but looked ahead.
+    encoder_perceptual: float = 0.8
     mapper_steps: int = 600
     measure_n: int = 500
 
@@ -87,9 +95,9 @@ def _latest(run: Path) -> Path | None:
 def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "commands.log"
-    timings: dict[str, float] = json.loads((work / "timings.json").read_text()) if (work / "timings.json").exists() else {}
+    timings: dict[str, float] = _read_json(work / "timings.json")
     r = recipe
-    photo, cartoon, critic = work / "photo", work / "cartoon", work / "critic.pt"
+    photo, cartoon, critic, perceptual = work / "photo", work / "cartoon", work / "critic.pt", work / "perceptual.pt"
     source_last = work / "source" / "checkpoints" / f"{r.source_iters:06d}.pt"
     selection, shipped_source = work / "source" / "selected.json", work / "source" / "shipped.pt"
     target_ckpt = work / "finetune" / "checkpoints" / f"{r.finetune_iters:06d}.pt"
@@ -104,11 +112,16 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         fn()
-        # re-read before writing: steps may run as parallel invocations (--steps encoder / --steps mapper)
+        # re-read before writing: steps may run as parallel invocations (--steps encoder / --steps mapper),
+        # and on other days or machines (each step's machine is recorded beside its time)
         path = work / "timings.json"
-        timings.update({k: v for k, v in (json.loads(path.read_text()) if path.exists() else {}).items() if k != name})
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-        path.write_text(json.dumps(timings, indent=2))
+        timings.update({k: v for k, v in _read_json(path).items() if k != name})
+        # a step that resumes (or finishes the parts left) adds to its time; pack and measure redo everything
+        timings[name] = (0.0 if name in REDONE else timings.get(name, 0.0)) + time.perf_counter() - t0
+        atomic_write_text(path, json.dumps(timings, indent=2))
+        machines = _read_json(work / "machines.json")
+        machines[name] = list(dict.fromkeys([*machines.get(name, []), _machine()]))  # every machine a step ran on
+        atomic_write_text(work / "machines.json", json.dumps(machines, indent=2))
 
     def data() -> None:
         if not (photo / "meta.json").exists():
@@ -120,7 +133,14 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
         return args + (["--resume"] if _latest(run) else [])
 
     step("data", (photo / "meta.json").exists() and (cartoon / "meta.json").exists(), data)
-    step("critic", critic.exists(), lambda: _run(["critic", "--out", str(critic), "--n", str(r.critic_faces), "--steps", str(r.critic_steps)], log))
+    def critics() -> None:
+        sizes = ["--n", str(r.critic_faces), "--steps", str(r.critic_steps)]
+        if not critic.exists():
+            _run(["critic", "--out", str(critic), *sizes], log)
+        if not perceptual.exists():
+            _run(["critic", "--out", str(perceptual), "--seed", "1", "--render-seed", str(PERCEPTUAL_RENDER_SEED), *sizes], log)
+
+    step("critic", critic.exists() and perceptual.exists(), critics)
     step("source", source_last.exists(), lambda: _run(trained(work / "source", [
         "source", "--data", str(photo), "--out", str(work / "source"), "--size", str(r.size), "--channels", r.source_channels,
         "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "0", "--workers", "1"]), log))
@@ -143,6 +163,7 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
     step("encoder", encoder_ckpt.exists(), lambda: _run([
         "encoder", "--generator", str(source_g), "--images", str(photo), "--out", str(work / "encoder"), "--width", "small", "--work-size", str(r.size),
         "--steps", str(r.encoder_steps), "--batch", "16", "--lr", "1e-3", "--lambda-id", "0", "--sample-every", "500",
+        "--perceptual-weights", str(perceptual), "--lambda-perceptual", str(r.encoder_perceptual),
         "--save-every", "0", "--no-register", "--device", "cpu"], log))
     step("mapper", mapper_ckpt.exists(), lambda: _run([
         "mapper", "--generator", str(source_g), "--prompt", "a smiling face", "--name", "smile", "--critic", "smile",
@@ -159,7 +180,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
         result.update(m)
         sel = json.loads(selection.read_text()) if selection.exists() else None
         spread = structure_spread(assets, n=r.measure_n)
-        write_card(assets, m, recipe=asdict(r), timings=timings, machine=_machine(), selection=sel, spread=spread)
+        machines = {**_read_json(work / "machines.json"), "measure": [_machine()]}
+        write_card(assets, m, recipe=asdict(r), timings=timings, machines=machines, selection=sel, spread=spread)
 
     step("measure", False, measure_step)
     return result
@@ -177,6 +199,10 @@ def pack(source_ckpt: Path, target_ckpt: Path, encoder_ckpt: Path, mapper_ckpt: 
         with atomic_path(assets / name) as tmp:
             shutil.copyfile(src, tmp)
     print(f"packed {', '.join(sorted(p.name for p in assets.glob('*.pt')))} into {assets}", flush=True)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _machine() -> str:

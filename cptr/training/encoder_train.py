@@ -2,11 +2,17 @@
 
 Each step samples latents from the mapping network (truncation drawn in [0.5, 1], with style mixing
 so every W+ entry varies), renders them (stored noise), and trains the encoder to recover them:
-``λ_latent * ||E(x) - w||² + λ_l2 * ||G(E(x)) - x||² + λ_l1 * |G(E(x)) - x| + λ_id * ID(G(E(x)), x)``.
-Optional real aligned faces (``--images``) add pixel/identity losses on real pictures, where no
-latent target exists. Generator images are resized to the encoder's input size (area pooling).
+``λ_latent * ||E(x) - w||² + λ_l2 * ||G(E(x)) - x||² + λ_l1 * |G(E(x)) - x| + λ_id * ID(G(E(x)), x)
++ λ_perceptual * P(G(E(x)), x)``. Optional real aligned faces (``--images``) add the pixel, identity
+and perceptual losses on real pictures, where no latent target exists. Generator images are resized
+to the encoder's input size (area pooling).
 
-The generator and ArcFace stay frozen. :func:`demo_encoder` loads the shipped encoder of the embedded
+``P`` takes the place of pSp's LPIPS term: a face critic's features as an LPIPS-style distance
+(:class:`cptr.data.critic.PerceptualLoss`, ``--perceptual-weights``). Without it, pixel losses alone
+taught the demo encoder the colours of a real render but not where its small features sit (the
+reconstructions looked ahead whatever the input's yaw).
+
+The generator, ArcFace and the perceptual network stay frozen. :func:`demo_encoder` loads the shipped encoder of the embedded
 ``demo`` style (trained with this module by ``python -m cptr.demo.train``).
 """
 
@@ -32,6 +38,7 @@ class EncoderLossWeights:
     l2: float = 1.0
     l1: float = 0.0
     id: float = 0.1
+    perceptual: float = 0.8  # pSp's LPIPS lambda; used only with a perceptual network
 
 
 def resize_to(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -81,11 +88,13 @@ def train_encoder(
     seed: int = 0,
     callback: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
+    perceptual_loss: nn.Module | None = None,
 ) -> list[dict[str, float]]:
     """Optimise ``encoder`` with Adam; returns per-step loss parts.
 
     ``real_images`` (an endless iterator of [B, 3, S, S] batches in [-1, 1]) adds a real-photo
-    reconstruction term each step.
+    reconstruction term each step. ``id_loss`` and ``perceptual_loss`` are ``f(reconstruction,
+    target) -> scalar`` modules (ArcFace's identity loss, :class:`cptr.data.critic.PerceptualLoss`).
     """
     if (encoder.n_latent, encoder.style_dim) != (g.n_latent, g.style_dim):
         raise ValueError(f"the encoder predicts W+ [{encoder.n_latent}, {encoder.style_dim}] but the generator uses [{g.n_latent}, {g.style_dim}]")
@@ -95,7 +104,7 @@ def train_encoder(
     encoder.train()
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    pixels = weights.l2 > 0 or weights.l1 > 0 or (weights.id > 0 and id_loss is not None)
+    losses = _ImageLosses(weights, id_loss, perceptual_loss)
     history: list[dict[str, float]] = []
     with StepProgress(steps, "encoder", progress, callback) as report:
         for step in range(steps):
@@ -105,11 +114,11 @@ def train_encoder(
             w_hat = encoder(resize_to(x, encoder.input_size))
             loss = weights.latent * F.mse_loss(w_hat, w)
             parts = {"latent": float(F.mse_loss(w_hat, w).detach())}
-            if pixels:
-                loss = loss + _pixel_terms(g, w_hat, x, weights, id_loss, parts)
+            if losses.active:
+                loss = loss + losses(render(g, w_hat), x, parts)
             if real_images is not None:
                 real = next(real_images).to(device)
-                loss = loss + _pixel_terms(g, encoder(resize_to(real, encoder.input_size)), resize_to(real, g.size), weights, id_loss, parts, "real_")
+                loss = loss + losses(render(g, encoder(resize_to(real, encoder.input_size))), resize_to(real, g.size), parts, "real_")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -120,23 +129,29 @@ def train_encoder(
     return history
 
 
-def _pixel_terms(g: Generator, w_hat: torch.Tensor, x: torch.Tensor, weights: EncoderLossWeights, id_loss: nn.Module | None,
-                 parts: dict[str, float], prefix: str = "") -> torch.Tensor:
-    x_hat = render(g, w_hat)
-    total = x_hat.new_zeros(())
-    if weights.l2 > 0:
-        v = F.mse_loss(x_hat, x)
-        parts[prefix + "l2"] = float(v.detach())
-        total = total + weights.l2 * v
-    if weights.l1 > 0:
-        v = F.l1_loss(x_hat, x)
-        parts[prefix + "l1"] = float(v.detach())
-        total = total + weights.l1 * v
-    if weights.id > 0 and id_loss is not None:
-        v = id_loss(x_hat, x)
-        parts[prefix + "id"] = float(v.detach())
-        total = total + weights.id * v
-    return total
+class _ImageLosses:
+    """The weighted image terms between a reconstruction and its target (each logged in ``parts``)."""
+
+    def __init__(self, weights: EncoderLossWeights, id_loss: nn.Module | None, perceptual_loss: nn.Module | None):
+        terms: list[tuple[str, float, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = [
+            ("l2", weights.l2, F.mse_loss), ("l1", weights.l1, F.l1_loss)]
+        if id_loss is not None:
+            terms.append(("id", weights.id, id_loss))
+        if perceptual_loss is not None:
+            terms.append(("perceptual", weights.perceptual, perceptual_loss))
+        self.terms = [t for t in terms if t[1] > 0]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.terms)
+
+    def __call__(self, x_hat: torch.Tensor, x: torch.Tensor, parts: dict[str, float], prefix: str = "") -> torch.Tensor:
+        total = x_hat.new_zeros(())
+        for name, weight, fn in self.terms:
+            v = fn(x_hat, x)
+            parts[prefix + name] = float(v.detach())
+            total = total + weight * v
+        return total
 
 
 @torch.no_grad()
@@ -190,10 +205,12 @@ class EncoderJob:
     head: str = "psp"
     images: Path | None = None
     arcface_weights: Path | None = None
+    perceptual_weights: Path | None = None
     lambda_latent: float = 1.0
     lambda_l2: float = 1.0
     lambda_l1: float = 0.0
     lambda_id: float = 0.1
+    lambda_perceptual: float = 0.8
     steps: int = 20000
     batch: int = 8
     lr: float = 1e-4
@@ -229,6 +246,14 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
             idl = IDLoss(load_arcface(job.arcface_weights, device=device))
         except (WeightsNotFoundError, CheckpointError) as e:
             raise JobError(str(e)) from None
+    perceptual = None
+    if job.perceptual_weights is not None and job.lambda_perceptual > 0:
+        from cptr.data.critic import PerceptualLoss, load_critic
+
+        try:
+            perceptual = PerceptualLoss(load_critic(job.perceptual_weights, device=device))
+        except (FileNotFoundError, ValueError) as e:
+            raise JobError(f"--perceptual-weights: {e}") from None
     if job.width == "full":
         cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": job.head}
     else:
@@ -238,9 +263,9 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     cfg["pool"] = ALIGNED_SIZE // job.work_size
     enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, job.seed).cpu()).to(device)
     real = endless_batches(job.images, ALIGNED_SIZE, job.batch, job.seed) if job.images is not None else None
-    weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id)
+    weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id, job.lambda_perceptual)
     opts = {"batch_size": job.batch, "learning_rate": job.lr, "max_steps": job.steps, "l2_lambda": job.lambda_l2,
-            "id_lambda": job.lambda_id, "w_lambda": job.lambda_latent, "lpips_lambda": 0.0}
+            "id_lambda": job.lambda_id, "w_lambda": job.lambda_latent, "lpips_lambda": job.lambda_perceptual if perceptual else 0.0}
     ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
     gen = torch.Generator().manual_seed(job.seed + 99)
     fixed = sample_training_latents(g, 4, gen, generator_mean_latent(g, job.seed).to(device))
@@ -252,7 +277,7 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
         if job.save_every and step % job.save_every == 0 and step != job.steps:
             save_encoder(enc, ckpt_dir / f"iteration_{step}.pt", opts)
 
-    train_encoder(enc, g, job.steps, job.batch, job.lr, weights, idl, real, job.seed, on_step, progress=not job.quiet)
+    train_encoder(enc, g, job.steps, job.batch, job.lr, weights, idl, real, job.seed, on_step, progress=not job.quiet, perceptual_loss=perceptual)
     final = ckpt_dir / "encoder.pt"
     save_encoder(enc, final, opts)
     save_reconstruction_grid(enc, g, fixed, sample_dir / "final.png")
