@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 CELL = 128  # every picture on the sheet is shown at this size
 LABEL_W = 150
@@ -47,6 +47,14 @@ def _cell(img: Image.Image | np.ndarray | None) -> Image.Image:
     return out
 
 
+def _font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans where the system has it (even word spacing at small sizes), else Pillow's default."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default()
+
+
 def contact_sheet(rows: list[tuple[str, list]], title: str, captions: dict[int, list[str]] | None = None) -> Image.Image:
     """Rows of pictures, each row labelled on the left; ``captions[row]`` labels its cells."""
     cols = max(len(r[1]) for r in rows)
@@ -55,16 +63,17 @@ def contact_sheet(rows: list[tuple[str, list]], title: str, captions: dict[int, 
     row_h = CELL + pad + cap_h
     sheet = Image.new("RGB", (width, title_h + len(rows) * row_h + pad), (255, 255, 255))
     d = ImageDraw.Draw(sheet)
-    d.text((pad, 8), title, fill=(0, 0, 0))
+    font = _font()
+    d.text((pad, 8), title, fill=(0, 0, 0), font=_font(12))
     for r, (label, cells) in enumerate(rows):
         y = title_h + r * row_h
         for k, line in enumerate(label.split("\n")):
-            d.text((pad, y + CELL // 2 - 14 + 12 * k), line, fill=(20, 20, 20))
+            d.text((pad, y + CELL // 2 - 14 + 12 * k), line, fill=(20, 20, 20), font=font)
         for c, img in enumerate(cells):
             x = LABEL_W + pad + c * (CELL + pad)
             sheet.paste(_cell(img), (x, y))
             if captions and r in captions and c < len(captions[r]):
-                d.text((x + 2, y + CELL + 1), captions[r][c], fill=(70, 70, 70))
+                d.text((x + 2, y + CELL + 1), captions[r][c], fill=(70, 70, 70), font=font)
     return sheet
 
 
