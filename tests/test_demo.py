@@ -100,7 +100,9 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
     commands = (work / "commands.log").read_text()
     assert commands.count(f"--generator {work / 'source' / 'shipped.pt'}") == 2 and "--noise off" in commands
     # the encoder's perceptual loss is a second critic, trained on other renders than the judge, and not shipped
-    assert "--render-seed 6000000" in commands and f"--perceptual-weights {work / 'perceptual.pt'}" in commands
+    from cptr.demo.train import QUICK
+
+    assert f"--seed {QUICK.perceptual_seed} --render-seed {QUICK.perceptual_render_seed}" in commands and f"--perceptual-weights {work / 'perceptual.pt'}" in commands
     assert (work / "perceptual.pt").is_file() and not (assets / "perceptual.pt").exists()
     assert sha256_file(work / "perceptual.pt") != sha256_file(assets / "critic.pt")
     machines = json.loads((work / "machines.json").read_text())
@@ -111,3 +113,12 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
     assert again.returncode == 0 and again.stdout.count("done already") == 7, again.stdout
     refused = subprocess.run([sys.executable, "-m", "cptr.demo.train", "--quick"], capture_output=True, text=True, env=_env(), timeout=60)
     assert refused.returncode == 2 and "--assets" in refused.stderr
+
+
+def test_model_card_names_each_machine_with_the_steps_it_ran():
+    from cptr.demo.card import _machine_line
+
+    assert _machine_line({"data": ["A"], "source": ["A"]}, {"data": 1.0, "source": 2.0}) == "Machine: A."
+    line = _machine_line({"data": ["A"], "critic": ["A", "B"], "encoder": ["B"], "measure": ["B"]}, {"data": 1.0, "critic": 2.0, "encoder": 3.0})
+    assert line.endswith("A (data, critic); B (critic, encoder, measure).") and line.startswith("Machines")
+    assert _machine_line({}, {"data": 1.0}) == "Machine: not recorded."

@@ -44,7 +44,7 @@ def critic(
     steps: int = typer.Option(2000, "--steps", min=1, help="Optimiser steps."),
     batch: int = typer.Option(32, "--batch", min=2, help="Batch size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and the batches."),
-    render_seed: Optional[int] = typer.Option(None, "--render-seed", min=0, help="First render seed of the training faces (seeds render_seed .. render_seed + n - 1) [default: the shipped critic's]. Another range (and --seed) trains a second critic apart from the shipped one, e.g. the encoder's perceptual network."),
+    render_seed: Optional[int] = typer.Option(None, "--render-seed", min=0, help="First render seed of the training faces (seeds render_seed .. render_seed + n - 1; default: the shipped critic's range). Another range (and --seed) trains a second critic apart from the shipped one, e.g. the encoder's perceptual network."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the face critic (domain classifier, attribute regressor, FID feature network) on renders.

@@ -68,7 +68,7 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machines: dic
         "",
         f"- data: `cptr-train render`, {recipe['photos']} photo-domain faces (seeds 0..) and {recipe['cartoons']} cartoon-domain faces (other seeds);",
         f"- critics: `cptr-train critic` ({recipe['critic_steps']} steps on {recipe['critic_faces']} faces per domain): the judge of every figure below",
-        "  (`critic.pt`), and a second one from other faces and another seed (`--seed 1 --render-seed 6000000`), not shipped, whose",
+        f"  (`critic.pt`), and a second one from other faces and another seed (`--seed {recipe['perceptual_seed']} --render-seed {recipe['perceptual_render_seed']}`), not shipped, whose",
         "  features are the encoder's perceptual loss: the encoder is not trained against the network that judges it;",
         f"- source: `cptr-train source`, from scratch, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
         *_selection_lines(selection),

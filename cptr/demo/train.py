@@ -42,7 +42,6 @@ from cptr.io import atomic_write_text
 STEPS = ("data", "critic", "source", "select", "finetune", "encoder", "mapper", "pack", "measure")
 REDONE = ("pack", "measure")  # steps that run in full every time (never "done already")
 CARTOON_SEED = 1_000_000  # cartoon faces are other faces than the photos (unpaired, as real data sets)
-PERCEPTUAL_RENDER_SEED = 6_000_000  # the perceptual critic's renders: apart from the judge's (5,000,000+) and the card's
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,9 @@ class Recipe:
     cartoons: int = 10_000
     critic_faces: int = 8000
     critic_steps: int = 2000
+    # The encoder's perceptual critic: another init seed, and renders apart from the judge's (5,000,000+) and the card's
+    perceptual_seed: int = 1
+    perceptual_render_seed: int = 6_000_000
     source_iters: int = 7000
     source_channels: str = "128,128,64,32,32"
     select_from: int = 3500  # candidates for the shipped source: checkpoints from here to source_iters
@@ -138,7 +140,7 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
         if not critic.exists():
             _run(["critic", "--out", str(critic), *sizes], log)
         if not perceptual.exists():
-            _run(["critic", "--out", str(perceptual), "--seed", "1", "--render-seed", str(PERCEPTUAL_RENDER_SEED), *sizes], log)
+            _run(["critic", "--out", str(perceptual), "--seed", str(r.perceptual_seed), "--render-seed", str(r.perceptual_render_seed), *sizes], log)
 
     step("critic", critic.exists() and perceptual.exists(), critics)
     step("source", source_last.exists(), lambda: _run(trained(work / "source", [
