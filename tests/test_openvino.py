@@ -75,9 +75,16 @@ def test_engine_config_maps_to_openvino_triton_and_python_parameters() -> None:
     assert ovx.EngineConfig().properties()["INFERENCE_PRECISION_HINT"] == "f32"
     assert "HINT_BF16" not in ovx.EngineConfig().triton_parameters()
     assert ovx.EngineConfig(streams="auto").properties()["NUM_STREAMS"] == "AUTO"
-    for bad in ({"precision": "fp16"}, {"hint": "fast"}, {"streams": 0}, {"streams": "many"}, {"threads": 0}):
+    for bad in ({"precision": "fp16"}, {"hint": "fast"}, {"streams": 0}, {"streams": "many"}, {"threads": 0},
+                {"static_batches": "0"}, {"static_batches": "1,x"}, {"static_batches": list(range(1, 10))}):
         with pytest.raises(ValueError):
             ovx.EngineConfig(**bad)
+    static = ovx.EngineConfig("bf16", static_batches="4, 1,4")
+    assert static.static_batches == (1, 4) and ovx.EngineConfig(static_batches=[4, 1]) == static.with_precision("fp32")
+    assert static.python_parameters()["openvino_static_batches"] == "1,4" and "openvino_static_batches" not in cfg.python_parameters()
+    assert ovx.EngineConfig.from_parameters(static.python_parameters()) == static
+    assert ovx.EngineConfig.from_dict(json.loads(json.dumps(static.to_dict()))) == static
+    assert static.properties() == ovx.EngineConfig("bf16").properties()  # a compile-time shape, not a property
 
 
 def test_resolve_precision() -> None:
@@ -101,6 +108,33 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(tiny_synthesis, tmp_path: P
     assert engine.runtime_info()["inference_precision"] == "f32"  # OpenVINO really compiled f32
     quality = ovx.verify_engine(engine, stage, (1, 2))
     assert quality["max_abs"] < 1e-3 and quality["gate"].startswith("max abs")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_static_batch_models_serve_their_sizes_and_the_dynamic_one_the_rest(tiny_synthesis, tmp_path: Path, precision: str) -> None:
+    stage, onnx_path = tiny_synthesis
+    xml = tmp_path / "synthesis.xml"
+    ovx.convert_onnx(onnx_path, xml)
+    dynamic = ovx.OpenVINOEngine(xml, ovx.EngineConfig(precision))
+    engine = ovx.OpenVINOEngine(xml, ovx.EngineConfig(precision, static_batches=(1, 2)))
+    assert sorted(engine.static) == [1, 2] and dynamic.static == {}
+    for batch, (compiled, _) in engine.static.items():
+        assert [list(p.get_partial_shape().to_shape())[0] for p in compiled.inputs] == [batch]  # really compiled static
+    assert engine.compiled.inputs[0].get_partial_shape().is_dynamic
+    (name,) = engine.input_names
+    rng = np.random.default_rng(0)
+    for batch in (1, 2, 3):  # 3 is not a static size: the dynamic model serves it
+        w = rng.standard_normal((batch, *stage.inputs[0].dims)).astype(np.float32)
+        got, ref = engine({name: w}), dynamic({name: w})
+        assert set(got) == set(engine.output_names) and got[engine.output_names[0]].shape[0] == batch
+        out, want = got[engine.output_names[0]], ref[engine.output_names[0]]
+        if engine.precision == "fp32":
+            np.testing.assert_allclose(out, want, atol=1e-5, rtol=0)
+        else:  # bf16 kernels planned for another shape may round differently; both stay near fp32
+            assert ovx.psnr(out, want) >= ovx.DEFAULT_MIN_PSNR
+    quality = ovx.verify_engine(engine, stage, (1, 3))  # the export's check runs through the static model at batch 1
+    assert quality["psnr_db"] >= ovx.DEFAULT_MIN_PSNR
+    assert engine.info()["config"]["static_batches"] == [1, 2]
 
 
 @pytest.mark.skipif(not BF16_HERE, reason="this CPU has no bf16 (OpenVINO OPTIMIZATION_CAPABILITIES)")
@@ -162,6 +196,9 @@ def test_options_are_checked_before_any_work(tmp_path: Path) -> None:
         (["--precision", "fp16"], "--engine openvino runs fp32 or bf16"),
         (["--plugins"], "OpenVINO cannot run"),
         (["--ov-streams", "lots"], "streams must be 'auto' or a number"),
+        (["--ov-static-batch", "1,two"], "static batch sizes must be whole numbers"),
+        (["--ov-static-batch", "8", "--batch-max", "4"], "larger than --batch-max 4"),
+        (["--ov-static-batch", "1", "--backend", "native"], "apply to the python flavour"),
     ]
     for extra, message in cases:
         r = _cli(["--engine", "openvino", *extra, "--out", str(out), "--quiet"])
@@ -170,6 +207,8 @@ def test_options_are_checked_before_any_work(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "add --engine openvino" in _output(r)
     r = _cli(["--ov-hint", "throughput", "--out", str(out), "--quiet"])
     assert r.exit_code == 1 and "add --engine openvino" in _output(r)
+    r = _cli(["--ov-static-batch", "1", "--out", str(out), "--quiet"])
+    assert r.exit_code == 1 and "--ov-static-batch apply to the OpenVINO engine" in _output(r)
     assert not out.exists()
 
 
@@ -211,7 +250,8 @@ def test_unreachable_psnr_gate_fails_the_export_and_keeps_the_old_repository(tin
 
 @pytest.fixture(scope="module")
 def ov_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_repository(tmp_path_factory, "openvino_engine", ["--style", STYLE, "--engine", "openvino", "--precision", "bf16"])
+    # batch 1 (cartoonize, one seed) runs on models compiled for it; the three seeds of generate on the dynamic ones
+    return export_repository(tmp_path_factory, "openvino_engine", ["--style", STYLE, "--engine", "openvino", "--precision", "bf16", "--ov-static-batch", "1"])
 
 
 def test_repository_records_the_ir(ov_repo: Path) -> None:
@@ -228,6 +268,7 @@ def test_repository_records_the_ir(ov_repo: Path) -> None:
         assert q["psnr_db"] >= ovx.DEFAULT_MIN_PSNR and set(q) >= {"batch1", "batch3", "max_abs", "gate"}
         cfg = (ov_repo / name / "config.pbtxt").read_text()
         assert 'backend: "python"' in cfg and re.search(r'key: "engine"\s+value: \{ string_value: "openvino" \}', cfg)
+        assert re.search(r'key: "openvino_static_batches"\s+value: \{ string_value: "1" \}', cfg) and entry["openvino"]["config"]["static_batches"] == [1]
     assert "image_max_abs" in manifest["models"][f"mapping_{STYLE}"]["openvino"]["quality"]["batch1"]  # judged by its image
     assert not list(ov_repo.glob(".staging*")) and not list(ov_repo.rglob("*.tmp"))
 
@@ -251,6 +292,7 @@ def test_served_openvino_engines(ov_repo: Path) -> None:
         log = server.log_tail(100_000)
     for stage in ("mapping", "synthesis", "encoder"):  # the engines really served, in the export's precision
         assert f"{stage}_{STYLE}: serving OpenVINO engine model.xml ({precision}," in log, log[-3000:]
+        assert re.search(rf"{stage}_{STYLE}: serving OpenVINO engine .*, static batch 1\)", log), log[-3000:]
     assert "not usable here" not in log
     for out, want in ((got, ref.generate(seeds)), (mixed, ref.generate(seeds, mix)), (cartoon, ref.cartoonize(data.astronaut()))):
         if precision == "bf16":  # two bf16 stages in a row (mapping or encoder, then synthesis)
@@ -341,3 +383,17 @@ def test_bench_triton_engines_are_checked(tmp_path: Path) -> None:
     ctx = Context(url="127.0.0.1:1", triton_engines=("openvino-bf16",), workdir=tmp_path)
     (u,) = TritonTarget().engines(build_workload("synthesis", "tiny"), ctx)
     assert u.name == "triton-grpc-openvino-bf16" and not u.failed and "--url" in u.reason
+
+
+def test_bench_static_server_engines_export_the_runs_batch_sizes(tmp_path: Path) -> None:
+    from cptr.bench.targets import Context
+    from cptr.bench.triton_target import _export_engine, export_repository
+    from cptr.bench.workloads import build_workload
+
+    assert _export_engine("openvino-bf16") == {"engine": "openvino", "precision": "bf16"}
+    assert _export_engine("openvino-fp32-static", (4, 1, 4)) == {"engine": "openvino", "precision": "fp32", "ov_static_batches": (1, 4)}
+    ctx = Context(workdir=tmp_path, batches=(1, 2), batch_max=2, triton_engines=("openvino-fp32-static",))
+    repo, style = export_repository(build_workload("synthesis", "tiny"), ctx, "openvino-fp32-static")
+    manifest = json.loads((repo / "manifest.json").read_text())
+    assert repo.name == "triton_repo-openvino-fp32-static" and manifest["engine"] == "openvino"
+    assert manifest["models"][f"synthesis_{style}"]["openvino"]["config"]["static_batches"] == [1, 2]

@@ -219,7 +219,7 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
     except WorkloadUnavailable as e:
         print(f"stage {args.stage!r} cannot be measured: {e}", file=sys.stderr)
         return 2, {}, {}
-    ctx = Context(device=args.device, threads=args.threads, batch_max=max(args.batch), url=args.url,
+    ctx = Context(device=args.device, threads=args.threads, batch_max=max(args.batch), batches=tuple(args.batch), url=args.url,
                   protocol=args.protocol, shm=args.shm, style=args.style, quick=args.quick,
                   triton_engines=tuple(args.triton_engines))
     pool = InputPool(workload, settings)
@@ -358,7 +358,8 @@ def bench(
     style: str = typer.Option("demo", "--style", show_default=False, help="triton with --url: the style the server serves (demo)."),
     triton_engines: str = typer.Option("onnx", "--triton-engines", show_default=False,
                                        help="triton: engines inside the embedded server, one exported repository and server each: "
-                                            "onnx, openvino-fp32, openvino-bf16 (onnx)."),
+                                            "onnx, openvino-fp32, openvino-bf16, and openvino-fp32-static / openvino-bf16-static "
+                                            "(a model compiled for each --batch size, cptr-export --ov-static-batch) (onnx)."),
     baseline: str = typer.Option("torch", "--baseline", show_default=False, help="Engine or target the ratios are relative to (torch)."),
     results_dir: Path | None = typer.Option(None, "--results-dir",
                                             help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "

@@ -43,6 +43,7 @@ class Context:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cptr-bench-")))
     threads: int | None = None
     batch_max: int = 32
+    batches: tuple[int, ...] = (1,)  # the run's batch sizes (the static OpenVINO server engines compile these)
     url: str | None = None  # triton: a running server; None starts the embedded one
     protocol: str = "grpc"
     shm: bool = False

@@ -9,7 +9,9 @@ thread holds its own :class:`cptr.client.CartoonClient`.
 
 ``--triton-engines`` picks the engine inside the embedded server's tensor stages: ``onnx`` (ONNX
 Runtime, the default export), ``openvino-fp32`` and ``openvino-bf16`` (``cptr-export --engine
-openvino``); each gets its own exported repository and server, measured in the same rounds.
+openvino``), and ``openvino-fp32-static`` / ``openvino-bf16-static`` (the same with a model compiled
+for each of the run's batch sizes, ``--ov-static-batch``); each gets its own exported repository and
+server, measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cptr.bench.workloads import Workload
 
 MAX_SERVER_BATCH = 64  # cptr.contracts.MAX_SEEDS_PER_REQUEST
 MIN_SERVER_BATCH = 8  # cptr-export's default batch_max
-SERVER_ENGINES = ("onnx", "openvino-fp32", "openvino-bf16")  # --triton-engines: (cptr-export --engine, --precision)
+SERVER_ENGINES = ("onnx", "openvino-fp32", "openvino-bf16", "openvino-fp32-static", "openvino-bf16-static")  # --triton-engines
 
 
 def model_name(stage: str, style: str) -> str | None:
@@ -108,12 +110,13 @@ def server_metadata(url: str, protocol: str) -> dict[str, Any]:
         return {"server_metadata_error": f"{type(e).__name__}: {e}"}
 
 
-def _export_engine(server_engine: str) -> dict[str, str]:
-    """``cptr-export`` options (engine, precision) of a ``--triton-engines`` entry."""
+def _export_engine(server_engine: str, batches: tuple[int, ...] = ()) -> dict[str, Any]:
+    """``cptr-export`` options (engine, precision[, static batch sizes]) of a ``--triton-engines`` entry."""
     if server_engine == "onnx":
         return {}
-    engine, precision = server_engine.rsplit("-", 1)
-    return {"engine": engine, "precision": precision}
+    name, static = server_engine.removesuffix("-static"), server_engine.endswith("-static")
+    engine, precision = name.rsplit("-", 1)
+    return {"engine": engine, "precision": precision, **({"ov_static_batches": tuple(sorted(set(batches)))} if static else {})}
 
 
 def export_repository(workload: Workload, ctx: Context, server_engine: str = "onnx") -> tuple[Path, str]:
@@ -122,7 +125,7 @@ def export_repository(workload: Workload, ctx: Context, server_engine: str = "on
 
     out = ctx.workdir / ("triton_repo" if server_engine == "onnx" else f"triton_repo-{server_engine}")
     batch_max = min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
-    engine = _export_engine(server_engine)
+    engine = _export_engine(server_engine, tuple(b for b in ctx.batches if b <= batch_max))
     if workload.model_name == "demo" or workload.generator is None:  # non-generator stages: the demo repository
         style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True, **engine)
     else:
@@ -174,6 +177,8 @@ class TritonTarget(Target, name="triton",
                 server = TritonServer(repo).start()
                 url = server.grpc_url if ctx.protocol == "grpc" else server.http_url
                 inside = "ONNX Runtime" if server_engine == "onnx" else f"OpenVINO {_export_engine(server_engine)['precision']}"
+                if server_engine.endswith("-static"):
+                    inside += f" compiled for batch {','.join(map(str, sorted(set(ctx.batches))))}"
                 where = f"embedded tritonserver (Python backend, {inside} inside), loopback"
             model = model_name(workload.stage, style)
             if model is None:

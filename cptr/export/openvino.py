@@ -30,7 +30,10 @@ mapping's error is judged by the image it produces. The gates:
 
 **Tuning** (:class:`EngineConfig`): performance hint (``latency``: one request at a time on every
 core; ``throughput``: parallel streams), number of streams and inference threads (shared by the
-streams: threads per stream = threads / streams). What OpenVINO actually chose is recorded.
+streams: threads per stream = threads / streams), and static batch sizes: each listed size gets its
+own model compiled with the batch axis fixed (OpenVINO then plans its kernels for that shape: 12-19%
+faster in bf16 on the 256 px synthesis, ``benchmarks/RESULTS.md``), every other size runs on the
+dynamic-batch model. What OpenVINO actually chose is recorded.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,7 @@ PRECISIONS = ("fp32", "bf16")
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 _CAPABILITY = {"fp32": "FP32", "bf16": "BF16"}
 HINTS = ("latency", "throughput")
+MAX_STATIC_BATCHES = 8  # compiled models per stage at most (each holds its own copy of the weights)
 CAPABILITIES_ENV = "CPTR_OPENVINO_CAPABILITIES"
 DEVICE = "CPU"
 DEFAULT_MIN_PSNR = 35.0
@@ -94,8 +98,10 @@ class EngineConfig:
     hint: str = "latency"
     streams: int | str | None = None
     threads: int | None = None
+    static_batches: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "static_batches", parse_static_batches(self.static_batches))
         if self.precision not in PRECISIONS:
             raise ValueError(f"OpenVINO precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.hint not in HINTS:
@@ -111,7 +117,7 @@ class EngineConfig:
             raise ValueError(f"OpenVINO threads must be >= 1, got {self.threads}")
 
     def with_precision(self, precision: str) -> EngineConfig:
-        return EngineConfig(precision, self.hint, self.streams, self.threads)
+        return replace(self, precision=precision)
 
     def properties(self) -> dict[str, Any]:
         """Properties for ``openvino.Core.compile_model``."""
@@ -147,20 +153,38 @@ class EngineConfig:
             params["openvino_streams"] = str(self.streams)
         if self.threads is not None:
             params["openvino_threads"] = str(self.threads)
+        if self.static_batches:
+            params["openvino_static_batches"] = ",".join(map(str, self.static_batches))
         return params
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> EngineConfig:
         threads = params.get("openvino_threads")
         return cls(params.get("openvino_precision", "fp32"), params.get("openvino_hint", "latency"),
-                   params.get("openvino_streams"), int(threads) if threads else None)
+                   params.get("openvino_streams"), int(threads) if threads else None, params.get("openvino_static_batches", ""))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "static_batches": list(self.static_batches)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EngineConfig:
-        return cls(**{k: d[k] for k in ("precision", "hint", "streams", "threads") if k in d})
+        return cls(**{k: d[k] for k in ("precision", "hint", "streams", "threads", "static_batches") if k in d})
+
+
+def parse_static_batches(value: str | Sequence[int] | None) -> tuple[int, ...]:
+    """``"1,4"`` or ``[4, 1]`` -> ``(1, 4)``: sorted, distinct sizes >= 1, at most :data:`MAX_STATIC_BATCHES`."""
+    if value is None:
+        return ()
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    try:
+        sizes = sorted({int(v) for v in items})
+    except (TypeError, ValueError):
+        raise ValueError(f"OpenVINO static batch sizes must be whole numbers, e.g. 1,4; got {value!r}") from None
+    if sizes and sizes[0] < 1:
+        raise ValueError(f"OpenVINO static batch sizes must be >= 1, got {value!r}")
+    if len(sizes) > MAX_STATIC_BATCHES:
+        raise ValueError(f"at most {MAX_STATIC_BATCHES} OpenVINO static batch sizes (one compiled model each), got {len(sizes)}")
+    return tuple(sizes)
 
 
 def cpu_capabilities(core: Any = None) -> list[str]:
@@ -233,8 +257,9 @@ class OpenVINOEngine:
     """One compiled stage: ``engine(feeds) -> {output name: array}`` with FP32 arrays at the boundary.
 
     ``precision`` is what runs (after the capability check), ``requested`` what was asked for, and
-    ``notice`` says why they differ. One infer request: call it from one thread at a time (make one
-    engine per thread otherwise).
+    ``notice`` says why they differ. A call whose batch is one of ``config.static_batches`` runs on
+    the model compiled for that batch, any other on the dynamic-batch one. One infer request per
+    compiled model: call it from one thread at a time (make one engine per thread otherwise).
     """
 
     def __init__(self, path: str | os.PathLike, config: EngineConfig | None = None, capabilities: Sequence[str] | None = None):
@@ -249,9 +274,16 @@ class OpenVINOEngine:
         if not self.path.is_file():
             raise FileNotFoundError(f"OpenVINO model {self.path} does not exist; build it with cptr-export --engine openvino")
         start = time.perf_counter()
-        self.compiled = core.compile_model(core.read_model(str(self.path)), DEVICE, self.config.properties())
-        self.compile_seconds = round(time.perf_counter() - start, 2)
+        props = self.config.properties()
+        self.compiled = core.compile_model(core.read_model(str(self.path)), DEVICE, props)
         self.request = self.compiled.create_infer_request()
+        self.static: dict[int, tuple[Any, Any]] = {}  # batch -> (compiled model, its infer request)
+        for batch in self.config.static_batches:
+            model = core.read_model(str(self.path))
+            model.reshape({port.get_any_name(): ov.PartialShape([batch, *port.get_partial_shape()[1:]]) for port in model.inputs})
+            compiled = core.compile_model(model, DEVICE, props)
+            self.static[batch] = (compiled, compiled.create_infer_request())
+        self.compile_seconds = round(time.perf_counter() - start, 2)
         self.input_names = [p.get_any_name() for p in self.compiled.inputs]
         self.output_names = [p.get_any_name() for p in self.compiled.outputs]
 
@@ -260,8 +292,9 @@ class OpenVINOEngine:
         if missing:
             raise KeyError(f"{self.path.name} needs inputs {missing}")
         arrays = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
-        result = self.request.infer(arrays, share_inputs=False, share_outputs=False)
-        return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self.compiled.outputs)}
+        compiled, request = self.static.get(len(arrays[self.input_names[0]]), (self.compiled, self.request))
+        result = request.infer(arrays, share_inputs=False, share_outputs=False)
+        return {name: np.asarray(result[port]) for name, port in zip(self.output_names, compiled.outputs)}
 
     def runtime_info(self) -> dict[str, Any]:
         """What OpenVINO chose: precision, hint, streams, threads (and threads per stream)."""

@@ -60,6 +60,7 @@ class ExportOptions:
     ov_streams: int | str | None = None
     ov_threads: int | None = None
     ov_min_psnr: float = DEFAULT_MIN_PSNR
+    ov_static_batches: str | tuple[int, ...] = ()  # "1,4": one model compiled per listed batch size (python flavour)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def openvino_config(opts: ExportOptions):
     from cptr.export.openvino import EngineConfig
 
     try:
-        return EngineConfig(opts.precision, opts.ov_hint, opts.ov_streams, opts.ov_threads)
+        return EngineConfig(opts.precision, opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_static_batches)
     except ValueError as e:
         raise ExportFailed(f"--engine openvino: {e}") from None
 
@@ -151,8 +152,8 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportFailed("--precision bf16 is an OpenVINO engine precision: add --engine openvino (CPU serving)")
     elif opts.precision not in PRECISIONS:
         raise ExportFailed(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
-    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_min_psnr) != ("latency", None, None, DEFAULT_MIN_PSNR):
-        raise ExportFailed("--ov-hint, --ov-streams, --ov-threads and --ov-min-psnr apply to the OpenVINO engine: add --engine openvino")
+    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_min_psnr) != ("latency", None, None, DEFAULT_MIN_PSNR) or opts.ov_static_batches:
+        raise ExportFailed("--ov-hint, --ov-streams, --ov-threads, --ov-min-psnr and --ov-static-batch apply to the OpenVINO engine: add --engine openvino")
     if opts.backend not in BACKENDS:
         raise ExportFailed(f"--backend must be one of {', '.join(BACKENDS)}, got {opts.backend!r}")
     if opts.batch_max < 1:
@@ -179,7 +180,11 @@ def _check_openvino_options(opts: ExportOptions) -> None:
         raise ExportFailed(f"--engine openvino runs {' or '.join(PRECISIONS)}, got --precision {opts.precision}")
     if opts.plugins:
         raise ExportFailed("--plugins emits TensorRT plugin nodes, which OpenVINO cannot run: leave it out with --engine openvino")
-    openvino_config(opts)
+    config = openvino_config(opts)
+    if config.static_batches and opts.backend == "native":
+        raise ExportFailed("--ov-static-batch: Triton's openvino backend compiles the model itself; static batch sizes apply to the python flavour (--backend python)")
+    if config.static_batches and config.static_batches[-1] > opts.batch_max:
+        raise ExportFailed(f"--ov-static-batch: {config.static_batches[-1]} is larger than --batch-max {opts.batch_max}, the largest batch served")
     try:
         check_min_psnr(opts.ov_min_psnr)
         import_openvino()
