@@ -12,8 +12,8 @@ to the encoder's input size (area pooling).
 taught the demo encoder the colours of a real render but not where its small features sit (the
 reconstructions looked ahead whatever the input's yaw).
 
-The generator, ArcFace and the perceptual network stay frozen. :func:`demo_encoder` loads the shipped encoder of the embedded
-``demo`` style (trained with this module by ``python -m cptr.demo.train``).
+The generator, ArcFace and the perceptual network stay frozen. :func:`demo_encoder` loads the
+shipped encoder of the embedded ``demo`` style (trained with this module by ``python -m cptr.demo.train``).
 """
 
 from __future__ import annotations
