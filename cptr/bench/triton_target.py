@@ -119,13 +119,23 @@ def _export_engine(server_engine: str, batches: tuple[int, ...] = ()) -> dict[st
     return {"engine": engine, "precision": precision, **({"ov_static_batches": tuple(sorted(set(batches)))} if static else {})}
 
 
+def _server_batch_max(ctx: Context) -> int:
+    """The ``--batch-max`` of the embedded server's export."""
+    return min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
+
+
+def _engine_options(server_engine: str, ctx: Context) -> dict[str, Any]:
+    """:func:`_export_engine` for this run: the static engines compile the run's batch sizes that the server takes."""
+    return _export_engine(server_engine, tuple(b for b in ctx.batches if b <= _server_batch_max(ctx)))
+
+
 def export_repository(workload: Workload, ctx: Context, server_engine: str = "onnx") -> tuple[Path, str]:
     """A model repository for the workload's model (``cptr-export``), built once per run and engine."""
     from cptr.export.style import ExportOptions, export_style
 
     out = ctx.workdir / ("triton_repo" if server_engine == "onnx" else f"triton_repo-{server_engine}")
-    batch_max = min(MAX_SERVER_BATCH, max(MIN_SERVER_BATCH, ctx.batch_max))
-    engine = _export_engine(server_engine, tuple(b for b in ctx.batches if b <= batch_max))
+    batch_max = _server_batch_max(ctx)
+    engine = _engine_options(server_engine, ctx)
     if workload.model_name == "demo" or workload.generator is None:  # non-generator stages: the demo repository
         style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True, **engine)
     else:
@@ -157,11 +167,12 @@ class TritonTarget(Target, name="triton",
             return Unavailable(name, self.name, f"{', '.join(missing)} missing: pip install 'cptr[serve]'")
         if server_engine not in SERVER_ENGINES:
             return Unavailable(name, self.name, f"unknown server engine {server_engine!r}; choose from {', '.join(SERVER_ENGINES)}", failed=True)
+        options = _engine_options(server_engine, ctx)
         if server_engine != "onnx":
             if ctx.url:
                 return Unavailable(name, self.name, "with --url the server's own engines are measured (triton-" + ctx.protocol + "); "
                                    "--triton-engines applies to the embedded server")
-            reason = _openvino_unavailable(_export_engine(server_engine)["precision"])
+            reason = _openvino_unavailable(options["precision"])
             if reason:
                 return Unavailable(name, self.name, reason)
         server = None
@@ -176,9 +187,9 @@ class TritonTarget(Target, name="triton",
                 repo, style = export_repository(workload, ctx, server_engine)
                 server = TritonServer(repo).start()
                 url = server.grpc_url if ctx.protocol == "grpc" else server.http_url
-                inside = "ONNX Runtime" if server_engine == "onnx" else f"OpenVINO {_export_engine(server_engine)['precision']}"
-                if server_engine.endswith("-static"):
-                    inside += f" compiled for batch {','.join(map(str, sorted(set(ctx.batches))))}"
+                inside = "ONNX Runtime" if server_engine == "onnx" else f"OpenVINO {options['precision']}"
+                if options.get("ov_static_batches"):
+                    inside += f" compiled for batch {','.join(map(str, options['ov_static_batches']))}"
                 where = f"embedded tritonserver (Python backend, {inside} inside), loopback"
             model = model_name(workload.stage, style)
             if model is None:
@@ -193,7 +204,7 @@ class TritonTarget(Target, name="triton",
             engine = TritonEngine(url, ctx.protocol, model, workload.output.name, ctx.shm, name, note,
                                   server={**server_metadata(url, ctx.protocol), "server_engine": server_engine}, owned_server=server)
             if server_engine != "onnx":
-                engine.precision = _export_engine(server_engine)["precision"]
+                engine.precision = options["precision"]
         except Exception as e:  # noqa: BLE001 - report, never crash the run
             if server is not None:
                 server.stop()

@@ -55,11 +55,12 @@ def critic(
 
       cptr-train critic --out cptr/assets/demo/critic.pt
     """
-    from cptr.data.critic import evaluate_critic, save_critic, train_critic
+    from cptr.data.critic import CRITIC_RENDER_SEED, evaluate_critic, save_critic, train_critic
     from cptr.training.monitor import StepProgress
 
     with StepProgress(steps, "critic", enabled=not quiet) as prog:
-        net = train_critic(n=n, steps=steps, batch=batch, seed=seed, progress=prog.step, **({} if render_seed is None else {"render_seed": render_seed}))
+        net = train_critic(n=n, steps=steps, batch=batch, seed=seed, progress=prog.step,
+                          render_seed=CRITIC_RENDER_SEED if render_seed is None else render_seed)
     save_critic(net, out)
     report = evaluate_critic(net)
     typer.echo(f"wrote {out}; held-out: {report.summary()}")

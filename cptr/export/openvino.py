@@ -274,12 +274,12 @@ class OpenVINOEngine:
         if not self.path.is_file():
             raise FileNotFoundError(f"OpenVINO model {self.path} does not exist; build it with cptr-export --engine openvino")
         start = time.perf_counter()
-        props = self.config.properties()
-        self.compiled = core.compile_model(core.read_model(str(self.path)), DEVICE, props)
+        props, ir = self.config.properties(), core.read_model(str(self.path))
+        self.compiled = core.compile_model(ir, DEVICE, props)
         self.request = self.compiled.create_infer_request()
         self.static: dict[int, tuple[Any, Any]] = {}  # batch -> (compiled model, its infer request)
         for batch in self.config.static_batches:
-            model = core.read_model(str(self.path))
+            model = ir.clone()  # the IR is read once; each size reshapes its own copy
             model.reshape({port.get_any_name(): ov.PartialShape([batch, *port.get_partial_shape()[1:]]) for port in model.inputs})
             compiled = core.compile_model(model, DEVICE, props)
             self.static[batch] = (compiled, compiled.create_infer_request())
