@@ -29,6 +29,7 @@ from cptr.align import (
     NoFaceError,
     align_face,
     detect_landmarks,
+    face_mask,
     feather_mask,
     load_image,
     paste_back,
@@ -191,7 +192,7 @@ def test_warp_matches_stored_matrix_exactly(size, angle):
     assert np.abs(err).max() < tol and np.abs(err.mean(axis=0)).max() < 0.55
     assert np.all(aligned.crop[..., 2] == 77)
 
-    pasted = paste_back(np.zeros_like(photo), aligned.crop, aligned, feather=0.0)
+    pasted = paste_back(np.zeros_like(photo), aligned.crop, aligned, feather=0.0, shape="square")
     yy, xx = np.mgrid[0:256, 0:256]
     in_crop = aligned.to_crop(np.stack([xx, yy], axis=-1).astype(np.float64))
     core = np.all(np.abs(in_crop - (size - 1) / 2) < size / 2 - 2, axis=-1)
@@ -232,7 +233,7 @@ def test_paste_back_of_unmodified_crop_reproduces_photo(photos, name, size):
     outside the quad's bounding box the photo is untouched, bit for bit."""
     photo = photos[name]
     aligned = align_face(photo, detect_landmarks(photo)[0], size=size)
-    pasted = paste_back(photo, aligned.crop, aligned)
+    pasted = paste_back(photo, aligned.crop, aligned, shape="square")
     x0, y0, x1, y1 = np.rint(aligned.face.box).astype(int)
     assert psnr(pasted[y0:y1, x0:x1], photo[y0:y1, x0:x1]) > 33.0
     changed = np.argwhere(np.any(pasted != photo, axis=2))
@@ -247,7 +248,7 @@ def test_paste_back_of_unmodified_crop_reproduces_photo(photos, name, size):
 def test_paste_back_of_modified_crop_changes_face_with_feathered_edge(astronaut):
     aligned = align_face(astronaut, detect_landmarks(astronaut)[0])
     inverted = 255 - aligned.crop
-    pasted = paste_back(astronaut, inverted, aligned, feather=0.1)
+    pasted = paste_back(astronaut, inverted, aligned, feather=0.1, shape="square")
     x0, y0, x1, y1 = np.rint(aligned.face.box).astype(int)
     assert psnr(pasted[y0:y1, x0:x1], 255 - astronaut[y0:y1, x0:x1]) > 33.0
     # along a line from the crop centre to its left edge, the blend fades monotonically
@@ -261,6 +262,45 @@ def test_paste_back_of_modified_crop_changes_face_with_feathered_edge(astronaut)
     assert mask[128, 128] == 1.0 and mask[0, 128] < 0.01 and np.all(np.diff(mask[128, :128]) >= 0)
 
 
+def _border_gradient_change(composite: np.ndarray, photo: np.ndarray, aligned, band: float = 0.15) -> float:
+    """The seam measure: over the band of the aligned crop's square within ``band`` of its side from its border
+    (where a square paste-back fades in), the energy of the composite's Sobel gradient minus the photo's, over the
+    energy of the photo's own gradient there. 0 when the band is left as it was."""
+    def grad(img: np.ndarray) -> np.ndarray:
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return np.dstack([cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)])
+
+    side = aligned.crop.shape[0]
+    t = np.linspace(0, side - 1, 4 * side)
+    pts = []
+    for d in np.linspace(0, band * side, 24):
+        for x, y in ((t, np.full_like(t, d)), (t, np.full_like(t, side - 1 - d)), (np.full_like(t, d), t), (np.full_like(t, side - 1 - d), t)):
+            pts.append(np.stack([x, y], 1))
+    p = np.rint(aligned.to_photo(np.concatenate(pts))).astype(int)
+    p = p[(p[:, 0] >= 0) & (p[:, 0] < photo.shape[1]) & (p[:, 1] >= 0) & (p[:, 1] < photo.shape[0])]
+    gc, gp = grad(composite)[p[:, 1], p[:, 0]], grad(photo)[p[:, 1], p[:, 0]]
+    return float(np.mean(np.sum((gc - gp) ** 2, 1)) / np.mean(np.sum(gp**2, 1)))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace"])
+def test_paste_back_leaves_no_square_seam(photos, name):
+    """A lighter, flat-filled face (what a cartoon is next to a photo) pasted back: along the crop's border the
+    composite keeps the photo's own gradients (face mask: change 0.018 astronaut, 0.048 Grace, measured), where the old
+    square paste-back faded in a lighter rectangle (0.30 and 0.51 of the photo's own energy)."""
+    photo = photos[name]
+    aligned = align_face(photo, detect_landmarks(photo)[0])
+    cartoonish = np.clip(cv2.GaussianBlur(aligned.crop, (0, 0), 3).astype(np.int32) + 60, 0, 255).astype(np.uint8)
+    face = _border_gradient_change(paste_back(photo, cartoonish, aligned), photo, aligned)
+    square = _border_gradient_change(paste_back(photo, cartoonish, aligned, shape="square"), photo, aligned)
+    assert face <= 0.1 and square > 0.25, (face, square)
+    # the face itself is replaced: at the crop centre the composite is the cartoon
+    centre = np.rint(aligned.to_photo(np.array([[127.5, 127.5]]))[0]).astype(int)
+    pasted = paste_back(photo, cartoonish, aligned)
+    assert np.abs(pasted[centre[1], centre[0]].astype(int) - cartoonish[128, 128].astype(int)).max() <= 6
+    m = face_mask(256)
+    assert m[128, 128] == 1.0 and m[0].max() == 0 and m[-1].max() == 0 and m[:, 0].max() == 0 and m[:, -1].max() == 0
+
+
 def test_paste_back_checks_inputs(astronaut):
     aligned = align_face(astronaut, detect_landmarks(astronaut)[0])
     with pytest.raises(ValueError, match="aligned on a 512x512 photo"):
@@ -268,7 +308,11 @@ def test_paste_back_checks_inputs(astronaut):
     with pytest.raises(ValueError, match="must be square"):
         paste_back(astronaut, aligned.crop[:200], aligned)
     with pytest.raises(ValueError, match=r"feather must be in \[0, 0.5\]"):
+        paste_back(astronaut, aligned.crop, aligned, feather=0.9, shape="square")
+    with pytest.raises(ValueError, match=r"feather must be in \(0, 0.5\]"):
         paste_back(astronaut, aligned.crop, aligned, feather=0.9)
+    with pytest.raises(ValueError, match="shape must be one of face, square"):
+        paste_back(astronaut, aligned.crop, aligned, shape="circle")
 
 
 # --------------------------------------------------------------------------- policies

@@ -25,7 +25,7 @@ from .errors import (
     MissingBackendError,
     NoFaceError,
 )
-from .ffhq import Aligned, align_face, feather_mask, ffhq_quad, paste_back, quad_to_matrix
+from .ffhq import FACE_ELLIPSE, Aligned, align_face, face_mask, feather_mask, ffhq_quad, paste_back, quad_to_matrix
 from .image_io import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS, load_image
 from .landmarks import (
     BACKENDS,
@@ -53,6 +53,8 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "align_face",
     "detect_landmarks",
+    "FACE_ELLIPSE",
+    "face_mask",
     "feather_mask",
     "ffhq_quad",
     "load_image",

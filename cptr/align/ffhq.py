@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -183,19 +184,43 @@ def feather_mask(size: int, feather: float) -> np.ndarray:
     return np.minimum(ramp[:, None], ramp[None, :])
 
 
+# The face region of an FFHQ-aligned crop, as fractions of its side: an upright ellipse around the face and
+# hair (the crop puts the eyes at about 0.4 of the height and the mouth at about 0.6), well inside the crop so
+# that its feathered edge never reaches the crop's border.
+FACE_ELLIPSE = (0.5, 0.5, 0.40, 0.44)  # centre x, centre y, half width, half height
+PasteShape = Literal["face", "square"]
+PASTE_SHAPES: tuple[str, ...] = ("face", "square")
+
+
+def face_mask(size: int, feather: float = 0.1) -> np.ndarray:
+    """``(size, size)`` float32 blend weight over an aligned crop: 1 on the face (:data:`FACE_ELLIPSE`), easing
+    to 0 over ``feather`` of the side towards the ellipse's edge, and 0 outside it (so along the whole crop
+    border): a cartoon pasted back with it shows no square seam."""
+    if not 0.0 < feather <= 0.5:
+        raise ValueError(f"feather must be in (0, 0.5] (a fraction of the crop side), got {feather}")
+    cx, cy, ax, ay = FACE_ELLIPSE
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size
+    r = np.sqrt(((c[None, :] - cx) / ax) ** 2 + ((c[:, None] - cy) / ay) ** 2)  # 1 on the ellipse
+    ramp = np.clip((1.0 - r) * min(ax, ay) / feather, 0.0, 1.0)
+    return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)  # smoothstep: no visible edge at either end
+
+
 def paste_back(
     photo: np.ndarray,
     stylized: np.ndarray,
     aligned: Aligned,
     feather: float = 0.1,
     mask: np.ndarray | None = None,
+    shape: PasteShape = "face",
 ) -> np.ndarray:
     """Blend a (stylized) face crop back into ``photo`` where ``aligned`` was cut out.
 
     ``stylized`` is any square ``(s, s, 3)`` uint8 image standing for the aligned crop (its size
-    may differ from the crop's). The blend weight is a square mask feathered over ``feather`` of
-    the side, times the optional ``mask`` (square float array in [0, 1], e.g. a face-parsing mask).
-    Returns a new array; ``photo`` is not modified.
+    may differ from the crop's). The blend weight is, with ``shape="face"`` (the default), a soft
+    ellipse around the face (:func:`face_mask`) whose edge eases over ``feather`` of the side, so the
+    crop's square never shows; with ``shape="square"``, the whole crop feathered over ``feather`` at its
+    edges. Either is multiplied by the optional ``mask`` (square float array in [0, 1], e.g. a
+    face-parsing mask). Returns a new array; ``photo`` is not modified.
     """
     photo = check_rgb(photo, "photo")
     stylized = check_rgb(stylized, "stylized")
@@ -207,7 +232,9 @@ def paste_back(
     if stylized.shape[0] != stylized.shape[1]:
         raise ValueError(f"stylized must be square, got {stylized.shape[1]}x{stylized.shape[0]}")
     h, w = photo.shape[:2]
-    weight = feather_mask(stylized.shape[0], feather)
+    if shape not in PASTE_SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(PASTE_SHAPES)}, got {shape!r}")
+    weight = face_mask(stylized.shape[0], feather) if shape == "face" else feather_mask(stylized.shape[0], feather)
     if mask is not None:
         mask = np.asarray(mask, dtype=np.float32)
         if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
