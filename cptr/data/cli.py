@@ -16,6 +16,7 @@ def render(
     seed: int = typer.Option(0, "--seed", help="Face i is the face of seed SEED + i (the same face in both domains)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes [default: one per CPU]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    align: bool = typer.Option(False, "--align", help="FFHQ-align every face as the server aligns photos (rendered at 256 px, then cropped to --size); faces the detector misses are left out."),
 ) -> None:
     """Render a labelled data set of procedural faces (no download): the data CPTR's demo models train on.
 
@@ -25,17 +26,20 @@ def render(
 
       cptr-train render --domain cartoon --n 20000 --size 64 --out data/cartoon.lmdb
 
+      cptr-train render --domain photo --n 20000 --size 64 --align --out data/photo-aligned
+
     Each image comes with its attributes (yaw, roll, skin tone, hair colour, smile, ...) in labels.csv.
     """
     from cptr.data.render import write_renders
 
     try:
-        res = write_renders(out, domain, n, size=size, seed=seed, workers=workers, progress=not quiet)
+        res = write_renders(out, domain, n, size=size, seed=seed, workers=workers, progress=not quiet, align=align)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     if not quiet:
-        typer.echo(f"wrote {res.count} {domain} faces ({size} px, seeds {seed}..{seed + n - 1}) to {res.path}")
+        aligned = f", FFHQ-aligned; {n - res.count} without a detected face left out" if align else ""
+        typer.echo(f"wrote {res.count} {domain} faces ({size} px, seeds {seed}..{seed + n - 1}{aligned}) to {res.path}")
 
 
 def critic(
@@ -79,6 +83,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the latents."),
     grid_path: Optional[Path] = typer.Option(None, "--grid", help="With --generator: also write a PNG grid of its first 16 samples (as scored: same latents, truncation and noise)."),
     noise_mode: str = typer.Option("const", "--noise-mode", help="Per-pixel noise of the samples, as NVlabs' noise_mode: const (the stored maps), random (fresh maps) or none (zeros)."),
+    structure_source: Optional[Path] = typer.Option(None, "--structure-source", help="With --generator (a fine-tuned target): its source generator. Adds the structure kept, source(W) vs target(W), judged by mediapipe's face mesh, beside its ceiling (the renderer's photo/cartoon pairs) and floor (pairs shuffled)."),
+    aligned: bool = typer.Option(True, "--aligned/--raw", help="With --structure-source: the ceiling's renders FFHQ-aligned (models trained on `render --align` data) or as rendered."),
 ) -> None:
     """Score a generator: FID/KID against a data set, mediapipe face rate, the critic's domain verdict.
 
@@ -90,6 +96,8 @@ def evaluate(
       cptr-train eval -g runs/source/checkpoints/004000.pt --data data/photo --truncation 0.7
 
       cptr-train eval --images samples/ --data data/photo --inception pt_inception-2015-12-05-6726825d.pth --out report.json
+
+      cptr-train eval -g runs/cartoon/checkpoints/000600.pt --structure-source runs/source/shipped.pt --data data/cartoon --truncation 0.7
     """
     from cptr.models.checkpoints import CheckpointError
     from cptr.data.critic import load_critic
@@ -118,6 +126,24 @@ def evaluate(
         raise typer.Exit(2) from None
     for r in rows:
         typer.echo(r.summary())
+    extra: dict = {}
+    if structure_source is not None:
+        if generator is None:
+            typer.echo("error: --structure-source needs --generator (the fine-tuned target)", err=True)
+            raise typer.Exit(2)
+        from cptr.data.structure import FEATURES, generator_structure
+        from cptr.models.checkpoints import load_generator
+
+        try:
+            judged = generator_structure(load_generator(structure_source), load_generator(generator), n, truncation, seed, aligned=aligned)
+        except (ValueError, FileNotFoundError, CheckpointError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        extra["structure_mesh"] = judged.as_dict()
+        ratio = judged.ratios()
+        for label, rep in (("structure (face mesh) source(W) vs target(W)", judged.measured), ("  ceiling: renderer's photo vs cartoon", judged.ceiling), ("  floor: pairs shuffled", judged.floor)):
+            cells = ", ".join(f"{f} {rep.corr[f]:.3f}" + (f" ({ratio[f]:.0%} of ceiling)" if rep is judged.measured else "") for f in FEATURES)
+            typer.echo(f"{label}: {cells}; n={rep.n_pairs}")
     if out is not None:
-        write_report(rows, out, {"generator": str(generator) if generator else None, "data": str(data), "truncation": truncation, "noise_mode": noise_mode})
+        write_report(rows, out, {"generator": str(generator) if generator else None, "data": str(data), "truncation": truncation, "noise_mode": noise_mode, **extra})
         typer.echo(f"wrote {out}")

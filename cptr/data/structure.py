@@ -18,14 +18,22 @@ model would keep), and its **floor**, the same pairs shuffled (a model that igno
 
 from __future__ import annotations
 
+import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from PIL import Image
 
+from cptr.align import AlignError, align_face, detect_landmarks
 from cptr.data.faces import render_face
+from cptr.imaging import to_uint8
+from cptr.models.latents import render, sample_latents
+from cptr.models.stylegan2 import Generator
 
+HELD_OUT_SEED = 9_000_000  # renders never used in training (photo seeds 0..19,999; critics 5,000,000+, 6,000,000+)
 MESH_SIZE = 256  # images are enlarged to this side first: the mesh expects faces of photo size
 FEATURES: tuple[str, ...] = ("roll", "yaw", "mouth", "height")
 # Landmark indices of the 468-point mesh (image-left eye first).
@@ -129,3 +137,90 @@ def render_pairs(n: int, seed0: int, size: int) -> tuple[np.ndarray, np.ndarray]
     photos = np.stack([render_face(seed0 + i, "photo", size)[0] for i in range(n)])
     cartoons = np.stack([render_face(seed0 + i, "cartoon", size)[0] for i in range(n)])
     return photos, cartoons
+
+
+@dataclass(frozen=True)
+class JudgedStructure:
+    """One structure figure with its ceiling (the renderer's own pairs) and its floor (pairs shuffled)."""
+
+    measured: StructureReport
+    ceiling: StructureReport
+    floor: StructureReport
+
+    def ratios(self) -> dict[str, float]:
+        """Each measured correlation over its ceiling's."""
+        return self.measured.ratio(self.ceiling)
+
+    def as_dict(self) -> dict:
+        return {"measured": self.measured.as_dict(), "ceiling": self.ceiling.as_dict(), "floor": self.floor.as_dict(), "ratio": self.ratios()}
+
+
+def _mesh_of(mesh: FaceMesh, images: torch.Tensor) -> np.ndarray:
+    return mesh.geometry(to_uint8(images))
+
+
+@torch.no_grad()
+def generator_structure(source: Generator, target: Generator, n: int = 200, truncation: float = 0.7, seed: int = 0,
+                        mesh: FaceMesh | None = None, aligned: bool = True, pairs: AlignedPairs | None = None,
+                        batch: int = 50) -> JudgedStructure:
+    """source(W) against target(W) on ``n`` latents of the source's mapping network (truncated towards its mean).
+
+    Ceiling: the renderer's photo and cartoon of held-out seeds, FFHQ-aligned (``aligned``, for models trained on
+    aligned faces, as FFHQ's are; ``pairs`` when already made) or as rendered at the generators' size."""
+    mesh = mesh or FaceMesh()
+    w = sample_latents(source, n, truncation, seed)
+    gs = np.concatenate([_mesh_of(mesh, render(source, w[i : i + batch])) for i in range(0, n, batch)])
+    gt = np.concatenate([_mesh_of(mesh, render(target, w[i : i + batch])) for i in range(0, n, batch)])
+    if aligned:
+        pairs = pairs or aligned_render_pairs(n)
+        photos, cartoons = pairs.photo_crops, pairs.cartoon_crops
+    else:
+        photos, cartoons = render_pairs(n, HELD_OUT_SEED, source.size)
+    return JudgedStructure(compare(gs, gt), compare(mesh.geometry(photos), mesh.geometry(cartoons)), shuffled(gs, gt))
+
+
+@dataclass(frozen=True)
+class AlignedPairs:
+    """Held-out renders of one set of seeds: the photos as rendered, and the photo and cartoon FFHQ-aligned."""
+
+    photos: np.ndarray  # uint8 [N, size, size, 3], what a user would send
+    photo_crops: np.ndarray  # uint8 [N, 256, 256, 3], what the server's alignment makes of them
+    cartoon_crops: np.ndarray  # the renderer's cartoon of the same seeds, aligned the same way
+    seeds: list[int]
+
+
+def aligned_render_pairs(n: int, seed0: int = HELD_OUT_SEED, size: int = 256) -> AlignedPairs:
+    """Held-out photo and cartoon renders at ``size``, each FFHQ-aligned as the server aligns a photo (256 px crops);
+    seeds where either cannot be aligned are left out."""
+    photos, crops, cartoons, seeds = [], [], [], []
+    for seed in range(seed0, seed0 + n):
+        images = [render_face(seed, domain, size)[0] for domain in ("photo", "cartoon")]
+        try:
+            aligned = [align_face(im, detect_landmarks(im)[0]).crop for im in images]
+        except AlignError:
+            continue
+        photos.append(images[0])
+        crops.append(aligned[0])
+        cartoons.append(aligned[1])
+        seeds.append(seed)
+    return AlignedPairs(np.stack(photos), np.stack(crops), np.stack(cartoons), seeds)
+
+
+def photo_structure(cartoonize: Callable[[AlignedPairs], np.ndarray], pairs: AlignedPairs | None = None, n: int = 200,
+                    mesh: FaceMesh | None = None) -> JudgedStructure:
+    """Photo to cartoon: ``cartoonize`` turns held-out renders (``pairs.photos``, as a user sends them, or
+    ``pairs.photo_crops``, already aligned as the server aligns them) into cartoons (uint8 ``[B, S, S, 3]``); the mesh
+    compares each aligned photo with its cartoon. Ceiling: the aligned photo render against the aligned cartoon render
+    of the same seed. Alignment removes roll, so roll is noise here."""
+    mesh = mesh or FaceMesh()
+    pairs = pairs or aligned_render_pairs(n)
+    gp = mesh.geometry(pairs.photo_crops)
+    out = mesh.geometry(np.asarray(cartoonize(pairs)))
+    return JudgedStructure(compare(gp, out), compare(gp, mesh.geometry(pairs.cartoon_crops)), shuffled(gp, out))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 ``[H, W, 3]`` image (what a client sends the server)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()

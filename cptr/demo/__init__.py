@@ -23,7 +23,9 @@ ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 SOURCE, TARGET, ENCODER = ASSET_DIR / "source.pt", ASSET_DIR / "target.pt", ASSET_DIR / "encoder.pt"
 MAPPERS = {"smile": ASSET_DIR / "mapper_smile.pt"}
 CARD = ASSET_DIR / "MODEL_CARD.md"
-DEFAULT_ALPHA = 0.7
+# What `cptr-export --style demo` serves: the blend of the two demo generators (cptr.styles.blend).
+SERVED_ALPHA = 0.7
+SERVED_SWAP_RES: int | None = None
 TRAIN_HINT = "rebuild them with: python -m cptr.demo.train"
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr.models.latents import render, sample_latents  # noqa: F401  (their home; re-exported for the trainers)
 from cptr.models.mapper import LevelsMapper
 from cptr.models.stylegan2 import Generator
 from cptr.training.monitor import StepProgress
@@ -28,26 +29,6 @@ class MapperLossWeights:
     clip: float = 1.0
     l2: float = 0.8
     id: float = 0.1
-
-
-def sample_latents(g: Generator, n: int, truncation: float = 0.7, seed: int = 0, batch: int = 64) -> torch.Tensor:
-    """``n`` W+ latents [n, n_latent, D] from the mapping network, truncated towards the mean latent."""
-    device = g.input.input.device
-    gen = torch.Generator().manual_seed(seed)
-    mean = getattr(g, "latent_avg", None)
-    if mean is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + 1)
-            mean = g.mean_latent(4096)
-    mean = mean.reshape(1, -1).to(device)
-    out = []
-    with torch.no_grad():
-        for i in range(0, n, batch):
-            z = torch.randn(min(batch, n - i), g.style_dim, generator=gen).to(device)
-            w = g.style(z)
-            w = mean + truncation * (w - mean)
-            out.append(w.unsqueeze(1).expand(-1, g.n_latent, -1))
-    return torch.cat(out).contiguous()
 
 
 def training_view(g: Generator) -> Generator:
@@ -66,12 +47,6 @@ def training_view(g: Generator) -> Generator:
     view = set_fused_modconv(copy.deepcopy(g), False)
     view.latent_avg = getattr(g, "latent_avg", None)
     return view
-
-
-def render(g: Generator, w_plus: torch.Tensor) -> torch.Tensor:
-    """Deterministic synthesis (stored noise) of W+ latents."""
-    img, _ = g([w_plus], input_is_latent=True, randomize_noise=False)
-    return img
 
 
 @dataclass
