@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -35,15 +36,80 @@ def _env() -> dict[str, str]:
 
 
 def test_shipped_demo_models_meet_the_thresholds():
-    """Every threshold, on other latents than the card's (n=300 keeps the test under 2 minutes). Closest to
-    its bar is pose kept under the fine-tune: yaw 0.786 on the card's latents, 0.736 and 0.694 on latent
-    seeds 1 and 2 (MODEL_CARD.md); this test's seed 1 clears 0.7."""
+    """Every threshold of the model card (critic, face mesh, encoder, edit) on n=200, latent seed 3: other latents
+    than the card's (seed 0, n=500), fixed before measuring."""
     pytest.importorskip("mediapipe")
     from cptr.demo.measure import failures, measure
 
-    m = measure(ASSET_DIR, n=300, seed=1)
-    assert failures(m) == [], json.dumps(m, indent=1)
-    assert m["encoder_corr"]["yaw"] >= 0.8 and m["structure_corr"]["yaw"] >= 0.7  # the two that once missed
+    m = measure(ASSET_DIR, n=200, seed=3)
+    assert failures(m) == [], json.dumps({k: v for k, v in m.items() if k != "mesh"} | {"mesh_ratios": {k: v["ratio"] for k, v in m["mesh"].items()}}, indent=1)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`cptr-export --style demo` (what a user serves by default) on the real Triton server, on loopback."""
+    pytest.importorskip("pytriton")
+    pytest.importorskip("tritonclient.grpc")
+    from tests.conftest import export_repository
+    from cptr.serving.server import TritonServer
+
+    repo = export_repository(tmp_path_factory, "demo-served", ["--style", "demo"])
+    with TritonServer(repo) as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_served_cartoons_keep_the_photos_face(demo_server):
+    """The method's promise through the product: 200 held-out photo renders (256 px PNGs) sent to `cartoonize`
+    on the real server. The face mesh (mediapipe, trained by no one here) compares each photo as the server
+    aligns it with its cartoon: yaw, mouth and height each >= 0.8 of the ceiling (the renderer's own aligned
+    photo/cartoon pair); the critic calls >= 90% of them cartoon; mediapipe finds a face in >= 90%."""
+    pytest.importorskip("mediapipe")
+    from cptr.client import CartoonClient
+    from cptr.data.critic import critic_scores, load_critic
+    from cptr.data.metrics import FaceDetector
+    from cptr.data.structure import photo_structure, png_bytes
+    from cptr.demo.measure import MESH_SERVED_FEATURES, THRESHOLDS
+    from cptr.imaging import from_uint8
+
+    served: list = []
+
+    def cartoonize(pairs):
+        with CartoonClient(demo_server.grpc_url, "grpc", timeout_s=120) as client:
+            served[:] = client.cartoonize_many([png_bytes(p) for p in pairs.photos], style="demo", output="array", concurrency=4)
+        return np.stack(served)
+
+    judged = photo_structure(cartoonize, n=200)
+    ratio = judged.ratios()
+    figures = json.dumps({"measured": judged.measured.corr, "ceiling": judged.ceiling.corr, "ratio": ratio, "pairs": judged.measured.n_pairs})
+    assert judged.measured.n_pairs >= 150, figures
+    for f in MESH_SERVED_FEATURES:
+        assert ratio[f] >= THRESHOLDS["mesh_served_ratio_min"], f"{f}: {figures}"
+    cartoons = np.stack(served)
+    rate = float((critic_scores(load_critic(ASSET_DIR / "critic.pt"), from_uint8(cartoons)).domain_logit > 0).float().mean())
+    assert rate >= THRESHOLDS["served_cartoon_rate"], rate
+    assert FaceDetector().rate(cartoons) >= THRESHOLDS["face_rate_served"]
+
+
+@pytest.mark.slow
+def test_served_paste_back_has_no_seam(demo_server):
+    """The astronaut cartoonized and pasted back by the server: along the crop's square the composite keeps the
+    photo's own gradients (tests/test_align.py's seam measure; the square paste-back gave 0.3 to 0.5)."""
+    from skimage import data
+
+    from cptr.align import align_face, detect_landmarks
+    from cptr.client import CartoonClient
+    from cptr.data.structure import png_bytes
+    from tests.test_align import _border_gradient_change
+
+    photo = data.astronaut()
+    with CartoonClient(demo_server.grpc_url, "grpc", timeout_s=120) as client:
+        pasted = client.cartoonize(png_bytes(photo), style="demo", paste_back=True, output="array")
+    aligned = align_face(photo, detect_landmarks(photo)[0])
+    assert pasted.shape == photo.shape
+    assert _border_gradient_change(pasted, photo, aligned) <= 0.1
+    centre = np.rint(aligned.to_photo(np.array([[127.5, 127.5]]))[0]).astype(int)
+    assert np.abs(pasted[centre[1], centre[0]].astype(int) - photo[centre[1], centre[0]].astype(int)).max() > 0  # the face is the cartoon
 
 
 def test_model_card_hashes_are_the_files():

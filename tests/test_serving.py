@@ -613,6 +613,82 @@ def test_serve_is_quiet(repo: Path, tmp_path: Path) -> None:
     assert "Started HTTPService at" in log.read_text()  # Triton's log went to the file
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc's parent links)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += parents.get(p, [])
+    return out
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    """``address:port`` of every TCP socket in LISTEN state that ``pid`` or a descendant holds open."""
+    inodes = set()
+    for p in _descendants(pid):
+        for fd in Path(f"/proc/{p}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] != "0A" or cols[9] not in inodes:  # 0A = LISTEN
+                continue
+            addr_hex, port_hex = cols[1].split(":")
+            raw = bytes.fromhex(addr_hex)
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # /proc prints each 32-bit word little-endian
+            found.add(f"{socket.inet_ntop(family, raw)}:{int(port_hex, 16)}")
+    return found
+
+
+@pytest.mark.parametrize("host", [None, "0.0.0.0"])
+def test_serve_listens_on_loopback_unless_told(repo: Path, tmp_path: Path, host: str | None) -> None:
+    """`cptr serve` without --host: every socket it (and its tritonserver) listens on is 127.0.0.1, read from the
+    process tree's open sockets; with --host 0.0.0.0 it listens on every interface and warns once that Triton has
+    no authentication. No request goes anywhere but loopback."""
+    out = tmp_path / "out.txt"
+    cmd = _serve_cmd(repo, *(["--host", host] if host else []), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
+                     "--log-file", str(tmp_path / "triton.log"))
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 170
+            while "ready on" not in out.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            listening = _listening_addresses(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = out.read_text()
+    ready = next(line for line in text.splitlines() if "ready on" in line)
+    ports = {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", ready)}
+    assert len(ports) == 3 and {int(a.rsplit(":", 1)[1]) for a in listening} >= ports, (listening, ready)
+    hosts = {a.rsplit(":", 1)[0] for a in listening}
+    if host is None:
+        assert hosts == {"127.0.0.1"}, listening
+        assert "warning" not in text and "listening on" not in ready
+    else:
+        assert "0.0.0.0" in hosts, listening
+        assert "listening on 0.0.0.0, every interface" in ready
+        assert sum("Triton has no authentication" in line for line in text.splitlines()) == 1, text
+
+
 def test_unreachable_server_retries_then_fails() -> None:
     port = free_port()
     c = CartoonClient(f"127.0.0.1:{port}", retries=2, backoff_s=0.1, timeout_s=5)

@@ -12,7 +12,7 @@ def serve(
     http_port: int = typer.Option(8000, help="HTTP/REST port (0 = a free one)."),
     grpc_port: int = typer.Option(8001, help="gRPC port (0 = a free one)."),
     metrics_port: int = typer.Option(8002, help="Prometheus metrics port (0 = a free one)."),
-    host: str = typer.Option("0.0.0.0", help="Address to listen on (127.0.0.1 = this machine only)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on: 127.0.0.1 = this machine only (the default); 0.0.0.0 = every interface (Triton has no authentication: only on a network you trust, or behind a proxy that authenticates)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Triton's own log (otherwise only written to --log-file)."),
     log_file: Path | None = typer.Option(None, "--log-file", help="Where to write Triton's log (default: ~/.cache/cptr/logs/tritonserver-HTTPPORT.log)."),
     log_verbose: int = typer.Option(0, "--log-verbose", min=0, help="Triton log verbosity (0 = quiet, 1 = requests)."),

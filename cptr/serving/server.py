@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import errno
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -109,6 +110,27 @@ def startup_cause(lines: Iterable[str]) -> str | None:
 
 def _listen_host(host: str) -> str:
     return "0.0.0.0" if host in ("", "0.0.0.0") else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) listens on this machine only."""
+    if host in ("", "0.0.0.0", "::"):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    """The one-line warning for a server that listens beyond loopback (None on loopback)."""
+    if is_loopback(host):
+        return None
+    where = "every interface" if host in ("", "0.0.0.0", "::") else host
+    return (f"warning: listening on {where}: Triton has no authentication, so anyone who can reach this machine can use "
+            "the server; use --host 127.0.0.1 unless a trusted network or an authenticating proxy stands in front")
 
 
 def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
@@ -467,8 +489,10 @@ def _summary(server: TritonServer) -> str:
     served = public_models(models)
     count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
     what = f"serving {', '.join(served)} ({count} in all)" if served else f"serving {count}"
+    listen = _listen_host(server.host)
+    where = "" if listen == server._client_host else f" (listening on {listen}, every interface)" if listen == "0.0.0.0" else f" (listening on {listen})"
     return (
-        f"cptr serve: ready on http://{server.http_url} (HTTP), {server.grpc_url} (gRPC), {server.metrics_url}; "
+        f"cptr serve: ready on http://{server.http_url} (HTTP), {server.grpc_url} (gRPC), {server.metrics_url}{where}; "
         f"{what}; Triton log: {server.log_path}; Ctrl-C stops"
     )
 
@@ -508,6 +532,8 @@ def serve(server: TritonServer) -> int:
                 return server.wait()
             raise
         print(_summary(server), flush=True)
+        if warning := exposure_warning(server.host):
+            print(warning, file=sys.stderr, flush=True)
         server.echo_errors = True
         while server.is_alive():
             time.sleep(0.2)

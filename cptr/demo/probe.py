@@ -1,0 +1,183 @@
+"""``python -m cptr.demo.probe``: choose the fine-tune recipe by measurement, structure kept against cartoon-ness.
+
+Each variant is a short ``cptr-train finetune`` from the demo run's source checkpoint (its discriminator
+included), with one of the method's knobs changed: FreezeS and FreezeG depth, the structure loss's
+resolutions and weight, FreezeD. Every saved checkpoint is judged twice, on the same latents:
+
+* **structure kept**: the face mesh's source(W) vs target(W) correlations over their ceiling
+  (:func:`cptr.data.structure.generator_structure`), averaged over roll, yaw and height;
+* **cartoon-ness**: the share of target samples the face critic calls cartoon (the critic guides the choice;
+  the model card's figures certify the result).
+
+Blends of one fine-tune (Toonify: alpha and ``swap_res``) are judged the same way without training. Results go to
+``WORK/probe/results.jsonl`` (one line per checkpoint or blend) and the plot to ``--plot``: one point per variant
+(its last checkpoint), lines through its earlier ones. The run is resumable: finished variants are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cptr.data.critic import critic_scores, load_critic
+from cptr.data.structure import FaceMesh, aligned_render_pairs, generator_structure
+from cptr.io import atomic_path
+from cptr.models.checkpoints import load_generator
+from cptr.models.latents import render, sample_latents
+from cptr.styles.blend import blend_generators
+
+STRUCTURE = ("roll", "yaw", "height")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One fine-tune: the knobs that differ between variants (the rest is the demo recipe's)."""
+
+    name: str
+    freeze_style: int = 2
+    freeze_g: int = 2
+    freeze_d: int = 1
+    structure_loss: int = 2
+    structure_weight: float = 1.0
+
+    def args(self) -> list[str]:
+        return ["--freeze-style", str(self.freeze_style), "--freeze-g", str(self.freeze_g), "--freeze-d", str(self.freeze_d),
+                "--structure-loss", str(self.structure_loss), "--structure-weight", str(self.structure_weight)]
+
+
+VARIANTS = (
+    Variant("shipped-64"),  # the recipe of the previous demo models
+    Variant("sl3-w10", structure_loss=3, structure_weight=10),
+    Variant("g3-sl3", freeze_g=3, structure_loss=3),
+    Variant("g3-sl3-w10", freeze_g=3, structure_loss=3, structure_weight=10),
+    Variant("s4-g3-sl3-w10", freeze_style=4, freeze_g=3, structure_loss=3, structure_weight=10),
+    Variant("sl3-w30", structure_loss=3, structure_weight=30),
+)
+BLENDS = ((1.0, None), (0.85, None), (0.7, None), (1.0, 16), (1.0, 32))  # (alpha, swap_res) for the blend points
+
+
+@torch.no_grad()
+def judge(source, target, w: torch.Tensor, mesh: FaceMesh, critic, pairs) -> dict:
+    """Mesh ratios and the critic's cartoon rate of ``target`` on latents ``w``."""
+    n = len(w)
+    j = generator_structure(source, target, n, 0.7, 0, mesh, pairs=pairs)
+    img = torch.cat([render(target, w[i : i + 50]) for i in range(0, n, 50)])
+    ratio = j.ratios()
+    return {"corr": j.measured.corr, "ratio": ratio, "structure": float(np.mean([ratio[f] for f in STRUCTURE])),
+            "cartoon": float((critic_scores(critic, img).domain_logit > 0).float().mean()), "pairs": j.measured.n_pairs}
+
+
+def run(work: Path, source_ckpt: Path, shipped: Path, data: Path, iters: int, every: int, n: int, variants: tuple[Variant, ...],
+        blend_of: str | None) -> Path:
+    """Fine-tune each variant from ``source_ckpt`` (the run's checkpoint, with its discriminator); judge against
+    ``shipped`` (the same source as shipped: per-pixel noise zeroed)."""
+    out = work / "probe"
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done = {(r["variant"], r.get("iter"), r.get("alpha"), r.get("swap_res")) for r in _read(results)}
+    source = load_generator(shipped)
+    critic, mesh, pairs = load_critic(), FaceMesh(), aligned_render_pairs(n)
+    w = sample_latents(source, n, 0.7, 0)
+
+    def record(row: dict) -> None:
+        with open(results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: v for k, v in row.items() if k != "corr"}), flush=True)
+
+    for v in variants:
+        run_dir = out / v.name
+        last = run_dir / "checkpoints" / f"{iters:06d}.pt"
+        if not last.exists():
+            cmd = [sys.executable, "-m", "cptr.training", "finetune", "--source", str(source_ckpt), "--data", str(data), "--out", str(run_dir),
+                   *v.args(), "--noise", "off", "--augment", "none", "--r1", "1", "--batch", "8", "--iters", str(iters),
+                   "--sample-every", str(iters), "--save-every", str(every), "--keep", "0", "--workers", "1", "--quiet"]
+            if (run_dir / "checkpoints").exists():
+                cmd.append("--resume")
+            print("$ " + " ".join(cmd[2:]), flush=True)
+            subprocess.run(cmd, check=True)
+        for ck in sorted((run_dir / "checkpoints").glob("[0-9]*.pt")):
+            if (v.name, int(ck.stem), None, None) not in done:
+                record({"variant": v.name, "iter": int(ck.stem), "alpha": None, "swap_res": None, **asdict(v), **judge(source, load_generator(ck), w, mesh, critic, pairs)})
+    if blend_of:
+        target = load_generator(out / blend_of / "checkpoints" / f"{iters:06d}.pt")
+        for alpha, swap in BLENDS:
+            if (blend_of, iters, alpha, swap) not in done:
+                g = blend_generators(source, target, alpha, swap)
+                record({"variant": blend_of, "iter": iters, "alpha": alpha, "swap_res": swap, **judge(source, g, w, mesh, critic, pairs)})
+    return results
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def plot(results: Path, path: Path, chosen: str | None = None) -> Path:
+    """Structure kept (mesh, share of the ceiling) against cartoon-ness (critic): one point per variant, blends apart."""
+    import matplotlib  # optional heavy dependency (the bench extra)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _read(results)
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=120)
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        trained = sorted((r for r in rows if r["variant"] == name and r["alpha"] is None), key=lambda r: r["iter"])
+        if not trained:
+            continue
+        xs, ys = [r["cartoon"] for r in trained], [r["structure"] for r in trained]
+        line, = ax.plot(xs, ys, "-", alpha=0.35)
+        ax.plot(xs[-1], ys[-1], "o", color=line.get_color(), ms=9 if name == chosen else 6, label=f"{name} ({trained[-1]['iter']} it)")
+        ax.annotate(f"{trained[0]['iter']}", (xs[0], ys[0]), fontsize=7, color=line.get_color())
+    for r in rows:
+        if r["alpha"] is not None and (r["alpha"], r["swap_res"]) != (1.0, None):
+            ax.plot(r["cartoon"], r["structure"], "s", color="0.4", ms=5)
+            ax.annotate(f"alpha {r['alpha']}" + (f", swap {r['swap_res']}" if r["swap_res"] else ""), (r["cartoon"], r["structure"]), fontsize=7, color="0.3",
+                        xytext=(4, -8), textcoords="offset points")
+    ax.axhline(0.7, color="tab:red", lw=0.8, ls="--")
+    ax.axvline(0.9, color="tab:red", lw=0.8, ls="--")
+    ax.set_xlabel("cartoon-ness: target samples the critic calls cartoon")
+    ax.set_ylabel("structure kept: face-mesh correlation / ceiling\n(mean of roll, yaw, height; source(W) vs target(W))")
+    ax.set_title("FreezeSG variants: structure against style (dashed: the bars)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m cptr.demo.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("runs/demo"), help="the demo run's folder (python -m cptr.demo.train --work)")
+    ap.add_argument("--iters", type=int, default=600, help="iterations of each short fine-tune (default 600)")
+    ap.add_argument("--every", type=int, default=150, help="judge a checkpoint every N iterations (default 150)")
+    ap.add_argument("--n", type=int, default=200, help="latents and held-out renders judged (default 200)")
+    ap.add_argument("--variants", default=",".join(v.name for v in VARIANTS), help="comma list of variants (default: all): " + ", ".join(v.name for v in VARIANTS))
+    ap.add_argument("--blend-of", default=None, help="also judge Toonify blends of this variant's last checkpoint")
+    ap.add_argument("--plot", type=Path, default=Path("docs/structure_tradeoff.png"), help="where the plot goes")
+    ap.add_argument("--chosen", default=None, help="the variant to mark as chosen on the plot")
+    a = ap.parse_args(argv)
+    names = [s.strip() for s in a.variants.split(",") if s.strip()]
+    known = {v.name: v for v in VARIANTS}
+    if unknown := sorted(set(names) - set(known)):
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    selection = a.work / "source" / "selected.json"
+    if not selection.exists():
+        ap.error(f"{selection} not found: run python -m cptr.demo.train --work {a.work} --steps data,source,select first")
+    source_ckpt = Path(json.loads(selection.read_text())["chosen"])
+    results = run(a.work, source_ckpt, a.work / "source" / "shipped.pt", a.work / "cartoon", a.iters, a.every, a.n, tuple(known[n] for n in names), a.blend_of)
+    print(f"wrote {plot(results, a.plot, a.chosen)}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
