@@ -69,7 +69,7 @@ def test_served_cartoons_keep_the_photos_face(demo_server):
     from cptr.data.critic import critic_scores, load_critic
     from cptr.data.metrics import FaceDetector
     from cptr.data.structure import photo_structure, png_bytes
-    from cptr.demo.measure import MESH_SERVED_FEATURES, THRESHOLDS
+    from cptr.demo.measure import MESH_SERVED_FEATURES, THRESHOLDS, required_features
     from cptr.imaging import from_uint8
 
     served: list = []
@@ -83,7 +83,9 @@ def test_served_cartoons_keep_the_photos_face(demo_server):
     ratio = judged.ratios()
     figures = json.dumps({"measured": judged.measured.corr, "ceiling": judged.ceiling.corr, "ratio": ratio, "pairs": judged.measured.n_pairs})
     assert judged.measured.n_pairs >= 150, figures
-    for f in MESH_SERVED_FEATURES:
+    required = required_features(MESH_SERVED_FEATURES, judged.ceiling.corr)
+    assert required == list(MESH_SERVED_FEATURES), figures  # each has a signal to keep through the server
+    for f in required:
         assert ratio[f] >= THRESHOLDS["mesh_served_ratio_min"], f"{f}: {figures}"
     cartoons = np.stack(served)
     rate = float((critic_scores(load_critic(ASSET_DIR / "critic.pt"), from_uint8(cartoons)).domain_logit > 0).float().mean())

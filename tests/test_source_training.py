@@ -133,3 +133,33 @@ def test_cli_source_help_defaults_and_errors(colours, tmp_path):
     assert Image.open(tmp_path / "grid.png").size == (8 * SIZE + 9 * 2, 2 * SIZE + 3 * 2)
     bad_mode = run("eval", "-g", str(tmp_path / "y" / "checkpoints" / "000002.pt"), "--data", str(colours), "--n", "10", "--no-faces", "--noise-mode", "loud")
     assert bad_mode.returncode == 2 and "noise mode" in bad_mode.stderr and "Traceback" not in bad_mode.stderr
+
+
+def test_grow_from_a_smaller_run(colours, tmp_path):
+    """`--grow-from`: a 32 px run starts the layers it shares with a 16 px run from that run's g_ema and d (the
+    discriminator's blocks one index further down), its new top block from scratch; it then trains as usual, and a
+    resume does not grow again."""
+    small = tmp_path / "small"
+    train(TrainConfig.for_source(out=str(small), iters=2, **{**RUN, "data": str(colours)}))
+    ckpt = small / "checkpoints" / "000002.pt"
+    big = TrainConfig.for_source(out=str(tmp_path / "big"), iters=2, grow_from=str(ckpt),
+                                 **{**RUN, "size": 32, "channels": "32,32,16,8", "data": str(colours)})
+    train(big)
+    s, b = load_checkpoint(ckpt), load_checkpoint(tmp_path / "big" / "checkpoints" / "000002.pt")
+    assert b["args"]["grow_from"] == str(ckpt)
+    from cptr.models.stylegan2 import Discriminator, Generator
+    from cptr.training.finetune import grow
+
+    g = Generator(32, 32, 2, channels=parse_channels("32,32,16,8", 32))
+    d = Discriminator(32, channels=g.channels)
+    fresh_rgb = d.state_dict()["convs.0.0.weight"].clone()
+    n = grow(g, d, ckpt)
+    gs, ds = g.state_dict(), d.state_dict()
+    assert n > 20
+    for name in ("style.1.weight", "input.input", "conv1.conv.weight", "convs.1.conv.weight", "to_rgbs.1.conv.weight"):
+        assert torch.equal(gs[name], s["g_ema"][name]), name
+    assert torch.equal(ds["convs.2.conv1.0.weight"], s["d"]["convs.1.conv1.0.weight"])  # 16 -> 8 block, one further down
+    assert torch.equal(ds["final_linear.1.weight"], s["d"]["final_linear.1.weight"])
+    assert torch.equal(ds["convs.0.0.weight"], fresh_rgb)  # fromRGB reads 32 px: not copied
+    with pytest.raises(ValueError, match="--grow-from starts a from-scratch run"):
+        TrainConfig(source=str(ckpt), data=str(colours), grow_from=str(ckpt)).validate()

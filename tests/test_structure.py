@@ -102,3 +102,25 @@ def test_aligned_renders_are_framed_as_the_server_frames_photos(tmp_path):
     # size (height std 0.035 against 0.060), a little bigger than the renderer draws it (mean 0.60 against 0.54 of the side)
     assert np.std(geo[ok, 0]) < 0.4 * np.std(raw[ok, 0])
     assert np.mean(geo[ok, 3]) > 1.05 * np.mean(raw[ok, 3]) and np.std(geo[ok, 3]) < 0.8 * np.std(raw[ok, 3])
+
+
+def test_eval_cli_reports_the_mesh_structure_with_ceiling_and_floor(tmp_path):
+    """`cptr-train eval -g TARGET --structure-source SOURCE`: the mesh's figures, ceiling and floor in the JSON report."""
+    import subprocess
+    import sys
+
+    from cptr.models.checkpoints import save_generator
+
+    torch.manual_seed(1)
+    for name in ("s", "t"):
+        save_generator(Generator(64, 32, 1, channel_multiplier=1).eval(), tmp_path / f"{name}.pt")
+    write_renders(tmp_path / "data", "cartoon", 24, size=64, seed=9_000_000, workers=1)
+    cmd = [sys.executable, "-m", "cptr.training", "eval", "-g", str(tmp_path / "t.pt"), "--data", str(tmp_path / "data"), "--n", "12",
+           "--no-faces", "--structure-source", str(tmp_path / "s.pt"), "--raw", "--out", str(tmp_path / "r.json")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "structure (face mesh) source(W) vs target(W)" in r.stdout and "ceiling: renderer's photo vs cartoon" in r.stdout
+    mesh = json.loads((tmp_path / "r.json").read_text())["structure_mesh"]
+    assert set(mesh) == {"measured", "ceiling", "floor", "ratio"} and mesh["ceiling"]["corr"]["yaw"] > 0.8 and mesh["ceiling"]["n_pairs"] >= 10
+    refused = subprocess.run([*cmd[:4], "--images", str(tmp_path / "data"), *cmd[6:]], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--structure-source needs --generator" in refused.stderr

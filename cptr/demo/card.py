@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from cptr.data.structure import FEATURES
-from cptr.demo.measure import MESH_GENERATOR_FEATURES, MESH_SERVED_FEATURES, THRESHOLDS, failures
+from cptr.demo.measure import MESH_GENERATOR_FEATURES, MESH_MIN_CEILING, MESH_SERVED_FEATURES, THRESHOLDS, failures
 from cptr.io import atomic_write_text, sha256_file
 
 FILES = ("source.pt", "target.pt", "encoder.pt", "mapper_smile.pt", "critic.pt")
@@ -65,7 +65,9 @@ def _mesh_lines(m: dict) -> list[str]:
         _mesh_row("floor: a photo vs another photo's cartoon", sv["floor"]),
         "",
         f"Required: source(W) vs target(W) {', '.join(MESH_GENERATOR_FEATURES)} each >= {THRESHOLDS['mesh_generator_ratio_min']:.0%} of the ceiling; "
-        f"served {', '.join(MESH_SERVED_FEATURES)} each >= {THRESHOLDS['mesh_served_ratio_min']:.0%}.",
+        f"served {', '.join(MESH_SERVED_FEATURES)} each >= {THRESHOLDS['mesh_served_ratio_min']:.0%}; a feature whose ceiling is under "
+        f"{MESH_MIN_CEILING} has no signal to keep here and is shown, not required (now: "
+        + (", ".join(f for f in FEATURES if g["ceiling"]["corr"][f] < MESH_MIN_CEILING) or "none") + ").",
         "",
         "The critic's structure figures (source(W) vs target(W): " + _fmt(m["structure_corr"]) + ") are shown for",
         "comparison only: the critic learnt the renderer's labels and helped train these models, so where it and the mesh",

@@ -54,12 +54,11 @@ class Variant:
 
 
 VARIANTS = (
-    Variant("shipped-64"),  # the recipe of the previous demo models
-    Variant("sl3-w10", structure_loss=3, structure_weight=10),
-    Variant("g3-sl3", freeze_g=3, structure_loss=3),
+    Variant("g2-sl2"),  # the recipe of the previous demo models: FreezeS 2, FreezeG 2, FreezeD 1, structure loss at 8 and 16 px
+    Variant("g2-sl3-w10", structure_loss=3, structure_weight=10),
     Variant("g3-sl3-w10", freeze_g=3, structure_loss=3, structure_weight=10),
+    Variant("g3-sl3-w30", freeze_g=3, structure_loss=3, structure_weight=30),
     Variant("s4-g3-sl3-w10", freeze_style=4, freeze_g=3, structure_loss=3, structure_weight=10),
-    Variant("sl3-w30", structure_loss=3, structure_weight=30),
 )
 BLENDS = ((1.0, None), (0.85, None), (0.7, None), (1.0, 16), (1.0, 32))  # (alpha, swap_res) for the blend points
 

@@ -1,6 +1,7 @@
 """``cptr demo``: the whole product on the shipped demo models, in one command.
 
-1. export the demo style (``cptr-export --style demo --alpha 0.7``) into ``OUT/triton_repo``;
+1. export the demo style (``cptr-export --style demo``: its own blend, :data:`cptr.demo.SERVED_ALPHA` and
+   :data:`cptr.demo.SERVED_SWAP_RES`, unless ``alpha`` is given) into ``OUT/triton_repo``;
 2. start the real Triton server on it (free loopback ports);
 3. through the client (gRPC): cartoonize held-out photo-domain faces and scikit-image's astronaut
    (each also pasted back, and with the "smile" text edit), and generate faces with style mixing;
@@ -87,14 +88,14 @@ def _astronaut() -> np.ndarray | None:
         return None
 
 
-def run_demo(out: Path, alpha: float = 0.7, log: Callable[[str], None] = print) -> DemoResult:
+def run_demo(out: Path, alpha: float | None = None, log: Callable[[str], None] = print) -> DemoResult:
     """Run the whole demo into ``out``; returns where the sheet is."""
     import torch
 
     from cptr.styles.blend import blend_generators
     from cptr.client import CartoonClient
     from cptr.data.faces import render_face
-    from cptr.demo import DEMO_NAME, TRAIN_HINT, demo_generators, missing_assets
+    from cptr.demo import DEMO_NAME, SERVED_ALPHA, SERVED_SWAP_RES, TRAIN_HINT, demo_generators, missing_assets
     from cptr.export.cli import ExportOptions, run_export
     from cptr.imaging import save_image, to_uint8
     from cptr.serving.server import TritonServer
@@ -107,7 +108,9 @@ def run_demo(out: Path, alpha: float = 0.7, log: Callable[[str], None] = print) 
     out.mkdir(parents=True, exist_ok=True)
     repo = out / "triton_repo"
     notes: list[str] = []
-    log(f"[1/5] exporting the demo style (alpha {alpha}) to {repo}")
+    alpha = SERVED_ALPHA if alpha is None else alpha
+    blend = f"alpha {alpha:g}" + (f", swap {SERVED_SWAP_RES} px" if SERVED_SWAP_RES else "")
+    log(f"[1/5] exporting the demo style ({blend}) to {repo}")
     run_export(ExportOptions(out=repo, style=DEMO_NAME, alpha=alpha, quiet=True))
 
     log("[2/5] starting the Triton server")
@@ -142,7 +145,7 @@ def run_demo(out: Path, alpha: float = 0.7, log: Callable[[str], None] = print) 
     in_caps = [f"held-out render {i + 1}" for i in range(len(photos))] + (["astronaut (skimage)"] if astronaut is not None else [])
     rows = [
         ("photo in", inputs),
-        (f"cartoon\n(served, alpha {alpha})", cartoons),
+        (f"cartoon\n(served, {blend})", cartoons),
         ("pasted back", pasted),
         ("cartoon + edit\n'smile' (mapper)", smiles),
         ("random faces\n(generate)", generated),
@@ -151,7 +154,7 @@ def run_demo(out: Path, alpha: float = 0.7, log: Callable[[str], None] = print) 
     ]
     captions = {0: in_caps, 4: [f"seed {s}" for s in GENERATE_SEEDS], 5: [f"seed {s} x {MIX_SEED}" for s in GENERATE_SEEDS],
                 6: [f"alpha {a:g}" for a in ALPHAS] * 2}
-    title = f"CPTR demo: models trained by CPTR on procedural faces (64 px), served by Triton; {n_in} photos, {len(GENERATE_SEEDS)} seeds"
+    title = f"CPTR demo: models trained by CPTR on procedural faces ({source.size} px), served by Triton; {n_in} photos, {len(GENERATE_SEEDS)} seeds"
     sheet = contact_sheet(rows, title, captions)
     path = out / "demo_sheet.png"
     save_image(sheet, path)

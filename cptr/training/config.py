@@ -23,7 +23,7 @@ EMA_DECAY = 0.5 ** (32 / (10 * 1000))
 # Settings that define the optimisation itself: a resumed run must keep them (or it would not
 # continue the same run). Everything else (length, logging, device, data location) may change.
 LOCKED = (
-    "source", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight", "noise",
+    "source", "grow_from", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight", "noise",
     "augment", "ada_target", "ada_length", "ada_every", "global_batch", "lr", "r1", "d_reg_every",
     "path_reg", "g_reg_every", "path_batch_shrink", "mixing", "ema", "seed",
 )
@@ -77,6 +77,7 @@ class TrainConfig:
     style_dim: int = 512
     n_mlp: int = 8
     channel_multiplier: int = 2
+    grow_from: str = ""  # a from-scratch run may start its shared blocks from a smaller run's checkpoint
     # FreezeSG
     freeze_style: int = 2
     freeze_g: int = 3
@@ -146,6 +147,8 @@ class TrainConfig:
                 problems.append("--style-dim and --n-mlp must be positive")
             if self.freeze_style or self.freeze_g or self.freeze_d or self.structure_loss:
                 problems.append("freezing and the structure loss need a source model: a from-scratch run trains every layer")
+        elif self.grow_from:
+            problems.append("--grow-from starts a from-scratch run (--size) from a smaller one; a fine-tune starts from --source")
         if not self.data and not self.resume:
             problems.append("--data is required (a folder of images or an LMDB from `cptr-train prepare`)")
         if self.noise not in NOISE_STRENGTHS:

@@ -101,6 +101,45 @@ def _adam(params: list[nn.Parameter], lr: float, reg_every: int) -> optim.Adam:
     return optim.Adam(params, lr=lr * ratio, betas=(0.0**ratio, 0.99**ratio))
 
 
+def grow(g: Generator, d: Discriminator, path: str | Path) -> int:
+    """Initialise the blocks ``g`` and ``d`` share with a smaller run's checkpoint (its ``g_ema`` and ``d``), in place.
+
+    A generator's layers are named from 4 px up (``convs.i``, ``to_rgbs.i``, ``noises.noise_i``), so the smaller
+    one's names are the larger one's first layers; a discriminator's are named from the input down, so the smaller
+    one's block ``convs.k`` (k >= 1) is the larger one's ``convs.k + (log2 size - log2 small)``; its fromRGB and the
+    larger one's top blocks start from scratch. Only tensors of one shape are copied. Returns how many were."""
+    from cptr.training.checkpointing import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    small_g = ckpt.get("g_ema") or ckpt.get("g")
+    if not isinstance(small_g, dict):
+        raise ValueError(f"{path} has no generator ('g_ema' or 'g') to grow from")
+    copied = 0
+    with torch.no_grad():
+        own = g.state_dict()
+        for name, t in small_g.items():
+            if name in own and own[name].shape == t.shape:
+                own[name].copy_(t)
+                copied += 1
+        small_d = ckpt.get("d")
+        if isinstance(small_d, dict):
+            own_d = d.state_dict()
+            shift = int(math.log2(g.size)) - int(math.log2(int(ckpt.get("args", {}).get("size") or 0) or g.size))
+            for name, t in small_d.items():
+                parts = name.split(".")
+                if parts[0] == "convs":
+                    if parts[1] == "0":
+                        continue  # fromRGB reads another resolution
+                    parts[1] = str(int(parts[1]) + shift)
+                target = ".".join(parts)
+                if target in own_d and own_d[target].shape == t.shape:
+                    own_d[target].copy_(t)
+                    copied += 1
+    if copied == 0:
+        raise ValueError(f"{path} shares no layer of the same shape with this {g.size} px run (check --channels)")
+    return copied
+
+
 def _latent_avg(g: Generator, seed: int, n: int = 4096) -> torch.Tensor:
     gen = torch.Generator().manual_seed(stream_seed(seed, "latent-avg"))
     z = torch.randn(n, g.style_dim, generator=gen).to(g.input.input.device)
@@ -150,6 +189,9 @@ class Finetuner:
             base = Generator(cfg.size, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, channel_multiplier=cfg.channel_multiplier, channels=channels)
             base = base.to(self.device)
             d = Discriminator(cfg.size, channels=base.channels).to(self.device)
+            if cfg.grow_from and resume is None:
+                grown = grow(base, d, cfg.grow_from)
+                self.log(f"grown from {cfg.grow_from}: {grown} tensors of the generator and discriminator start from it, the rest from scratch")
         else:
             if not Path(cfg.source).is_file():
                 raise FileNotFoundError(f"source model {cfg.source} not found; pass --source PATH (a rosinality .pt or NVlabs .pkl)")

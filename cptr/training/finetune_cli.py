@@ -26,6 +26,7 @@ _OPTIONS: tuple[tuple[str, type, tuple[str, ...], str, str], ...] = (
     ("size", int, ("--size",), "Output resolution (a power of two).", "source"),
     ("channels", str, ("--channels",), "Widths from 4 px up to --size, e.g. 512,512,512,512,256 (or 4:512,8:512,...); empty = --channel-multiplier's standard widths.", "source"),
     ("channel_multiplier", int, ("--channel-multiplier",), "Standard StyleGAN2 widths (x2 = the 256 px FFHQ config) when --channels is empty.", "source"),
+    ("grow_from", Path, ("--grow-from",), "Start from a smaller run's checkpoint (e.g. 64 px for a 128 px run): the layers the two share start from it, the new top block from scratch.", "source"),
     ("style_dim", int, ("--style-dim",), "Width of z and w.", "source"),
     ("n_mlp", int, ("--n-mlp",), "Layers of the mapping network.", "source"),
     ("freeze_style", int, ("--freeze-style",), "FreezeS: the first K W+ entries of the target come from the source's W+ (0 = off, plain style mixing).", "finetune"),
@@ -109,7 +110,7 @@ def _run(options: dict, defaults: dict) -> None:
 
     out, resume, resume_from = options["out"], options["resume"], options["resume_from"]
     given = {k: v for k, v in options.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    for k in ("source", "data", "out", "resume_from"):
+    for k in ("source", "data", "out", "resume_from", "grow_from"):
         if k in given:
             given[k] = str(given[k])
     try:
