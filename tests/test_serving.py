@@ -689,6 +689,31 @@ def test_serve_listens_on_loopback_unless_told(repo: Path, tmp_path: Path, host:
         assert sum("Triton has no authentication" in line for line in text.splitlines()) == 1, text
 
 
+def test_grey_photo_gets_a_grey_cartoon_and_the_cli_says_the_size(server: TritonServer, ref: Reference, photo: np.ndarray, tmp_path: Path) -> None:
+    """A one-channel photo: the cartoon comes back grey (its luma), not in invented colours; a colour photo keeps its
+    colours. The client CLI's line names what it wrote, its size, and that it is grey."""
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+    from cptr.serving.stages import grey
+
+    gray_file = tmp_path / "grey.png"
+    Image.fromarray(photo).convert("L").save(gray_file)
+    with CartoonClient(server.grpc_url, timeout_s=60) as c:
+        got = c.cartoonize(gray_file.read_bytes(), style=STYLE, output="array")
+        colour = c.cartoonize(png(photo), style=STYLE, output="array")
+    assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()
+    want = grey(to_uint8(ref.cartoonize(np.asarray(Image.open(gray_file).convert("RGB")))))
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert np.abs(colour[..., 0].astype(int) - colour[..., 2].astype(int)).max() > 10  # colour stays colour
+    size = ref.size
+    r = CliRunner().invoke(app, ["client", "cartoonize", str(gray_file), "-o", str(tmp_path / "c.png"), "--url", server.grpc_url])
+    assert r.exit_code == 0, r.output
+    assert f"wrote {tmp_path / 'c.png'}: cartoon, {size}x{size} px, grey as the photo" in r.output
+    r = CliRunner().invoke(app, ["client", "generate", "--seeds", "1-3", "-o", str(tmp_path / "g.png"), "--url", server.grpc_url])
+    assert f"3 faces of {size}x{size} px in a {3 * size + 8}x{size + 4} px grid" in r.output, r.output
+
+
 def test_unreachable_server_retries_then_fails() -> None:
     port = free_port()
     c = CartoonClient(f"127.0.0.1:{port}", retries=2, backoff_s=0.1, timeout_s=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -227,3 +228,36 @@ def test_styles_cli(store, tmp_path, pair) -> None:
     assert r.exit_code == 2 and "style 'nope' is not registered; known: demo, disney" in r.output
     r = runner.invoke(app, ["styles", "remove", "disney"])
     assert r.exit_code == 0
+
+
+@pytest.mark.slow
+def test_a_style_without_encoder_says_so_from_add_to_the_client(store, tmp_path, pair) -> None:
+    """Two random-weight checkpoints registered without --encoder: `styles add` warns with the fix, `styles list`
+    shows it serves generate only, `cptr-export` notes that only generate_<style> is built, and the real server's
+    client, asked to cartoonize with it, names the missing encoder instead of suggesting a re-export."""
+    pytest.importorskip("pytriton")
+    pytest.importorskip("tritonclient.grpc")
+    from cptr.cli import app
+    from cptr.client import CartoonClient, UnknownStyleError
+    from cptr.export.cli import app as export_app
+    from cptr.serving.server import TritonServer
+
+    sp, tp = save_generator(pair[0], tmp_path / "s.pt"), save_generator(pair[1], tmp_path / "t.pt")
+    runner = CliRunner()
+    r = runner.invoke(app, ["styles", "add", "webtoon", "--source", str(sp), "--target", str(tp)])
+    assert r.exit_code == 0, r.output
+    assert "an export serves: generate" in r.output and "has no encoder" in r.output and "--encoder e4e_ffhq_encode.pt" in r.output
+    assert "cptr-train encoder" in r.output
+    r = runner.invoke(app, ["styles", "list"])
+    line = next(x for x in r.output.splitlines() if x.startswith("webtoon"))
+    assert "serves=generate (no encoder: no cartoonize)" in line
+    assert "serves=generate,cartoonize,edit:smile" in next(x for x in r.output.splitlines() if x.startswith("demo"))
+    repo = tmp_path / "triton_repo"
+    r = runner.invoke(export_app, ["--style", "webtoon", "--alpha", "0.7", "--out", str(repo), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "only generate_webtoon is built" in r.output and "has no encoder" in r.output
+    with TritonServer(repo) as server, CartoonClient(server.grpc_url, timeout_s=60) as client:
+        assert client.generate([1], style="webtoon", output="array")[0].shape == (32, 32, 3)
+        with pytest.raises(UnknownStyleError, match="without an encoder, so it cannot cartoonize photos") as err:
+            client.cartoonize(np.zeros((64, 64, 3), np.uint8), style="webtoon")
+        assert "--encoder" in str(err.value) and "restart" not in str(err.value)

@@ -26,7 +26,7 @@ from .errors import (
     NoFaceError,
 )
 from .ffhq import FACE_ELLIPSE, Aligned, align_face, face_mask, feather_mask, ffhq_quad, paste_back, quad_to_matrix
-from .image_io import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS, load_image
+from .image_io import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS, is_grayscale, load_image
 from .landmarks import (
     BACKENDS,
     DEFAULT_DETECT_SIZE,
@@ -57,6 +57,7 @@ __all__ = [
     "face_mask",
     "feather_mask",
     "ffhq_quad",
+    "is_grayscale",
     "load_image",
     "paste_back",
     "quad_to_matrix",

@@ -89,6 +89,19 @@ def load_image(
         ) from None
 
 
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def is_grayscale(data: bytes) -> bool:
+    """Whether an image file stores one grey channel (Pillow modes :data:`GRAYSCALE_MODES`), read from its header
+    only; False for anything Pillow cannot identify."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.mode in GRAYSCALE_MODES
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def _cause(e: Exception, buf: io.BytesIO, where: str) -> str:
     """``: <Pillow's reason>`` naming the input as ``where`` (Pillow names it by its buffer's repr), or
     nothing when Pillow only says it recognised no format (the message says that already)."""

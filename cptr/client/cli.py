@@ -76,14 +76,25 @@ def cartoonize(
             png = client.cartoonize(photo, style=style, prompt=prompt, paste_back=paste_back, output="png")
     except (CartoonError, ValueError) as e:
         raise _fail(e, photo) from None
+    from cptr.client.client import decode_output
+
+    picture = decode_output(png, "pil")
     if fmt == "PNG":
         atomic_write_bytes(out, png)  # type: ignore[arg-type]
     else:
-        from cptr.client.client import decode_output
         from cptr.imaging import save_image
 
-        save_image(decode_output(png, "pil"), out)  # type: ignore[arg-type]
-    typer.echo(f"wrote {out}")
+        save_image(picture, out)  # type: ignore[arg-type]
+    what = "the photo with the cartoon pasted back" if paste_back else "cartoon"
+    grey = ", grey as the photo" if picture.mode == "RGB" and _is_grey(picture) else ""
+    typer.echo(f"wrote {out}: {what}, {picture.size[0]}x{picture.size[1]} px{grey}")
+
+
+def _is_grey(picture) -> bool:
+    import numpy as np
+
+    a = np.asarray(picture)
+    return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
 
 
 @app.command()
@@ -117,8 +128,10 @@ def generate(
             faces = client.generate(seeds, style=style, mix=mix, output="array")
     except (CartoonError, ValueError) as e:
         raise _fail(e) from None
-    save_image(grid(np.stack(faces), cols=min(cols, len(faces))), out)
-    typer.echo(f"wrote {out} ({len(faces)} faces)")
+    sheet = grid(np.stack(faces), cols=min(cols, len(faces)))
+    save_image(sheet, out)
+    h, w = np.asarray(sheet).shape[:2]
+    typer.echo(f"wrote {out}: {len(faces)} faces of {faces[0].shape[1]}x{faces[0].shape[0]} px in a {w}x{h} px grid")
 
 
 @app.command()

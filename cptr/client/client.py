@@ -325,6 +325,18 @@ class _Plans:
     def _unknown(self, model: str, served: Sequence[str]) -> UnknownStyleError:
         """An UnknownStyleError that says what the server does serve."""
         public = C.public_models(served) or list(served)
+        if model.startswith(C.CARTOONIZE_PREFIX):
+            wanted = model.removeprefix(C.CARTOONIZE_PREFIX)  # <style> or <style>_<prompt>
+            styles = [m.removeprefix(C.GENERATE_PREFIX) for m in served if m.startswith(C.GENERATE_PREFIX)]
+            style = next((st for st in styles if wanted == st or wanted.startswith(st + "_")), None)
+            if style and not any(m.startswith(C.CARTOONIZE_PREFIX + style) for m in served):
+                return UnknownStyleError(
+                    f"the server at {self.url} serves style '{style}' for random faces only (generate_{style}): it was exported "
+                    f"without an encoder, so it cannot cartoonize photos. Register e4e or pSp weights with "
+                    f"`cptr styles add {style} --source ... --target ... --encoder e4e_ffhq_encode.pt --replace` (or train one: "
+                    "cptr-train encoder), then export it again",
+                    model=model,
+                )
         what = f"model '{model}'"
         for prefix in (C.GENERATE_PREFIX, C.CARTOONIZE_PREFIX):
             if model.startswith(prefix):

@@ -511,6 +511,11 @@ def export_style(opts: ExportOptions) -> Manifest:
                 prog.note(notes[-1])
 
             arts = {name: art for name, (_, art) in built.items()}
+            if contracts.ENCODER not in by_key:
+                from cptr.styles import no_encoder_hint
+
+                notes.append(f"only generate_{r.name} is built: {no_encoder_hint(r.name)}")
+                prog.note(notes[-1])
             if mappers and contracts.ENCODER not in by_key:
                 notes.append(f"mappers {sorted(mappers)} left out of the repository: they need an encoder")
                 prog.note(notes[-1])

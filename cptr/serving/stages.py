@@ -134,9 +134,22 @@ def paste_into_photo(photo: np.ndarray, stylized: np.ndarray, transform: np.ndar
     return paste_back(photo, stylized, aligned)
 
 
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` -> the same image in grey (ITU-R 601 luma, as Pillow's ``convert("L")``), still 3 channels."""
+    luma = (rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114))
+    return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def render(image: np.ndarray, photo_bytes: bytes | None = None, transform: np.ndarray | None = None, paste_back: bool = False) -> bytes:
-    """Postprocess one result: the generator image as PNG, or pasted back into the photo."""
+    """Postprocess one result: the generator image as PNG, or pasted back into the photo.
+
+    A photo stored in grey (a one-channel file) gets a grey cartoon: the generator's colours would be invented.
+    """
+    from cptr.align import is_grayscale
+
     rgb = to_uint8(image)
+    if photo_bytes is not None and is_grayscale(photo_bytes):
+        rgb = grey(rgb)
     if paste_back:
         if photo_bytes is None or transform is None:
             raise RequestError(BAD_REQUEST, "paste_back=1 needs the photo (image_bytes) and its transform")

@@ -27,6 +27,7 @@ from cptr.contracts import NAME_RE, InvalidNameError, check_name
 from cptr.io import atomic_path, atomic_write_text, sha256_file
 
 __all__ = [
+    "no_encoder_hint",
     "BUILTIN_PREFIX",
     "GeneratorMismatchError",
     "StyleError",
@@ -87,6 +88,12 @@ class StyleInfo:
         """The shipped demo style (it cannot be replaced or removed)."""
         return self.name == DEMO_NAME
 
+    @property
+    def capabilities(self) -> list[str]:
+        """What an export of this style serves: ``generate`` always; ``cartoonize`` (photos) with an encoder;
+        ``edit:PROMPT`` for each text mapper (edits of photos need the encoder too)."""
+        return ["generate"] + (["cartoonize"] if self.encoder else []) + [f"edit:{p}" for p in sorted(self.mappers)]
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("name")
@@ -96,6 +103,13 @@ class StyleInfo:
     def from_json(cls, name: str, d: dict[str, Any]) -> StyleInfo:
         known = {f for f in cls.__dataclass_fields__ if f != "name"}
         return cls(name=name, **{k: v for k, v in d.items() if k in known})
+
+
+def no_encoder_hint(name: str) -> str:
+    """What to do when style ``name`` has no encoder, so photos cannot be cartoonized (one wording everywhere)."""
+    return (f"style '{name}' has no encoder, so photos cannot be cartoonized with it (only random faces: generate). "
+            f"Register e4e or pSp weights: cptr styles add {name} --source ... --target ... --encoder e4e_ffhq_encode.pt --replace; "
+            "or train one for its source: cptr-train encoder --generator SOURCE --out runs/encoder")
 
 
 def store_dir() -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cptr.styles import DEFAULT_ALPHA, StyleError, add_style, get_style, list_styles, registry_path, remove_style, validate_name
+from cptr.styles import DEFAULT_ALPHA, StyleError, add_style, get_style, list_styles, no_encoder_hint, registry_path, remove_style, validate_name
 
 app = typer.Typer(
     help="Manage the style registry ($CPTR_HOME/styles.json).\n\n"
@@ -40,7 +40,9 @@ def parse_mapper_options(items: list[str]) -> dict[str, str]:
 def _list_cmd() -> None:
     """List the styles (built-in demo first).
 
-    One line per style: its name, default blend, text mappers and checkpoints.
+    One line per style: its name, default blend, what an export of it serves
+    (generate; cartoonize needs an encoder; edit:PROMPT per text mapper) and
+    its checkpoints.
 
     Examples:
 
@@ -52,8 +54,8 @@ def _list_cmd() -> None:
         _fail(e)
     for s in styles:
         extra = f" swap_res={s.swap_res}" if s.swap_res else ""
-        maps = f" mappers={','.join(sorted(s.mappers))}" if s.mappers else ""
-        typer.echo(f"{s.name:16s} alpha={s.alpha:g}{extra}{maps}  {'(built-in) ' if s.builtin else ''}{s.target if not s.builtin else s.description}")
+        can = "serves=" + ",".join(s.capabilities) + ("" if s.encoder else " (no encoder: no cartoonize)")
+        typer.echo(f"{s.name:16s} alpha={s.alpha:g}{extra} {can}  {'(built-in) ' if s.builtin else ''}{s.target if not s.builtin else s.description}")
 
 
 @app.command("show")
@@ -106,7 +108,9 @@ def _add_cmd(
         )
     except StyleError as e:
         _fail(e)
-    typer.echo(f"registered style {info.name!r} in {registry_path()}")
+    typer.echo(f"registered style {info.name!r} in {registry_path()}; an export serves: {', '.join(info.capabilities)}")
+    if not info.encoder:
+        typer.secho(f"warning: {no_encoder_hint(info.name)}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command("remove")
