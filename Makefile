@@ -2,6 +2,7 @@
 #
 #   make demo    installs what the demo needs, then runs `cptr demo` (train-free: the shipped demo models)
 #   make test    installs every extra, then runs the test suite
+#   make docs    builds the documentation site into site/ (fails on a broken link or a missing page)
 #   make wheelhouse  builds dist/wheelhouse/ for the offline GPU check (docs/device_check.md)
 #
 # torch is installed first, on its own, and then pinned: every later install runs with a pip constraint
@@ -15,7 +16,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --progress-bar on
 PIN := $(VENV)/torch-pin.txt
 
-.PHONY: setup setup-demo setup-ui setup-deploy demo test bench clean wheelhouse
+.PHONY: setup setup-demo setup-ui setup-deploy setup-docs demo test docs bench clean wheelhouse
 
 $(PIN):
 	@echo "== creating $(VENV) and installing $(TORCH)"
@@ -52,6 +53,12 @@ $(VENV)/.deploy-installed: pyproject.toml $(PIN)
 	$(call install,deploy,the checkers of cptr deploy's manifests (kubernetes-validate and hadolint))
 	@touch $@
 
+# The documentation site's builder (MkDocs + Material).
+$(VENV)/.docs-installed: pyproject.toml $(PIN)
+	$(call install,docs,the documentation site's builder (MkDocs with the Material theme))
+	@touch $@
+
+setup-docs: $(VENV)/.docs-installed
 setup-ui: $(VENV)/.ui-installed
 setup-deploy: $(VENV)/.deploy-installed
 setup-demo: $(VENV)/.demo-installed
@@ -63,11 +70,14 @@ demo: setup-demo
 test: setup
 	$(BIN)/python -m pytest -q -ra
 
+docs: setup-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: setup
 	$(BIN)/python benchmarks/latency.py --quick
 
 clean:
-	rm -rf $(VENV) triton_repo cptr-demo
+	rm -rf $(VENV) triton_repo cptr-demo site
 
 # ---------------------------------------------------------------------------------------- wheelhouse
 # dist/wheelhouse/ (git-ignored): the CPTR wheel plus every wheel benchmarks/device_check.sh installs with

@@ -135,7 +135,7 @@ class EngineConfig:
         """``parameters`` of a config.pbtxt for Triton's ``openvino`` backend (native flavour).
 
         That backend knows ``HINT_BF16`` but no way to ask for f32: on a CPU with bf16 its fp32
-        models run in OpenVINO's default precision, which is bf16 there (see the README).
+        models run in OpenVINO's default precision, which is bf16 there (see docs/cpu-engines.md).
         """
         params = {"PERFORMANCE_HINT": self.hint.upper()}
         if self.streams is not None:

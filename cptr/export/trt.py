@@ -2,7 +2,7 @@
 
 ``tensorrt`` is imported only when an engine is built, so this module imports everywhere. Graphs
 with CPTR plugin nodes (``UpFirDn2d``, ``FusedBiasLeakyReLU``) need the plugin library built from
-``cptr/export/plugins`` (see the README section "GPU engines: CUDA kernels and TensorRT plugins")::
+``cptr/export/plugins`` (see docs/gpu-engines.md)::
 
     from cptr.export.trt import build_engine
     meta = build_engine("synthesis.onnx", "model.plan", profile=(1, 4, 16), fp16=True,
