@@ -74,7 +74,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Build a directory under a temporary name, then swap it in for ``path``.
 
     The previous directory (if any) is kept until the new one is complete, then removed. An
-    exception leaves ``path`` exactly as it was.
+    exception, while building or between the two renames of the swap, leaves ``path`` exactly as it was.
     """
     target = Path(path).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,13 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         old.rmdir()
         os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException:  # between the two renames: put the previous tree back
+        if old is not None:
+            os.replace(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -57,3 +57,29 @@ def test_atomic_directory_swaps_whole_tree(tmp_path: Path) -> None:
             raise KeyboardInterrupt
     assert [p.name for p in repo.iterdir()] == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["triton_repo"]
+
+
+def test_atomic_directory_failure_between_the_two_renames_keeps_the_previous_tree(tmp_path: Path, monkeypatch) -> None:
+    """The swap is two renames (old tree aside, new tree in). A failure of the second (a full disk, a signal)
+    puts the previous tree back: same files, no temporary folder left."""
+    import os
+
+    repo = tmp_path / "triton_repo"
+    with atomic_directory(repo) as tmp:
+        (tmp / "old.txt").write_text("previous")
+    real_replace, calls = os.replace, []
+
+    def failing_second(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_second)
+    with pytest.raises(OSError, match="No space left"):
+        with atomic_directory(repo) as tmp:
+            (tmp / "new.txt").write_text("new")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert len(calls) == 3  # aside, in (failed), back
+    assert sorted(p.name for p in repo.iterdir()) == ["old.txt"] and (repo / "old.txt").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["triton_repo"]
