@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ def make_tiny_generator(size: int = 32, seed: int = 0, style_dim: int = 64, n_ml
             if name.endswith("noise.weight") or name.endswith("activate.bias") or name.endswith("to_rgb1.bias"):
                 p.normal_(0, 0.2)
     return g
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_home(tmp_path_factory: pytest.TempPathFactory):
+    """The suite writes nothing outside its temporary folders: the style store ($CPTR_HOME), the caches CPTR and
+    its servers use ($XDG_CACHE_HOME: Triton's backend copy, logs) and matplotlib's point into one for the session.
+    Tests that need a store of their own still set CPTR_HOME themselves."""
+    root = tmp_path_factory.mktemp("home")
+    saved = {k: os.environ.get(k) for k in ("CPTR_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR")}
+    os.environ.update(CPTR_HOME=str(root / "cptr"), XDG_CACHE_HOME=str(root / "cache"), MPLCONFIGDIR=str(root / "matplotlib"))
+    yield root
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture

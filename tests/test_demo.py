@@ -179,7 +179,7 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
     # a second run finds every training step done and only packs and measures again
     again = subprocess.run(cmd + ["--steps", "data,critic,source,select,finetune,encoder,mapper"], capture_output=True, text=True, env=_env(), timeout=CLI_TIMEOUT)
     assert again.returncode == 0 and again.stdout.count("done already") == 7, again.stdout
-    refused = subprocess.run([sys.executable, "-m", "cptr.demo.train", "--quick"], capture_output=True, text=True, env=_env(), timeout=60)
+    refused = subprocess.run([sys.executable, "-m", "cptr.demo.train", "--quick"], capture_output=True, text=True, env=_env(), timeout=60, cwd=tmp_path)
     assert refused.returncode == 2 and "--assets" in refused.stderr
 
 
