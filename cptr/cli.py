@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from cptr.helptext import reflow_app
+
 app = typer.Typer(
     help="CPTR: cartoon portrait style transfer on StyleGAN2.\n\n"
     "Export a style to a Triton model repository (cptr-export), serve it, call it.\n\n"
@@ -63,6 +65,9 @@ def demo(
     for note in res.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"done in {res.seconds:.0f} s; contact sheet: {res.sheet}")
+
+
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ def render(
 
       cptr-train render --domain photo --n 20000 --size 64 --out data/photo
 
-      cptr-train render --domain cartoon --n 20000 --size 64 --out data/cartoon.lmdb
+      cptr-train render --domain cartoon --n 20000 --out data/cartoon.lmdb
 
-      cptr-train render --domain photo --n 20000 --size 64 --align --out data/photo-aligned
+      cptr-train render --domain photo --n 20000 --align --out data/aligned
 
     Each image comes with its attributes (yaw, roll, skin tone, hair colour, smile, ...) in labels.csv.
     """
@@ -93,11 +93,15 @@ def evaluate(
 
     Examples:
 
-      cptr-train eval -g runs/source/checkpoints/004000.pt --data data/photo --truncation 0.7
+      cptr-train eval -g runs/source/checkpoints/004000.pt --data data/photo \\
+          --truncation 0.7
 
-      cptr-train eval --images samples/ --data data/photo --inception pt_inception-2015-12-05-6726825d.pth --out report.json
+      cptr-train eval --images samples/ --data data/photo \\
+          --inception pt_inception-2015-12-05-6726825d.pth --out report.json
 
-      cptr-train eval -g runs/cartoon/checkpoints/000600.pt --structure-source runs/source/shipped.pt --data data/cartoon --truncation 0.7
+      cptr-train eval -g runs/cartoon/checkpoints/000600.pt \\
+          --structure-source runs/source/shipped.pt --data data/cartoon \\
+          --truncation 0.7
     """
     from cptr.models.checkpoints import CheckpointError
     from cptr.data.critic import load_critic

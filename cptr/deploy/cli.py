@@ -44,7 +44,8 @@ def k8s(
 
       cptr-export --style demo --out triton_repo
       cptr deploy k8s triton_repo --image registry.example.com/cptr/cptr-triton
-      cptr deploy k8s triton_repo --model-uri s3://my-bucket/cptr/demo --max-replicas 8
+      cptr deploy k8s triton_repo --model-uri s3://my-bucket/cptr/demo \\
+          --max-replicas 8
 
     Then follow deploy/README.md: build and push the image, copy the repository, helm install.
     """

@@ -45,9 +45,11 @@ def edit(
 
       cptr edit --seed 3 --critic smile --steps 50 -o edit_smile
 
-      cptr edit --photo me.jpg --prompt "a smiling face" --clip-weights ViT-B-32.pt --style webtoon
+      cptr edit --photo me.jpg --prompt "a smiling face" \\
+          --clip-weights ViT-B-32.pt --style webtoon
 
-      cptr edit --latent w.npy --prompt "angry" --clip-weights ViT-B-32.pt --id-lambda 0.005 --arcface-weights model_ir_se50.pth
+      cptr edit --latent w.npy --prompt "angry" --clip-weights ViT-B-32.pt \\
+          --id-lambda 0.005 --arcface-weights model_ir_se50.pth
 
     The final W+ (w_plus.npy) feeds the served synthesis unchanged: client.infer("synthesis_<style>", {"w_plus": w}).
     """

@@ -22,19 +22,24 @@ Examples:
 
 \b
   # the embedded demo style -> triton_repo/ (what `make demo` runs)
-  cptr-export --style demo --alpha 0.7
+  cptr-export --style demo
   # a registered style (cptr styles add ...), fp16 graphs
-  cptr-export --style webtoon --alpha 0.7 --swap-res 16 --precision fp16 --out /models/webtoon
+  cptr-export --style webtoon --alpha 0.7 --swap-res 16 --precision fp16 \\
+      --out /models/webtoon
   # checkpoints directly, soft layer swap
-  cptr-export --source ffhq256.pt --target webtoon.pt --style webtoon --swap-res 32 --blend-width 1.0
+  cptr-export --source ffhq256.pt --target webtoon.pt --style webtoon \\
+      --swap-res 32 --blend-width 1.0
   # photo -> cartoon with a text edit, for Triton's native onnxruntime backend
-  cptr-export --style webtoon --encoder e4e.pt --mapper smile=smile.pt --inject-k 4 --backend native
-  # CPU serving with OpenVINO in bf16 (fp32 where the CPU has no bf16), checked at PSNR >= 35 dB
+  cptr-export --style webtoon --encoder e4e.pt --mapper smile=smile.pt \\
+      --inject-k 4 --backend native
+  # CPU serving with OpenVINO in bf16 (fp32 where the CPU has no bf16)
   cptr-export --style demo --engine openvino --precision bf16
-  # the same with models compiled for batch 1 and 4 (fixed shapes run faster; other sizes stay dynamic)
-  cptr-export --style demo --engine openvino --precision bf16 --ov-static-batch 1,4
+  # the same with models compiled for batch 1 and 4 (fixed shapes run faster)
+  cptr-export --style demo --engine openvino --precision bf16 \\
+      --ov-static-batch 1,4
   # the same for Triton's openvino backend, tuned for throughput
-  cptr-export --style demo --engine openvino --precision bf16 --backend native --ov-hint throughput --ov-streams 2
+  cptr-export --style demo --engine openvino --precision bf16 \\
+      --backend native --ov-hint throughput --ov-streams 2
 """
 
 # --------------------------------------------------------------------------- Typer app

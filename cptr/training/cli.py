@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from cptr.data import cli as data_cli
+from cptr.helptext import reflow_app
 from cptr.training import encoder_cli, finetune_cli, mapper_cli
 
 app = typer.Typer(
@@ -41,6 +42,9 @@ app.command("prepare", no_args_is_help=True)(finetune_cli.prepare)
 app.command("mapper", help=mapper_cli.MAPPER_HELP, no_args_is_help=True)(mapper_cli.mapper_command)
 app.command("encoder", help=encoder_cli.ENCODER_HELP, no_args_is_help=True)(encoder_cli.encoder_command)
 # Other trainers register here, one line each.
+
+
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
 
 
 def main() -> None:

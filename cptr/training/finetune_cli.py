@@ -89,11 +89,13 @@ def finetune(**options: Any) -> None:
 
       cptr-train finetune --source ffhq256.pt --data cartoons/ --out runs/webtoon
 
-      cptr-train finetune --source ffhq256.pt --data cartoons.lmdb --out runs/webtoon-sl --freeze-g 0 --structure-loss 2
+      cptr-train finetune --source ffhq256.pt --data cartoons.lmdb \\
+          --out runs/webtoon-sl --freeze-g 0 --structure-loss 2
 
       cptr-train finetune --out runs/webtoon --resume --iters 20000
 
-      torchrun --nproc_per_node 4 -m cptr.training finetune --source ffhq256.pt --data cartoons.lmdb --out runs/webtoon --batch 4
+      torchrun --nproc_per_node 4 -m cptr.training finetune --source ffhq256.pt \\
+          --data cartoons.lmdb --out runs/webtoon --batch 4
 
     The result loads anywhere a generator does: `cptr styles add webtoon --source ffhq256.pt --target runs/webtoon/checkpoints/005000.pt`.
     """
@@ -144,11 +146,14 @@ def source(**options: Any) -> None:
 
       cptr-train source --data data/photo --out runs/source
 
-      cptr-train source --data ffhq.lmdb --out runs/ffhq256 --size 256 --channels "" --style-dim 512 --n-mlp 8 --channel-multiplier 2 --r1 10 --augment ada --iters 200000
+      cptr-train source --data ffhq.lmdb --out runs/ffhq256 --size 256 \\
+          --channels "" --style-dim 512 --n-mlp 8 --channel-multiplier 2 --r1 10 \\
+          --augment ada --iters 200000
 
       cptr-train source --out runs/source --resume --iters 8000
 
-      torchrun --nproc_per_node 4 -m cptr.training source --data data/photo --out runs/source --batch 4
+      torchrun --nproc_per_node 4 -m cptr.training source --data data/photo \\
+          --out runs/source --batch 4
     """
     _run(options, _DEFAULTS["source"])
 

@@ -28,7 +28,7 @@ def ui(
       cptr serve --model-repository triton_repo   # then, in another terminal:
       cptr ui                                     # open http://127.0.0.1:7860
       cptr ui --url 127.0.0.1:8000 --protocol http --port 7861
-      cptr ui --serve triton_repo                 # its own server, stopped on Ctrl-C
+      cptr ui --serve triton_repo                 # with its own server
     """
     if protocol not in ("grpc", "http"):
         raise typer.BadParameter("use grpc or http", param_hint="--protocol")
