@@ -163,3 +163,11 @@ def test_grow_from_a_smaller_run(colours, tmp_path):
     assert torch.equal(ds["convs.0.0.weight"], fresh_rgb)  # fromRGB reads 32 px: not copied
     with pytest.raises(ValueError, match="--grow-from starts a from-scratch run"):
         TrainConfig(source=str(ckpt), data=str(colours), grow_from=str(ckpt)).validate()
+
+
+def test_cli_prepare_writes_an_lmdb(colours, tmp_path):
+    """`cptr-train prepare` (it once failed on every call: its --workers and --quiet were never declared)."""
+    r = subprocess.run([sys.executable, "-m", "cptr.training", "prepare", str(colours), "--out", str(tmp_path / "c.lmdb"), "--size", "16", "--workers", "2"],
+                       capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "wrote 64 images" in r.stdout and (tmp_path / "c.lmdb" / "data.mdb").is_file()

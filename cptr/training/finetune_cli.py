@@ -163,6 +163,8 @@ def prepare(
     out: Path = typer.Option(..., "--out", help="LMDB folder to write (replaced atomically)."),
     size: list[int] = typer.Option([256], "--size", help="Resolution(s) to store; repeat for several."),
     quality: int = typer.Option(100, min=1, max=100, help="JPEG quality."),
+    workers: int = typer.Option(8, "--workers", min=1, help="Threads decoding and resizing images."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Write a rosinality-format LMDB dataset (keys `length` and `{size}-{index:05d}`).
 
