@@ -315,3 +315,42 @@ def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None
     r = CliRunner().invoke(cli.app, [*args[:-3], "--mapper", f"frown={junk}", "--out", str(out), "--quiet"])
     assert r.exit_code == 1 and "mapper 'frown'" in r.output and "junk.pt" in r.output
     assert _snapshot(out) == before
+
+
+def test_registered_style_exports_with_its_registry_settings(tmp_path, monkeypatch) -> None:
+    """`cptr styles add` settings (alpha, swap_res, blend_width, inject_k, encoder, mapper) are what `cptr-export
+    --style NAME` builds: the manifest records them and the exported synthesis is the blend they define (within the
+    export's own 1e-3 gate, measured ~1e-6); an option typed on the command line overrides the registry's."""
+    from typer.testing import CliRunner
+
+    from cptr.export import cli
+    from cptr.models.checkpoints import save_generator
+    from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
+    from cptr.models.mapper import LevelsMapper, save_mapper
+    from cptr.styles import add_style
+    from cptr.styles.blend import blend_generators
+
+    monkeypatch.setenv("CPTR_HOME", str(tmp_path / "home"))
+    src, tgt = make_tiny_generator(64, seed=0), make_tiny_generator(64, seed=1)
+    sp, tp = save_generator(src, tmp_path / "s.pt"), save_generator(tgt, tmp_path / "t.pt")
+    torch.manual_seed(0)
+    ep = save_encoder(Encoder(**small_encoder_config(src.n_latent, src.style_dim, input_size=64, width=8)).eval(), tmp_path / "enc.pt")
+    mp = save_mapper(LevelsMapper(n_latent=src.n_latent, style_dim=src.style_dim, n_layers=2, lr_mul=1.0), tmp_path / "smile.pt")
+    add_style("reg", sp, tp, alpha=0.4, swap_res=16, blend_width=0.5, inject_k=2, encoder=ep, mappers={"smile": str(mp)})
+    out = tmp_path / "repo"
+    r = CliRunner().invoke(cli.app, ["--style", "reg", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert (m["alpha"], m["swap_res"], m["blend_width"], m["inject_k"]) == (0.4, 16, 0.5, 2)
+    assert m["models"]["mapper_reg_smile"]["inject_k"] == 2 and "encoder_reg" in m["models"]
+    w = np.random.default_rng(1).normal(size=(2, src.n_latent, src.style_dim)).astype(np.float32)
+    sess = ort_session(out / "synthesis_reg" / "1" / "model.onnx")
+    got = sess.run(None, {sess.get_inputs()[0].name: w})[0]
+    with torch.no_grad():
+        want = blend_generators(src, tgt, 0.4, 16, 0.5)([torch.from_numpy(w)], input_is_latent=True, randomize_noise=False)[0].numpy()
+        other = blend_generators(src, tgt, 0.7, None, None)([torch.from_numpy(w)], input_is_latent=True, randomize_noise=False)[0].numpy()
+    assert np.abs(got - want).max() < 1e-3 and np.abs(got - other).max() > 1e-2
+    # a typed option wins over the registry's
+    r = CliRunner().invoke(cli.app, ["--style", "reg", "--alpha", "0.9", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["alpha"] == 0.9
