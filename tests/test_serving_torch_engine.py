@@ -35,3 +35,24 @@ def test_served_torch_engines_match_onnx(torch_repo: Path) -> None:
     assert "not usable here" not in log
     assert np.abs(got - ref.generate(seeds)).max() < 1e-3
     assert np.abs(mixed - ref.generate(seeds, mix)).max() < 1e-3
+
+
+def test_a_corrupted_engine_falls_back_to_onnx_runtime(torch_repo: Path, tmp_path: Path) -> None:
+    """A `model.pt2` that cannot load (here: truncated to its first KiB) is not fatal: the stage logs why and
+    serves `model.onnx` with ONNX Runtime, whose answers match the in-process reference (1e-4, the ONNX path's
+    own bound); the intact stage keeps its torch engine."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(torch_repo, repo)
+    engine = repo / f"synthesis_{STYLE}" / "1" / "model.pt2"
+    engine.write_bytes(engine.read_bytes()[:1024])
+    ref = Reference(repo)
+    seeds = [3, 11]
+    with TritonServer(repo) as server:
+        with CartoonClient(server.grpc_url, "grpc", timeout_s=120) as client:
+            got = client.generate(seeds, style=STYLE, output="tensor")
+        log = server.log_tail(100_000)
+    assert f"synthesis_{STYLE}: torch engine {engine} not usable here" in log and "using ONNX Runtime" in log
+    assert f"mapping_{STYLE}: serving torch engine model.pt2 on cpu" in log
+    assert np.abs(got - ref.generate(seeds)).max() < 1e-3
