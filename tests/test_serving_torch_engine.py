@@ -39,8 +39,8 @@ def test_served_torch_engines_match_onnx(torch_repo: Path) -> None:
 
 def test_a_corrupted_engine_falls_back_to_onnx_runtime(torch_repo: Path, tmp_path: Path) -> None:
     """A `model.pt2` that cannot load (here: truncated to its first KiB) is not fatal: the stage logs why and
-    serves `model.onnx` with ONNX Runtime, whose answers match the in-process reference (1e-4, the ONNX path's
-    own bound); the intact stage keeps its torch engine."""
+    serves `model.onnx` with ONNX Runtime; the intact mapping stage keeps its torch engine, and the answers match
+    the in-process ONNX reference within 1e-3, the torch engines' bound above."""
     import shutil
 
     repo = tmp_path / "repo"
