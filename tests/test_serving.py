@@ -355,6 +355,50 @@ def test_cartoonize_many_threads(server: TritonServer, ref: Reference, photo: np
     assert isinstance(results[1], BadImageError)
 
 
+def test_a_batch_of_good_and_bad_requests_answers_the_good_ones(repo: Path, ref: Reference, tmp_path: Path) -> None:
+    """Three requests to the synthesis stage held together as one dynamic batch (its queue waits up to 5 s for a
+    batch of 3, so it does not depend on timing): the one with a NaN is refused with its own error, the other
+    two are answered exactly as in-process ONNX Runtime answers them (TOL), and the server's statistics show
+    one execution for the three requests."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tritonclient.grpc as grpcclient
+
+    work = tmp_path / "repo"
+    shutil.copytree(repo, work)
+    config = work / f"synthesis_{STYLE}" / "config.pbtxt"
+    text = re.sub(r"preferred_batch_size: \[[^\]]*\]", "preferred_batch_size: [ 3 ]", config.read_text())
+    config.write_text(re.sub(r"max_queue_delay_microseconds: \d+", "max_queue_delay_microseconds: 5000000", text))
+    rng = np.random.default_rng(0)
+    good = [rng.normal(size=(1, ref.n_latent, ref.style_dim)).astype(np.float32) for _ in range(2)]
+    bad = good[0].copy()
+    bad[0, 0, 0] = np.nan
+    with TritonServer(work) as server:
+        model = f"synthesis_{STYLE}"
+
+        def infer(w: np.ndarray):
+            c = grpcclient.InferenceServerClient(server.grpc_url)
+            x = grpcclient.InferInput("w_plus", list(w.shape), "FP32")
+            x.set_data_from_numpy(w)
+            try:
+                return c.infer(model, [x]).as_numpy("image")
+            except Exception as e:  # noqa: BLE001 - the refusal is the point
+                return e
+            finally:
+                c.close()
+
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(infer, [good[0], bad, good[1]]))
+        stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics(model, as_json=True)
+    assert isinstance(results[1], Exception) and "NaN" in str(results[1])
+    for w, got in zip(good, (results[0], results[2])):
+        assert isinstance(got, np.ndarray), got
+        assert np.abs(got - ref.run(model, w)).max() < TOL
+    batch = stats["model_stats"][0]["batch_stats"]
+    assert [int(b["batch_size"]) for b in batch] == [3] and int(batch[0]["compute_infer"]["count"]) == 1, batch
+
+
 # --------------------------------------------------------------------------- bad requests
 
 
