@@ -609,8 +609,9 @@ def _serve_cmd(repo: Path, *args: str) -> list[str]:
 
 
 def test_second_serve_on_busy_ports_fails_at_once(tmp_path: Path) -> None:
-    """A second `cptr serve` on the ports of a running server exits non-zero within 5 s, names the
-    port and the flag to change, and never says ready (it used to poll the other server's health)."""
+    """A second `cptr serve` on the ports of a running server exits non-zero before it starts a tritonserver (no
+    waiting for a startup that cannot succeed: the ports are probed first), names the port and the flag to change,
+    and never says ready (it used to poll the other server's health)."""
     repo = _one_model_repo(tmp_path / "repo", "slow", SLOW_CONFIG, SLOW_MODEL)
     with TritonServer(repo, host="0.0.0.0") as first:
         ports = ["--http-port", str(first.http_port), "--grpc-port", str(first.grpc_port), "--metrics-port", str(first.metrics_port)]
@@ -619,7 +620,8 @@ def test_second_serve_on_busy_ports_fails_at_once(tmp_path: Path) -> None:
             r = subprocess.run(_serve_cmd(repo, "--host", host, *ports), capture_output=True, text=True, timeout=60)
             elapsed = time.monotonic() - start
             out = r.stdout + r.stderr
-            assert r.returncode != 0 and elapsed < 5, (r.returncode, elapsed, out)
+            assert r.returncode != 0 and "starting tritonserver" not in out, (r.returncode, elapsed, out)
+            assert elapsed < 30, (elapsed, out)  # the interpreter's start only; a startup attempt waits minutes
             assert f"port {first.http_port} (--http-port) is taken" in out
             assert "ready" not in out
         assert first.is_alive() and first.is_ready()  # the first server is untouched
