@@ -101,7 +101,7 @@ def _latest(run: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
+def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: Path | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "commands.log"
     timings: dict[str, float] = _read_json(work / "timings.json")
@@ -154,7 +154,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str]) -> dict:
     step("critic", critic.exists() and perceptual.exists(), critics)
     step("source", source_last.exists(), lambda: _run(trained(work / "source", [
         "source", "--data", str(photo), "--out", str(work / "source"), "--size", str(r.size), "--channels", r.source_channels,
-        "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "0", "--workers", "1"]), log))
+        "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "0", "--workers", "1",
+        *(["--grow-from", str(grow_from)] if grow_from else [])]), log))
     def select_step() -> None:
         if not selection.exists():
             select(work / "source", r.select_from, r.source_iters, r.select_n, selection, r.source_noise)
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", default=",".join(STEPS), help="comma list of steps to run (default: all): " + ", ".join(STEPS))
     ap.add_argument("--size", type=int, choices=sorted(RECIPES), default=Recipe().size, help=f"output size of the models (default {Recipe().size})")
     ap.add_argument("--quick", action="store_true", help="a rehearsal with tiny sizes (minutes): checks the whole path, makes useless models")
+    ap.add_argument("--grow-from", type=Path, default=None, help="start the source's shared layers from a smaller run's checkpoint (e.g. the 64 px run's for --size 128)")
     ap.add_argument("--source-iters", type=int, default=None, help=f"iterations of the source generator (default {Recipe().source_iters}); more = better faces")
     a = ap.parse_args(argv)
     only = [s.strip() for s in a.steps.split(",") if s.strip()]
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         recipe = QUICK if a.quick else RECIPES[a.size]
         if a.source_iters is not None:
             recipe = dataclasses.replace(recipe, source_iters=a.source_iters)
-        build(a.work, a.assets, recipe, only)
+        build(a.work, a.assets, recipe, only, a.grow_from)
     except subprocess.CalledProcessError as e:
         print(f"error: a step failed (exit {e.returncode}): {' '.join(map(str, e.cmd))}; fix it and rerun: finished steps are kept", file=sys.stderr)
         raise SystemExit(1) from None
