@@ -158,4 +158,6 @@ def run_demo(out: Path, alpha: float | None = None, log: Callable[[str], None] =
     sheet = contact_sheet(rows, title, captions)
     path = out / "demo_sheet.png"
     save_image(sheet, path)
+    if astronaut is not None:  # the paste-back at full size: where a seam would show
+        save_image(pasted[-1], out / "astronaut_pasted_back.png")
     return DemoResult(path, repo, time.perf_counter() - t0, notes)
