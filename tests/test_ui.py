@@ -125,17 +125,10 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def requests_seen() -> list[str]:
-    """Every URL the browser asked for during this module (checked by test_page_works_offline)."""
-    return []
-
-
 @pytest.fixture
-def page(browser, ui: str, requests_seen: list[str]):
+def page(browser, ui: str):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
-    pg.on("request", lambda r: requests_seen.append(r.url))
     pg.set_default_timeout(WAIT_MS)
     pg.goto(ui)
     pg.wait_for_selector("#server-status .cptr-ok")
@@ -265,10 +258,25 @@ def test_random_faces_grid(page, browser, ui: str, index: dict, client: CartoonC
         other.context.close()
 
 
-def test_page_works_offline(requests_seen: list[str], ui: str) -> None:
-    """Fonts, scripts and styles all come from the page's own server: nothing from the internet."""
-    assert requests_seen, "the browser tests made no requests"
-    outside = sorted({u for u in requests_seen if not u.startswith((ui + "/", "data:", "blob:"))})
+def test_page_works_offline(browser, ui: str) -> None:
+    """Fonts, scripts and styles all come from the page's own server: nothing from the internet. The page is
+    opened and used here, on a browser context of its own, so the test does not depend on the others."""
+    seen: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        pg = context.new_page()
+        pg.on("request", lambda r: seen.append(r.url))
+        pg.set_default_timeout(WAIT_MS)
+        pg.goto(ui)
+        pg.wait_for_selector("#server-status .cptr-ok")
+        pg.get_by_role("tab", name="Random faces").click()
+        pg.fill("#seeds input, #seeds textarea", "2")
+        pg.click("#generate")
+        pg.wait_for_function("() => document.querySelectorAll('#faces img').length === 1")
+    finally:
+        context.close()
+    assert seen, "the page made no requests"
+    outside = sorted({u for u in seen if not u.startswith((ui + "/", "data:", "blob:"))})
     assert outside == [], outside
 
 
@@ -328,10 +336,25 @@ def test_ui_starts_its_own_server_and_stops_it(repo: Path, tmp_path: Path) -> No
 # --------------------------------------------------------------------------- last: the server goes away
 
 
-def test_page_does_not_block_server_shutdown(page, server: TritonServer, tmp_path: Path) -> None:
+def test_page_does_not_block_server_shutdown(browser, repo: Path, tmp_path: Path) -> None:
     """With pages open and connected (the browser's over gRPC, one over HTTP), the server still stops
     gracefully and without waiting on them; the page then says it is down, and works again once the
-    server is back."""
+    server is back. Its own server and page: the module's stay up, whatever order the tests run in."""
+    with TritonServer(repo) as server:
+        proc, url = _start_ui(["--url", server.grpc_url, "--protocol", "grpc"], tmp_path / "ui.log")
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(url)
+            page.wait_for_selector("#server-status .cptr-ok")
+            _server_goes_away(page, server, tmp_path)
+        finally:
+            context.close()
+            assert _stop_ui(proc, tmp_path / "ui.log") == 0
+
+
+def _server_goes_away(page, server: TritonServer, tmp_path: Path) -> None:
     page.get_by_role("tab", name="Random faces").click()
     page.fill("#seeds input, #seeds textarea", "3")
     page.click("#generate")
