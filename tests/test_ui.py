@@ -333,7 +333,7 @@ def test_ui_starts_its_own_server_and_stops_it(repo: Path, tmp_path: Path) -> No
         os.kill(triton_pid, 0)
 
 
-# --------------------------------------------------------------------------- last: the server goes away
+# --------------------------------------------------------------------------- the server goes away (its own server and page)
 
 
 def test_page_does_not_block_server_shutdown(browser, repo: Path, tmp_path: Path) -> None:
