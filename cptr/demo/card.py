@@ -120,7 +120,8 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machines: dic
         f"- source: `cptr-train source`, from scratch, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
         *_selection_lines(selection),
         f"- target: `cptr-train finetune`, FreezeSG (FreezeS {recipe['freeze_style']}, FreezeG {recipe['freeze_g']} = {_resolutions(2, recipe['freeze_g'])}, "
-        f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])}, {recipe['finetune_iters']} iterations, batch 8, "
+        f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])} (weight {recipe.get('structure_weight', 1.0):g}), "
+        f"{recipe['finetune_iters']} iterations, batch 8, chosen by `python -m cptr.demo.probe` (docs/structure_tradeoff.png), "
         f"per-pixel noise {'zeroed and frozen (`--noise off`: flat fills, no photo grain)' if recipe.get('finetune_noise') == 'off' else 'trained'};",
         f"- encoder: `cptr-train encoder --width small --work-size {recipe['size']} --images <photo renders> --perceptual-weights <second critic> "
         f"--lambda-perceptual {recipe.get('encoder_perceptual', 0)}`, {recipe['encoder_steps']} steps on the source's samples and the photo renders "

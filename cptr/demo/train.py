@@ -64,14 +64,15 @@ class Recipe:
     source_channels: str = "128,128,64,32,32"
     select_from: int = 4000  # candidates for the shipped source: checkpoints from here to source_iters
     select_n: int = 300
-    source_noise: str = "none"  # the shipped source's noise mode: zeroed strengths (faces 95.2% vs 49.8% with the stored maps, FID 1.55 vs 1.77)
-    # Cartoon-ness against pose kept, probed every 50 iterations on latent seed 5 (n=300): 550 gave 90.0% cartoon,
-    # yaw 0.77, roll 0.82; 600: 96.3%, 0.745, 0.805; 750: 100%, 0.644, 0.762; 1000: 100%, 0.536, 0.750.
+    source_noise: str = "none"  # the shipped source's noise mode: zeroed strengths (stored maps left a speckle that cost faces)
+    # The fine-tune, chosen by `python -m cptr.demo.probe` (docs/structure_tradeoff.png): structure kept (face mesh,
+    # source(W) vs target(W)) against cartoon-ness (critic), 600 iterations each, checkpoints every 150.
     finetune_iters: int = 600
     freeze_style: int = 2  # FreezeS: W+ entries the target takes from the source
-    freeze_g: int = 2  # FreezeG: 4 and 8 px stay the source's
+    freeze_g: int = 3  # FreezeG: 4, 8 and 16 px stay the source's
     freeze_d: int = 1  # FreezeD: fromRGB and the 64 px block
-    structure_loss: int = 2  # at 8 and 16 px
+    structure_loss: int = 3  # at 8, 16 and 32 px
+    structure_weight: float = 10.0
     finetune_noise: str = "off"  # flat-filled cartoons: no per-pixel noise (the photo model's grain would carry over)
     encoder_steps: int = 2000
     # Weight of the perceptual critic's loss (pSp's LPIPS lambda). Without it (pixel losses only) 2000 steps
@@ -169,7 +170,7 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     step("finetune", target_ckpt.exists(), lambda: _run(trained(work / "finetune", [
         "finetune", "--source", str(source_ckpt), "--data", str(cartoon), "--out", str(work / "finetune"),
         "--freeze-style", str(r.freeze_style), "--freeze-g", str(r.freeze_g), "--freeze-d", str(r.freeze_d),
-        "--structure-loss", str(r.structure_loss), "--noise", r.finetune_noise, "--augment", "none",
+        "--structure-loss", str(r.structure_loss), "--structure-weight", str(r.structure_weight), "--noise", r.finetune_noise, "--augment", "none",
         "--r1", "1", "--batch", "8", "--iters", str(r.finetune_iters), "--sample-every", "250", "--save-every", "250", "--keep", "0",
         "--workers", "1"]), log))
     step("encoder", encoder_ckpt.exists(), lambda: _run([
