@@ -65,7 +65,7 @@ VARIANTS = (
     Variant("g2-sl3-w10", structure_loss=3, structure_weight=10),
     Variant("g3-sl3-w10", freeze_g=3, structure_loss=3, structure_weight=10),
     Variant("g3-sl3-w30", freeze_g=3, structure_loss=3, structure_weight=30),
-    Variant("s4-g3-sl3-w10", freeze_style=4, freeze_g=3, structure_loss=3, structure_weight=10),
+    Variant("s4-g3-sl3-w10", freeze_style=4, freeze_g=3, structure_loss=3, structure_weight=10),  # chosen (the demo recipe)
 )
 BLENDS = ((1.0, None), (0.85, None), (0.7, None), (1.0, 16), (1.0, 32))  # (alpha, swap_res) for the blend points
 

@@ -68,7 +68,7 @@ class Recipe:
     # The fine-tune, chosen by `python -m cptr.demo.probe` (docs/structure_tradeoff.png): structure kept (face mesh,
     # source(W) vs target(W)) against cartoon-ness (critic), 600 iterations each, checkpoints every 150.
     finetune_iters: int = 600
-    freeze_style: int = 2  # FreezeS: W+ entries the target takes from the source
+    freeze_style: int = 4  # FreezeS: W+ entries the target takes from the source
     freeze_g: int = 3  # FreezeG: 4, 8 and 16 px stay the source's
     freeze_d: int = 1  # FreezeD: fromRGB and the 64 px block
     structure_loss: int = 3  # at 8, 16 and 32 px
