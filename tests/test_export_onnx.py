@@ -178,7 +178,7 @@ def demo_export(tmp_path_factory):
     out = root / "repo"
     env = {**os.environ, "CPTR_HOME": str(root / "home")}
     r = subprocess.run(
-        [*_cli(), "--style", "demo", "--alpha", "0.7", "--out", str(out), "--quiet"],
+        [*_cli(), "--style", "demo", "--out", str(out), "--quiet"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert r.returncode == 0, r.stderr
@@ -188,7 +188,9 @@ def demo_export(tmp_path_factory):
 def test_cli_demo_export_writes_verified_models(demo_export) -> None:
     out = demo_export
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["style"] == "demo" and manifest["alpha"] == 0.7
+    from cptr.demo import SERVED_ALPHA
+
+    assert manifest["style"] == "demo" and manifest["alpha"] == SERVED_ALPHA  # the demo style's own blend
     from cptr import demo
 
     assert manifest["source"] == f"sha256:{sha256_file(demo.SOURCE)}" and manifest["target"] == f"sha256:{sha256_file(demo.TARGET)}"

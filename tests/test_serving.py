@@ -701,7 +701,11 @@ def _listening_addresses(pid: int) -> set[str]:
             addr_hex, port_hex = cols[1].split(":")
             raw = bytes.fromhex(addr_hex)
             raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # /proc prints each 32-bit word little-endian
-            found.add(f"{socket.inet_ntop(family, raw)}:{int(port_hex, 16)}")
+            import ipaddress
+
+            ip = ipaddress.ip_address(socket.inet_ntop(family, raw))
+            ip = getattr(ip, "ipv4_mapped", None) or ip  # an IPv6 socket bound to ::ffff:127.0.0.1 is IPv4 loopback
+            found.add(f"{ip}:{int(port_hex, 16)}")
     return found
 
 
