@@ -636,23 +636,33 @@ def test_second_serve_on_busy_ports_fails_at_once(tmp_path: Path) -> None:
     assert r.returncode != 0 and f"port {taken} (--grpc-port)" in r.stderr and "ready" not in r.stdout + r.stderr
 
 
-def test_serve_is_quiet(repo: Path, tmp_path: Path) -> None:
-    """`cptr serve` prints a start line and a one-line summary, no Triton log lines: on a CPU-only
-    machine none of Triton's E-level lines (CudaDriverHelper, unable to create stream...)."""
-    out, log = tmp_path / "out.txt", tmp_path / "triton.log"
-    cmd = _serve_cmd(repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--log-file", str(log))
+def _serve_until_ready(cmd: list[str], out: Path, while_ready=None):
+    """Run `cptr serve` (``cmd``) with its output in ``out`` until it says ready, call ``while_ready(proc)``, then
+    SIGTERM it and check it exits 0. Returns what ``while_ready`` returned."""
+    result = None
     with open(out, "wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 170
             while "ready on" not in out.read_text() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
+            if while_ready is not None:
+                result = while_ready(proc)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    return result
+
+
+def test_serve_is_quiet(repo: Path, tmp_path: Path) -> None:
+    """`cptr serve` prints a start line and a one-line summary, no Triton log lines: on a CPU-only
+    machine none of Triton's E-level lines (CudaDriverHelper, unable to create stream...)."""
+    out, log = tmp_path / "out.txt", tmp_path / "triton.log"
+    cmd = _serve_cmd(repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--log-file", str(log))
+    _serve_until_ready(cmd, out)
     lines = out.read_text().splitlines()
     assert any("ready on" in line for line in lines), lines
     ready = next(line for line in lines if "ready on" in line)
@@ -717,19 +727,7 @@ def test_serve_listens_on_loopback_unless_told(repo: Path, tmp_path: Path, host:
     out = tmp_path / "out.txt"
     cmd = _serve_cmd(repo, *(["--host", host] if host else []), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
                      "--log-file", str(tmp_path / "triton.log"))
-    with open(out, "wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 170
-            while "ready on" not in out.read_text() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            listening = _listening_addresses(proc.pid)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    listening = _serve_until_ready(cmd, out, lambda proc: _listening_addresses(proc.pid))
     text = out.read_text()
     ready = next(line for line in text.splitlines() if "ready on" in line)
     ports = {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", ready)}

@@ -241,14 +241,9 @@ def test_random_faces_grid(page, browser, ui: str, index: dict, client: CartoonC
     np.testing.assert_array_equal(first, client.generate([0], STYLE, mix=(42, 3), output="array")[0])
 
     # a second page on the same server at the same time: pages share the server
-    other = browser.new_context().new_page()
+    other = _open_page(browser, ui)
     try:
-        other.set_default_timeout(WAIT_MS)
-        other.goto(ui)
-        other.wait_for_selector("#server-status .cptr-ok")
-        other.get_by_role("tab", name="Random faces").click()
-        other.fill("#seeds input, #seeds textarea", "7")
-        other.click("#generate")
+        _generate(other, "7")
         page.fill("#seeds input, #seeds textarea", "8-9")
         page.click("#generate")
         assert "1 random face of style 'demo'" in _status(other, "#faces-status")
@@ -258,23 +253,34 @@ def test_random_faces_grid(page, browser, ui: str, index: dict, client: CartoonC
         other.context.close()
 
 
+def _open_page(browser, url: str, seen: list[str] | None = None):
+    """A page on a browser context of its own, loaded and connected to its server; ``seen`` collects every URL it
+    asks for. Returns the page (close it with ``page.context.close()``)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    if seen is not None:
+        page.on("request", lambda r: seen.append(r.url))
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.wait_for_selector("#server-status .cptr-ok")
+    return page
+
+
+def _generate(page, seeds: str) -> None:
+    page.get_by_role("tab", name="Random faces").click()
+    page.fill("#seeds input, #seeds textarea", seeds)
+    page.click("#generate")
+
+
 def test_page_works_offline(browser, ui: str) -> None:
     """Fonts, scripts and styles all come from the page's own server: nothing from the internet. The page is
     opened and used here, on a browser context of its own, so the test does not depend on the others."""
     seen: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = _open_page(browser, ui, seen)
     try:
-        pg = context.new_page()
-        pg.on("request", lambda r: seen.append(r.url))
-        pg.set_default_timeout(WAIT_MS)
-        pg.goto(ui)
-        pg.wait_for_selector("#server-status .cptr-ok")
-        pg.get_by_role("tab", name="Random faces").click()
-        pg.fill("#seeds input, #seeds textarea", "2")
-        pg.click("#generate")
+        _generate(pg, "2")
         pg.wait_for_function("() => document.querySelectorAll('#faces img').length === 1")
     finally:
-        context.close()
+        pg.context.close()
     assert seen, "the page made no requests"
     outside = sorted({u for u in seen if not u.startswith((ui + "/", "data:", "blob:"))})
     assert outside == [], outside
@@ -342,22 +348,16 @@ def test_page_does_not_block_server_shutdown(browser, repo: Path, tmp_path: Path
     server is back. Its own server and page: the module's stay up, whatever order the tests run in."""
     with TritonServer(repo) as server:
         proc, url = _start_ui(["--url", server.grpc_url, "--protocol", "grpc"], tmp_path / "ui.log")
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = _open_page(browser, url)
         try:
-            page = context.new_page()
-            page.set_default_timeout(WAIT_MS)
-            page.goto(url)
-            page.wait_for_selector("#server-status .cptr-ok")
             _server_goes_away(page, server, tmp_path)
         finally:
-            context.close()
+            page.context.close()
             assert _stop_ui(proc, tmp_path / "ui.log") == 0
 
 
 def _server_goes_away(page, server: TritonServer, tmp_path: Path) -> None:
-    page.get_by_role("tab", name="Random faces").click()
-    page.fill("#seeds input, #seeds textarea", "3")
-    page.click("#generate")
+    _generate(page, "3")
     assert "1 random face" in _status(page, "#faces-status")
     over_http = UIBackend(server.http_url, "http", out_dir=tmp_path)
     assert over_http.generate("3", STYLE).ok  # and stays open: Triton waits for open HTTP connections
