@@ -18,12 +18,13 @@ WIDTH = 80
 
 
 def _commands() -> list[tuple[str, typer.Typer, list[str]]]:
+    from cptr.bench.cli import app as bench_app
     from cptr.cli import app as cptr_app
     from cptr.export.cli import app as export_app
     from cptr.training.cli import app as train_app
 
     out = []
-    for prog, app in (("cptr", cptr_app), ("cptr-export", export_app), ("cptr-train", train_app)):
+    for prog, app in (("cptr", cptr_app), ("cptr-export", export_app), ("cptr-train", train_app), ("python -m cptr.bench", bench_app)):
         root = typer.main.get_command(app)
 
         def walk(cmd, path: list[str]) -> None:

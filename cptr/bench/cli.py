@@ -38,15 +38,22 @@ EXAMPLES = """
 Examples:
 
 \b
-  {prog} --quick                       # every target, tiny model, < 1 min on CPU
-  {prog} --target gpu                  # the GPU run: ffhq256 synthesis, batch 1,8,32,64
+  # every target on a tiny model, under a minute on CPU
+  {prog} --quick
+  # the GPU run: ffhq256 synthesis at batch 1, 8, 32, 64
+  {prog} --target gpu
   {prog} --target torch,onnx --model ffhq256 --batch 1,4
-  {prog} --target triton --stage pipeline --concurrency 1,4,16
-  {prog} --target triton --url localhost:8001 --protocol grpc --shm
-  {prog} --target onnx,openvino,torch-engine,triton --triton-engines onnx,openvino-fp32,openvino-bf16 --model ffhq256 --batch 1,4
+  {prog} --target triton --stage pipeline \\
+      --concurrency 1,4,16
+  {prog} --target triton --url localhost:8001 \\
+      --protocol grpc --shm
+  # the CPU engines side by side, in process and served
+  {prog} --target onnx,openvino,triton \\
+      --triton-engines onnx,openvino-fp32,openvino-bf16 --model ffhq256
   {prog} --compare results/A.json results/B.json
   {prog} --compare results/A.json --baseline torch
-  {prog} --replot results/A.json results/B.json --plot latency.png
+  {prog} --replot results/A.json results/B.json \\
+      --plot latency.png
 """
 
 
