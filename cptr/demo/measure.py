@@ -28,7 +28,7 @@ import torch
 from cptr.data.critic import critic_scores, load_critic
 from cptr.data.faces import ATTRIBUTES
 from cptr.data.metrics import FaceDetector
-from cptr.data.structure import AlignedPairs, FaceMesh, JudgedStructure, aligned_render_pairs, generator_structure, photo_structure
+from cptr.data.structure import AlignedPairs, FaceMesh, aligned_render_pairs, generator_structure, photo_structure
 from cptr.demo import SERVED_ALPHA, SERVED_SWAP_RES
 from cptr.imaging import from_uint8, to_uint8
 from cptr.models.checkpoints import load_generator
@@ -87,10 +87,6 @@ def encode_crops(encoder: Encoder, crops: np.ndarray, batch: int = 50) -> torch.
 @torch.no_grad()
 def synthesize(g: Generator, w_plus: torch.Tensor, batch: int = 50) -> torch.Tensor:
     return torch.cat([render(g, w_plus[i : i + batch]) for i in range(0, len(w_plus), batch)])
-
-
-def _mesh_figures(j: JudgedStructure) -> dict:
-    return j.as_dict()
 
 
 @torch.no_grad()
