@@ -29,6 +29,7 @@ from PIL import Image
 
 from cptr.align import AlignError, align_face, detect_landmarks
 from cptr.data.faces import render_face
+from cptr.data.render import render_batch
 from cptr.imaging import to_uint8
 from cptr.models.latents import render, sample_latents
 from cptr.models.stylegan2 import Generator
@@ -132,11 +133,8 @@ def shuffled(geom_a: np.ndarray, geom_b: np.ndarray, seed: int = 0, features: tu
 
 def render_pairs(n: int, seed0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The renderer's photo and cartoon of seeds ``seed0 ..``: uint8 ``[n, size, size, 3]`` each (the ceiling's pairs)."""
-
-
-    photos = np.stack([render_face(seed0 + i, "photo", size)[0] for i in range(n)])
-    cartoons = np.stack([render_face(seed0 + i, "cartoon", size)[0] for i in range(n)])
-    return photos, cartoons
+    seeds = range(seed0, seed0 + n)
+    return render_batch(seeds, "photo", size)[0], render_batch(seeds, "cartoon", size)[0]
 
 
 @dataclass(frozen=True)
