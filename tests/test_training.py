@@ -36,11 +36,14 @@ from cptr.training.data import (
     to_tensor,
     write_lmdb,
 )
-from cptr.training.finetune import finetune
+from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
+from cptr.training.distributed import DistInfo
+from cptr.training.encoder_train import generator_mean_latent
+from cptr.training.finetune import Finetuner, encoded_latents, finetune
 from cptr.training.freeze import FreezePlan, apply_trainable, freezesg_latents, generator_trainable
 from cptr.training.losses import d_logistic_loss, structure_loss, structure_resolutions
 from cptr.training.monitor import read_log
-from cptr.training.rng import capture_rng_state, restore_rng_state
+from cptr.training.rng import StepRandom, capture_rng_state, restore_rng_state
 from cptr.training.synthesis import make_noise, synthesize
 from tests.conftest import TINY_CHANNELS, make_tiny_generator
 
@@ -446,3 +449,40 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(wor
     assert ddp["ada_aug_p"] == one["ada_aug_p"]
     torch.testing.assert_close(ddp["mean_path_length"], one["mean_path_length"], atol=1e-6, rtol=1e-5)
     print(f"torchrun 2x4 vs 1x8 after 6 iterations: max |diff| {worst:.3g} (weights moved up to {moved:.3g})")
+
+
+def test_encoder_fraction_trains_on_the_encoders_latents_through_the_cli(workspace, tmp_path):
+    """``--encoder-fraction``: at 1.0 every W+ of a step is one of the encoder's W+ of the photos (source
+    and target alike); through the CLI the run's checkpoint reloads with the safe loader (its options
+    are stored as plain strings) and a resume keeps the setting locked."""
+    g = load_generator(workspace / "source.pt")
+    torch.manual_seed(3)
+    enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=32, width=16), latent_avg=generator_mean_latent(g)).eval()
+    enc_path = save_encoder(enc, tmp_path / "enc.pt")
+    bank = encoded_latents(enc, workspace / "images", 100, torch.device("cpu"))
+    assert bank.shape == (10, g.n_latent, g.style_dim)  # every readable image, in file order
+    cfg = FinetuneConfig(source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "unit"),
+                         **dict(RUN, iters=2), encoder=str(enc_path), encoder_images=str(workspace / "images"), encoder_fraction=1.0)
+    tuner = Finetuner(cfg, DistInfo())
+    assert torch.equal(tuner.bank, bank)
+    wp_src, wp_tgt, _ = tuner._latents(StepRandom(0, 5), "g", 4, torch.arange(4))
+    for row in range(4):
+        hits = (bank - wp_tgt[row]).flatten(1).abs().amax(1) == 0
+        assert hits.any(), f"W+ {row} is not one of the encoder's"
+    assert torch.equal(wp_src, wp_tgt)  # FreezeS has nothing to mix: the served W+ goes to both
+    with pytest.raises(ValueError, match="--encoder-images"):
+        FinetuneConfig(source="s.pt", data="d", encoder_fraction=0.5).validate()
+
+    args = dict(RUN, quiet=False, iters=2, save_every=2, sample_every=2, encoder=enc_path, encoder_images=workspace / "images", encoder_fraction=0.5)
+    cmd = [sys.executable, "-m", "cptr.training", "finetune", "--source", str(workspace / "source.pt"), "--data", str(workspace / "images"),
+           "--out", str(tmp_path / "cli"), *_cli_args(args)]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "encoder latents: 10 photos" in done.stderr
+    ckpt = list_checkpoints(tmp_path / "cli")[-1]
+    stored = load_torch_file(ckpt)["args"]  # the safe (weights-only) loader
+    assert stored["encoder_fraction"] == 0.5 and stored["encoder"] == str(Path(enc_path).resolve())
+    load_generator(ckpt)
+    cmd_more = [c if c != "0.5" else "0.25" for c in cmd]
+    again = subprocess.run([*cmd_more, "--resume"], env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert again.returncode == 2 and "encoder_fraction" in again.stderr

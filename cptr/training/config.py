@@ -23,7 +23,7 @@ EMA_DECAY = 0.5 ** (32 / (10 * 1000))
 # Settings that define the optimisation itself: a resumed run must keep them (or it would not
 # continue the same run). Everything else (length, logging, device, data location) may change.
 LOCKED = (
-    "source", "grow_from", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight", "noise",
+    "source", "grow_from", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight", "encoder_fraction", "encoder_n", "noise",
     "augment", "ada_target", "ada_length", "ada_every", "global_batch", "lr", "r1", "d_reg_every",
     "path_reg", "g_reg_every", "path_batch_shrink", "mixing", "ema", "seed",
 )
@@ -85,6 +85,13 @@ class TrainConfig:
     structure_loss: int = 0
     structure_target: str = "rgb"
     structure_weight: float = 1.0
+    # Fine-tune on the encoder's own latents too: this share of each batch takes the W+ that --encoder
+    # gives photos from --encoder-images (the W+ the served cartoonize path feeds the target), so the
+    # target learns to draw cartoons where the encoder lands, not only where the mapping samples.
+    encoder: str = ""
+    encoder_images: str = ""
+    encoder_fraction: float = 0.0
+    encoder_n: int = 4000
     noise: str = "train"  # per-pixel noise strengths: train (rosinality) or off (zeroed and frozen)
     # augmentation
     augment: str = "ada"
@@ -149,6 +156,15 @@ class TrainConfig:
                 problems.append("freezing and the structure loss need a source model: a from-scratch run trains every layer")
         elif self.grow_from:
             problems.append("--grow-from starts a from-scratch run (--size) from a smaller one; a fine-tune starts from --source")
+        if not 0 <= self.encoder_fraction <= 1:
+            problems.append(f"--encoder-fraction must be in [0, 1], got {self.encoder_fraction}")
+        if self.encoder_fraction > 0:
+            if self.from_scratch:
+                problems.append("--encoder-fraction fine-tunes on an encoder's latents: it needs --source")
+            if not self.encoder or not self.encoder_images:
+                problems.append("--encoder-fraction needs --encoder (its weights) and --encoder-images (aligned photos)")
+            if self.encoder_n <= 0:
+                problems.append(f"--encoder-n must be positive, got {self.encoder_n}")
         if not self.data and not self.resume:
             problems.append("--data is required (a folder of images or an LMDB from `cptr-train prepare`)")
         if self.noise not in NOISE_STRENGTHS:

@@ -41,6 +41,7 @@ import torch
 from torch import nn, optim
 
 from cptr.models.checkpoints import CheckpointError
+from cptr.models.encoder import Encoder, load_encoder
 from cptr.io import sha256_file
 from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv
 from cptr.training import distributed as dist_utils
@@ -175,6 +176,8 @@ class Finetuner:
         if cfg.source:
             cfg.source = str(Path(cfg.source).resolve())  # resumable from any cwd
         cfg.data = str(Path(cfg.data).resolve())
+        if cfg.encoder_fraction > 0:
+            cfg.encoder, cfg.encoder_images = str(Path(cfg.encoder).resolve()), str(Path(cfg.encoder_images).resolve())
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.scratch = cfg.from_scratch
@@ -243,6 +246,13 @@ class Finetuner:
         if info.distributed:
             self.g_net = dist_utils.ddp_wrap(self.g_net, self.device)
             self.d_net = dist_utils.ddp_wrap(self.d, self.device)
+
+        self.bank: torch.Tensor | None = None
+        if cfg.encoder_fraction > 0:
+            self.bank = encoded_latents(load_encoder(cfg.encoder), cfg.encoder_images, cfg.encoder_n, self.device)
+            if self.bank.shape[1:] != (base.n_latent, base.style_dim):
+                raise ValueError(f"{cfg.encoder} gives W+ {tuple(self.bank.shape[1:])}, the source takes ({base.n_latent}, {base.style_dim})")
+            self.log(f"encoder latents: {len(self.bank)} photos from {cfg.encoder_images}, {cfg.encoder_fraction:.0%} of each batch")
 
         # ---- data
         self.dataset = open_dataset(cfg.data, base.size, workers=max(1, cfg.workers))
@@ -313,6 +323,12 @@ class Finetuner:
                 wp = mix_latents(self.g.style, self.arch.n_latent, z1, z2, crossover)
             return wp, wp, noise
         wp_src, wp_tgt = freezesg_latents(self.source.style, self.arch.n_latent, z1, z2, crossover, self.cfg.freeze_style)
+        if self.bank is not None:  # the encoder's W+ as it is served: the same for source and target
+            take = (sr.rand(f"{stream}-bank", n_global) < self.cfg.encoder_fraction)[mine]
+            idx = torch.randint(len(self.bank), (n_global,), generator=sr.generator(f"{stream}-bank-index", cpu=True))[mine.cpu()]
+            chosen = self.bank[idx.to(self.bank.device)]
+            wp_src = torch.where(take[:, None, None], chosen, wp_src)
+            wp_tgt = torch.where(take[:, None, None], chosen, wp_tgt)
         return wp_src, wp_tgt, noise
 
     def _generate(self, sr: StepRandom, stream: str, n_global: int, mine: torch.Tensor, latent_grad: bool = False):
@@ -514,6 +530,17 @@ class Finetuner:
         result = FinetuneResult(self.out, last_ckpt, cfg.iters, self.start_iter, seconds, self.skipped)
         self.log(f"done: {cfg.iters - self.start_iter} iterations in {seconds:.1f}s ({result.iters_per_second:.2f} it/s); checkpoint {last_ckpt}")
         return result
+
+
+@torch.no_grad()
+def encoded_latents(encoder: Encoder, images: str | Path, n: int, device: torch.device, batch: int = 64) -> torch.Tensor:
+    """W+ ``[N, n_latent, style_dim]`` of the first ``n`` images (file order) of the folder or LMDB
+    ``images``, each resized to the encoder's input as :func:`cptr.training.encoder_train.train_encoder` does."""
+    data = open_dataset(images, encoder.input_size, workers=1)
+    count = min(n, len(data))
+    encoder = encoder.to(device).eval()
+    out = [encoder(torch.stack([data[i] for i in range(s, min(s + batch, count))]).to(device)) for s in range(0, count, batch)]
+    return torch.cat(out).contiguous()
 
 
 def finetune(cfg: TrainConfig, log: Callable[[str], None] = print) -> FinetuneResult:

@@ -35,6 +35,10 @@ _OPTIONS: tuple[tuple[str, type, tuple[str, ...], str, str], ...] = (
     ("structure_loss", int, ("--structure-loss",), "Structure loss over the L lowest resolutions after 4x4 (2 = 8 and 16 px); 0 = off.", "finetune"),
     ("structure_target", str, ("--structure-target",), "What the structure loss compares: rgb (ToRGB skip images, the paper) or features (conv outputs, the released code).", "finetune"),
     ("structure_weight", float, ("--structure-weight",), "Weight of the structure loss.", "finetune"),
+    ("encoder", Path, ("--encoder",), "Encoder weights (pSp/e4e or cptr-train encoder) whose W+ of --encoder-images the fine-tune also trains on.", "finetune"),
+    ("encoder_images", Path, ("--encoder-images",), "Aligned real photos for --encoder (a folder or LMDB); the first --encoder-n are encoded once at the start.", "finetune"),
+    ("encoder_fraction", float, ("--encoder-fraction",), "Share of each batch drawn from the encoder's W+ instead of the mapping (0 = off): the served cartoonize path feeds the target these latents.", "finetune"),
+    ("encoder_n", int, ("--encoder-n",), "Photos encoded for --encoder-fraction.", "finetune"),
     ("noise", str, ("--noise",), "Per-pixel noise strengths: train, or off (zeroed and frozen: for flat-filled targets, which would otherwise inherit the photo model's grain).", "finetune"),
     ("augment", str, ("--augment",), "Discriminator augmentation: ada (adaptive, non-leaking) or none.", "source finetune"),
     ("ada_target", float, ("--ada-target",), "ADA target for r_t = E[sign(D(real))].", "source finetune"),
@@ -112,9 +116,9 @@ def _run(options: dict, defaults: dict) -> None:
 
     out, resume, resume_from = options["out"], options["resume"], options["resume_from"]
     given = {k: v for k, v in options.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    for k in ("source", "data", "out", "resume_from", "grow_from"):
-        if k in given:
-            given[k] = str(given[k])
+    for name, kind, *_ in _OPTIONS:  # checkpoints store plain strings: the safe loader refuses pathlib objects
+        if kind is Path and name in given:
+            given[name] = str(given[name])
     try:
         if resume or resume_from:
             found = (Path(resume_from), load_checkpoint(resume_from)) if resume_from else latest_checkpoint(out, warn=lambda m: None)
