@@ -92,3 +92,19 @@ def export_repository(tmp_path_factory: pytest.TempPathFactory, label: str, args
         result = CliRunner().invoke(app, [*args, "--out", str(out), "--quiet"])
     assert result.exit_code == 0, f"cptr-export {' '.join(args)} failed:\n{result.output}\n{result.exception!r}"
     return out
+
+
+def index_of(repo: Path) -> dict:
+    """The index entry of the one style in an exported repository (cptr.triton.layout)."""
+    from cptr.triton.layout import read_index
+
+    styles = read_index(Path(repo))
+    assert len(styles) == 1, f"{repo} holds styles {sorted(styles)}, expected one"
+    return next(iter(styles.values()))
+
+
+def manifest_of(repo: Path) -> dict:
+    """The export manifest of the one style in an exported repository."""
+    from cptr.triton.layout import read_manifest
+
+    return read_manifest(Path(repo), index_of(repo)["style"])

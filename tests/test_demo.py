@@ -22,6 +22,7 @@ from PIL import Image
 
 from cptr.demo import ASSET_DIR, missing_assets
 from cptr.io import sha256_file
+from tests.conftest import manifest_of
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT = 300
@@ -188,7 +189,7 @@ def test_cptr_demo_runs_the_whole_path(tmp_path):
     assert f"contact sheet: {sheet}" in r.stdout
     with Image.open(sheet) as im:
         assert im.size[0] > 1000 and im.size[1] > 900  # 7 labelled rows of 128 px cells
-    manifest = json.loads((out / "triton_repo" / "manifest.json").read_text())
+    manifest = manifest_of(out / "triton_repo")
     assert manifest["style"] == "demo" and any(m.startswith("mapper_demo_smile") for m in manifest["models"])
     # the server it started is gone
     ps = subprocess.run(["pgrep", "-f", f"model-repository={out / 'triton_repo'}"], capture_output=True, text=True)

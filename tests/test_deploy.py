@@ -28,6 +28,7 @@ yaml = pytest.importorskip("yaml")
 
 from cptr import __version__  # noqa: E402
 from cptr.deploy import DeployError, DeployOptions, RepositoryError, write_k8s  # noqa: E402
+from tests.conftest import index_of  # noqa: E402
 from tests.helm_render import FailCalled, manifests, render_chart  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def deployed(request: pytest.FixtureRequest, work: Path) -> dict[str, Any]:
 
 def _repository_facts(repo: Path) -> dict[str, Any]:
     """What the repository says, read straight from its files (independently of cptr.deploy)."""
-    index = json.loads((repo / "cptr_repository.json").read_text())
+    index = index_of(repo)
     configs = {p.parent.name: p.read_text() for p in repo.glob("*/config.pbtxt")}
     ensembles = {n for n, text in configs.items() if 'platform: "ensemble"' in text}
     return {

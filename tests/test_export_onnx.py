@@ -20,7 +20,7 @@ from cptr.export.runtime import ort_session, physical_cores
 from cptr.io import sha256_file
 from cptr.models import set_fused_modconv
 from cptr.ops import make_kernel, upfirdn2d_ref
-from tests.conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator, manifest_of
 
 STANDARD_DOMAINS = {"", "ai.onnx"}
 
@@ -187,7 +187,7 @@ def demo_export(tmp_path_factory):
 
 def test_cli_demo_export_writes_verified_models(demo_export) -> None:
     out = demo_export
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = manifest_of(out)
     from cptr.demo import SERVED_ALPHA
 
     assert manifest["style"] == "demo" and manifest["alpha"] == SERVED_ALPHA  # the demo style's own blend
@@ -216,7 +216,7 @@ def test_benchmark_measures_the_graphs_cptr_export_writes(demo_export, tmp_path)
     from cptr.bench.targets import Context, export_onnx
     from cptr.bench.workloads import build_workload
 
-    manifest = json.loads((demo_export / "manifest.json").read_text())
+    manifest = manifest_of(demo_export)
     served = {"mapping": "mapping_demo", "synthesis": "synthesis_demo", "encoder": "encoder_demo", "mapper": "mapper_demo_smile"}
     ctx = Context(workdir=tmp_path)
     for stage, model in served.items():
@@ -299,7 +299,7 @@ def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None
             "--encoder", str(ep), "--mapper", f"smile={mp}", "--inject-k", "3", "--out", str(out), "--quiet"]
     r = CliRunner().invoke(cli.app, args)
     assert r.exit_code == 0, r.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = manifest_of(out)
     assert manifest["source"] == f"sha256:{sha256_file(sp)}" and manifest["swap_res"] == 16
     assert manifest["blend_weights"] == {"4": 0.0, "8": 0.0, "16": 0.5, "32": 0.5, "64": 0.5}
     assert {"mapping_tiny", "synthesis_tiny", "encoder_tiny", "mapper_tiny_smile"} <= set(manifest["models"])
@@ -342,7 +342,7 @@ def test_registered_style_exports_with_its_registry_settings(tmp_path, monkeypat
     out = tmp_path / "repo"
     r = CliRunner().invoke(cli.app, ["--style", "reg", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
-    m = json.loads((out / "manifest.json").read_text())
+    m = manifest_of(out)
     assert (m["alpha"], m["swap_res"], m["blend_width"], m["inject_k"]) == (0.4, 16, 0.5, 2)
     assert m["models"]["mapper_reg_smile"]["inject_k"] == 2 and "encoder_reg" in m["models"]
     w = np.random.default_rng(1).normal(size=(2, src.n_latent, src.style_dim)).astype(np.float32)
@@ -355,4 +355,4 @@ def test_registered_style_exports_with_its_registry_settings(tmp_path, monkeypat
     # a typed option wins over the registry's
     r = CliRunner().invoke(cli.app, ["--style", "reg", "--alpha", "0.9", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
-    assert json.loads((out / "manifest.json").read_text())["alpha"] == 0.9
+    assert manifest_of(out)["alpha"] == 0.9

@@ -21,7 +21,7 @@ pytest.importorskip("openvino")
 from cptr import contracts as C  # noqa: E402
 from cptr.export import openvino as ovx  # noqa: E402
 from cptr.io import sha256_file  # noqa: E402
-from tests.conftest import export_repository, make_tiny_generator  # noqa: E402
+from tests.conftest import export_repository, make_tiny_generator, manifest_of  # noqa: E402
 
 STYLE = "demo"
 BF16_HERE = "BF16" in ovx.cpu_capabilities()
@@ -220,7 +220,7 @@ def test_export_falls_back_to_fp32_with_a_notice(tiny_checkpoints, tmp_path: Pat
     r = _cli(args, env={ovx.CAPABILITIES_ENV: "FP32"})
     assert r.exit_code == 0, _output(r)
     assert "note: --precision bf16: OpenVINO bf16 is not available on this CPU" in _output(r)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = manifest_of(out)
     assert manifest["precision"] == "fp32" and any("bf16 is not available" in n for n in manifest["notes"])
     for name in ("mapping_tiny", "synthesis_tiny"):
         ov = manifest["models"][name]["openvino"]
@@ -254,7 +254,7 @@ def ov_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repository_records_the_ir(ov_repo: Path) -> None:
-    manifest = json.loads((ov_repo / "manifest.json").read_text())
+    manifest = manifest_of(ov_repo)
     assert manifest["engine"] == "openvino" and manifest["versions"]["openvino"]
     assert manifest["precision"] == ("bf16" if BF16_HERE else "fp32")
     for name in (f"mapping_{STYLE}", f"synthesis_{STYLE}", f"encoder_{STYLE}"):
@@ -278,7 +278,7 @@ def test_served_openvino_engines(ov_repo: Path) -> None:
     from tests.test_serving import Reference
 
     pytest.importorskip("pytriton")
-    precision = json.loads((ov_repo / "manifest.json").read_text())["precision"]
+    precision = manifest_of(ov_repo)["precision"]
     ref = Reference(ov_repo)  # the ONNX files of the same export, run by ONNX Runtime in this process
     seeds, mix = [3, 11, 2**33], (5, 6)
     with TritonServer(ov_repo) as server:
@@ -309,7 +309,7 @@ def test_native_flavour_configs_for_the_openvino_backend(ov_repo: Path, tmp_path
     from cptr.deploy.repository import read_repository
     from cptr.serving.repository import write_repository
 
-    manifest = json.loads((ov_repo / "manifest.json").read_text())
+    manifest = manifest_of(ov_repo)
     root = tmp_path / "native"
     root.mkdir()
     arts = {}
@@ -393,6 +393,6 @@ def test_bench_static_server_engines_export_the_runs_batch_sizes(tmp_path: Path)
     assert _export_engine("openvino-fp32-static", (4, 1, 4)) == {"engine": "openvino", "precision": "fp32", "ov_static_batches": (1, 4)}
     ctx = Context(workdir=tmp_path, batches=(1, 2), batch_max=2, triton_engines=("openvino-fp32-static",))
     repo, style = export_repository(build_workload("synthesis", "tiny"), ctx, "openvino-fp32-static")
-    manifest = json.loads((repo / "manifest.json").read_text())
+    manifest = manifest_of(repo)
     assert repo.name == "triton_repo-openvino-fp32-static" and manifest["engine"] == "openvino"
     assert manifest["models"][f"synthesis_{style}"]["openvino"]["config"]["static_batches"] == [1, 2]

@@ -12,7 +12,7 @@ import torch
 from cptr.export.stages import SynthesisReference
 from cptr.models import set_fused_modconv
 from cptr.ops import PLUGIN_NAMESPACE, export_plugin_nodes
-from tests.conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator, manifest_of
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime_extensions")
@@ -90,7 +90,7 @@ def test_cli_plugins_flag_records_it_in_the_manifest(tmp_path: Path, monkeypatch
     out = tmp_path / "repo"
     result = CliRunner().invoke(app, ["--style", "demo", "--plugins", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = manifest_of(out)
     assert manifest["plugins"] is True
     assert has_plugin_nodes(str(out / "synthesis_demo" / "1" / "model.onnx"))
     assert not has_plugin_nodes(str(out / "mapping_demo" / "1" / "model.onnx"))

@@ -38,6 +38,7 @@ from cptr.client import (
     UnknownStyleError,
 )
 from cptr.serving.server import ServerStartError, TritonServer, free_port, has_gpu, startup_cause
+from tests.conftest import index_of, manifest_of
 
 pytest.importorskip("pytriton")
 pytest.importorskip("tritonclient.grpc")
@@ -107,7 +108,7 @@ class Reference:
     def __init__(self, repo: Path):
         from cptr.export.runtime import ort_session
 
-        index = json.loads((repo / "cptr_repository.json").read_text())
+        index = index_of(repo)
         self.n_latent, self.style_dim, self.size = index["n_latent"], index["style_dim"], index["size"]
         self.sessions = {p.parent.parent.name: ort_session(p) for p in repo.glob("*/1/model.onnx")}
 
@@ -202,7 +203,7 @@ def test_native_flavour(repo: Path, tmp_path: Path) -> None:
     from cptr.contracts import ExportBundle, StageArtifact
     from cptr.serving.repository import write_repository
 
-    manifest = json.loads((repo / "manifest.json").read_text())
+    manifest = manifest_of(repo)
     root = tmp_path / "native"
     root.mkdir()
     arts = {}
@@ -326,7 +327,7 @@ def test_plain_tritonclient_sends_image_bytes_only(protocol: str, server: Triton
     result = client.infer(f"cartoonize_{STYLE}", inputs, outputs=[tc.InferRequestedOutput(encoded)])
     client.close()
     cartoon = Image.open(io.BytesIO(result.as_numpy(encoded)[0, 0]))
-    size = json.loads((repo / "cptr_repository.json").read_text())["size"]
+    size = index_of(repo)["size"]
     assert cartoon.size == (size, size) and cartoon.mode == "RGB"
     assert np.asarray(cartoon).std() > 5  # a picture, not a flat fill
 
@@ -785,7 +786,7 @@ def test_client_cli(server: TritonServer, ref: Reference, repo: Path, photo: np.
 
     from cptr.cli import app
 
-    size = json.loads((repo / "cptr_repository.json").read_text())["size"]
+    size = index_of(repo)["size"]
     runner = CliRunner()
     grid = tmp_path / "grid.png"
     r = runner.invoke(app, ["client", "generate", "--seeds", "1-3,9", "-o", str(grid), "--mix", "42:6", "--url", server.grpc_url])

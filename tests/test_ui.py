@@ -29,6 +29,7 @@ from PIL import Image
 from cptr.client import CartoonClient
 from cptr.serving.server import TritonServer, free_port
 from cptr.ui.backend import UIBackend, catalog
+from tests.conftest import index_of
 
 pytest.importorskip("pytriton")
 pytest.importorskip("tritonclient.grpc")
@@ -59,7 +60,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def index(repo: Path) -> dict:
-    return json.loads((repo / "cptr_repository.json").read_text())
+    return index_of(repo)
 
 
 @pytest.fixture(scope="module")

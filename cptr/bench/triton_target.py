@@ -25,6 +25,7 @@ import numpy as np
 
 from cptr.bench.targets import Context, Engine, Target, Unavailable
 from cptr.bench.workloads import Workload
+from cptr.triton.layout import manifest_path
 
 MAX_SERVER_BATCH = 64  # cptr.contracts.MAX_SEEDS_PER_REQUEST
 MIN_SERVER_BATCH = 8  # cptr-export's default batch_max
@@ -148,7 +149,7 @@ def export_repository(workload: Workload, ctx: Context, server_engine: str = "on
         style = "bench"
         opts = ExportOptions(out=out, style=style, source=ckpt, target=ckpt, alpha=1.0, batch_max=batch_max,
                              verify=False, quiet=True, **engine)
-    if not (out / "manifest.json").is_file():
+    if not manifest_path(out, style).is_file():
         export_style(opts)
     return out, style
 

@@ -3,24 +3,30 @@
 The style's generators are blended, every stage of the catalogue (:mod:`cptr.export.stages`) is
 exported to ONNX and verified (:func:`cptr.export.onnx.export_stage`), engines are built when asked
 (TensorRT plans, AOTInductor packages, OpenVINO IR), and :func:`cptr.serving.repository.write_repository` places
-the files and writes the configs. The whole output directory is built under a temporary name and
-swapped in at the end (:func:`cptr.io.atomic_directory`): an interrupted or failed export leaves
-the previous one intact. The result is a :class:`Manifest`, also written as ``manifest.json``.
+the files and writes the configs, all in a staging folder beside the repository. Only then does
+:func:`cptr.triton.repository` move the style in, as new model versions beside those being served:
+an interrupted or failed export leaves the repository as it was, and the other styles in it stay.
+The result is a :class:`Manifest`, also written as ``manifest_<style>.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import platform
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cptr import contracts
 from cptr.export.openvino import DEFAULT_MIN_PSNR
+from cptr.triton import LayoutError, Published, publish, read_index
+from cptr.triton.repository import LOCK_FILE, relocate
 
 ENGINES = ("onnx", "trt", "torch", "openvino")
 BACKENDS = ("python", "native")
@@ -94,9 +100,11 @@ class Manifest:
     notes: list[str]
     elapsed_s: float | None = None
     format: str = MANIFEST_FORMAT
+    published: Published | None = field(default=None, repr=False, compare=False)  # what went into the repository (not written)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("published")
         out = {"format": d.pop("format")}
         out.update(d)
         if out["elapsed_s"] is None:
@@ -456,11 +464,12 @@ def export_style(opts: ExportOptions) -> Manifest:
     from cptr.styles.blend import blend_generators
     from cptr.contracts import ExportBundle
     from cptr.export import onnx as onnx_export
-    from cptr.io import atomic_directory, atomic_write_text
+    from cptr.io import atomic_write_text
     from cptr.serving.repository import write_repository
     from cptr.styles import StyleError, validate_name
 
     _check_options(opts)
+    check_repository(Path(opts.out))
     try:
         for prompt in opts.mappers:
             validate_name(prompt, "mapper prompt name")
@@ -483,8 +492,9 @@ def export_style(opts: ExportOptions) -> Manifest:
         prog.done(f"blended {r.name}: alpha={r.alpha:g} swap_res={r.swap_res} blend_width={r.blend_width} ({g.size}px, n_latent={g.n_latent})")
 
         notes: list[str] = []
-        out = Path(opts.out)
-        with atomic_directory(out) as tmp:
+        out = Path(opts.out).resolve()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with staging_directory(out) as tmp:
             stage_dir = tmp / ".staging"
             stage_dir.mkdir()
             common = {"verify": opts.verify, "batch_sizes": batch_sizes, "opset": opts.opset}
@@ -565,9 +575,37 @@ def export_style(opts: ExportOptions) -> Manifest:
             manifest.elapsed_s = round(time.time() - started, 2)
             atomic_write_text(tmp / "manifest.json", json.dumps(manifest.to_dict(), indent=2) + "\n")
             shutil.rmtree(stage_dir, ignore_errors=True)
+            prog.step("publishing into the repository")
+            manifest.published = publish(tmp, out)
+            manifest.models = relocate({"models": manifest.models}, manifest.published.versions)["models"]
         prog.step("done")
-        prog.done(f"wrote {out}/ ({len(models)} ONNX models, manifest.json)")
+        changed = manifest.published.changed
+        prog.done(f"wrote {out}/ ({len(models)} ONNX models; new versions of {len(changed)} of {len(manifest.published.versions)} models)")
     return manifest
+
+
+def check_repository(out: Path) -> None:
+    """Refuse an ``--out`` that exists and is not a repository cptr-export wrote: nothing of a user's
+    folder is overwritten or mixed with models."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportFailed(f"--out {out} is a file, not a model repository folder")
+    try:
+        styles = read_index(out)
+    except LayoutError as e:
+        raise ExportFailed(str(e)) from None
+    if not styles and out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise ExportFailed(f"--out {out} exists and is not a model repository written by cptr-export; choose an empty or new folder")
+
+
+@contextlib.contextmanager
+def staging_directory(out: Path) -> Iterator[Path]:
+    """A folder beside ``out`` (same file system: :func:`cptr.triton.repository` renames out of it), removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _served_precision(opts: ExportOptions, built: dict[str, tuple[Any, Any]]) -> str:

@@ -17,6 +17,7 @@ def serve(
     log_file: Path | None = typer.Option(None, "--log-file", help="Where to write Triton's log (default: ~/.cache/cptr/logs/tritonserver-HTTPPORT.log)."),
     log_verbose: int = typer.Option(0, "--log-verbose", min=0, help="Triton log verbosity (0 = quiet, 1 = requests)."),
     exit_timeout: int = typer.Option(30, "--exit-timeout-secs", min=0, help="On SIGTERM/SIGINT, wait this long for in-flight requests."),
+    watch: bool = typer.Option(True, "--watch/--no-watch", help="Follow the repository: a style exported into it, re-exported or removed is loaded or unloaded within a second, without a restart or a failed request."),
 ) -> None:
     """Serve a model repository with the tritonserver bundled in nvidia-pytriton (Python backend).
 
@@ -26,6 +27,7 @@ def serve(
       cptr serve --model-repository triton_repo
       cptr serve -m triton_repo --http-port 9000 --grpc-port 9001 --metrics-port 0
       cptr serve -m triton_repo --verbose --log-verbose 1
+      cptr-export --style webtoon --out triton_repo   # while serving: goes live
 
     Prints one line when ready; Triton's own log goes to --log-file (--verbose shows it).
     SIGTERM or Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
@@ -35,7 +37,7 @@ def serve(
 
     try:
         server = TritonServer(model_repository, http_port, grpc_port, metrics_port, host=host, log_verbose=log_verbose,
-                              exit_timeout_s=exit_timeout, echo=verbose, log_path=log_file)
+                              exit_timeout_s=exit_timeout, echo=verbose, log_path=log_file, watch=watch)
         code = run(server)
     except (ServerStartError, FileNotFoundError, RuntimeError) as e:
         typer.echo(f"cptr serve: {e}", err=True)

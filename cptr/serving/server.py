@@ -38,6 +38,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from cptr.triton import control
+
 STARTUP_TIMEOUT_S = 180.0
 EXIT_TIMEOUT_S = 30
 
@@ -269,6 +271,7 @@ class TritonServer:
         echo: bool = False,
         log_path: str | os.PathLike | None = None,
         extra_args: Sequence[str] = (),
+        watch: bool = True,
     ):
         self.model_repository = Path(model_repository).resolve()
         if not self.model_repository.is_dir():
@@ -284,6 +287,7 @@ class TritonServer:
         self.echo = echo
         self.echo_errors = False
         self.extra_args = list(extra_args)
+        self.watch = watch  # follow the repository: cptr.triton.control.watch (serve() runs it)
         self._log_dir = None if log_path else tempfile.mkdtemp(prefix="cptr-triton-")
         self.log_path = Path(log_path) if log_path else Path(self._log_dir) / "tritonserver.log"
         self._tail: collections.deque[str] = collections.deque(maxlen=400)
@@ -332,6 +336,10 @@ class TritonServer:
             f"--metrics-port={self.metrics_port}",
             "--allow-gpu-metrics=false",
             "--strict-readiness=true",
+            # explicit control: every model at start, then loads and unloads on request only
+            # (cptr.triton.control), so a repository that changes while served never half-loads
+            "--model-control-mode=explicit",
+            "--load-model=*",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             f"--log-verbose={self.log_verbose}",
             *cpu_only_args(),
@@ -535,8 +543,14 @@ def serve(server: TritonServer) -> int:
         if warning := exposure_warning(server.host):
             print(warning, file=sys.stderr, flush=True)
         server.echo_errors = True
+        watcher = None
+        if server.watch:
+            watcher = threading.Thread(target=control.watch, name="cptr-watch", daemon=True,
+                                       args=(server.http_url, server.model_repository, stopping, lambda m: print(f"cptr serve: {m}", flush=True)))
+            watcher.start()
         while server.is_alive():
             time.sleep(0.2)
+        stopping.set()
         code = server.wait()
         print(f"cptr serve: stopped (tritonserver exit code {code})", flush=True)
         return code
