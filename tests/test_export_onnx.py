@@ -269,10 +269,10 @@ def test_cli_engine_trt_fails_clearly(tmp_path) -> None:
     r = CliRunner().invoke(cli.app, ["--engine", "trt", "--out", str(tmp_path / "o"), "--quiet"])
     assert r.exit_code == 1 and "tensorrt" in r.output.lower()
     assert not (tmp_path / "o").exists()
-    assert "previous contents" not in r.output  # there was none
+    assert "is unchanged" not in r.output  # there was none
     (tmp_path / "old").mkdir()
     r = CliRunner().invoke(cli.app, ["--engine", "trt", "--out", str(tmp_path / "old"), "--quiet"])
-    assert r.exit_code == 1 and f"(the previous contents of {tmp_path / 'old'} are unchanged)" in r.output
+    assert r.exit_code == 1 and f"(the repository {tmp_path / 'old'} is unchanged)" in r.output
 
 
 def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None:

@@ -235,13 +235,15 @@ def test_unreachable_psnr_gate_fails_the_export_and_keeps_the_old_repository(tin
         pytest.skip("no bf16 on this CPU: the fp32 fallback is not held to the bf16 gate")
     src, tgt = tiny_checkpoints
     out = tmp_path / "repo"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous export")
+    first = _cli(["--source", str(src), "--target", str(tgt), "--style", "tiny", "--out", str(out), "--quiet"])
+    assert first.exit_code == 0, _output(first)
+    before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     r = _cli(["--source", str(src), "--target", str(tgt), "--style", "tiny", "--engine", "openvino", "--precision", "bf16",
               "--ov-min-psnr", "150", "--out", str(out), "--quiet"])
     assert r.exit_code == 1
     assert re.search(r"OpenVINO bf16 output 'w' at batch 1: PSNR of its image [\d.]+ dB .* below the bf16 gate of 150 dB", _output(r)), _output(r)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"] and "previous contents" in _output(r)
+    after = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after == before and f"(the repository {out} is unchanged)" in _output(r)
 
 
 # --------------------------------------------------------------------------- served by Triton

@@ -126,13 +126,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def exposure_warning(host: str) -> str | None:
+def exposure_warning(host: str, what: str = "Triton", thing: str = "the server") -> str | None:
     """The one-line warning for a server that listens beyond loopback (None on loopback)."""
     if is_loopback(host):
         return None
     where = "every interface" if host in ("", "0.0.0.0", "::") else host
-    return (f"warning: listening on {where}: Triton has no authentication, so anyone who can reach this machine can use "
-            "the server; use --host 127.0.0.1 unless a trusted network or an authenticating proxy stands in front")
+    return (f"warning: listening on {where}: {what} has no authentication, so anyone who can reach this machine can use "
+            f"{thing}; use --host 127.0.0.1 unless a trusted network or an authenticating proxy stands in front")
 
 
 def check_ports_free(host: str, ports: Mapping[str, int]) -> None:

@@ -236,7 +236,7 @@ def serve_ui(
     and stop it (gracefully) after the page. Otherwise the page is a client of ``client_url``,
     which may start, stop or restart independently: the page says so when it is unreachable.
     """
-    from cptr.serving.server import TritonServer, check_ports_free, free_port
+    from cptr.serving.server import TritonServer, check_ports_free, exposure_warning, free_port
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -262,6 +262,8 @@ def serve_ui(
         page = f"http://{shown}:{port}"
         served = f"; serving {Path(serve).resolve()} (Triton pid {server.pid}, log {server.log_path})" if server else ""
         print(f"cptr ui: ready on {page} (client of {demo.cptr_backend.address}{served}); Ctrl-C stops", flush=True)
+        if warning := exposure_warning(host, "the page", "it and the server behind it"):
+            print(warning, file=sys.stderr, flush=True)
         if on_ready is not None:
             on_ready(page)
         while not stop.wait(0.5):
