@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import build_workload  # noqa: E402
-from cptr.export.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
-from cptr.export.runtime import ort_session  # noqa: E402
+from cptr.engines.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
+from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.imaging import to_uint8  # noqa: E402
 from cptr.io import atomic_path  # noqa: E402
 from cptr.training.mapper_train import sample_latents  # noqa: E402

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import build_workload  # noqa: E402
-from cptr.export.openvino import import_openvino, psnr  # noqa: E402
-from cptr.export.runtime import ort_session  # noqa: E402
+from cptr.engines.openvino import import_openvino, psnr  # noqa: E402
+from cptr.engines.onnxruntime import ort_session  # noqa: E402
 
 # name -> (precision, hint, streams, threads, static shape)
 VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {

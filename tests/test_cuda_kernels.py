@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from cptr.export import trt as trt_builder
+from cptr.engines import tensorrt as trt_builder
 from cptr import ops
 from cptr.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
 

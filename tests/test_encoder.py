@@ -12,12 +12,12 @@ from cptr.models.checkpoints import CheckpointError
 from cptr.contracts import W_PLUS_EDIT
 from cptr.export.onnx import export_encoder, export_mapper
 from cptr.export.onnx import export_synthesis
-from cptr.export.runtime import ort_session
+from cptr.engines.onnxruntime import ort_session
 from cptr.models.encoder import Encoder, load_encoder, save_encoder, small_encoder_config
 from cptr.models.mapper import LevelsMapper
+from cptr.styles.builtin import demo_encoder
 from cptr.training.encoder_train import (
     EncoderLossWeights,
-    demo_encoder,
     generator_mean_latent,
     reconstruction_error,
     train_encoder,

@@ -16,7 +16,7 @@ import torch
 from cptr import contracts
 from cptr.export import onnx as ox
 from cptr.export import rewrite, stages
-from cptr.export.runtime import ort_session, physical_cores
+from cptr.engines.onnxruntime import ort_session, physical_cores
 from cptr.io import sha256_file
 from cptr.models import set_fused_modconv
 from cptr.ops import make_kernel, upfirdn2d_ref

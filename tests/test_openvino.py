@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("openvino")
 
 from cptr import contracts as C  # noqa: E402
-from cptr.export import openvino as ovx  # noqa: E402
+from cptr.engines import openvino as ovx  # noqa: E402
 from cptr.io import sha256_file  # noqa: E402
 from tests.conftest import export_repository, make_tiny_generator, manifest_of  # noqa: E402
 
@@ -309,7 +309,7 @@ def test_native_flavour_configs_for_the_openvino_backend(ov_repo: Path, tmp_path
 
     from cptr.contracts import ExportBundle, StageArtifact
     from cptr.deploy.repository import read_repository
-    from cptr.serving.repository import write_repository
+    from cptr.triton.writer import write_repository
 
     manifest = manifest_of(ov_repo)
     root = tmp_path / "native"

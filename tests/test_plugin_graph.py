@@ -16,8 +16,8 @@ from tests.conftest import make_tiny_generator, manifest_of
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime_extensions")
-from cptr.export.plugin_ops import has_plugin_nodes  # noqa: E402
-from cptr.export.runtime import ort_session  # noqa: E402
+from cptr.engines.plugin_ops import has_plugin_nodes  # noqa: E402
+from cptr.engines.onnxruntime import ort_session  # noqa: E402
 
 
 

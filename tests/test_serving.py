@@ -106,7 +106,7 @@ class Reference:
     """The repository's ONNX files run by ONNX Runtime in this process."""
 
     def __init__(self, repo: Path):
-        from cptr.export.runtime import ort_session
+        from cptr.engines.onnxruntime import ort_session
 
         index = index_of(repo)
         self.n_latent, self.style_dim, self.size = index["n_latent"], index["style_dim"], index["size"]
@@ -201,7 +201,7 @@ def test_repository_layout(repo: Path) -> None:
 def test_native_flavour(repo: Path, tmp_path: Path) -> None:
     """The native flavour keeps names and contracts, but runs ONNX stages on onnxruntime_onnx."""
     from cptr.contracts import ExportBundle, StageArtifact
-    from cptr.serving.repository import write_repository
+    from cptr.triton.writer import write_repository
 
     manifest = manifest_of(repo)
     root = tmp_path / "native"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cptr.export.torch_engine import build_torch_engine, load_torch_engine
+from cptr.engines.torch_aot import build_torch_engine, load_torch_engine
 from cptr.export.rewrite import ExportSynthesis
 from cptr.export.stages import SynthesisReference, inference_copy
 from cptr.models import set_fused_modconv

@@ -1,7 +1,7 @@
-"""OpenVINO engines on the CPU: the stage's ONNX export converted to IR and compiled by :mod:`cptr.export.openvino`.
+"""OpenVINO engines on the CPU: the stage's ONNX export converted to IR and compiled by :mod:`cptr.engines.openvino`.
 
 ``openvino-fp32`` and ``openvino-bf16`` are the engines ``cptr-export --engine openvino`` builds and
-the served stages run (same IR conversion, same :class:`~cptr.export.openvino.EngineConfig`, the
+the served stages run (same IR conversion, same :class:`~cptr.engines.openvino.EngineConfig`, the
 latency hint, ``--threads`` as OpenVINO's inference threads). bf16 is unavailable, with OpenVINO's
 reason, on a CPU without it. ``generate`` and ``pipeline`` chain the stage engines in process, as
 the ONNX Runtime target does.
@@ -23,12 +23,12 @@ PRECISIONS = ("fp32", "bf16")
 
 
 class OpenVINOBenchEngine(Engine):
-    """One compiled OpenVINO IR (:class:`cptr.export.openvino.OpenVINOEngine`)."""
+    """One compiled OpenVINO IR (:class:`cptr.engines.openvino.OpenVINOEngine`)."""
 
     target = "openvino"
 
     def __init__(self, xml: Path, workload: Workload, name: str, config: Any, note: str = ""):
-        from cptr.export.openvino import OpenVINOEngine
+        from cptr.engines.openvino import OpenVINOEngine
 
         self.engine = OpenVINOEngine(xml, config)
         self.names = [s.name for s in workload.inputs]
@@ -76,7 +76,7 @@ class OpenVINOPipelineEngine(Engine):
 
 def openvino_ir(workload: Workload, ctx: Context, key: str) -> Path:
     """The IR of one of the workload's stages, converted from its fp32 ONNX file (cached per run)."""
-    from cptr.export.openvino import convert_onnx
+    from cptr.engines.openvino import convert_onnx
 
     onnx_path = export_onnx(workload, "fp32", ctx, key)
     xml = onnx_path.with_name(f"{onnx_path.stem}-openvino.xml")
@@ -113,7 +113,7 @@ class OpenVINOTarget(Target, name="openvino",
         return None if workload.stages else f"no ONNX export for stage {workload.stage!r}"
 
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        from cptr.export.openvino import EngineConfig, cpu_capabilities, resolve_precision
+        from cptr.engines.openvino import EngineConfig, cpu_capabilities, resolve_precision
 
         capabilities = cpu_capabilities()
         for precision in PRECISIONS:

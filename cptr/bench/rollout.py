@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cptr.client import CartoonClient
-from cptr.export.runtime import ort_session
+from cptr.engines.onnxruntime import ort_session
 from cptr.serving.server import free_port
 from cptr.triton.layout import latest_version, read_index
 

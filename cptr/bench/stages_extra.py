@@ -31,13 +31,13 @@ def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
 
 def _encoder(model: str, seed: int) -> Workload:
     from cptr.models.encoder import Encoder, load_encoder, small_encoder_config
-    from cptr.training.encoder_train import demo_encoder
+    from cptr.styles.builtin import demo_encoder
 
     if model == "ffhq256":
         enc = _seeded(seed, lambda: Encoder(DEMO_N_LATENT, DEMO_STYLE_DIM))
         desc = "pSp/e4e IR-SE50 encoder (256 px input, 14 x 512 W+), random weights"
     elif model == "demo":
-        enc, desc = demo_encoder(), "the demo style's encoder (cptr.training.encoder_train.demo_encoder)"
+        enc, desc = demo_encoder(), "the demo style's encoder (cptr.styles.builtin.demo_encoder)"
     elif model == "tiny":
         enc = _seeded(seed, lambda: Encoder(**small_encoder_config(8, TINY_STYLE_DIM, width=8)))
         desc = "tiny encoder (smoke test), random weights"
@@ -181,7 +181,7 @@ def _pipeline(model: str, seed: int) -> Workload:
         raise WorkloadUnavailable(f"the pipeline needs the [align] extra ({e}): pip install 'cptr[align]'") from None
     from cptr.bench.workloads import build_model
     from cptr.export import stages
-    from cptr.training.encoder_train import demo_encoder
+    from cptr.styles.builtin import demo_encoder
 
     g, desc = build_model("demo", seed)
     enc = demo_encoder()

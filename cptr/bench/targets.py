@@ -217,13 +217,13 @@ class TorchTarget(Target, name="torch",
 
 
 class OrtEngine(Engine):
-    """An ONNX Runtime session (optimised options from :mod:`cptr.export.runtime`)."""
+    """An ONNX Runtime session (optimised options from :mod:`cptr.engines.onnxruntime`)."""
 
     target = "onnx"
 
     def __init__(self, path: Path, workload: Workload, name: str, precision: str, providers: list[str],
                  threads: int | None, spin: bool = False, note: str = ""):
-        from cptr.export.runtime import ort_session
+        from cptr.engines.onnxruntime import ort_session
 
         self.session = ort_session(path, threads=threads, providers=providers, spin=spin)
         self.names = [s.name for s in workload.inputs]
@@ -279,7 +279,7 @@ class OrtPipelineEngine(Engine):
 
     def __init__(self, encoder_path: Path, synthesis_path: Path, name: str, precision: str, providers: list[str],
                  threads: int | None, spin: bool, note: str):
-        from cptr.export.runtime import ort_session
+        from cptr.engines.onnxruntime import ort_session
         from cptr.serving.stages import decode_and_align
 
         self.encoder = ort_session(encoder_path, threads=threads, providers=providers, spin=spin)
@@ -320,8 +320,8 @@ class OnnxTarget(Target, name="onnx",
         absent = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
         if absent:
             return f"{', '.join(absent)} not installed: pip install 'cptr[export]'"
-        if importlib.util.find_spec("cptr.export.onnx") is None or importlib.util.find_spec("cptr.export.runtime") is None:
-            return "cptr.export.onnx / cptr.export.runtime are missing from this checkout"
+        if importlib.util.find_spec("cptr.export.onnx") is None or importlib.util.find_spec("cptr.engines.onnxruntime") is None:
+            return "cptr.export.onnx / cptr.engines.onnxruntime are missing from this checkout"
         return None if workload.stages else f"no ONNX export for stage {workload.stage!r}"
 
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
@@ -330,7 +330,7 @@ class OnnxTarget(Target, name="onnx",
         cuda = ctx.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
         where = "CUDA provider" if cuda else "CPU provider"
-        variants = [("onnx-fp32", "fp32", False, f"{where}, cptr.export.runtime options")]
+        variants = [("onnx-fp32", "fp32", False, f"{where}, cptr.engines.onnxruntime options")]
         if not cuda:
             variants.append(("onnx-fp32-spin", "fp32", True, "CPU provider, worker threads spin between runs"))
         variants.append(("onnx-fp16", "fp16", False, f"{where}, fp16 compute, fp32 I/O"))
@@ -372,7 +372,7 @@ class OnnxTarget(Target, name="onnx",
 
 
 class CompiledTorchEngine(Engine):
-    """An AOTInductor package from :mod:`cptr.export.torch_engine`."""
+    """An AOTInductor package from :mod:`cptr.engines.torch_aot`."""
 
     target = "torch-engine"
 
@@ -408,14 +408,14 @@ class TorchEngineTarget(Target, name="torch-engine",
         return copy.deepcopy(workload.stages[workload.stage].served_module)
 
     def missing(self, workload: Workload, ctx: Context) -> str | None:
-        if importlib.util.find_spec("cptr.export.torch_engine") is None:
-            return "cptr.export.torch_engine is missing from this checkout"
+        if importlib.util.find_spec("cptr.engines.torch_aot") is None:
+            return "cptr.engines.torch_aot is missing from this checkout"
         if workload.stage not in ("synthesis", "mapping", "encoder", "mapper"):
             return f"stage {workload.stage!r} is not one torch module; use --stage synthesis, mapping, encoder or mapper"
         return None
 
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        from cptr.export.torch_engine import build_torch_engine, load_torch_engine
+        from cptr.engines.torch_aot import build_torch_engine, load_torch_engine
 
         precisions = ["fp32", "fp16"] if ctx.device.startswith("cuda") else ["fp32"]
         if not ctx.device.startswith("cuda"):

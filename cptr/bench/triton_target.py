@@ -220,7 +220,7 @@ def _openvino_unavailable(precision: str) -> str | None:
     """Why the embedded server cannot run OpenVINO ``precision`` here (None: it can)."""
     if importlib.util.find_spec("openvino") is None:
         return "OpenVINO is not installed: pip install 'cptr[openvino]'"
-    from cptr.export.openvino import cpu_capabilities, resolve_precision
+    from cptr.engines.openvino import cpu_capabilities, resolve_precision
 
     runs, notice = resolve_precision(precision, cpu_capabilities())
     return None if runs == precision else notice

@@ -1,4 +1,4 @@
-"""TensorRT engines (CUDA machines only): the stage's ONNX export built by :mod:`cptr.export.trt`.
+"""TensorRT engines (CUDA machines only): the stage's ONNX export built by :mod:`cptr.engines.tensorrt`.
 
 The engine runs on torch CUDA tensors (``execute_async_v3`` on torch's current stream), so the
 timing loop's ``torch.cuda.synchronize`` is the device barrier. fp32 engines come from the fp32
@@ -24,7 +24,7 @@ class TrtEngine(Engine):
     target = "trt"
 
     def __init__(self, plan: bytes, workload: Workload, name: str, precision: str, meta: dict[str, Any]):
-        from cptr.export.trt import import_tensorrt
+        from cptr.engines.tensorrt import import_tensorrt
 
         trt = import_tensorrt()
         self.trt, self.meta = trt, meta
@@ -71,7 +71,7 @@ class TrtEngine(Engine):
 
 
 def engines(workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-    from cptr.export.trt import build_engine
+    from cptr.engines.tensorrt import build_engine
 
     if workload.stage not in ("synthesis", "mapping", "encoder", "mapper"):
         yield Unavailable("trt", "trt", f"stage {workload.stage!r} has no single TensorRT engine; "

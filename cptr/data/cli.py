@@ -60,7 +60,7 @@ def critic(
       cptr-train critic --out cptr/assets/demo/critic.pt
     """
     from cptr.data.critic import CRITIC_RENDER_SEED, evaluate_critic, save_critic, train_critic
-    from cptr.training.monitor import StepProgress
+    from cptr.progress import StepProgress
 
     with StepProgress(steps, "critic", enabled=not quiet) as prog:
         net = train_critic(n=n, steps=steps, batch=batch, seed=seed, progress=prog.step,

@@ -67,7 +67,7 @@ def sample_generator(g, n: int, truncation: float = 1.0, seed: int = 0, batch: i
 
 def load_images(path: str | os.PathLike, n: int, size: int) -> torch.Tensor:
     """The first ``n`` images of a folder or LMDB data set, [n, 3, size, size] in [-1, 1]."""
-    from cptr.training.data import open_dataset
+    from cptr.data.datasets import open_dataset
 
     ds = open_dataset(str(path), size, workers=4)
     if len(ds) < n:

@@ -113,7 +113,7 @@ def write_renders(
     with atomic_directory(out) as tmp:
         env = txn = None
         if lmdb_out:
-            from cptr.training.data import LMDB_MAP_SIZE, _lmdb
+            from cptr.data.datasets import LMDB_MAP_SIZE, _lmdb
 
             env = _lmdb().open(str(tmp), map_size=LMDB_MAP_SIZE, readahead=False)
             txn = env.begin(write=True)

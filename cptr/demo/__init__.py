@@ -16,29 +16,18 @@ models were trained by :mod:`cptr.demo.train` (``python -m cptr.demo.train``) on
 
 from __future__ import annotations
 
-from pathlib import Path
-
-DEMO_NAME = "demo"
-ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
-SOURCE, TARGET, ENCODER = ASSET_DIR / "source.pt", ASSET_DIR / "target.pt", ASSET_DIR / "encoder.pt"
-MAPPERS = {"smile": ASSET_DIR / "mapper_smile.pt"}
-CARD = ASSET_DIR / "MODEL_CARD.md"
-# What `cptr-export --style demo` serves: the blend of the two demo generators (cptr.styles.blend).
-SERVED_ALPHA = 1.0  # measured: alpha 0.85 halves the critic's cartoon rate of served photos (32% -> 15%) and keeps no more structure
-SERVED_SWAP_RES: int | None = None
-TRAIN_HINT = "rebuild them with: python -m cptr.demo.train"
-
-
-def missing_assets() -> list[Path]:
-    """Demo model files that are not in the package (empty when the demo is complete)."""
-    return [p for p in (SOURCE, TARGET, ENCODER, *MAPPERS.values()) if not p.is_file()]
-
-
-def demo_generators(device: str = "cpu"):
-    """``(source, target)``: the shipped demo generators, in eval mode with ``latent_avg``."""
-    from cptr.models.checkpoints import load_generator
-
-    missing = [p for p in (SOURCE, TARGET) if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"the demo models are missing ({', '.join(p.name for p in missing)} in {ASSET_DIR}); {TRAIN_HINT}")
-    return load_generator(SOURCE, device=device).requires_grad_(False), load_generator(TARGET, device=device).requires_grad_(False)
+from cptr.styles.builtin import (  # noqa: F401 - the demo's files have their one home in the style registry
+    ASSET_DIR,
+    CARD,
+    DEMO_NAME,
+    ENCODER,
+    MAPPERS,
+    SERVED_ALPHA,
+    SERVED_SWAP_RES,
+    SOURCE,
+    TARGET,
+    TRAIN_HINT,
+    demo_encoder,
+    demo_generators,
+    missing_assets,
+)

@@ -500,7 +500,7 @@ def _dockerfile(info: RepositoryInfo, triton_tag: str, image: tuple[str, str]) -
     torch_version, torch_index = _torch_install(info)
     align = any(m.startswith("preprocess") for m in info.models)
     extras = ["export"] + (["align"] if align else [])
-    checks = ["cptr.serving.stages", "cptr.export.runtime"] + (["cptr.align"] if align else [])
+    checks = ["cptr.serving.stages", "cptr.engines.onnxruntime"] + (["cptr.align"] if align else [])
     wheel = f"cptr-{__version__}-py3-none-any.whl"
     return f"""\
 # syntax=docker/dockerfile:1

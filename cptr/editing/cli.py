@@ -60,7 +60,7 @@ def edit(
     from cptr.editing.optimize import OptimizeConfig, optimize_latent, synthesize
     from cptr.imaging import grid, save_image, to_uint8
     from cptr.styles import StyleError, get_style, load_style_generators
-    from cptr.training.monitor import StepProgress
+    from cptr.progress import StepProgress
 
     if sum(x is not None for x in (photo, seed, latent)) != 1 and mode == "edit":
         _fail("give exactly one input: --photo, --seed or --latent")

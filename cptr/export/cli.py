@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from cptr.contracts import DEFAULT_TRUNCATION
-from cptr.export.openvino import DEFAULT_MIN_PSNR, MIN_PSNR_FLOOR
+from cptr.engines.openvino import DEFAULT_MIN_PSNR, MIN_PSNR_FLOOR
 from cptr.export.onnx import ExportError
 from cptr.export.style import ExportFailed, ExportOptions, export_style, run_export
 from cptr.styles import StyleError

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from cptr.contracts import StageArtifact, TensorSpec
+from cptr.engines import ExportError, VerificationError
 from cptr.export import stages
 from cptr.export.stages import InputFactory, Stage, default_inputs
 from cptr.io import atomic_path
@@ -33,14 +34,6 @@ DEFAULT_BATCH_SIZES = (1, 3)
 # Kept in fp32 inside fp16 graphs: style affines, demodulation energies and normalisations. They are
 # tiny (per-sample vectors), and their sums of squares lose too much in fp16.
 FP16_KEEP_FP32_OPS = ("MatMul", "Gemm", "ReduceSum", "ReduceMean", "Sqrt", "Reciprocal", "Div", "Pow", "Softmax")
-
-
-class ExportError(RuntimeError):
-    """An export could not be produced; the message says which stage and why."""
-
-
-class VerificationError(ExportError):
-    """ONNX Runtime output differs from PyTorch by more than the tolerance."""
 
 
 # --------------------------------------------------------------------------- generic export + verify
@@ -107,7 +100,7 @@ def verify_onnx(
     when an error exceeds ``tolerance * max(1, max|reference|)`` (absolute for outputs in [-1, 1]), or
     when a shape or dtype differs from the contract.
     """
-    from cptr.export.runtime import ort_session
+    from cptr.engines.onnxruntime import ort_session
 
     sess = ort_session(path)
     errors: dict[str, float] = {}
@@ -273,7 +266,7 @@ def export_stage(stage: Stage, path: str | Path, precision: str = "fp32", **kwar
     if stage.input_defaults:
         kwargs["input_defaults"] = dict(stage.input_defaults)
     if stage.plugins:
-        from cptr.export.plugin_ops import PLUGIN_OPS
+        from cptr.engines.plugin_ops import PLUGIN_OPS
 
         kwargs["keep_fp32_ops"] = tuple(kwargs.get("keep_fp32_ops", FP16_KEEP_FP32_OPS)) + PLUGIN_OPS
     with export_plugin_nodes(stage.plugins):

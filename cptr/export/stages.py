@@ -220,7 +220,7 @@ def synthesis(g: Generator, plugins: bool = False) -> Stage:
 
     ``plugins=True`` builds the generator itself with every FIR filter and synthesis bias-act emitted
     as a TensorRT plugin node (``UpFirDn2d``, ``FusedBiasLeakyReLU``; see
-    :mod:`cptr.export.plugin_ops`); those nodes stay fp32 in an fp16 graph.
+    :mod:`cptr.engines.plugin_ops`); those nodes stay fp32 in an fp16 graph.
     """
     from cptr.export.rewrite import ExportSynthesis
 
@@ -229,7 +229,7 @@ def synthesis(g: Generator, plugins: bool = False) -> Stage:
     module = reference if plugins else ExportSynthesis(gi).eval()
     extra: dict[str, Any] = {}
     if plugins:
-        from cptr.export.plugin_ops import PLUGIN_OPS
+        from cptr.engines.plugin_ops import PLUGIN_OPS
 
         extra["plugins"] = list(PLUGIN_OPS)
     return Stage(contracts.SYNTHESIS, module, reference, [contracts.w_plus(gi.n_latent, gi.style_dim)],

@@ -2,7 +2,7 @@
 
 The style's generators are blended, every stage of the catalogue (:mod:`cptr.export.stages`) is
 exported to ONNX and verified (:func:`cptr.export.onnx.export_stage`), engines are built when asked
-(TensorRT plans, AOTInductor packages, OpenVINO IR), and :func:`cptr.serving.repository.write_repository` places
+(TensorRT plans, AOTInductor packages, OpenVINO IR), and :func:`cptr.triton.writer.write_repository` places
 the files and writes the configs, all in a staging folder beside the repository. Only then does
 :func:`cptr.triton.repository` move the style in, as new model versions beside those being served:
 an interrupted or failed export leaves the repository as it was, and the other styles in it stay.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cptr import contracts
-from cptr.export.openvino import DEFAULT_MIN_PSNR
+from cptr.engines.openvino import DEFAULT_MIN_PSNR
 from cptr.triton import LayoutError, Published, publish, read_index
 from cptr.triton.repository import LOCK_FILE, relocate
 
@@ -61,7 +61,7 @@ class ExportOptions:
     plugins: bool = False
     opset: int = 17
     quiet: bool = False
-    # --engine openvino (cptr.export.openvino): tuning recorded in the configs, and the bf16 quality gate
+    # --engine openvino (cptr.engines.openvino): tuning recorded in the configs, and the bf16 quality gate
     ov_hint: str = "latency"
     ov_streams: int | str | None = None
     ov_threads: int | None = None
@@ -130,7 +130,7 @@ def _versions(engine: str = "onnx") -> dict[str, str]:
         "python": platform.python_version(),
     }
     if engine == "openvino":
-        from cptr.export.openvino import openvino_version
+        from cptr.engines.openvino import openvino_version
 
         versions["openvino"] = openvino_version() or "missing"
     return versions
@@ -142,8 +142,8 @@ def onnx_precision(precision: str) -> str:
 
 
 def openvino_config(opts: ExportOptions):
-    """The :class:`cptr.export.openvino.EngineConfig` asked for by ``opts``."""
-    from cptr.export.openvino import EngineConfig
+    """The :class:`cptr.engines.openvino.EngineConfig` asked for by ``opts``."""
+    from cptr.engines.openvino import EngineConfig
 
     try:
         return EngineConfig(opts.precision, opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_static_batches)
@@ -171,7 +171,7 @@ def _check_options(opts: ExportOptions) -> None:
     if opts.engine not in ENGINES:
         raise ExportFailed(f"--engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
     if opts.engine == "trt":
-        from cptr.export.trt import TensorRTUnavailable, import_tensorrt
+        from cptr.engines.tensorrt import TensorRTUnavailable, import_tensorrt
 
         try:
             import_tensorrt()
@@ -182,7 +182,7 @@ def _check_options(opts: ExportOptions) -> None:
 
 
 def _check_openvino_options(opts: ExportOptions) -> None:
-    from cptr.export.openvino import OpenVINOUnavailable, PRECISIONS, check_min_psnr, import_openvino
+    from cptr.engines.openvino import OpenVINOUnavailable, PRECISIONS, check_min_psnr, import_openvino
 
     if opts.precision not in PRECISIONS:
         raise ExportFailed(f"--engine openvino runs {' or '.join(PRECISIONS)}, got --precision {opts.precision}")
@@ -384,7 +384,7 @@ def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage
         _build_openvino(opts, built, stage_dir, prog, batch_sizes, notes)
         return
     if opts.engine == "trt":
-        from cptr.export.trt import build_engine
+        from cptr.engines.tensorrt import build_engine
 
         profile = (1, min(4, opts.batch_max), opts.batch_max)
         for name, (stage, art) in built.items():
@@ -398,7 +398,7 @@ def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage
         return
     import torch
 
-    from cptr.export.torch_engine import build_torch_engine
+    from cptr.engines.torch_aot import build_torch_engine
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if opts.precision == "fp16" and device == "cpu":
@@ -421,10 +421,10 @@ def _build_openvino(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stag
     """OpenVINO IR for every served stage, compiled in the asked precision and checked in image terms.
 
     bf16 falls back to fp32 (with a note) where the CPU lacks it; latent stages are judged by the
-    images the fp32 synthesis reference makes of their outputs (:mod:`cptr.export.openvino`).
+    images the fp32 synthesis reference makes of their outputs (:mod:`cptr.engines.openvino`).
     """
     from cptr.export.onnx import ExportError
-    from cptr.export.openvino import build_openvino_engine, cpu_capabilities, resolve_precision, synthesis_renderer
+    from cptr.engines.openvino import build_openvino_engine, cpu_capabilities, resolve_precision, synthesis_renderer
     from cptr.export.stages import GENERATOR
 
     config = openvino_config(opts)
@@ -465,7 +465,7 @@ def export_style(opts: ExportOptions) -> Manifest:
     from cptr.contracts import ExportBundle
     from cptr.export import onnx as onnx_export
     from cptr.io import atomic_write_text
-    from cptr.serving.repository import write_repository
+    from cptr.triton.writer import write_repository
     from cptr.styles import StyleError, validate_name
 
     _check_options(opts)

@@ -23,7 +23,7 @@ _DEFAULT_IMPL: list[Impl] = ["auto"]
 _PLUGIN_EXPORT: list[bool] = [False]
 
 # ONNX custom nodes that TensorRT's parser maps to the plugins of cptr/export/plugins: node
-# attributes are the plugins' fields. ONNX Runtime runs them through cptr.export.plugin_ops.
+# attributes are the plugins' fields. ONNX Runtime runs them through cptr.engines.plugin_ops.
 PLUGIN_DOMAIN = "ai.onnx.contrib"
 PLUGIN_NAMESPACE = "cptr"
 PLUGIN_VERSION = "1"

@@ -9,7 +9,7 @@ The store is a directory (``$CPTR_HOME``, default ``~/.cache/cptr``) holding ``s
                             "description": "", "source_sha256": "...", "target_sha256": "..."}}}
 
 Every change rewrites the file atomically. The built-in style ``demo`` is always present: its
-models are files in the package (:mod:`cptr.demo`) and it cannot be removed or replaced.
+models are files in the package (:mod:`cptr.styles.builtin`) and it cannot be removed or replaced.
 Blending lives in :mod:`cptr.styles.blend` and is re-exported here; the ``cptr styles`` commands in
 :mod:`cptr.styles.cli`.
 """
@@ -25,6 +25,8 @@ from typing import Any
 
 from cptr.contracts import NAME_RE, InvalidNameError, check_name
 from cptr.io import atomic_path, atomic_write_text, sha256_file
+from cptr.styles import builtin as demo
+from cptr.styles.builtin import DEMO_NAME, TRAIN_HINT, missing_assets
 
 __all__ = [
     "no_encoder_hint",
@@ -49,7 +51,6 @@ REGISTRY_FILE = "styles.json"
 REGISTRY_VERSION = 1
 BUILTIN_PREFIX = "builtin:"
 DEFAULT_ALPHA = 0.7
-DEMO_NAME = "demo"  # == cptr.demo.DEMO_NAME; spelled here so `cptr styles` does not import torch
 
 _LAZY = {"GeneratorMismatchError", "blend_generators", "check_compatible", "inject_latents"}
 
@@ -131,7 +132,6 @@ def validate_name(name: str, what: str = "style name") -> str:
 
 
 def _demo_style() -> StyleInfo:
-    from cptr import demo  # no torch: paths only
 
     return StyleInfo(
         name=DEMO_NAME,
@@ -325,7 +325,6 @@ def load_style_generators(name: str, device: str = "cpu"):
     """``(source, target)`` generators of style ``name`` in eval mode (``latent_avg`` attached)."""
     info = get_style(name)
     if info.builtin:
-        from cptr.demo import TRAIN_HINT, missing_assets
 
         if missing_assets():
             raise StyleError(f"the demo models are missing from the package ({', '.join(p.name for p in missing_assets())}); {TRAIN_HINT}")

@@ -12,8 +12,8 @@ to the encoder's input size (area pooling).
 taught the demo encoder the colours of a real render but not where its small features sit (the
 reconstructions looked ahead whatever the input's yaw).
 
-The generator, ArcFace and the perceptual network stay frozen. :func:`demo_encoder` loads the
-shipped encoder of the embedded ``demo`` style (trained with this module by ``python -m cptr.demo.train``).
+The generator, ArcFace and the perceptual network stay frozen. The shipped encoder of the embedded
+``demo`` style (:func:`cptr.styles.builtin.demo_encoder`) was trained with this module by ``python -m cptr.demo.train``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import nn
 from cptr.models.encoder import Encoder
 from cptr.models.stylegan2 import Generator
 from cptr.training.mapper_train import render, training_view  # the same frozen, deterministic synthesis
-from cptr.training.monitor import StepProgress
+from cptr.progress import StepProgress
 
 
 @dataclass
@@ -164,20 +164,6 @@ def reconstruction_error(encoder: Encoder, g: Generator, n: int = 16, seed: int 
     rec = render(g, encoder.eval()(resize_to(x, encoder.input_size)))
     base = render(g, encoder.latent_avg.unsqueeze(0).expand(n, -1, -1))
     return float(F.mse_loss(rec, x)), float(F.mse_loss(base, x))
-
-
-# --------------------------------------------------------------------------- the demo encoder
-
-
-def demo_encoder() -> Encoder:
-    """The demo style's shipped encoder (``cptr/assets/demo/encoder.pt``, trained by
-    ``python -m cptr.demo.train``), in eval mode."""
-    from cptr.demo import ENCODER, TRAIN_HINT
-    from cptr.models.encoder import load_encoder
-
-    if not ENCODER.is_file():
-        raise FileNotFoundError(f"the demo encoder {ENCODER} is missing; {TRAIN_HINT}")
-    return load_encoder(ENCODER).requires_grad_(False)
 
 
 def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: Path) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 from cptr.models.latents import render, sample_latents  # noqa: F401  (their home; re-exported for the trainers)
 from cptr.models.mapper import LevelsMapper
 from cptr.models.stylegan2 import Generator
-from cptr.training.monitor import StepProgress
+from cptr.progress import StepProgress
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch
 
 from cptr.imaging import grid, save_image, to_uint8
 from cptr.io import atomic_write_text
+from cptr.progress import StepProgress  # noqa: F401 - the trainers import it from here too
 
 LOG_COLUMNS = (
     "iter", "d", "g", "structure", "r1", "path", "path_length", "real_score", "fake_score", "ada_p", "r_t", "sec_per_iter",
@@ -84,30 +85,3 @@ def save_sample_grid(source_images: torch.Tensor, target_images: torch.Tensor, p
     """Two rows: source faces above the same latents through the fine-tuned generator."""
     rows = np.concatenate([to_uint8(source_images), to_uint8(target_images)])
     save_image(grid(rows, cols=source_images.shape[0]), path)
-
-
-class StepProgress:
-    """Per-step reporting for the short trainers: a tqdm bar with the latest losses (only when
-    ``enabled``) and an optional ``callback(step, losses)``. Use as a context manager."""
-
-    def __init__(self, total: int, desc: str, enabled: bool, callback=None):
-        self.callback = callback
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="step")
-
-    def step(self, step: int, losses: dict[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-        if self.callback is not None:
-            self.callback(step, losses)
-
-    def __enter__(self) -> "StepProgress":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -1,6 +1,6 @@
 """Put an exported style into a served repository, or take one out, without breaking what is served.
 
-:func:`publish` moves a freshly written single-style repository (``cptr.serving.repository``
+:func:`publish` moves a freshly written single-style repository (``cptr.triton.writer``
 writes every model as version 1 in a staging folder beside the target) into the served one:
 
 1. each model whose files differ from the served latest version becomes a new numbered version

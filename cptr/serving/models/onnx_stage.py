@@ -6,9 +6,9 @@ One engine per stage, chosen by the export:
 * ``cptr-export --engine torch`` left a compiled ``model.pt2`` beside the ONNX file: the stage runs
   it (on the GPU when CUDA is present).
 * ``cptr-export --engine openvino`` wrote ``model.xml`` + ``model.bin`` and the config's parameter
-  ``engine: openvino`` with its precision and tuning (:class:`cptr.export.openvino.EngineConfig`):
+  ``engine: openvino`` with its precision and tuning (:class:`cptr.engines.openvino.EngineConfig`):
   the stage compiles the IR with them. bf16 runs only where the CPU has it; elsewhere the stage
-  logs a notice and runs fp32 (:func:`cptr.export.openvino.resolve_precision`, as the export does).
+  logs a notice and runs fp32 (:func:`cptr.engines.openvino.resolve_precision`, as the export does).
 * otherwise, ONNX Runtime runs ``model.onnx``.
 
 An engine that cannot load on this machine (a CUDA package on a CPU, OpenVINO not installed) falls
@@ -45,7 +45,7 @@ class TritonPythonModel(StageModel):
                 return
             except Exception as e:  # noqa: BLE001 - any load failure means: serve the ONNX file
                 print(f"[cptr] {self.model_name}: torch engine {torch_engine} not usable here ({e}); using ONNX Runtime", flush=True)
-        from cptr.export.runtime import ort_session  # the ONNX Runtime options CPTR measured best
+        from cptr.engines.onnxruntime import ort_session  # the ONNX Runtime options CPTR measured best
 
         path = self.model_dir / self.params.get("onnx_file", "model.onnx")
         self.session = ort_session(path)
@@ -57,7 +57,7 @@ class TritonPythonModel(StageModel):
     def _load_torch_engine(self, path) -> None:
         import torch
 
-        from cptr.export.torch_engine import load_torch_engine
+        from cptr.engines.torch_aot import load_torch_engine
 
         if len(self.output_names) != 1:
             raise RuntimeError("torch engines serve single-output stages only")
@@ -66,7 +66,7 @@ class TritonPythonModel(StageModel):
         print(f"[cptr] {self.model_name}: serving torch engine {path.name} on {self.device}", flush=True)
 
     def _load_openvino(self, path) -> None:
-        from cptr.export.openvino import EngineConfig, OpenVINOEngine
+        from cptr.engines.openvino import EngineConfig, OpenVINOEngine
 
         engine = OpenVINOEngine(path, EngineConfig.from_parameters(self.params))
         missing = (set(self.input_names) - set(engine.input_names)) | (set(self.output_names) - set(engine.output_names))

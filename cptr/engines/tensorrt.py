@@ -4,7 +4,7 @@
 with CPTR plugin nodes (``UpFirDn2d``, ``FusedBiasLeakyReLU``) need the plugin library built from
 ``cptr/export/plugins`` (see docs/gpu-engines.md)::
 
-    from cptr.export.trt import build_engine
+    from cptr.engines.tensorrt import build_engine
     meta = build_engine("synthesis.onnx", "model.plan", profile=(1, 4, 16), fp16=True,
                         timing_cache="trt.cache", plugin_library="build/plugins/libcptr_trt_plugins.so")
 
@@ -97,7 +97,7 @@ def load_plugins(plugin_library: str | os.PathLike[str], trt: ModuleType | None 
 
 
 def _missing_creators(trt: ModuleType, registry: Any) -> list[str]:
-    from cptr.export.plugin_ops import PLUGIN_OPS
+    from cptr.engines.plugin_ops import PLUGIN_OPS
     from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION
 
     get = getattr(registry, "get_creator", None) or registry.get_plugin_creator
@@ -144,7 +144,7 @@ def build_engine(
     ``$CPTR_TRT_PLUGINS``) is required when the graph has CPTR plugin nodes. Returns metadata:
     TensorRT version, GPU, profile, precision mode, inputs/outputs, plugins, hashes, build time.
     """
-    from cptr.export.plugin_ops import PLUGIN_OPS, has_plugin_nodes
+    from cptr.engines.plugin_ops import PLUGIN_OPS, has_plugin_nodes
 
     lo, opt, hi = _check_profile(profile)
     onnx_path = Path(onnx_path).expanduser().resolve()

@@ -382,7 +382,7 @@ def verify_engine(
     stages are judged in image terms too. Returns ``{"batch1": {...}, ..., "psnr_db": worst,
     "max_abs": worst}``; raises :class:`cptr.export.onnx.VerificationError` with the figures.
     """
-    from cptr.export.onnx import VerificationError
+    from cptr.engines import VerificationError
 
     precision = engine.precision
     results: dict[str, Any] = {}

@@ -168,10 +168,10 @@ def _openvino_stage(root: Path, name: str, art: StageArtifact, batch_max: int, b
     """OpenVINO IR (``model.xml`` + ``model.bin``) beside the ONNX file it was converted from.
 
     Native flavour: Triton's ``openvino`` backend on the CPU, tuned by the export's
-    :class:`~cptr.export.openvino.EngineConfig` (``HINT_BF16`` for bf16). Python flavour: the
+    :class:`~cptr.engines.openvino.EngineConfig` (``HINT_BF16`` for bf16). Python flavour: the
     ``onnx_stage`` model with ``engine: openvino``, which compiles the IR with the same settings.
     """
-    from cptr.export.openvino import EngineConfig, ir_files
+    from cptr.engines.openvino import EngineConfig, ir_files
 
     meta = art.extra.get("openvino") or {}
     config = EngineConfig.from_dict(meta.get("config") or {})

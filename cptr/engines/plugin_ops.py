@@ -11,7 +11,7 @@ fields, written by the export symbolics in :mod:`cptr.ops.upfirdn2d` and :mod:`c
 ONNX Runtime runs the same nodes through onnxruntime-extensions Python custom ops that call the
 reference PyTorch implementation. Those ops cannot read array attributes, so :func:`ort_view`
 rewrites a copy of the graph with each ``kernel`` moved into a constant input; the graph that
-TensorRT reads is never changed. :func:`cptr.export.runtime.ort_session` does this for any file
+TensorRT reads is never changed. :func:`cptr.engines.onnxruntime.ort_session` does this for any file
 with plugin nodes.
 """
 

@@ -33,7 +33,7 @@ def physical_cores() -> int:
 
 def _has_plugin_nodes(path: str) -> bool:
     try:
-        from cptr.export.plugin_ops import has_plugin_nodes
+        from cptr.engines.plugin_ops import has_plugin_nodes
     except ImportError:
         return False
     return has_plugin_nodes(path)
@@ -68,7 +68,7 @@ def ort_session(
     """An ``onnxruntime.InferenceSession`` for an ONNX file (or serialized model bytes).
 
     Graphs with CPTR plugin nodes (``UpFirDn2d``, ``FusedBiasLeakyReLU``; see
-    :mod:`cptr.export.plugin_ops`) run with the reference custom ops registered.
+    :mod:`cptr.engines.plugin_ops`) run with the reference custom ops registered.
     ``threads``: intra-op threads (default: physical cores). ``providers``: default CPU only; pass
     e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` on a GPU machine. ``spin=True`` keeps
     worker threads spinning between runs (lower latency in tight benchmark loops, more CPU use).
@@ -78,7 +78,7 @@ def ort_session(
     so = session_options(threads, optimized_model_path, spin)
     model = path if isinstance(path, bytes) else str(path)
     if isinstance(model, str) and _has_plugin_nodes(model):  # CPTR TensorRT plugin nodes: reference custom ops
-        from cptr.export.plugin_ops import custom_ops_library, ort_view
+        from cptr.engines.plugin_ops import custom_ops_library, ort_view
 
         import onnx
 
