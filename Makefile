@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --progress-bar on
 PIN := $(VENV)/torch-pin.txt
 
-.PHONY: setup setup-demo setup-ui setup-deploy setup-docs demo test docs bench clean wheelhouse
+.PHONY: setup setup-demo setup-ui setup-deploy setup-docs demo test lint docs bench clean wheelhouse
 
 $(PIN):
 	@echo "== creating $(VENV) and installing $(TORCH)"
@@ -69,6 +69,11 @@ demo: setup-demo
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
+
+lint: setup
+	$(BIN)/ruff check cptr tests benchmarks
+	$(BIN)/ruff format --check cptr tests benchmarks
+	$(BIN)/lint-imports
 
 docs: setup-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

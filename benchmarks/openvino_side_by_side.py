@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import build_workload  # noqa: E402
-from cptr.engines.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
+from cptr.engines.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
 from cptr.imaging import to_uint8  # noqa: E402
 from cptr.io import atomic_path  # noqa: E402
 from cptr.training.mapper_train import sample_latents  # noqa: E402
@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     if bf16 is None:
         raise SystemExit("this CPU has no bf16 (OpenVINO fell back to fp32): no picture to make")
     scores = [psnr(bf16[i : i + 1], ort[i : i + 1]) for i in range(a.n)]
-    print("PSNR bf16 vs fp32 per face (dB): " + ", ".join(f"{s:.1f}" for s in scores) + f"; all faces {psnr(bf16, ort):.1f} dB; "
-          f"max abs error {np.abs(bf16 - ort).max():.3f}")
+    print(
+        "PSNR bf16 vs fp32 per face (dB): " + ", ".join(f"{s:.1f}" for s in scores) + f"; all faces {psnr(bf16, ort):.1f} dB; "
+        f"max abs error {np.abs(bf16 - ort).max():.3f}"
+    )
     diff = np.clip(np.abs(bf16 - ort) * 10 - 1, -1, 1)  # |error| x 10 on a black background
     tiles = [np.concatenate(list(to_uint8(torch.from_numpy(x))), axis=1) for x in (*rows.values(), diff)]
     grid = np.concatenate(tiles, axis=0)
@@ -65,8 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     tile = img.height // len(tiles)
     for i, label in enumerate([*rows, "|bf16 - fp32| x 10"]):
         draw.text((4, i * tile + tile // 2 - 6), label, fill="black")
-    draw.text((4, img.height + 4), f"{a.model} synthesis; bf16 PSNR vs ONNX Runtime fp32 per face: "
-              + ", ".join(f"{s:.1f}" for s in scores) + " dB", fill="black")
+    draw.text(
+        (4, img.height + 4),
+        f"{a.model} synthesis; bf16 PSNR vs ONNX Runtime fp32 per face: " + ", ".join(f"{s:.1f}" for s in scores) + " dB",
+        fill="black",
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(a.out) as tmp:
         canvas.save(tmp, format="PNG")

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import build_workload  # noqa: E402
-from cptr.engines.openvino import import_openvino, psnr  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
+from cptr.engines.openvino import import_openvino, psnr  # noqa: E402
 
 # name -> (precision, hint, streams, threads, static shape)
 VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         reference = engines["ort-f32"].output(x)
         quality = {name: psnr(e.output(x), reference) for name, e in engines.items()}
         times: dict[str, list[float]] = {name: [] for name in engines}
-        for name, e in engines.items():  # warm-up
+        for e in engines.values():  # warm-up
             e.run(x, batch)
         for r in range(a.rounds):
             for name, e in engines.items():
@@ -129,14 +129,26 @@ def main(argv: list[str] | None = None) -> None:
         base = statistics.median(times["ort-f32"])
         for name, t in times.items():
             med = statistics.median(t)
-            rows.append({"batch": batch, "variant": name, "ms_per_image": med * 1e3, "speedup_vs_ort_f32": base / med,
-                         "psnr_vs_ort_f32": quality[name], "streams": getattr(engines[name], "streams", 1)})
-    print(f"\nOpenVINO {ov.get_version()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"model {a.model} synthesis, {a.rounds} interleaved rounds, median ms per image\n")
+            rows.append(
+                {
+                    "batch": batch,
+                    "variant": name,
+                    "ms_per_image": med * 1e3,
+                    "speedup_vs_ort_f32": base / med,
+                    "psnr_vs_ort_f32": quality[name],
+                    "streams": getattr(engines[name], "streams", 1),
+                }
+            )
+    print(
+        f"\nOpenVINO {ov.get_version()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"model {a.model} synthesis, {a.rounds} interleaved rounds, median ms per image\n"
+    )
     print("| batch | variant | streams | ms / image | x ORT fp32 | PSNR vs ORT fp32 (dB) |\n|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['batch']} | {row['variant']} | {row['streams']} | {row['ms_per_image']:.0f} | {row['speedup_vs_ort_f32']:.2f} | "
-              f"{row['psnr_vs_ort_f32']:.1f} |")
+        print(
+            f"| {row['batch']} | {row['variant']} | {row['streams']} | {row['ms_per_image']:.0f} | {row['speedup_vs_ort_f32']:.2f} | "
+            f"{row['psnr_vs_ort_f32']:.1f} |"
+        )
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps({"openvino": ov.get_version(), "model": a.model, "rounds": a.rounds, "rows": rows}, indent=2) + "\n")

@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,256")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    print(f"| domain | size | renders/s (1 core) | n |\n|---|---|---|---|")
+    print("| domain | size | renders/s (1 core) | n |\n|---|---|---|---|")
     for size in (int(s) for s in a.sizes.split(",")):
         for domain in DOMAINS:
             render_face(0, domain, size)  # warm-up (palette, grids)

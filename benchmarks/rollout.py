@@ -39,7 +39,14 @@ def main() -> int:
     export = str(Path(sys.executable).parent / "cptr-export")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cptr-rollout-"))
     repo = work / "triton_repo"
-    demo_files = ("--source", str(ASSET_DIR / "source.pt"), "--target", str(ASSET_DIR / "target.pt"), "--encoder", str(ASSET_DIR / "encoder.pt"))
+    demo_files = (
+        "--source",
+        str(ASSET_DIR / "source.pt"),
+        "--target",
+        str(ASSET_DIR / "target.pt"),
+        "--encoder",
+        str(ASSET_DIR / "encoder.pt"),
+    )
 
     def style(name: str, alpha: float, *extra: str) -> tuple[str, ...]:
         return (export, *demo_files, "--style", name, "--alpha", str(alpha), "--out", str(repo), "--quiet", *extra)
@@ -47,9 +54,17 @@ def main() -> int:
     for argv in ((export, "--style", "demo", "--out", str(repo), "--quiet"), style("toon", 0.5)):
         subprocess.run(argv, check=True)
     steps = [
-        Step(5.0, "re-export demo at alpha 0.8 (cptr serve --watch)", (export, "--style", "demo", "--alpha", "0.8", "--out", str(repo), "--quiet"), "demo", "weights"),
+        Step(
+            5.0,
+            "re-export demo at alpha 0.8 (cptr serve --watch)",
+            (export, "--style", "demo", "--alpha", "0.8", "--out", str(repo), "--quiet"),
+            "demo",
+            "weights",
+        ),
         Step(10.0, "add style half (cptr-export --server)", style("half", 0.6, "--server", "{http}"), "half", "listed"),
-        Step(15.0, "remove style toon (cptr serve --watch)", (export, "--style", "toon", "--remove", "--out", str(repo)), "toon", "unlisted"),
+        Step(
+            15.0, "remove style toon (cptr serve --watch)", (export, "--style", "toon", "--remove", "--out", str(repo)), "toon", "unlisted"
+        ),
     ]
     buf = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buf, format="PNG")
@@ -57,10 +72,12 @@ def main() -> int:
 
     print(f"Machine: {describe(machine_info())}")
     print(f"Command: python benchmarks/rollout.py --clients {args.clients} --duration {args.duration:g}\n")
-    print(f"{args.clients} clients (cartoonize and generate alternating, gRPC) for {report.duration_s:.0f} s on style demo: "
-          f"{report.requests['demo']} requests, {len(report.failures['demo'])} failed; served vs in-process ONNX after the switch: "
-          f"max abs {report.served_error['demo']:.1e}; server memory {report.rss_start_mb:.0f} -> {report.rss_end_mb:.0f} MiB "
-          f"({report.rss_change:+.1%}); styles after: {', '.join(report.styles_after)}\n")
+    print(
+        f"{args.clients} clients (cartoonize and generate alternating, gRPC) for {report.duration_s:.0f} s on style demo: "
+        f"{report.requests['demo']} requests, {len(report.failures['demo'])} failed; served vs in-process ONNX after the switch: "
+        f"max abs {report.served_error['demo']:.1e}; server memory {report.rss_start_mb:.0f} -> {report.rss_end_mb:.0f} MiB "
+        f"({report.rss_change:+.1%}); styles after: {', '.join(report.styles_after)}\n"
+    )
     print("| step | started at (s) | command (s) | live after (s) |\n|---|---|---|---|")
     for s in report.steps:
         live = f"{s.live_s:.1f}" if s.live_s is not None else "never"

@@ -21,8 +21,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cptr.models.checkpoints import save_generator  # noqa: E402
 from cptr.models import Discriminator, Generator  # noqa: E402
+from cptr.models.checkpoints import save_generator  # noqa: E402
 from cptr.training.config import FinetuneConfig  # noqa: E402
 from cptr.training.finetune import finetune  # noqa: E402
 from cptr.training.monitor import read_log  # noqa: E402
@@ -51,9 +51,22 @@ def main() -> None:
         for i in range(16):
             Image.fromarray(rng.integers(0, 256, (a.size, a.size, 3), dtype=np.uint8)).save(root / "images" / f"{i}.png")
         cfg = FinetuneConfig(
-            source=str(root / "source.pt"), data=str(root / "images"), out=str(root / "run"),
-            freeze_style=2, freeze_g=2, freeze_d=1, structure_loss=2, path_reg=2.0, iters=a.iters, batch=a.batch,
-            log_every=a.warmup, save_every=a.iters, sample_every=a.iters, workers=0, device=a.device, quiet=True,
+            source=str(root / "source.pt"),
+            data=str(root / "images"),
+            out=str(root / "run"),
+            freeze_style=2,
+            freeze_g=2,
+            freeze_d=1,
+            structure_loss=2,
+            path_reg=2.0,
+            iters=a.iters,
+            batch=a.batch,
+            log_every=a.warmup,
+            save_every=a.iters,
+            sample_every=a.iters,
+            workers=0,
+            device=a.device,
+            quiet=True,
         )
         t0 = time.perf_counter()
         res = finetune(cfg)
@@ -61,8 +74,10 @@ def main() -> None:
         rows = read_log(root / "run" / "log.csv")
         steady = [r["sec_per_iter"] for r in rows[1:]]
         rate = 1 / (sum(steady) / len(steady)) if steady else res.iters_per_second
-        print(f"size {a.size}, batch {a.batch}, threads {a.threads}: {rate:.2f} it/s after {a.warmup} warm-up iterations "
-              f"({res.iters_per_second:.2f} it/s overall, {wall:.1f}s wall incl. setup)")
+        print(
+            f"size {a.size}, batch {a.batch}, threads {a.threads}: {rate:.2f} it/s after {a.warmup} warm-up iterations "
+            f"({res.iters_per_second:.2f} it/s overall, {wall:.1f}s wall incl. setup)"
+        )
 
 
 if __name__ == "__main__":

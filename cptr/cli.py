@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -45,7 +44,9 @@ def _root(ctx: typer.Context) -> None:
 @app.command()
 def demo(
     out: Path = typer.Option(Path("cptr-demo"), "--out", "-o", help="Folder for the repository, the server log and the sheet."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Blend weight of the cartoon generator in the served style [default: the demo style's own]."),
+    alpha: float | None = typer.Option(
+        None, "--alpha", min=0.0, max=1.0, help="Blend weight of the cartoon generator in the served style [default: the demo style's own]."
+    ),
 ) -> None:
     """The whole product on the shipped demo models: export, serve, cartoonize, generate, edit, sheet.
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -449,7 +450,9 @@ class Renderer:
         return "".join(out)
 
 
-def render_chart(chart_dir: str | Path, values: dict[str, Any] | None = None, *, release: str = "cptr-demo", namespace: str = "default") -> dict[str, str]:
+def render_chart(
+    chart_dir: str | Path, values: dict[str, Any] | None = None, *, release: str = "cptr-demo", namespace: str = "default"
+) -> dict[str, str]:
     """``helm template``: {template path: rendered text} for every template but ``_*`` helpers.
 
     ``values`` are merged over the chart's values.yaml (maps deeply, anything else replaced).

@@ -21,11 +21,10 @@ from skimage import data
 
 from cptr.align import (
     AlignError,
-    Face,
     BadImageError,
+    Face,
     FaceTooSmallError,
     ImageTooLargeError,
-    MissingBackendError,
     NoFaceError,
     align_face,
     detect_landmarks,
@@ -218,7 +217,10 @@ def test_padding_blurs_outside_of_photo(astronaut):
     top_left = aligned_outside = padded.to_crop(np.array([[0.0, 0.0]]))[0]
     assert top_left.min() > 10  # the photo's corner is well inside the crop
     outside = (slice(0, int(aligned_outside[1]) - 8), slice(0, int(aligned_outside[0]) - 8))
-    sharpness = lambda img: cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F)[outside].var()
+
+    def sharpness(img):
+        return cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F)[outside].var()
+
     assert sharpness(padded.crop) < 0.2 * sharpness(mirrored.crop)
     inside = (slice(int(top_left[1]) + 40, 256), slice(int(top_left[0]) + 40, 256))
     assert psnr(padded.crop[inside], mirrored.crop[inside]) > 40
@@ -266,6 +268,7 @@ def _border_gradient_change(composite: np.ndarray, photo: np.ndarray, aligned, b
     """The seam measure: over the band of the aligned crop's square within ``band`` of its side from its border
     (where a square paste-back fades in), the energy of the composite's Sobel gradient minus the photo's, over the
     energy of the photo's own gradient there. 0 when the band is left as it was."""
+
     def grad(img: np.ndarray) -> np.ndarray:
         g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
         return np.dstack([cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)])
@@ -274,7 +277,12 @@ def _border_gradient_change(composite: np.ndarray, photo: np.ndarray, aligned, b
     t = np.linspace(0, side - 1, 4 * side)
     pts = []
     for d in np.linspace(0, band * side, 24):
-        for x, y in ((t, np.full_like(t, d)), (t, np.full_like(t, side - 1 - d)), (np.full_like(t, d), t), (np.full_like(t, side - 1 - d), t)):
+        for x, y in (
+            (t, np.full_like(t, d)),
+            (t, np.full_like(t, side - 1 - d)),
+            (np.full_like(t, d), t),
+            (np.full_like(t, side - 1 - d), t),
+        ):
             pts.append(np.stack([x, y], 1))
     p = np.rint(aligned.to_photo(np.concatenate(pts))).astype(int)
     p = p[(p[:, 0] >= 0) & (p[:, 0] < photo.shape[1]) & (p[:, 1] >= 0) & (p[:, 1] < photo.shape[0])]

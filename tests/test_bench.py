@@ -135,8 +135,17 @@ def test_interleaved_rounds_time_every_engine() -> None:
 
 
 def _row(engine: str, target: str, batch: int, median: float, conc: int = 1) -> dict:
-    return {"engine": engine, "target": target, "stage": "synthesis", "batch": batch, "concurrency": conc, "status": "ok",
-            "reason": "", "precision": "fp32", "stats": {"median_ms": median}}
+    return {
+        "engine": engine,
+        "target": target,
+        "stage": "synthesis",
+        "batch": batch,
+        "concurrency": conc,
+        "status": "ok",
+        "reason": "",
+        "precision": "fp32",
+        "stats": {"median_ms": median},
+    }
 
 
 def _run(rows: list[dict]) -> dict:
@@ -176,9 +185,11 @@ def test_quick_run_writes_sane_results(tmp_path: Path) -> None:
     before = sha256_file(committed) if committed.is_file() else None
     record = tmp_path / "RESULTS.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--results-dir", str(tmp_path),
-         "--record-to", str(record)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--results-dir", str(tmp_path), "--record-to", str(record)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     # exit 1 = some engine failed; every failure must then be reported on stderr (checked below)
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -254,9 +265,28 @@ def test_terminal_table_fits_80_columns_and_keeps_every_column_when_wide() -> No
 
     from cptr.bench import report
 
-    stats = {"median_ms": 431.234, "p95_ms": 455.1, "p99_ms": 460.2, "mean_ms": 433.3, "std_ms": 9.87, "min_ms": 420.0, "throughput_ips": 2.319}
-    rows = [{"engine": name, "stage": "synthesis", "batch": 4, "concurrency": 16, "status": "ok", "reason": "", "stats": stats,
-             "error": {"max_abs": 1.2e-5, "mean_abs": 3.4e-7}} for name in ("torch-eager-fp32", "onnxruntime-fp32-plugins")]
+    stats = {
+        "median_ms": 431.234,
+        "p95_ms": 455.1,
+        "p99_ms": 460.2,
+        "mean_ms": 433.3,
+        "std_ms": 9.87,
+        "min_ms": 420.0,
+        "throughput_ips": 2.319,
+    }
+    rows = [
+        {
+            "engine": name,
+            "stage": "synthesis",
+            "batch": 4,
+            "concurrency": 16,
+            "status": "ok",
+            "reason": "",
+            "stats": stats,
+            "error": {"max_abs": 1.2e-5, "mean_abs": 3.4e-7},
+        }
+        for name in ("torch-eager-fp32", "onnxruntime-fp32-plugins")
+    ]
     run = {"config": {"stage": "synthesis", "model": "ffhq256"}, "results": rows}
     for width, columns in ((80, report.COMPACT_COLUMNS), (200, report.COLUMNS)):
         out = io.StringIO()

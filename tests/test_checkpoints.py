@@ -115,8 +115,14 @@ def _install_fake_nvlabs_modules() -> tuple[types.ModuleType, type]:
     EasyDict.__module__ = "dnnlib.util"
     EasyDict.__qualname__ = "EasyDict"
     util.EasyDict = EasyDict
-    sys.modules.update({"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
-                        "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util})
+    sys.modules.update(
+        {
+            "torch_utils": types.ModuleType("torch_utils"),
+            "torch_utils.persistence": persistence,
+            "dnnlib": types.ModuleType("dnnlib"),
+            "dnnlib.util": util,
+        }
+    )
     return persistence, EasyDict
 
 
@@ -130,18 +136,34 @@ class _Persistent:
 
     def __init__(self, class_name: str, params=None, buffers=None, modules=None, **attrs):
         self.class_name = class_name
-        self.state = {"training": False, "_parameters": OrderedDict(params or {}), "_buffers": OrderedDict(buffers or {}),
-                      "_modules": OrderedDict(modules or {}), **attrs}
+        self.state = {
+            "training": False,
+            "_parameters": OrderedDict(params or {}),
+            "_buffers": OrderedDict(buffers or {}),
+            "_modules": OrderedDict(modules or {}),
+            **attrs,
+        }
 
     def __reduce__(self):
-        meta = {"type": "class", "version": 4, "module_src": "raise SystemExit('module_src must never run')",
-                "class_name": self.class_name, "state": self.state}
+        meta = {
+            "type": "class",
+            "version": 4,
+            "module_src": "raise SystemExit('module_src must never run')",
+            "class_name": self.class_name,
+            "state": self.state,
+        }
         return (sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (meta,))
 
 
 def _fc(w, b):
-    return _Persistent("FullyConnectedLayer", {"weight": torch.nn.Parameter(w), "bias": torch.nn.Parameter(b)},
-                       activation="lrelu", lr_multiplier=0.01, weight_gain=0.1, bias_gain=0.01)
+    return _Persistent(
+        "FullyConnectedLayer",
+        {"weight": torch.nn.Parameter(w), "bias": torch.nn.Parameter(b)},
+        activation="lrelu",
+        lr_multiplier=0.01,
+        weight_gain=0.1,
+        bias_gain=0.01,
+    )
 
 
 def _nvlabs_g_from(g) -> _Persistent:
@@ -152,32 +174,61 @@ def _nvlabs_g_from(g) -> _Persistent:
     def layer(prefix, noise_idx, res):
         return _Persistent(
             "SynthesisLayer",
-            {"weight": sd[f"{prefix}.conv.weight"][0], "noise_strength": sd[f"{prefix}.noise.weight"].reshape(()),
-             "bias": sd[f"{prefix}.activate.bias"]},
+            {
+                "weight": sd[f"{prefix}.conv.weight"][0],
+                "noise_strength": sd[f"{prefix}.noise.weight"].reshape(()),
+                "bias": sd[f"{prefix}.activate.bias"],
+            },
             {"resample_filter": torch.ones(4, 4) / 16, "noise_const": sd[f"noises.noise_{noise_idx}"][0, 0]},
             {"affine": _fc(sd[f"{prefix}.conv.modulation.weight"], sd[f"{prefix}.conv.modulation.bias"])},
-            resolution=res, up=1, activation="lrelu",
+            resolution=res,
+            up=1,
+            activation="lrelu",
         )
 
     def torgb(prefix):
-        return _Persistent("ToRGBLayer", {"weight": sd[f"{prefix}.conv.weight"][0], "bias": sd[f"{prefix}.bias"].reshape(3)},
-                           modules={"affine": _fc(sd[f"{prefix}.conv.modulation.weight"], sd[f"{prefix}.conv.modulation.bias"])})
+        return _Persistent(
+            "ToRGBLayer",
+            {"weight": sd[f"{prefix}.conv.weight"][0], "bias": sd[f"{prefix}.bias"].reshape(3)},
+            modules={"affine": _fc(sd[f"{prefix}.conv.modulation.weight"], sd[f"{prefix}.conv.modulation.bias"])},
+        )
 
-    blocks = {"b4": _Persistent("SynthesisBlock", {"const": sd["input.input"][0]},
-                                modules={"conv1": layer("conv1", 0, 4), "torgb": torgb("to_rgb1")})}
+    blocks = {
+        "b4": _Persistent(
+            "SynthesisBlock", {"const": sd["input.input"][0]}, modules={"conv1": layer("conv1", 0, 4), "torgb": torgb("to_rgb1")}
+        )
+    }
     for j in range(len(g.to_rgbs)):
         res = 2 ** (j + 3)
-        blocks[f"b{res}"] = _Persistent("SynthesisBlock", modules={
-            "conv0": layer(f"convs.{2 * j}", 2 * j + 1, res), "conv1": layer(f"convs.{2 * j + 1}", 2 * j + 2, res),
-            "torgb": torgb(f"to_rgbs.{j}")})
-    mapping = _Persistent("MappingNetwork", buffers={"w_avg": g.latent_avg},
-                          modules={f"fc{i}": _fc(sd[f"style.{i + 1}.weight"], sd[f"style.{i + 1}.bias"]) for i in range(g.n_mlp)},
-                          num_ws=g.n_latent, w_avg_beta=0.995)
+        blocks[f"b{res}"] = _Persistent(
+            "SynthesisBlock",
+            modules={
+                "conv0": layer(f"convs.{2 * j}", 2 * j + 1, res),
+                "conv1": layer(f"convs.{2 * j + 1}", 2 * j + 2, res),
+                "torgb": torgb(f"to_rgbs.{j}"),
+            },
+        )
+    mapping = _Persistent(
+        "MappingNetwork",
+        buffers={"w_avg": g.latent_avg},
+        modules={f"fc{i}": _fc(sd[f"style.{i + 1}.weight"], sd[f"style.{i + 1}.bias"]) for i in range(g.n_mlp)},
+        num_ws=g.n_latent,
+        w_avg_beta=0.995,
+    )
     synthesis = _Persistent("SynthesisNetwork", modules=blocks, block_resolutions=[2**i for i in range(2, g.log_size + 1)])
-    return _Persistent("Generator", modules={"mapping": mapping, "synthesis": synthesis},
-                       _init_kwargs=EasyDict(z_dim=g.style_dim, w_dim=g.style_dim, c_dim=0, img_resolution=g.size,
-                                             mapping_kwargs=EasyDict(num_layers=g.n_mlp, lr_multiplier=0.01)),
-                       z_dim=g.style_dim, img_resolution=g.size)
+    return _Persistent(
+        "Generator",
+        modules={"mapping": mapping, "synthesis": synthesis},
+        _init_kwargs=EasyDict(
+            z_dim=g.style_dim,
+            w_dim=g.style_dim,
+            c_dim=0,
+            img_resolution=g.size,
+            mapping_kwargs=EasyDict(num_layers=g.n_mlp, lr_multiplier=0.01),
+        ),
+        z_dim=g.style_dim,
+        img_resolution=g.size,
+    )
 
 
 def test_nvlabs_pickle_converts_weights_into_place(tmp_path: Path) -> None:
@@ -187,8 +238,15 @@ def test_nvlabs_pickle_converts_weights_into_place(tmp_path: Path) -> None:
     _install_fake_nvlabs_modules()
     try:
         with open(path, "wb") as f:
-            pickle.dump({"G": _nvlabs_g_from(g), "D": None, "G_ema": _nvlabs_g_from(g),
-                         "training_set_kwargs": sys.modules["dnnlib.util"].EasyDict(resolution=32)}, f)
+            pickle.dump(
+                {
+                    "G": _nvlabs_g_from(g),
+                    "D": None,
+                    "G_ema": _nvlabs_g_from(g),
+                    "training_set_kwargs": sys.modules["dnnlib.util"].EasyDict(resolution=32),
+                },
+                f,
+            )
     finally:
         _remove_fake_nvlabs_modules()
     assert b"torch_utils.persistence" in path.read_bytes() and b"dnnlib.util" in path.read_bytes()
@@ -199,8 +257,7 @@ def test_nvlabs_pickle_converts_weights_into_place(tmp_path: Path) -> None:
         assert torch.equal(h.state_dict()[k], v), k
     torch.testing.assert_close(h.latent_avg, g.latent_avg)
     w = torch.randn(2, g.n_latent, g.style_dim)
-    assert torch.equal(g([w], input_is_latent=True, randomize_noise=False)[0],
-                       h([w], input_is_latent=True, randomize_noise=False)[0])
+    assert torch.equal(g([w], input_is_latent=True, randomize_noise=False)[0], h([w], input_is_latent=True, randomize_noise=False)[0])
 
 
 def test_nvlabs_pickle_without_g_ema_is_refused(tmp_path: Path) -> None:
@@ -213,8 +270,18 @@ def test_nvlabs_pickle_without_g_ema_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["cptr.models.checkpoints", "cptr.models", "cptr.models.mapper", "cptr.models.encoder", "cptr.styles",
-     "cptr.export.cli", "cptr.training.cli", "cptr.cli", "cptr.align", "cptr.client"],
+    [
+        "cptr.models.checkpoints",
+        "cptr.models",
+        "cptr.models.mapper",
+        "cptr.models.encoder",
+        "cptr.styles",
+        "cptr.export.cli",
+        "cptr.training.cli",
+        "cptr.cli",
+        "cptr.align",
+        "cptr.client",
+    ],
 )
 def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
     """Import cycles only show when a module is the first one imported; a shared test process hides them."""

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from cptr.engines import tensorrt as trt_builder
 from cptr import ops
+from cptr.engines import tensorrt as trt_builder
 from cptr.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
 
 PLUGINS = Path(trt_builder.PLUGIN_SOURCES)
@@ -125,8 +125,12 @@ def _emulate_upfirdn2d(exe: Path, tmp: Path, x: torch.Tensor, k: torch.Tensor, u
     x.numpy().tofile(tmp / "x")
     k.to(torch.float32).numpy().tofile(tmp / "k")
     args = [n * c, h, w, kh, kw, up[0], up[1], down[0], down[1], *pad]
-    r = subprocess.run([str(exe), "upfirdn2d", _NAME[x.dtype], *map(str, args), str(tmp / "k"), str(tmp / "x"), str(tmp / "y")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(exe), "upfirdn2d", _NAME[x.dtype], *map(str, args), str(tmp / "k"), str(tmp / "x"), str(tmp / "y")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if r.returncode == 3:
         return "invalid", None
     assert r.returncode == 0, r.stderr
@@ -187,23 +191,43 @@ def test_emulated_kernels_match_reference_on_random_configs(emulator: Path, tmp_
     assert checked["general"] >= 25 and checked["tiled"] >= 10, checked
 
 
-def _emulate_bias_act(exe: Path, tmp: Path, x: torch.Tensor, bias: torch.Tensor, ref: torch.Tensor | None,
-                      slope: float, gain: float) -> torch.Tensor:
+def _emulate_bias_act(
+    exe: Path, tmp: Path, x: torch.Tensor, bias: torch.Tensor, ref: torch.Tensor | None, slope: float, gain: float
+) -> torch.Tensor:
     n, c = x.shape[:2]
     s = int(np.prod(x.shape[2:])) if x.ndim > 2 else 1
     x.numpy().tofile(tmp / "x")
     bias.numpy().tofile(tmp / "b")
     if ref is not None:
         ref.numpy().tofile(tmp / "r")
-    r = subprocess.run([str(exe), "bias_act", _NAME[x.dtype], _NAME[bias.dtype], str(n), str(c), str(s), repr(slope),
-                        repr(gain), str(tmp / "x"), str(tmp / "b"), str(tmp / "r") if ref is not None else "-", str(tmp / "y")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            str(exe),
+            "bias_act",
+            _NAME[x.dtype],
+            _NAME[bias.dtype],
+            str(n),
+            str(c),
+            str(s),
+            repr(slope),
+            repr(gain),
+            str(tmp / "x"),
+            str(tmp / "b"),
+            str(tmp / "r") if ref is not None else "-",
+            str(tmp / "y"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     return torch.from_numpy(np.fromfile(tmp / "y", dtype=_NP[x.dtype]).reshape(x.shape))
 
 
-@pytest.mark.parametrize("dtype,bias_dtype", [(torch.float32, torch.float32), (torch.float16, torch.float16),
-                                              (torch.float16, torch.float32), (torch.float64, torch.float64)])
+@pytest.mark.parametrize(
+    "dtype,bias_dtype",
+    [(torch.float32, torch.float32), (torch.float16, torch.float16), (torch.float16, torch.float32), (torch.float64, torch.float64)],
+)
 @pytest.mark.parametrize("shape", [(4, 8), (2, 8, 5, 7)])
 def test_emulated_bias_act_matches_reference(emulator: Path, tmp_path: Path, dtype, bias_dtype, shape) -> None:
     torch.manual_seed(1)
@@ -233,8 +257,14 @@ def test_upfirdn2d_grad_config_matches_autograd() -> None:
     configs = [(k, (u, u), (d, d), (*p, *p)) for _, k, u, d, p in STYLEGAN2_CONFIGS]
     for _ in range(60):
         kh, kw = (int(v) for v in rng.integers(1, 6, 2))
-        configs.append((torch.randn(kh, kw), tuple(int(v) for v in rng.integers(1, 4, 2)),
-                        tuple(int(v) for v in rng.integers(1, 4, 2)), tuple(int(v) for v in rng.integers(-2, 5, 4))))
+        configs.append(
+            (
+                torch.randn(kh, kw),
+                tuple(int(v) for v in rng.integers(1, 4, 2)),
+                tuple(int(v) for v in rng.integers(1, 4, 2)),
+                tuple(int(v) for v in rng.integers(-2, 5, 4)),
+            )
+        )
     n = 0
     for k, up, down, pad in configs:
         x = torch.randn(2, 3, 9, 11, dtype=torch.float64, requires_grad=True)
@@ -286,9 +316,12 @@ def test_trt_build_engine_fails_fast_without_tensorrt(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 4, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 4, 4])],
+    )
     onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
     with pytest.raises(trt_builder.TensorRTUnavailable, match="pip install tensorrt"):
         trt_builder.build_engine(tmp_path / "m.onnx", tmp_path / "m.plan")
@@ -421,8 +454,11 @@ def _find_plugin_library(tmp: Path) -> Path | None:
         return None
     build = tmp / "plugins"
     root = str(Path(inc).parent)
-    subprocess.run(["cmake", "-S", str(PLUGINS), "-B", str(build), f"-DTENSORRT_INCLUDE_DIR={inc}", f"-DTENSORRT_ROOT={root}"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["cmake", "-S", str(PLUGINS), "-B", str(build), f"-DTENSORRT_INCLUDE_DIR={inc}", f"-DTENSORRT_ROOT={root}"],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["cmake", "--build", str(build), "-j"], check=True, capture_output=True)
     return build / "libcptr_trt_plugins.so"
 
@@ -440,17 +476,41 @@ def test_tensorrt_engine_with_plugins_matches_reference(tmp_path: Path) -> None:
     kernel = (BLUR * 4).numpy().astype(np.float32)
     bias = np.random.default_rng(0).standard_normal(8).astype(np.float32)
     nodes = [
-        helper.make_node("UpFirDn2d", ["x"], ["u"], plugin_namespace="cptr", plugin_version="1", up=2, down=1, pad0=2,
-                         pad1=1, kh=4, kw=4, kernel=kernel.ravel().tolist()),
-        helper.make_node("FusedBiasLeakyReLU", ["u", "bias"], ["y"], plugin_namespace="cptr", plugin_version="1",
-                         negative_slope=0.2, scale=math.sqrt(2.0)),
+        helper.make_node(
+            "UpFirDn2d",
+            ["x"],
+            ["u"],
+            plugin_namespace="cptr",
+            plugin_version="1",
+            up=2,
+            down=1,
+            pad0=2,
+            pad1=1,
+            kh=4,
+            kw=4,
+            kernel=kernel.ravel().tolist(),
+        ),
+        helper.make_node(
+            "FusedBiasLeakyReLU",
+            ["u", "bias"],
+            ["y"],
+            plugin_namespace="cptr",
+            plugin_version="1",
+            negative_slope=0.2,
+            scale=math.sqrt(2.0),
+        ),
     ]
-    graph = helper.make_graph(nodes, "plugins", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 16, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 32, 32])],
-                              initializer=[numpy_helper.from_array(bias, "bias")])
+    graph = helper.make_graph(
+        nodes,
+        "plugins",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 32, 32])],
+        initializer=[numpy_helper.from_array(bias, "bias")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "p.onnx")
-    meta = trt_builder.build_engine(tmp_path / "p.onnx", tmp_path / "p.plan", profile=(1, 2, 4), fp16=False,
-                                    timing_cache=tmp_path / "cache", plugin_library=lib)
+    meta = trt_builder.build_engine(
+        tmp_path / "p.onnx", tmp_path / "p.plan", profile=(1, 2, 4), fp16=False, timing_cache=tmp_path / "cache", plugin_library=lib
+    )
     assert meta["plugins"] and (tmp_path / "p.plan").stat().st_size == meta["plan_bytes"]
     assert (tmp_path / "cache").is_file()
 
@@ -465,6 +525,5 @@ def test_tensorrt_engine_with_plugins_matches_reference(tmp_path: Path) -> None:
     stream = torch.cuda.current_stream()
     assert ctx.execute_async_v3(stream.cuda_stream)
     stream.synchronize()
-    ref = fused_leaky_relu_ref(upfirdn2d_ref(x.cpu().double(), BLUR.double() * 4, up=2, pad=(2, 1)),
-                               torch.from_numpy(bias).double())
+    ref = fused_leaky_relu_ref(upfirdn2d_ref(x.cpu().double(), BLUR.double() * 4, up=2, pad=(2, 1)), torch.from_numpy(bias).double())
     assert _max_rel_err(y.cpu(), ref) < 1e-5

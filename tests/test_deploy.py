@@ -338,7 +338,9 @@ def _pruned_paths(schema: dict[str, Any], obj: Any, path: str = "") -> list[str]
     found = []
     if isinstance(obj, dict):
         for k, v in obj.items():
-            sub = schema.get("properties", {}).get(k) or (schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None)
+            sub = schema.get("properties", {}).get(k) or (
+                schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None
+            )
             if sub:
                 found += _pruned_paths(sub, v, f"{path}.{k}")
     elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
@@ -386,7 +388,9 @@ def test_inference_service_passes_kserve_crd_schema(deployed: dict[str, Any]) ->
 
 
 def test_dockerfile_passes_hadolint(deployed: dict[str, Any]) -> None:
-    exe = shutil.which("hadolint") or (str(Path(sys.executable).with_name("hadolint")) if Path(sys.executable).with_name("hadolint").exists() else None)
+    exe = shutil.which("hadolint") or (
+        str(Path(sys.executable).with_name("hadolint")) if Path(sys.executable).with_name("hadolint").exists() else None
+    )
     if exe is None:
         pytest.skip("hadolint is not installed (pip install 'cptr[deploy]')")
     dockerfile = deployed["out"] / "docker" / "Dockerfile"
@@ -406,16 +410,24 @@ def test_cli_writes_and_explains(work: Path, deployed: dict[str, Any], tmp_path:
 
     repo = deployed["repo"]
     out = tmp_path / "deploy"
-    r = CliRunner().invoke(app, ["deploy", "k8s", str(repo), "-o", str(out), "--model-uri", "s3://bucket/cptr/demo", "--max-replicas", "8", "--gpus", "1"])
+    r = CliRunner().invoke(
+        app, ["deploy", "k8s", str(repo), "-o", str(out), "--model-uri", "s3://bucket/cptr/demo", "--max-replicas", "8", "--gpus", "1"]
+    )
     assert r.exit_code == 0, r.output
     assert f"wrote {out}/" in r.output and "cptr_demo_queue_ms_per_request" in r.output
     values = yaml.safe_load((out / "helm" / "cptr" / "values.yaml").read_text())
     assert values["modelRepository"]["uri"] == "s3://bucket/cptr/demo" and values["modelRepository"]["pvc"]["claimName"] == ""
     assert values["autoscaling"]["maxReplicas"] == 8 and values["gpus"] == 1
-    assert yaml.safe_load((out / "kserve" / "inferenceservice.yaml").read_text())["spec"]["predictor"]["model"]["storageUri"] == "s3://bucket/cptr/demo"
+    assert (
+        yaml.safe_load((out / "kserve" / "inferenceservice.yaml").read_text())["spec"]["predictor"]["model"]["storageUri"]
+        == "s3://bucket/cptr/demo"
+    )
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (out / "docker" / "cptr-0.1.0-py3-none-any.whl").write_bytes(b"the user's wheel")  # survives a rewrite
-    r = CliRunner().invoke(app, ["deploy", "k8s", str(repo), "-o", str(out), "--model-uri", "s3://bucket/cptr/demo", "--max-replicas", "8", "--gpus", "1", "-q"])
+    r = CliRunner().invoke(
+        app,
+        ["deploy", "k8s", str(repo), "-o", str(out), "--model-uri", "s3://bucket/cptr/demo", "--max-replicas", "8", "--gpus", "1", "-q"],
+    )
     assert r.exit_code == 0 and r.output == ""
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".whl"} == before
     assert (out / "docker" / "cptr-0.1.0-py3-none-any.whl").read_bytes() == b"the user's wheel"
@@ -479,7 +491,13 @@ def test_readme_commands_are_real(deployed: dict[str, Any], tmp_path: Path) -> N
         assert r.exit_code == 0, (line, r.output)
     train_lines = [ln for ln in lines if ln.startswith("torchrun")]
     assert train_lines and all("-m cptr.training finetune" in ln for ln in train_lines)
-    r = subprocess.run([sys.executable, "-m", "cptr.training", "finetune", "--help"], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    r = subprocess.run(
+        [sys.executable, "-m", "cptr.training", "finetune", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert r.returncode == 0, r.stderr
     for ln in train_lines:
         for flag in re.findall(r"(--[a-z][a-z-]*)", ln.split("cptr.training finetune", 1)[1]):

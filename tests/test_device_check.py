@@ -33,16 +33,20 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(900),
     pytest.mark.skipif(torch.cuda.is_available(), reason="the rehearsal is for CPU machines; here run the real check"),
-    pytest.mark.skipif(shutil.which("make") is None or shutil.which("timeout") is None,
-                       reason="needs make and timeout (coreutils)"),
+    pytest.mark.skipif(shutil.which("make") is None or shutil.which("timeout") is None, reason="needs make and timeout (coreutils)"),
 ]
 
 
 def _wheelhouse(tmp_path: Path) -> Path:
     """A fresh `make wheelhouse` of this tree; the existing dist/wheelhouse if PyPI cannot be reached."""
     dest = tmp_path / "wheelhouse"
-    proc = subprocess.run(["make", "-s", "wheelhouse", f"WHEELHOUSE={dest}", f"WHEELHOUSE_PY={sys.executable}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["make", "-s", "wheelhouse", f"WHEELHOUSE={dest}", f"WHEELHOUSE_PY={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = proc.stdout + proc.stderr
     if proc.returncode == 0:
         size = re.search(r"(\d+) wheels, (\d+) MiB \((\d+) KiB\)", log)
@@ -58,8 +62,10 @@ def _wheelhouse(tmp_path: Path) -> Path:
 
 
 @pytest.mark.network
-@pytest.mark.skipif(os.environ.get("CPTR_NETWORK_TESTS") != "1" and not list((ROOT / "dist" / "wheelhouse").glob("cptr-*.whl")),
-                    reason="builds the wheelhouse from the package index: set CPTR_NETWORK_TESTS=1 (or run `make wheelhouse` first)")
+@pytest.mark.skipif(
+    os.environ.get("CPTR_NETWORK_TESTS") != "1" and not list((ROOT / "dist" / "wheelhouse").glob("cptr-*.whl")),
+    reason="builds the wheelhouse from the package index: set CPTR_NETWORK_TESTS=1 (or run `make wheelhouse` first)",
+)
 def test_dry_run_installs_offline_and_skips_only_the_gpu_steps(tmp_path: Path) -> None:
     wheelhouse = _wheelhouse(tmp_path) if os.environ.get("CPTR_NETWORK_TESTS") == "1" else ROOT / "dist" / "wheelhouse"
     names = [p.name for p in wheelhouse.iterdir()]
@@ -69,8 +75,14 @@ def test_dry_run_installs_offline_and_skips_only_the_gpu_steps(tmp_path: Path) -
 
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "TMPDIR": str(tmp_path)}
-    proc = subprocess.run([str(SCRIPT), "--dry-run", "--wheelhouse", str(wheelhouse), "--python", sys.executable],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=720)
+    proc = subprocess.run(
+        [str(SCRIPT), "--dry-run", "--wheelhouse", str(wheelhouse), "--python", sys.executable],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=720,
+    )
     tail = (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     steps = {s["name"]: s for s in summary["steps"]}

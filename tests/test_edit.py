@@ -105,8 +105,29 @@ def test_cptr_edit_command_writes_its_files(tmp_path):
         pytest.skip("the demo models are not in the package")
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = tmp_path / "e"
-    r = subprocess.run([sys.executable, "-m", "cptr.cli", "edit", "--seed", "2", "--critic", "smile", "--steps", "5", "--strip", "1", "-o", str(out), "-q"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cptr.cli",
+            "edit",
+            "--seed",
+            "2",
+            "--critic",
+            "smile",
+            "--steps",
+            "5",
+            "--strip",
+            "1",
+            "-o",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     for name in ("edited.png", "before_after.png", "w_plus.npy", "steps.png"):
         assert (out / name).is_file(), name
@@ -116,5 +137,7 @@ def test_cptr_edit_command_writes_its_files(tmp_path):
 
     source, _ = load_style_generators("demo")
     assert w.shape == (source.n_latent, source.style_dim) and w.dtype == np.float32
-    bad = subprocess.run([sys.executable, "-m", "cptr.cli", "edit", "--seed", "2", "-o", str(out)], capture_output=True, text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "cptr.cli", "edit", "--seed", "2", "-o", str(out)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert bad.returncode == 2 and "--critic" in bad.stderr

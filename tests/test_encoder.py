@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from cptr import contracts
-from cptr.models.checkpoints import CheckpointError
 from cptr.contracts import W_PLUS_EDIT
-from cptr.export.onnx import export_encoder, export_mapper
-from cptr.export.onnx import export_synthesis
 from cptr.engines.onnxruntime import ort_session
+from cptr.export.onnx import export_encoder, export_mapper, export_synthesis
+from cptr.models.checkpoints import CheckpointError
 from cptr.models.encoder import Encoder, load_encoder, save_encoder, small_encoder_config
 from cptr.models.mapper import LevelsMapper
 from cptr.styles.builtin import demo_encoder
@@ -29,10 +28,18 @@ def test_full_size_encoder_has_psp_gradual_style_encoder_names():
     enc = Encoder(n_latent=18)  # pSp's FFHQ encoder: IR-SE50, 18 heads
     sd = enc.state_dict()
     assert len(enc.body) == 24 and len(enc.styles) == 18
-    for key in ("input_layer.0.weight", "input_layer.2.weight", "body.23.res_layer.5.fc2.weight",
-                "latlayer1.weight", "latlayer1.bias", "latlayer2.weight",
-                "styles.0.convs.6.weight", "styles.0.linear.weight", "styles.0.linear.bias",
-                "styles.17.convs.10.bias"):
+    for key in (
+        "input_layer.0.weight",
+        "input_layer.2.weight",
+        "body.23.res_layer.5.fc2.weight",
+        "latlayer1.weight",
+        "latlayer1.bias",
+        "latlayer2.weight",
+        "styles.0.convs.6.weight",
+        "styles.0.linear.weight",
+        "styles.0.linear.bias",
+        "styles.17.convs.10.bias",
+    ):
         assert key in sd, key
     assert "styles.0.convs.8.weight" not in sd  # 16x16 -> 1x1: four stride-2 convs for coarse heads
     assert "styles.17.convs.12.weight" not in sd  # 64x64 -> 1x1: six for fine heads
@@ -50,8 +57,14 @@ def test_psp_and_e4e_checkpoints_load(tmp_path, single_thread):
     latent_avg = torch.randn(64)
     for etype in ("GradualStyleEncoder", "Encoder4Editing"):
         path = tmp_path / f"{etype}.pt"
-        torch.save({"state_dict": sd, "opts": {"encoder_type": etype, "cptr_input_size": 64, "start_from_latent_avg": True},
-                    "latent_avg": latent_avg}, path)
+        torch.save(
+            {
+                "state_dict": sd,
+                "opts": {"encoder_type": etype, "cptr_input_size": 64, "start_from_latent_avg": True},
+                "latent_avg": latent_avg,
+            },
+            path,
+        )
         enc = load_encoder(path)
         assert enc.config()["units"] == [1, 1, 1, 1] and enc.config()["widths"] == [8, 16, 24, 32]
         with torch.no_grad():
@@ -173,7 +186,10 @@ def test_perceptual_loss_is_the_unweighted_lpips_of_the_critic_trunk(single_thre
     for h in hooks:
         h.remove()
     assert [f.shape[-1] for f in caught] == [32, 16, 8, 4]
-    ref = sum((((f / (f.norm(dim=1, keepdim=True) + 1e-10))[:2] - (f / (f.norm(dim=1, keepdim=True) + 1e-10))[2:]) ** 2).sum(1).mean() for f in caught)
+    ref = sum(
+        (((f / (f.norm(dim=1, keepdim=True) + 1e-10))[:2] - (f / (f.norm(dim=1, keepdim=True) + 1e-10))[2:]) ** 2).sum(1).mean()
+        for f in caught
+    )
     torch.testing.assert_close(loss(a, b), ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(loss(b, a), loss(a, b))
     assert float(loss(a, a)) == 0.0 and float(loss(a, b)) > 0.1
@@ -197,7 +213,9 @@ def test_encoder_training_logs_the_perceptual_term_on_samples_and_real_images(si
     enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=32, width=16), latent_avg=generator_mean_latent(g))
     real = iter(lambda: torch.rand(4, 3, 32, 32) * 2 - 1, None)
     perceptual = PerceptualLoss(FaceCritic().eval())
-    hist = train_encoder(enc, g, steps=2, batch=4, weights=EncoderLossWeights(id=0.0, perceptual=0.8), real_images=real, perceptual_loss=perceptual)
+    hist = train_encoder(
+        enc, g, steps=2, batch=4, weights=EncoderLossWeights(id=0.0, perceptual=0.8), real_images=real, perceptual_loss=perceptual
+    )
     assert {"latent", "l2", "perceptual", "real_l2", "real_perceptual"} <= set(hist[0])
     total = hist[0]["latent"] + hist[0]["l2"] + 0.8 * hist[0]["perceptual"] + hist[0]["real_l2"] + 0.8 * hist[0]["real_perceptual"]
     assert hist[0]["loss"] == pytest.approx(total, rel=1e-5)
@@ -209,10 +227,11 @@ def test_cptr_train_encoder_takes_perceptual_weights_and_refuses_bad_ones(tmp_pa
     import subprocess
     import sys
 
+    from PIL import Image
+
     from cptr.data.critic import FaceCritic, save_critic
     from cptr.data.render import render_batch
     from cptr.models.checkpoints import save_generator
-    from PIL import Image
 
     save_generator(make_tiny_generator(size=32), tmp_path / "g.pt")
     torch.manual_seed(0)
@@ -220,15 +239,46 @@ def test_cptr_train_encoder_takes_perceptual_weights_and_refuses_bad_ones(tmp_pa
     (tmp_path / "faces").mkdir()
     for i, im in enumerate(render_batch(range(4), "photo", 64)[0]):
         Image.fromarray(im).save(tmp_path / "faces" / f"{i}.png")
-    base = [sys.executable, "-m", "cptr.training", "encoder", "--generator", str(tmp_path / "g.pt"), "--width", "small", "--work-size", "32",
-            "--images", str(tmp_path / "faces"), "--steps", "2", "--batch", "2", "--sample-every", "0", "--save-every", "0", "--lambda-id", "0",
-            "--no-register", "--device", "cpu", "--quiet"]
-    r = subprocess.run(base + ["--out", str(tmp_path / "run"), "--perceptual-weights", str(tmp_path / "perceptual.pt"), "--lambda-perceptual", "0.5"],
-                       capture_output=True, text=True, timeout=300)
+    base = [
+        sys.executable,
+        "-m",
+        "cptr.training",
+        "encoder",
+        "--generator",
+        str(tmp_path / "g.pt"),
+        "--width",
+        "small",
+        "--work-size",
+        "32",
+        "--images",
+        str(tmp_path / "faces"),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--sample-every",
+        "0",
+        "--save-every",
+        "0",
+        "--lambda-id",
+        "0",
+        "--no-register",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    r = subprocess.run(
+        base + ["--out", str(tmp_path / "run"), "--perceptual-weights", str(tmp_path / "perceptual.pt"), "--lambda-perceptual", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert torch.load(tmp_path / "run" / "checkpoints" / "encoder.pt", weights_only=True)["opts"]["lpips_lambda"] == 0.5
     (tmp_path / "junk.pt").write_bytes(b"not a state dict")
     for bad in (tmp_path / "absent.pt", tmp_path / "junk.pt"):
-        r = subprocess.run(base + ["--out", str(tmp_path / "bad"), "--perceptual-weights", str(bad)], capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            base + ["--out", str(tmp_path / "bad"), "--perceptual-weights", str(bad)], capture_output=True, text=True, timeout=300
+        )
         assert r.returncode != 0 and "--perceptual-weights" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "bad" / "checkpoints" / "encoder.pt").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,9 +13,9 @@ import pytest
 import torch
 
 from cptr import contracts
+from cptr.engines.onnxruntime import ort_session, physical_cores
 from cptr.export import onnx as ox
 from cptr.export import rewrite, stages
-from cptr.engines.onnxruntime import ort_session, physical_cores
 from cptr.io import sha256_file
 from cptr.models import set_fused_modconv
 from cptr.ops import make_kernel, upfirdn2d_ref
@@ -137,7 +136,11 @@ def test_verification_fails_loudly_on_a_wrong_graph(tmp_path, g64) -> None:
     with pytest.raises(ox.VerificationError, match="differs from PyTorch by .* at batch 1"):
         ox.export_module(
             rewrite.ExportSynthesis(set_fused_modconv(make_tiny_generator(64, seed=3), False)),
-            stages.synthesis_inputs(g64)(1), art.inputs, art.outputs, path, reference=stages.SynthesisReference(other),
+            stages.synthesis_inputs(g64)(1),
+            art.inputs,
+            art.outputs,
+            path,
+            reference=stages.SynthesisReference(other),
             make_inputs=stages.synthesis_inputs(g64),
         )
     assert path.read_bytes() == before
@@ -179,7 +182,10 @@ def demo_export(tmp_path_factory):
     env = {**os.environ, "CPTR_HOME": str(root / "home")}
     r = subprocess.run(
         [*_cli(), "--style", "demo", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     return out
@@ -279,8 +285,8 @@ def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None
     """--source/--target paths, an encoder and a mapper with latent injection (inject_k=3)."""
     from typer.testing import CliRunner
 
-    from cptr.models.checkpoints import save_generator
     from cptr.export import cli
+    from cptr.models.checkpoints import save_generator
     from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
     from cptr.models.mapper import LevelsMapper, save_mapper
 
@@ -295,8 +301,27 @@ def test_cli_tiny_checkpoints_with_encoder_and_injected_mapper(tmp_path) -> None
             p.normal_()
     mp = save_mapper(mapper, tmp_path / "smile.pt")
     out = tmp_path / "repo"
-    args = ["--source", str(sp), "--target", str(tp), "--style", "tiny", "--alpha", "0.5", "--swap-res", "16",
-            "--encoder", str(ep), "--mapper", f"smile={mp}", "--inject-k", "3", "--out", str(out), "--quiet"]
+    args = [
+        "--source",
+        str(sp),
+        "--target",
+        str(tp),
+        "--style",
+        "tiny",
+        "--alpha",
+        "0.5",
+        "--swap-res",
+        "16",
+        "--encoder",
+        str(ep),
+        "--mapper",
+        f"smile={mp}",
+        "--inject-k",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     r = CliRunner().invoke(cli.app, args)
     assert r.exit_code == 0, r.output
     manifest = manifest_of(out)

@@ -116,7 +116,7 @@ def _cubic_kernel_mean(m1, s1, m2, s2, d):
     eu, eu2 = m1 @ m2, np.trace(a @ b)
 
     def third(m, s):
-        return (np.einsum("i,j,k->ijk", m, m, m) + np.einsum("i,jk->ijk", m, s) + np.einsum("j,ik->ijk", m, s) + np.einsum("k,ij->ijk", m, s))
+        return np.einsum("i,j,k->ijk", m, m, m) + np.einsum("i,jk->ijk", m, s) + np.einsum("j,ik->ijk", m, s) + np.einsum("k,ij->ijk", m, s)
 
     eu3 = np.sum(third(m1, s1) * third(m2, s2))
     return eu3 / d**3 + 3 * eu2 / d**2 + 3 * eu / d + 1

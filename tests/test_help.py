@@ -27,11 +27,11 @@ def _commands() -> list[tuple[str, typer.Typer, list[str]]]:
     for prog, app in (("cptr", cptr_app), ("cptr-export", export_app), ("cptr-train", train_app), ("python -m cptr.bench", bench_app)):
         root = typer.main.get_command(app)
 
-        def walk(cmd, path: list[str]) -> None:
+        def walk(cmd, path: list[str], prog: str = prog, app=app) -> None:
             out.append((prog, app, path))
             if hasattr(cmd, "commands"):
                 for name, sub in sorted(cmd.commands.items()):
-                    walk(sub, [*path, name])
+                    walk(sub, [*path, name], prog, app)
 
         walk(root, [])
     return out

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cptr.bench.rollout import LIVE_TOLERANCE, PROBE_SEED, Step, onnx_generate, rollout, served_error
+from cptr.bench.rollout import LIVE_TOLERANCE, PROBE_SEED, Step, onnx_generate, rollout
 from cptr.models.checkpoints import save_generator
 from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
 from cptr.triton.layout import INDEX_FILE, latest_version, manifest_path, read_index, read_manifest, versions
@@ -38,12 +38,31 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     src, tgt = make_tiny_generator(SIZE, seed=0), make_tiny_generator(SIZE, seed=1)
     torch.manual_seed(0)
     enc = Encoder(**small_encoder_config(src.n_latent, src.style_dim, input_size=64, width=8)).eval()
-    return {"source": save_generator(src, root / "s.pt"), "target": save_generator(tgt, root / "t.pt"), "encoder": save_encoder(enc, root / "enc.pt")}
+    return {
+        "source": save_generator(src, root / "s.pt"),
+        "target": save_generator(tgt, root / "t.pt"),
+        "encoder": save_encoder(enc, root / "enc.pt"),
+    }
 
 
 def export_argv(weights: dict[str, Path], repo: Path, style: str, alpha: float, *extra: str) -> tuple[str, ...]:
-    return (str(BIN / "cptr-export"), "--source", str(weights["source"]), "--target", str(weights["target"]), "--encoder", str(weights["encoder"]),
-            "--style", style, "--alpha", str(alpha), "--out", str(repo), "--quiet", *extra)
+    return (
+        str(BIN / "cptr-export"),
+        "--source",
+        str(weights["source"]),
+        "--target",
+        str(weights["target"]),
+        "--encoder",
+        str(weights["encoder"]),
+        "--style",
+        style,
+        "--alpha",
+        str(alpha),
+        "--out",
+        str(repo),
+        "--quiet",
+        *extra,
+    )
 
 
 def run(argv: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -128,9 +147,17 @@ def test_live_rollout_under_load(weights: dict[str, Path], tmp_path: Path) -> No
         Step(35.0, "remove gone", (str(BIN / "cptr-export"), "--style", "gone", "--remove", "--out", str(repo)), "gone", "unlisted"),
     ]
     report = rollout(repo, photo_png(), steps, keep=["keep"], clients=8, duration_s=60.0)
-    print(json.dumps({"requests": report.requests, "failed": {k: len(v) for k, v in report.failures.items()},
-                      "steps": [(s.label, round(s.started_s, 1), round(s.command_s, 1), s.live_s and round(s.live_s, 1)) for s in report.steps],
-                      "rss_mb": [round(report.rss_start_mb), round(report.rss_end_mb)], "duration_s": round(report.duration_s, 1)}))
+    print(
+        json.dumps(
+            {
+                "requests": report.requests,
+                "failed": {k: len(v) for k, v in report.failures.items()},
+                "steps": [(s.label, round(s.started_s, 1), round(s.command_s, 1), s.live_s and round(s.live_s, 1)) for s in report.steps],
+                "rss_mb": [round(report.rss_start_mb), round(report.rss_end_mb)],
+                "duration_s": round(report.duration_s, 1),
+            }
+        )
+    )
     assert report.duration_s >= 60.0
     for s in report.steps:
         assert s.returncode == 0, f"{s.label}: {s.output}"

@@ -10,8 +10,8 @@ import zipfile
 import pytest
 import torch
 
-from cptr.models.checkpoints import CheckpointError
 from cptr.models.arcface import Backbone, IDLoss, face_crop_box, load_arcface
+from cptr.models.checkpoints import CheckpointError
 from cptr.models.clip_loss import CLIPLoss, clip_preprocess
 from cptr.models.clip_shim import (
     WeightsNotFoundError,
@@ -24,8 +24,16 @@ from cptr.models.clip_shim import (
 from tests.conftest import PickleBomb
 
 TINY_CLIP = dict(
-    embed_dim=64, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=16,
-    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2,
+    embed_dim=64,
+    image_resolution=32,
+    vision_layers=2,
+    vision_width=64,
+    vision_patch_size=16,
+    context_length=77,
+    vocab_size=49408,
+    transformer_width=64,
+    transformer_heads=1,
+    transformer_layers=2,
 )
 
 
@@ -141,10 +149,15 @@ def test_ir_se50_has_psp_names_and_loads_strictly(tmp_path):
     sd = ref.state_dict()
     assert len(ref.body) == 24
     for key in (
-        "input_layer.0.weight", "input_layer.2.weight",
-        "body.0.res_layer.5.fc1.weight", "body.0.res_layer.5.fc2.weight",
-        "body.3.shortcut_layer.0.weight", "body.3.shortcut_layer.1.running_var",
-        "body.23.res_layer.4.num_batches_tracked", "output_layer.3.weight", "output_layer.4.running_mean",
+        "input_layer.0.weight",
+        "input_layer.2.weight",
+        "body.0.res_layer.5.fc1.weight",
+        "body.0.res_layer.5.fc2.weight",
+        "body.3.shortcut_layer.0.weight",
+        "body.3.shortcut_layer.1.running_var",
+        "body.23.res_layer.4.num_batches_tracked",
+        "output_layer.3.weight",
+        "output_layer.4.running_mean",
     ):
         assert key in sd, key
     assert "body.0.shortcut_layer.0.weight" not in sd  # 64 -> 64: max-pool shortcut, no weights

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from cptr.models.checkpoints import CheckpointError
 from cptr.models.arcface import IDLoss
+from cptr.models.checkpoints import CheckpointError
 from cptr.models.clip_loss import CLIPLoss
 from cptr.models.mapper import LevelsMapper, load_mapper, save_mapper
 from cptr.training.mapper_train import MapperLossWeights, render, sample_latents, train_mapper
@@ -54,8 +54,14 @@ def random_official_state(levels=("course", "medium", "fine"), dim: int = 512, s
 def test_official_checkpoint_loads_and_matches_official_numerics(tmp_path, size, n_latent):
     sd = random_official_state()
     sd["decoder.style.1.weight"] = torch.zeros(2, 2)  # StyleCLIP files also carry the generator
-    opts = argparse.Namespace(mapper_type="LevelsMapper", no_coarse_mapper=False, no_medium_mapper=False,
-                              no_fine_mapper=False, stylegan_size=size, description="a really angry face")
+    opts = argparse.Namespace(
+        mapper_type="LevelsMapper",
+        no_coarse_mapper=False,
+        no_medium_mapper=False,
+        no_fine_mapper=False,
+        stylegan_size=size,
+        description="a really angry face",
+    )
     path = tmp_path / "angry.pt"
     torch.save({"state_dict": sd, "opts": opts}, path)
     mapper = load_mapper(path)
@@ -116,9 +122,11 @@ def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_f
     g = make_tiny_generator(size=64)  # n_latent 10: coarse 0-3, medium 4-7, fine 8-9
     clip_model = tiny_clip()
     arcface = tiny_arcface()
-    frozen = {**{f"clip.{k}": v.clone() for k, v in clip_model.state_dict().items()},
-              **{f"arc.{k}": v.clone() for k, v in arcface.state_dict().items()},
-              **{f"g.{k}": v.clone() for k, v in g.state_dict().items()}}
+    frozen = {
+        **{f"clip.{k}": v.clone() for k, v in clip_model.state_dict().items()},
+        **{f"arc.{k}": v.clone() for k, v in arcface.state_dict().items()},
+        **{f"g.{k}": v.clone() for k, v in g.state_dict().items()},
+    }
     clip_loss = CLIPLoss(clip_model, "a really angry face")
     id_loss = IDLoss(arcface)
     latents = sample_latents(g, 16, seed=0)
@@ -140,9 +148,11 @@ def test_training_lowers_clip_loss_l2_keeps_edits_small_and_loss_networks_stay_f
         assert end < start - 0.01, f"lambda_l2={l2}: CLIP loss {start:.4f} -> {end:.4f} did not fall"
     assert results[0.8][2] < 0.6 * results[0.0][2], results
     print(f"CLIP loss / edit norm: {results}")
-    for name, t in {**{f"clip.{k}": v for k, v in clip_model.state_dict().items()},
-                    **{f"arc.{k}": v for k, v in arcface.state_dict().items()},
-                    **{f"g.{k}": v for k, v in g.state_dict().items()}}.items():
+    for name, t in {
+        **{f"clip.{k}": v for k, v in clip_model.state_dict().items()},
+        **{f"arc.{k}": v for k, v in arcface.state_dict().items()},
+        **{f"g.{k}": v for k, v in g.state_dict().items()},
+    }.items():
         assert torch.equal(t, frozen[name]), f"{name} changed during mapper training"
     for net in (clip_model, arcface, g):
         assert all(not p.requires_grad for p in net.parameters())
@@ -164,8 +174,28 @@ def test_cli_trains_saves_registers_and_reports_missing_weights(tmp_path, monkey
     torch.jit.trace(tiny_clip(), (torch.rand(1, 3, 32, 32), tokenize("x"))).save(str(clip_path))
     runner = CliRunner()
     out = tmp_path / "run"
-    args = ["mapper", "--style", "tiny", "--prompt", "a really angry face", "--clip-weights", str(clip_path), "--lambda-id", "0",
-            "--steps", "4", "--n-latents", "8", "--sample-every", "2", "--save-every", "2", "--out", str(out), "--quiet"]
+    args = [
+        "mapper",
+        "--style",
+        "tiny",
+        "--prompt",
+        "a really angry face",
+        "--clip-weights",
+        str(clip_path),
+        "--lambda-id",
+        "0",
+        "--steps",
+        "4",
+        "--n-latents",
+        "8",
+        "--sample-every",
+        "2",
+        "--save-every",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     final = out / "checkpoints" / "a_really_angry_face.pt"

@@ -56,8 +56,7 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     from cptr.models.checkpoints import save_generator
 
     root = tmp_path_factory.mktemp("ov_ckpt")
-    return (save_generator(make_tiny_generator(32, seed=0), root / "s.pt"),
-            save_generator(make_tiny_generator(32, seed=1), root / "t.pt"))
+    return (save_generator(make_tiny_generator(32, seed=0), root / "s.pt"), save_generator(make_tiny_generator(32, seed=1), root / "t.pt"))
 
 
 # --------------------------------------------------------------------------- engine, precision, fallback
@@ -66,17 +65,34 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 def test_engine_config_maps_to_openvino_triton_and_python_parameters() -> None:
     cfg = ovx.EngineConfig("bf16", "throughput", "2", 4)
     assert cfg.streams == 2
-    assert cfg.properties() == {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "2",
-                                "INFERENCE_NUM_THREADS": 4}
-    assert cfg.triton_parameters() == {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "2", "INFERENCE_NUM_THREADS": "4", "HINT_BF16": "YES"}
+    assert cfg.properties() == {
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "NUM_STREAMS": "2",
+        "INFERENCE_NUM_THREADS": 4,
+    }
+    assert cfg.triton_parameters() == {
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "NUM_STREAMS": "2",
+        "INFERENCE_NUM_THREADS": "4",
+        "HINT_BF16": "YES",
+    }
     assert ovx.EngineConfig.from_parameters(cfg.python_parameters()) == cfg
     assert ovx.EngineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     # fp32 is asked for explicitly: on a bf16 CPU OpenVINO's own default is bf16
     assert ovx.EngineConfig().properties()["INFERENCE_PRECISION_HINT"] == "f32"
     assert "HINT_BF16" not in ovx.EngineConfig().triton_parameters()
     assert ovx.EngineConfig(streams="auto").properties()["NUM_STREAMS"] == "AUTO"
-    for bad in ({"precision": "fp16"}, {"hint": "fast"}, {"streams": 0}, {"streams": "many"}, {"threads": 0},
-                {"static_batches": "0"}, {"static_batches": "1,x"}, {"static_batches": list(range(1, 10))}):
+    for bad in (
+        {"precision": "fp16"},
+        {"hint": "fast"},
+        {"streams": 0},
+        {"streams": "many"},
+        {"threads": 0},
+        {"static_batches": "0"},
+        {"static_batches": "1,x"},
+        {"static_batches": list(range(1, 10))},
+    ):
         with pytest.raises(ValueError):
             ovx.EngineConfig(**bad)
     static = ovx.EngineConfig("bf16", static_batches="4, 1,4")
@@ -215,8 +231,21 @@ def test_options_are_checked_before_any_work(tmp_path: Path) -> None:
 def test_export_falls_back_to_fp32_with_a_notice(tiny_checkpoints, tmp_path: Path) -> None:
     src, tgt = tiny_checkpoints
     out = tmp_path / "repo"
-    args = ["--source", str(src), "--target", str(tgt), "--style", "tiny", "--engine", "openvino", "--precision", "bf16",
-            "--out", str(out), "--quiet"]
+    args = [
+        "--source",
+        str(src),
+        "--target",
+        str(tgt),
+        "--style",
+        "tiny",
+        "--engine",
+        "openvino",
+        "--precision",
+        "bf16",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     r = _cli(args, env={ovx.CAPABILITIES_ENV: "FP32"})
     assert r.exit_code == 0, _output(r)
     assert "note: --precision bf16: OpenVINO bf16 is not available on this CPU" in _output(r)
@@ -238,10 +267,29 @@ def test_unreachable_psnr_gate_fails_the_export_and_keeps_the_old_repository(tin
     first = _cli(["--source", str(src), "--target", str(tgt), "--style", "tiny", "--out", str(out), "--quiet"])
     assert first.exit_code == 0, _output(first)
     before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    r = _cli(["--source", str(src), "--target", str(tgt), "--style", "tiny", "--engine", "openvino", "--precision", "bf16",
-              "--ov-min-psnr", "150", "--out", str(out), "--quiet"])
+    r = _cli(
+        [
+            "--source",
+            str(src),
+            "--target",
+            str(tgt),
+            "--style",
+            "tiny",
+            "--engine",
+            "openvino",
+            "--precision",
+            "bf16",
+            "--ov-min-psnr",
+            "150",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert r.exit_code == 1
-    assert re.search(r"OpenVINO bf16 output 'w' at batch 1: PSNR of its image [\d.]+ dB .* below the bf16 gate of 150 dB", _output(r)), _output(r)
+    assert re.search(r"OpenVINO bf16 output 'w' at batch 1: PSNR of its image [\d.]+ dB .* below the bf16 gate of 150 dB", _output(r)), (
+        _output(r)
+    )
     after = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert after == before and f"(the repository {out} is unchanged)" in _output(r)
 
@@ -252,7 +300,9 @@ def test_unreachable_psnr_gate_fails_the_export_and_keeps_the_old_repository(tin
 @pytest.fixture(scope="module")
 def ov_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # batch 1 (cartoonize, one seed) runs on models compiled for it; the three seeds of generate on the dynamic ones
-    return export_repository(tmp_path_factory, "openvino_engine", ["--style", STYLE, "--engine", "openvino", "--precision", "bf16", "--ov-static-batch", "1"])
+    return export_repository(
+        tmp_path_factory, "openvino_engine", ["--style", STYLE, "--engine", "openvino", "--precision", "bf16", "--ov-static-batch", "1"]
+    )
 
 
 def test_repository_records_the_ir(ov_repo: Path) -> None:
@@ -269,7 +319,9 @@ def test_repository_records_the_ir(ov_repo: Path) -> None:
         assert q["psnr_db"] >= ovx.DEFAULT_MIN_PSNR and set(q) >= {"batch1", "batch3", "max_abs", "gate"}
         cfg = (ov_repo / name / "config.pbtxt").read_text()
         assert 'backend: "python"' in cfg and re.search(r'key: "engine"\s+value: \{ string_value: "openvino" \}', cfg)
-        assert re.search(r'key: "openvino_static_batches"\s+value: \{ string_value: "1" \}', cfg) and entry["openvino"]["config"]["static_batches"] == [1]
+        assert re.search(r'key: "openvino_static_batches"\s+value: \{ string_value: "1" \}', cfg) and entry["openvino"]["config"][
+            "static_batches"
+        ] == [1]
     assert "image_max_abs" in manifest["models"][f"mapping_{STYLE}"]["openvino"]["quality"]["batch1"]  # judged by its image
     assert not list(ov_repo.glob(".staging*")) and not list(ov_repo.rglob("*.tmp"))
 
@@ -321,12 +373,22 @@ def test_native_flavour_configs_for_the_openvino_backend(ov_repo: Path, tmp_path
         for key in ("file", "engine_file", "engine_weights_file"):
             (root / Path(entry[key]).name.replace("model", stage)).write_bytes((ov_repo / entry[key]).read_bytes())
         meta = {**entry["openvino"], "config": ovx.EngineConfig(precision, "throughput", 2, 4).to_dict()}
-        arts[stage] = StageArtifact(stage, root / f"{stage}.onnx", specs(entry["inputs"]), specs(entry["outputs"]),
-                                    extra={"openvino": meta, "openvino_path": str(root / f"{stage}.xml")})
-    bundle = ExportBundle(STYLE, manifest["size"], manifest["n_latent"], manifest["style_dim"], "bf16", 4, arts["mapping"], arts["synthesis"])
+        arts[stage] = StageArtifact(
+            stage,
+            root / f"{stage}.onnx",
+            specs(entry["inputs"]),
+            specs(entry["outputs"]),
+            extra={"openvino": meta, "openvino_path": str(root / f"{stage}.xml")},
+        )
+    bundle = ExportBundle(
+        STYLE, manifest["size"], manifest["n_latent"], manifest["style_dim"], "bf16", 4, arts["mapping"], arts["synthesis"]
+    )
     placed = write_repository(root, bundle, backend="native")
-    assert placed[f"synthesis_{STYLE}"] == {"file": f"synthesis_{STYLE}/1/model.onnx", "engine_file": f"synthesis_{STYLE}/1/model.xml",
-                                            "engine_weights_file": f"synthesis_{STYLE}/1/model.bin"}
+    assert placed[f"synthesis_{STYLE}"] == {
+        "file": f"synthesis_{STYLE}/1/model.onnx",
+        "engine_file": f"synthesis_{STYLE}/1/model.xml",
+        "engine_weights_file": f"synthesis_{STYLE}/1/model.bin",
+    }
     configs = {}
     for stage in ("mapping", "synthesis"):
         text = (root / f"{stage}_{STYLE}" / "config.pbtxt").read_text()
@@ -352,8 +414,29 @@ def test_native_flavour_configs_for_the_openvino_backend(ov_repo: Path, tmp_path
 def test_bench_openvino_engines_report_time_and_error(tmp_path: Path) -> None:
     from cptr.bench.cli import main
 
-    code = main(["--target", "onnx,openvino", "--model", "tiny", "--batch", "1,2", "--iters", "2", "--warmup", "1", "--pool", "2",
-                 "--check", "1", "--results-dir", str(tmp_path), "--no-record", "--no-plot", "--quiet"])
+    code = main(
+        [
+            "--target",
+            "onnx,openvino",
+            "--model",
+            "tiny",
+            "--batch",
+            "1,2",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--pool",
+            "2",
+            "--check",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+            "--no-record",
+            "--no-plot",
+            "--quiet",
+        ]
+    )
     assert code == 0
     run = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert run["machine"]["libraries"]["openvino"]

@@ -31,9 +31,7 @@ def upfirdn2d_direct(x: np.ndarray, k: np.ndarray, up: int, down: int, pad: tupl
     oh, ow = (hu - kh) // down + 1, (wu - kw) // down + 1
     y = np.zeros((n, c, oh, ow))
     for nn, ci, i, j in itertools.product(range(n), range(c), range(oh), range(ow)):
-        y[nn, ci, i, j] = sum(
-            u(ci, i * down + a, j * down + b, nn) * k[kh - 1 - a, kw - 1 - b] for a in range(kh) for b in range(kw)
-        )
+        y[nn, ci, i, j] = sum(u(ci, i * down + a, j * down + b, nn) * k[kh - 1 - a, kw - 1 - b] for a in range(kh) for b in range(kw))
     return y
 
 

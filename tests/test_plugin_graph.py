@@ -16,15 +16,22 @@ from tests.conftest import make_tiny_generator, manifest_of
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime_extensions")
-from cptr.engines.plugin_ops import has_plugin_nodes  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
-
+from cptr.engines.plugin_ops import has_plugin_nodes  # noqa: E402
 
 
 def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, plugins: bool) -> None:
     with export_plugin_nodes(plugins):
-        torch.onnx.export(module, (example,), str(path), input_names=["w_plus"], output_names=["image"],
-                          dynamic_axes={"w_plus": {0: "batch"}, "image": {0: "batch"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["w_plus"],
+            output_names=["image"],
+            dynamic_axes={"w_plus": {0: "batch"}, "image": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def test_plugin_graph_matches_standard_graph(tmp_path: Path) -> None:
@@ -80,7 +87,6 @@ def test_export_synthesis_with_plugins_is_verified(tmp_path: Path, precision: st
 
 
 def test_cli_plugins_flag_records_it_in_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
 
     from typer.testing import CliRunner
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import re
 import signal
@@ -186,7 +185,16 @@ def test_repository_layout(repo: Path) -> None:
             assert len(cfg.instance_group) == 1 and cfg.instance_group[0].count == 1
             assert (path.parent / "1" / "model.py").is_file()
         configs[cfg.name] = cfg
-    assert {f"generate_{STYLE}", f"cartoonize_{STYLE}", f"cartoonize_{STYLE}_{PROMPT}", f"mapper_{STYLE}_{PROMPT}", "preprocess", "postprocess", f"mapping_{STYLE}", f"synthesis_{STYLE}"} <= set(configs)
+    assert {
+        f"generate_{STYLE}",
+        f"cartoonize_{STYLE}",
+        f"cartoonize_{STYLE}_{PROMPT}",
+        f"mapper_{STYLE}_{PROMPT}",
+        "preprocess",
+        "postprocess",
+        f"mapping_{STYLE}",
+        f"synthesis_{STYLE}",
+    } <= set(configs)
     gen = configs[f"generate_{STYLE}"]
     assert [(t.name, list(t.dims)) for t in gen.input] == [(C.SEED.name, [1]), (C.MIX.name, [2])]
     assert [t.name for t in gen.output] == [C.OUTPUT_BYTES.name, "image"]
@@ -213,7 +221,9 @@ def test_native_flavour(repo: Path, tmp_path: Path) -> None:
         staged.write_bytes((repo / entry["file"]).read_bytes())
         specs = lambda es: [C.TensorSpec(e["name"], e["dtype"], tuple(e["dims"])) for e in es]  # noqa: E731
         arts[stage] = StageArtifact(stage, staged, specs(entry["inputs"]), specs(entry["outputs"]))
-    bundle = ExportBundle(STYLE, manifest["size"], manifest["n_latent"], manifest["style_dim"], "fp32", 4, arts["mapping"], arts["synthesis"])
+    bundle = ExportBundle(
+        STYLE, manifest["size"], manifest["n_latent"], manifest["style_dim"], "fp32", 4, arts["mapping"], arts["synthesis"]
+    )
     write_repository(root, bundle, backend="native")
     text = (root / f"synthesis_{STYLE}" / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in text and "KIND_GPU" in text and "backend:" not in text
@@ -434,11 +444,23 @@ BAD_TENSORS = {
     "wrong_dtype": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.float32), "mix": np.zeros((1, 2), np.int64)}, "data-type"),
     "wrong_shape": (f"generate_{STYLE}", {"seed": np.ones((1, 3), np.int64), "mix": np.zeros((1, 2), np.int64)}, "unexpected shape"),
     "missing_input": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.int64)}, "missing required input"),
-    "batch_too_large": (f"generate_{STYLE}", {"seed": np.ones((9, 1), np.int64), "mix": np.zeros((9, 2), np.int64)}, "batch-size must be <= 8"),
-    "negative_seed": (f"generate_{STYLE}", {"seed": -np.ones((1, 1), np.int64), "mix": np.zeros((1, 2), np.int64)}, r"\[0, 9223372036854775807\]"),
+    "batch_too_large": (
+        f"generate_{STYLE}",
+        {"seed": np.ones((9, 1), np.int64), "mix": np.zeros((9, 2), np.int64)},
+        "batch-size must be <= 8",
+    ),
+    "negative_seed": (
+        f"generate_{STYLE}",
+        {"seed": -np.ones((1, 1), np.int64), "mix": np.zeros((1, 2), np.int64)},
+        r"\[0, 9223372036854775807\]",
+    ),
     "negative_crossover": (f"generate_{STYLE}", {"seed": np.ones((1, 1), np.int64), "mix": np.array([[1, -2]], np.int64)}, "crossover"),
     "nan_latent": (f"synthesis_{STYLE}", lambda ref: {"w_plus": np.full((1, ref.n_latent, ref.style_dim), np.nan, np.float32)}, "NaN"),
-    "empty_batch": (f"cartoonize_{STYLE}", {"image_bytes": np.zeros((0, 1), np.object_), "paste_back": np.zeros((0, 1), np.int32)}, "byte size mismatch|batch"),
+    "empty_batch": (
+        f"cartoonize_{STYLE}",
+        {"image_bytes": np.zeros((0, 1), np.object_), "paste_back": np.zeros((0, 1), np.int32)},
+        "byte size mismatch|batch",
+    ),
     "no_inputs": (f"cartoonize_{STYLE}", {}, r"missing required input\(s\) \['image_bytes'\]"),
 }
 
@@ -501,7 +523,7 @@ def test_concurrent_clients(server: TritonServer, ref: Reference) -> None:
 # --------------------------------------------------------------------------- lifecycle
 
 
-SLOW_MODEL = '''
+SLOW_MODEL = """
 import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -510,15 +532,15 @@ class TritonPythonModel:
     def execute(self, requests):
         time.sleep(1.5)
         return [pb_utils.InferenceResponse([pb_utils.Tensor("y", pb_utils.get_input_tensor_by_name(r, "x").as_numpy() * 2)]) for r in requests]
-'''
-SLOW_CONFIG = '''
+"""
+SLOW_CONFIG = """
 name: "slow"
 backend: "python"
 max_batch_size: 4
 input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
 output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
-'''
+"""
 
 
 def _one_model_repo(root: Path, name: str, config: str, code: str) -> Path:
@@ -599,7 +621,9 @@ def test_startup_cause() -> None:
         "E1201 02:29:53.118406809    5496 chttp2_server.cc:1060]                UNKNOWN:No address added out of total 1 resolved for '0.0.0.0:18101'\n",
         """E1201 02:29:53.122121 5496 main.cc:245] "failed to start GRPC service: Unavailable - Socket '0.0.0.0:18101' already in use "\n""",
     ]
-    model = ['E1201 02:29:59.218830 5579 model_lifecycle.cc:642] "failed to load \'slow\' version 1: Internal: ImportError: boom\\n\\nAt:\\n  model.py(1)"\n']
+    model = [
+        "E1201 02:29:59.218830 5579 model_lifecycle.cc:642] \"failed to load 'slow' version 1: Internal: ImportError: boom\\n\\nAt:\\n  model.py(1)\"\n"
+    ]
     assert startup_cause(noise) is None
     assert startup_cause([*noise, *port]) == "failed to start GRPC service: Unavailable - Socket '0.0.0.0:18101' already in use"
     assert startup_cause([*noise, *model, *port]) == "failed to load 'slow' version 1: Internal: ImportError: boom"
@@ -726,8 +750,18 @@ def test_serve_listens_on_loopback_unless_told(repo: Path, tmp_path: Path, host:
     process tree's open sockets; with --host 0.0.0.0 it listens on every interface and warns once that Triton has
     no authentication. No request goes anywhere but loopback."""
     out = tmp_path / "out.txt"
-    cmd = _serve_cmd(repo, *(["--host", host] if host else []), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
-                     "--log-file", str(tmp_path / "triton.log"))
+    cmd = _serve_cmd(
+        repo,
+        *(["--host", host] if host else []),
+        "--http-port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--log-file",
+        str(tmp_path / "triton.log"),
+    )
     listening = _serve_until_ready(cmd, out, lambda proc: _listening_addresses(proc.pid))
     text = out.read_text()
     ready = next(line for line in text.splitlines() if "ready on" in line)
@@ -743,7 +777,9 @@ def test_serve_listens_on_loopback_unless_told(repo: Path, tmp_path: Path, host:
         assert sum("Triton has no authentication" in line for line in text.splitlines()) == 1, text
 
 
-def test_grey_photo_gets_a_grey_cartoon_and_the_cli_says_the_size(server: TritonServer, ref: Reference, photo: np.ndarray, tmp_path: Path) -> None:
+def test_grey_photo_gets_a_grey_cartoon_and_the_cli_says_the_size(
+    server: TritonServer, ref: Reference, photo: np.ndarray, tmp_path: Path
+) -> None:
     """A one-channel photo: the cartoon comes back grey (its luma), not in invented colours; a colour photo keeps its
     colours. The client CLI's line names what it wrote, its size, and that it is grey."""
     from typer.testing import CliRunner
@@ -792,12 +828,16 @@ def test_client_cli(server: TritonServer, ref: Reference, repo: Path, photo: np.
     r = runner.invoke(app, ["client", "generate", "--seeds", "1-3,9", "-o", str(grid), "--mix", "42:6", "--url", server.grpc_url])
     assert r.exit_code == 0, r.output
     assert Image.open(grid).size == (4 * size + 5 * 2, size + 4)
-    r = runner.invoke(app, ["client", "generate", "--seeds", "1", "-o", str(tmp_path / "m.png"), "--mix", "42:99", "--url", server.grpc_url])
+    r = runner.invoke(
+        app, ["client", "generate", "--seeds", "1", "-o", str(tmp_path / "m.png"), "--mix", "42:99", "--url", server.grpc_url]
+    )
     assert r.exit_code == 1 and f"has {ref.n_latent} W+ layers" in r.output and not (tmp_path / "m.png").exists()
     src = tmp_path / "me.jpg"
     src.write_bytes(png(photo, "JPEG"))
     out = tmp_path / "cartoon.jpg"
-    r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(out), "--paste-back", "--url", server.http_url, "--protocol", "http"])
+    r = runner.invoke(
+        app, ["client", "cartoonize", str(src), "-o", str(out), "--paste-back", "--url", server.http_url, "--protocol", "http"]
+    )
     assert r.exit_code == 0, r.output
     assert Image.open(out).size == (512, 512) and Image.open(out).format == "JPEG"
     r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(tmp_path / "c.png"), "--prompt", PROMPT, "--url", server.grpc_url])

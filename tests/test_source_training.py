@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cptr.models.checkpoints import load_generator
 from cptr.data.evaluate import sample_generator
+from cptr.models.checkpoints import load_generator
 from cptr.training.checkpointing import load_checkpoint
 from cptr.training.config import TrainConfig, parse_channels
 from cptr.training.finetune import train
@@ -28,8 +28,23 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 SIZE = 16
 PALETTE = np.array([[230, 40, 40], [40, 200, 60], [50, 70, 230], [240, 220, 40]], np.float32)
 ARCH = dict(size=SIZE, channels="32,32,16", style_dim=32, n_mlp=2)
-RUN = dict(**ARCH, batch=8, r1=1.0, ema=0.9, path_reg=0.0, mixing=0.9, augment="none", lr=0.004,
-           sample_every=1000, save_every=1000, keep=0, log_every=10, workers=0, device="cpu", quiet=True)
+RUN = dict(
+    **ARCH,
+    batch=8,
+    r1=1.0,
+    ema=0.9,
+    path_reg=0.0,
+    mixing=0.9,
+    augment="none",
+    lr=0.004,
+    sample_every=1000,
+    save_every=1000,
+    keep=0,
+    log_every=10,
+    workers=0,
+    device="cpu",
+    quiet=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,33 +120,96 @@ def test_scratch_resume_is_bitwise_and_finetune_reads_the_checkpoint(colours, tm
     with pytest.raises(ValueError, match="style_dim"):
         train(TrainConfig.for_source(out=str(tmp_path / "b"), resume=True, iters=14, **{**run, "style_dim": 16}))
     # FreezeSG fine-tuning starts from the scratch checkpoint (its discriminator included)
-    ft = TrainConfig(source=str(tmp_path / "a" / "checkpoints" / "000012.pt"), data=str(colours), out=str(tmp_path / "ft"),
-                     iters=2, batch=4, freeze_style=1, freeze_g=1, freeze_d=1, structure_loss=1, augment="none",
-                     sample_every=2, save_every=2, workers=0, device="cpu", quiet=True)
+    ft = TrainConfig(
+        source=str(tmp_path / "a" / "checkpoints" / "000012.pt"),
+        data=str(colours),
+        out=str(tmp_path / "ft"),
+        iters=2,
+        batch=4,
+        freeze_style=1,
+        freeze_g=1,
+        freeze_d=1,
+        structure_loss=1,
+        augment="none",
+        sample_every=2,
+        save_every=2,
+        workers=0,
+        device="cpu",
+        quiet=True,
+    )
     train(ft)
     assert (tmp_path / "ft" / "checkpoints" / "000002.pt").is_file()
     assert (tmp_path / "ft" / "samples" / "000002.png").is_file()
 
 
 def test_cli_source_help_defaults_and_errors(colours, tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "cptr.training", *a], capture_output=True, text=True, env=_env(COLUMNS="300"), timeout=120)  # noqa: E731
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "cptr.training", *a], capture_output=True, text=True, env=_env(COLUMNS="300"), timeout=120
+        )  # noqa: E731
+
     h = run("source", "--help")
     assert h.returncode == 0 and "from scratch" in h.stdout and "[default: 4000]" in h.stdout and "--channels" in h.stdout
     bad = run("source", "--data", str(colours), "--out", str(tmp_path / "x"), "--size", "16", "--channels", "8,8")
     assert bad.returncode == 2 and "--channels" in bad.stderr and "Traceback" not in bad.stderr
-    ok = run("source", "--data", str(colours), "--out", str(tmp_path / "y"), "--size", "16", "--channels", "16,16,8",
-             "--style-dim", "16", "--n-mlp", "1", "--iters", "2", "--batch", "4", "--workers", "0", "--quiet")
+    ok = run(
+        "source",
+        "--data",
+        str(colours),
+        "--out",
+        str(tmp_path / "y"),
+        "--size",
+        "16",
+        "--channels",
+        "16,16,8",
+        "--style-dim",
+        "16",
+        "--n-mlp",
+        "1",
+        "--iters",
+        "2",
+        "--batch",
+        "4",
+        "--workers",
+        "0",
+        "--quiet",
+    )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "y" / "checkpoints" / "000002.pt").is_file()
     # cptr-train eval on it: JSON report with the baselines, the noise mode, and the grid of what it scored
-    ev = run("eval", "-g", str(tmp_path / "y" / "checkpoints" / "000002.pt"), "--data", str(colours), "--n", "10", "--no-faces",
-             "--noise-mode", "none", "--grid", str(tmp_path / "grid.png"), "--out", str(tmp_path / "eval.json"))
+    ev = run(
+        "eval",
+        "-g",
+        str(tmp_path / "y" / "checkpoints" / "000002.pt"),
+        "--data",
+        str(colours),
+        "--n",
+        "10",
+        "--no-faces",
+        "--noise-mode",
+        "none",
+        "--grid",
+        str(tmp_path / "grid.png"),
+        "--out",
+        str(tmp_path / "eval.json"),
+    )
     assert ev.returncode == 0, ev.stderr
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["noise_mode"] == "none" and [r["name"] for r in report["rows"]] == ["generator", "untrained", "data vs data"]
     assert all(np.isfinite(r["fid"]) for r in report["rows"])
     assert Image.open(tmp_path / "grid.png").size == (8 * SIZE + 9 * 2, 2 * SIZE + 3 * 2)
-    bad_mode = run("eval", "-g", str(tmp_path / "y" / "checkpoints" / "000002.pt"), "--data", str(colours), "--n", "10", "--no-faces", "--noise-mode", "loud")
+    bad_mode = run(
+        "eval",
+        "-g",
+        str(tmp_path / "y" / "checkpoints" / "000002.pt"),
+        "--data",
+        str(colours),
+        "--n",
+        "10",
+        "--no-faces",
+        "--noise-mode",
+        "loud",
+    )
     assert bad_mode.returncode == 2 and "noise mode" in bad_mode.stderr and "Traceback" not in bad_mode.stderr
 
 
@@ -142,8 +220,9 @@ def test_grow_from_a_smaller_run(colours, tmp_path):
     small = tmp_path / "small"
     train(TrainConfig.for_source(out=str(small), iters=2, **{**RUN, "data": str(colours)}))
     ckpt = small / "checkpoints" / "000002.pt"
-    big = TrainConfig.for_source(out=str(tmp_path / "big"), iters=2, grow_from=str(ckpt),
-                                 **{**RUN, "size": 32, "channels": "32,32,16,8", "data": str(colours)})
+    big = TrainConfig.for_source(
+        out=str(tmp_path / "big"), iters=2, grow_from=str(ckpt), **{**RUN, "size": 32, "channels": "32,32,16,8", "data": str(colours)}
+    )
     train(big)
     s, b = load_checkpoint(ckpt), load_checkpoint(tmp_path / "big" / "checkpoints" / "000002.pt")
     assert b["args"]["grow_from"] == str(ckpt)
@@ -167,7 +246,24 @@ def test_grow_from_a_smaller_run(colours, tmp_path):
 
 def test_cli_prepare_writes_an_lmdb(colours, tmp_path):
     """`cptr-train prepare` (it once failed on every call: its --workers and --quiet were never declared)."""
-    r = subprocess.run([sys.executable, "-m", "cptr.training", "prepare", str(colours), "--out", str(tmp_path / "c.lmdb"), "--size", "16", "--workers", "2"],
-                       capture_output=True, text=True, env=_env(), timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cptr.training",
+            "prepare",
+            str(colours),
+            "--out",
+            str(tmp_path / "c.lmdb"),
+            "--size",
+            "16",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote 64 images" in r.stdout and (tmp_path / "c.lmdb" / "data.mdb").is_file()

@@ -56,7 +56,9 @@ def test_ceiling_high_floor_low_on_the_renderers_pairs(mesh):
     gp, gc = mesh.geometry(photos), mesh.geometry(cartoons)
     ceiling, floor = compare(gp, gc), shuffled(gp, gc)
     assert ceiling.n_pairs >= 110
-    assert ceiling.corr["roll"] > 0.95 and ceiling.corr["yaw"] > 0.9 and ceiling.corr["height"] > 0.85 and ceiling.corr["mouth"] > 0.5, ceiling.corr
+    assert ceiling.corr["roll"] > 0.95 and ceiling.corr["yaw"] > 0.9 and ceiling.corr["height"] > 0.85 and ceiling.corr["mouth"] > 0.5, (
+        ceiling.corr
+    )
     assert all(abs(floor.corr[f]) < 0.25 for f in FEATURES), floor.corr
     assert ceiling.ratio(ceiling) == {f: 1.0 for f in FEATURES}
 
@@ -115,12 +117,30 @@ def test_eval_cli_reports_the_mesh_structure_with_ceiling_and_floor(tmp_path):
     for name in ("s", "t"):
         save_generator(Generator(64, 32, 1, channel_multiplier=1).eval(), tmp_path / f"{name}.pt")
     write_renders(tmp_path / "data", "cartoon", 24, size=64, seed=9_000_000, workers=1)
-    cmd = [sys.executable, "-m", "cptr.training", "eval", "-g", str(tmp_path / "t.pt"), "--data", str(tmp_path / "data"), "--n", "12",
-           "--no-faces", "--structure-source", str(tmp_path / "s.pt"), "--raw", "--out", str(tmp_path / "r.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cptr.training",
+        "eval",
+        "-g",
+        str(tmp_path / "t.pt"),
+        "--data",
+        str(tmp_path / "data"),
+        "--n",
+        "12",
+        "--no-faces",
+        "--structure-source",
+        str(tmp_path / "s.pt"),
+        "--raw",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "structure (face mesh) source(W) vs target(W)" in r.stdout and "ceiling: renderer's photo vs cartoon" in r.stdout
     mesh = json.loads((tmp_path / "r.json").read_text())["structure_mesh"]
-    assert set(mesh) == {"measured", "ceiling", "floor", "ratio"} and mesh["ceiling"]["corr"]["yaw"] > 0.8 and mesh["ceiling"]["n_pairs"] >= 10
+    assert (
+        set(mesh) == {"measured", "ceiling", "floor", "ratio"} and mesh["ceiling"]["corr"]["yaw"] > 0.8 and mesh["ceiling"]["n_pairs"] >= 10
+    )
     refused = subprocess.run([*cmd[:4], "--images", str(tmp_path / "data"), *cmd[6:]], capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "--structure-source needs --generator" in refused.stderr

@@ -10,6 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cptr.models import Generator
+from cptr.models.checkpoints import save_generator
+from cptr.styles import StyleError, add_style, get_style, list_styles, load_style_generators, remove_style, validate_name
 from cptr.styles.blend import (
     GeneratorMismatchError,
     InjectedLatentEdit,
@@ -18,9 +21,6 @@ from cptr.styles.blend import (
     parameter_resolution,
     target_weight,
 )
-from cptr.models.checkpoints import save_generator
-from cptr.models import Generator
-from cptr.styles import StyleError, add_style, get_style, list_styles, load_style_generators, remove_style, validate_name
 from tests.conftest import make_tiny_generator
 
 
@@ -52,7 +52,7 @@ def test_every_state_entry_has_a_resolution(pair) -> None:
         elif name.startswith("noises."):
             assert value.shape[-1] == res
         elif name.endswith("conv.weight") and "to_rgb" not in name:
-            layer = name.split(".conv.")[0]
+            name.split(".conv.")[0]
             assert res in g.channels and g.channels[res] == value.shape[1]
         else:
             assert res in g.channels, name
@@ -150,8 +150,7 @@ def test_unknown_style_message(store) -> None:
     with pytest.raises(StyleError) as e:
         get_style("webtoon")
     assert str(e.value) == (
-        "style 'webtoon' is not registered; known: demo. Add one with: "
-        "cptr styles add webtoon --source ffhq256.pt --target webtoon.pt"
+        "style 'webtoon' is not registered; known: demo. Add one with: cptr styles add webtoon --source ffhq256.pt --target webtoon.pt"
     )
 
 

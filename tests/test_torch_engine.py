@@ -14,15 +14,20 @@ from cptr.models import set_fused_modconv
 from tests.conftest import make_tiny_generator
 
 
-
 def _check_engine(tmp_path: Path, device: str, precision: str, tol: float) -> dict:
     g = set_fused_modconv(make_tiny_generator(32), False)
     eager = SynthesisReference(g).eval()
     path = tmp_path / "synthesis.pt2"
     # the module cptr-export compiles (buffer names become C++ identifiers in the AOTInductor wrapper)
-    meta = build_torch_engine(ExportSynthesis(inference_copy(make_tiny_generator(32))),
-                              [torch.randn(2, g.n_latent, g.style_dim)], ["w_plus"], path,
-                              device=device, precision=precision, batch_max=8)
+    meta = build_torch_engine(
+        ExportSynthesis(inference_copy(make_tiny_generator(32))),
+        [torch.randn(2, g.n_latent, g.style_dim)],
+        ["w_plus"],
+        path,
+        device=device,
+        precision=precision,
+        batch_max=8,
+    )
     assert path.is_file() and not list(tmp_path.glob(".*tmp*")), "engine must be written atomically"
     engine = load_torch_engine(path, device)
     for batch in (1, 5):

@@ -20,9 +20,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cptr.styles.blend import parameter_resolution
-from cptr.models.checkpoints import load_generator, load_torch_file, save_generator
 from cptr.models import Discriminator
+from cptr.models.checkpoints import load_generator, load_torch_file, save_generator
+from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
+from cptr.styles.blend import parameter_resolution
 from cptr.training.augment import AdaptiveAugment, augment, sample_augment_params
 from cptr.training.checkpointing import SAVE_PAUSE_ENV, checkpoint_path, list_checkpoints, load_checkpoint
 from cptr.training.config import FinetuneConfig
@@ -36,7 +37,6 @@ from cptr.training.data import (
     to_tensor,
     write_lmdb,
 )
-from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
 from cptr.training.distributed import DistInfo
 from cptr.training.encoder_train import generator_mean_latent
 from cptr.training.finetune import Finetuner, encoded_latents, finetune
@@ -52,8 +52,21 @@ SIZE = 32
 # The tiny run every stateful test shares: FreezeS 2, FreezeG 2 (4 and 8 px frozen), FreezeD 1,
 # structure loss at 8 and 16 px, ADA (fast: 200 images from p=0 to 1), R1, path length.
 RUN = dict(
-    freeze_style=2, freeze_g=2, freeze_d=1, structure_loss=2, iters=20, batch=4, path_reg=2.0, ada_length=200,
-    sample_every=10, save_every=10, keep=0, log_every=5, workers=0, device="cpu", quiet=True,
+    freeze_style=2,
+    freeze_g=2,
+    freeze_d=1,
+    structure_loss=2,
+    iters=20,
+    batch=4,
+    path_reg=2.0,
+    ada_length=200,
+    sample_every=10,
+    save_every=10,
+    keep=0,
+    log_every=5,
+    workers=0,
+    device="cpu",
+    quiet=True,
 )
 
 
@@ -295,8 +308,23 @@ def test_cli_help_and_clear_errors(workspace, tmp_path):
     assert res.exit_code == 0 and "--freeze-style" in res.output and "Examples" in res.output
     res = runner.invoke(app, ["finetune", "--out", str(tmp_path / "x"), "--data", str(workspace / "images")])
     assert res.exit_code == 2 and "--source is required" in res.output
-    res = runner.invoke(app, ["finetune", "--source", str(workspace / "source.pt"), "--data", str(workspace / "images"),
-                              "--out", str(tmp_path / "y"), "--freeze-g", "9", "--device", "cpu", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "finetune",
+            "--source",
+            str(workspace / "source.pt"),
+            "--data",
+            str(workspace / "images"),
+            "--out",
+            str(tmp_path / "y"),
+            "--freeze-g",
+            "9",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 2 and "freeze_g must be in [0, 3]" in res.output
 
 
@@ -331,8 +359,13 @@ def test_noise_off_zeroes_and_freezes_every_noise_strength(workspace, reference,
     src = load_torch_file(workspace / "source.pt")["g_ema"]
     noise_names = [n for n in src if n.endswith("noise.weight")]
     assert noise_names and all(src[n].abs().max() > 0 for n in noise_names)  # the source has non-zero noise
-    cfg = FinetuneConfig(source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "off"),
-                         **dict(RUN, iters=4, save_every=4, sample_every=4), noise="off")
+    cfg = FinetuneConfig(
+        source=str(workspace / "source.pt"),
+        data=str(workspace / "images"),
+        out=str(tmp_path / "off"),
+        **dict(RUN, iters=4, save_every=4, sample_every=4),
+        noise="off",
+    )
     ckpt = load_checkpoint(finetune(cfg).checkpoint)
     for key in ("g", "g_ema"):
         for n in noise_names:
@@ -342,7 +375,9 @@ def test_noise_off_zeroes_and_freezes_every_noise_strength(workspace, reference,
     moved = [n for n in noise_names if not torch.equal(trained["g"][n], src[n])]
     assert moved == [n for n in noise_names if not n.startswith(("conv1.", "convs.0.", "convs.1."))]  # all but 4 and 8 px (FreezeG 2)
     with pytest.raises(ValueError, match="--noise"):
-        FinetuneConfig(source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "x"), noise="loud").validate()
+        FinetuneConfig(
+            source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "x"), noise="loud"
+        ).validate()
 
 
 def test_losses_finite_logs_samples_and_ada(reference):
@@ -399,8 +434,9 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_last_good_one(workspace, r
     cfg, result = reference
     out = tmp_path / "crash"
     args = [sys.executable, "-m", "cptr.training", "finetune", "--source", cfg.source, "--data", cfg.data, "--out", str(out)]
-    proc = subprocess.Popen(args + _cli_args(RUN), env=_env(**{SAVE_PAUSE_ENV: "20:120"}), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args + _cli_args(RUN), env=_env(**{SAVE_PAUSE_ENV: "20:120"}), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     ckdir = out / "checkpoints"
     deadline = time.monotonic() + 240
     try:
@@ -431,8 +467,14 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(wor
     common = dict(RUN, iters=6, save_every=6, sample_every=6, log_every=2)
     base = ["--source", str(workspace / "source.pt"), "--data", str(tmp_path / "data.lmdb")]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cptr.training", "finetune"]
-    proc = subprocess.run(torchrun + base + ["--out", str(tmp_path / "ddp")] + _cli_args(dict(common, batch=4)),
-                          env=_env(OMP_NUM_THREADS="1"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        torchrun + base + ["--out", str(tmp_path / "ddp")] + _cli_args(dict(common, batch=4)),
+        env=_env(OMP_NUM_THREADS="1"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = finetune(FinetuneConfig(source=base[1], data=base[3], out=str(tmp_path / "single"), **dict(common, batch=8)))
     ddp = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "000006.pt")
@@ -461,8 +503,15 @@ def test_encoder_fraction_trains_on_the_encoders_latents_through_the_cli(workspa
     enc_path = save_encoder(enc, tmp_path / "enc.pt")
     bank = encoded_latents(enc, workspace / "images", 100, torch.device("cpu"))
     assert bank.shape == (10, g.n_latent, g.style_dim)  # every readable image, in file order
-    cfg = FinetuneConfig(source=str(workspace / "source.pt"), data=str(workspace / "images"), out=str(tmp_path / "unit"),
-                         **dict(RUN, iters=2), encoder=str(enc_path), encoder_images=str(workspace / "images"), encoder_fraction=1.0)
+    cfg = FinetuneConfig(
+        source=str(workspace / "source.pt"),
+        data=str(workspace / "images"),
+        out=str(tmp_path / "unit"),
+        **dict(RUN, iters=2),
+        encoder=str(enc_path),
+        encoder_images=str(workspace / "images"),
+        encoder_fraction=1.0,
+    )
     tuner = Finetuner(cfg, DistInfo())
     assert torch.equal(tuner.bank, bank)
     wp_src, wp_tgt, _ = tuner._latents(StepRandom(0, 5), "g", 4, torch.arange(4))
@@ -473,9 +522,22 @@ def test_encoder_fraction_trains_on_the_encoders_latents_through_the_cli(workspa
     with pytest.raises(ValueError, match="--encoder-images"):
         FinetuneConfig(source="s.pt", data="d", encoder_fraction=0.5).validate()
 
-    args = dict(RUN, quiet=False, iters=2, save_every=2, sample_every=2, encoder=enc_path, encoder_images=workspace / "images", encoder_fraction=0.5)
-    cmd = [sys.executable, "-m", "cptr.training", "finetune", "--source", str(workspace / "source.pt"), "--data", str(workspace / "images"),
-           "--out", str(tmp_path / "cli"), *_cli_args(args)]
+    args = dict(
+        RUN, quiet=False, iters=2, save_every=2, sample_every=2, encoder=enc_path, encoder_images=workspace / "images", encoder_fraction=0.5
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "cptr.training",
+        "finetune",
+        "--source",
+        str(workspace / "source.pt"),
+        "--data",
+        str(workspace / "images"),
+        "--out",
+        str(tmp_path / "cli"),
+        *_cli_args(args),
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "encoder latents: 10 photos" in done.stderr

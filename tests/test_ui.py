@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import os
 import shutil
 import signal
@@ -35,7 +34,9 @@ pytest.importorskip("pytriton")
 pytest.importorskip("tritonclient.grpc")
 if importlib.util.find_spec("gradio") is None:  # the page runs in its own process: no need to import Gradio here
     pytest.skip('cptr ui needs Gradio: pip install -e ".[ui-test]" (or make setup-ui)', allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason='the browser test drives Chromium with Playwright: pip install -e ".[ui-test]" (or make setup-ui)')
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason='the browser test drives Chromium with Playwright: pip install -e ".[ui-test]" (or make setup-ui)'
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -291,7 +292,19 @@ def test_page_works_offline(browser, ui: str) -> None:
 
 
 def test_catalog_reads_styles_and_prompts_from_model_names() -> None:
-    cat = catalog(["generate_a", "cartoonize_a", "cartoonize_a_smile", "generate_a_b", "cartoonize_a_b", "cartoonize_a_b_old", "generate_c", "preprocess", "preprocess_128"])
+    cat = catalog(
+        [
+            "generate_a",
+            "cartoonize_a",
+            "cartoonize_a_smile",
+            "generate_a_b",
+            "cartoonize_a_b",
+            "cartoonize_a_b_old",
+            "generate_c",
+            "preprocess",
+            "preprocess_128",
+        ]
+    )
     assert cat.styles == ("a", "a_b", "c")
     assert cat.prompts == {"a": ("smile",), "a_b": ("old",)}
     assert cat.photo_styles == ["a", "a_b"]  # c has no encoder: random faces only

@@ -15,9 +15,7 @@ import numpy as np
 def check_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Return ``image`` as a C-contiguous ``(H, W, 3)`` uint8 array, or raise a clear ValueError."""
     if not isinstance(image, np.ndarray):
-        raise TypeError(
-            f"{name} must be a numpy array, got {type(image).__name__}; decode photos with cptr.align.load_image"
-        )
+        raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}; decode photos with cptr.align.load_image")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(
             f"{name} must be an (H, W, 3) uint8 RGB array, got shape {image.shape} dtype {image.dtype}; "
@@ -63,9 +61,7 @@ def crop_square_resized(src: np.ndarray, x0: float, y0: float, side: float, out:
     s = side / out / k  # source (region, shrunk) pixels per output pixel
     # output centre i -> photo edge x0 + (i + 0.5) * side / out -> region centre (edge - ix0) / k - 0.5
     m = np.array([[s, 0.0, (x0 - ix0) / k + 0.5 * s - 0.5], [0.0, s, (y0 - iy0) / k + 0.5 * s - 0.5]])
-    return cv2.warpAffine(
-        region, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT
-    )
+    return cv2.warpAffine(region, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

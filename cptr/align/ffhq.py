@@ -122,7 +122,7 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
     y1 = min(math.ceil(q_hi[1]) + border * shrink, h)
     x1 = x0 + max((x1 - x0) // shrink, 1) * shrink
     y1 = y0 + max((y1 - y0) // shrink, 1) * shrink
-    work = image[y0:min(y1, h), x0:min(x1, w)]
+    work = image[y0 : min(y1, h), x0 : min(x1, w)]
     if shrink > 1:
         ww, wh = work.shape[1] // shrink, work.shape[0] // shrink
         if ww < 1 or wh < 1:  # quad entirely outside the photo: fall back to no shrink
@@ -154,9 +154,7 @@ def align_face(image: np.ndarray, face: Face, size: int = 256, *, pad: bool = Tr
     if ss > 1 and work.dtype != np.float32:
         work = work.astype(np.float32)
     dst_to_crop = np.array([[1.0 / ss, 0.0, 0.5 / ss - 0.5], [0.0, 1.0 / ss, 0.5 / ss - 0.5], [0.0, 0.0, 1.0]])
-    photo_to_work = np.array(
-        [[1.0 / shrink, 0.0, -origin[0] / shrink], [0.0, 1.0 / shrink, -origin[1] / shrink], [0.0, 0.0, 1.0]]
-    )
+    photo_to_work = np.array([[1.0 / shrink, 0.0, -origin[0] / shrink], [0.0, 1.0 / shrink, -origin[1] / shrink], [0.0, 0.0, 1.0]])
     dst_to_work = photo_to_work @ matrix @ dst_to_crop
     crop = cv2.warpAffine(
         work,

@@ -89,16 +89,13 @@ class _Backend(Protocol):
     def detect(self, small: np.ndarray, fx: float, fy: float) -> list[tuple[np.ndarray, float]]:
         """Face boxes (photo pixel coords x0, y0, x1, y1) and scores, found on ``small``."""
 
-    def landmarks(
-        self, image: np.ndarray, small: np.ndarray, fx: float, fy: float, box: np.ndarray, score: float
-    ) -> Face | None:
+    def landmarks(self, image: np.ndarray, small: np.ndarray, fx: float, fy: float, box: np.ndarray, score: float) -> Face | None:
         """Landmarks of the face in ``box``, or None when the landmark model rejects it."""
 
 
 def _missing(backend: str, module: str, err: Exception) -> MissingBackendError:
     return MissingBackendError(
-        f"landmark back-end {backend!r} needs the Python package {module!r}, which is not importable "
-        f"({err}); {ALIGN_EXTRA_HINT}"
+        f"landmark back-end {backend!r} needs the Python package {module!r}, which is not importable ({err}); {ALIGN_EXTRA_HINT}"
     )
 
 
@@ -115,9 +112,7 @@ class _MediaPipeBackend:
             raise _missing("mediapipe", "mediapipe", e) from None
         self.lock = threading.Lock()
         self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
-        self._mesh = face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=2, refine_landmarks=False, min_detection_confidence=0.5
-        )
+        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2, refine_landmarks=False, min_detection_confidence=0.5)
 
     def detect(self, small: np.ndarray, fx: float, fy: float) -> list[tuple[np.ndarray, float]]:
         h, w = small.shape[:2]
@@ -131,9 +126,7 @@ class _MediaPipeBackend:
             found.append((box, float(det.score[0])))
         return found
 
-    def landmarks(
-        self, image: np.ndarray, small: np.ndarray, fx: float, fy: float, box: np.ndarray, score: float
-    ) -> Face | None:
+    def landmarks(self, image: np.ndarray, small: np.ndarray, fx: float, fy: float, box: np.ndarray, score: float) -> Face | None:
         side = self.context * max(box[2] - box[0], box[3] - box[1])
         cx, cy = (box[0] + box[2]) / 2 + 0.5, (box[1] + box[3]) / 2 + 0.5  # edge coords
         x0, y0 = cx - side / 2, cy - side / 2
@@ -199,12 +192,8 @@ class _DlibBackend:
             found.append((np.array([x0, y0, x1, y1]), float(s)))
         return found
 
-    def landmarks(
-        self, image: np.ndarray, small: np.ndarray, fx: float, fy: float, box: np.ndarray, score: float
-    ) -> Face | None:
-        rect = self._dlib.rectangle(
-            round(box[0] + 0.5), round(box[1] + 0.5), round(box[2] - 0.5), round(box[3] - 0.5)
-        )
+    def landmarks(self, image: np.ndarray, small: np.ndarray, fx: float, fy: float, box: np.ndarray, score: float) -> Face | None:
+        rect = self._dlib.rectangle(round(box[0] + 0.5), round(box[1] + 0.5), round(box[2] - 0.5), round(box[3] - 0.5))
         shape = self._predictor(image, rect)
         pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         return Face(

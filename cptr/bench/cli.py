@@ -147,7 +147,11 @@ def _resolve(args: BenchOptions, where: Where) -> BenchOptions:
     args.targets = list(dict.fromkeys(names))
     from cptr.bench.triton_target import SERVER_ENGINES
 
-    engines = [e.strip() for e in str(args.triton_engines).split(",") if e.strip()] if isinstance(args.triton_engines, str) else list(args.triton_engines)
+    engines = (
+        [e.strip() for e in str(args.triton_engines).split(",") if e.strip()]
+        if isinstance(args.triton_engines, str)
+        else list(args.triton_engines)
+    )
     unknown = [e for e in engines if e not in SERVER_ENGINES]
     if unknown or not engines:
         raise SystemExit(f"unknown --triton-engines {', '.join(unknown) or '(none)'}; choose from {', '.join(SERVER_ENGINES)}")
@@ -161,8 +165,10 @@ def _resolve(args: BenchOptions, where: Where) -> BenchOptions:
 
         if not torch.cuda.is_available():
             if gpu:
-                raise SystemExit("--target gpu: torch sees no CUDA device on this machine; "
-                                 "on the CPU, use --target all (or torch,onnx,torch-engine,triton)")
+                raise SystemExit(
+                    "--target gpu: torch sees no CUDA device on this machine; "
+                    "on the CPU, use --target all (or torch,onnx,torch-engine,triton)"
+                )
             raise SystemExit("--device cuda: torch sees no CUDA device on this machine; use --device cpu")
     return args
 
@@ -226,14 +232,31 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
     except WorkloadUnavailable as e:
         print(f"stage {args.stage!r} cannot be measured: {e}", file=sys.stderr)
         return 2, {}, {}
-    ctx = Context(device=args.device, threads=args.threads, batch_max=max(args.batch), batches=tuple(args.batch), url=args.url,
-                  protocol=args.protocol, shm=args.shm, style=args.style, quick=args.quick,
-                  triton_engines=tuple(args.triton_engines))
+    ctx = Context(
+        device=args.device,
+        threads=args.threads,
+        batch_max=max(args.batch),
+        batches=tuple(args.batch),
+        url=args.url,
+        protocol=args.protocol,
+        shm=args.shm,
+        style=args.style,
+        quick=args.quick,
+        triton_engines=tuple(args.triton_engines),
+    )
     pool = InputPool(workload, settings)
     rows = []
     targets = all_targets()
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True, disable=args.quiet)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=args.quiet,
+    )
     with progress:
         task = progress.add_task("preparing", total=None)
         ctx.log = lambda msg: progress.update(task, description=msg)
@@ -257,18 +280,34 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
     versions = {r.info.get("server_version") for r in rows if r.info.get("server_version")}
     if versions:
         machine["libraries"]["tritonserver"] = ", ".join(sorted(versions))
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:40] or "host"
     run = {
         "schema": report.SCHEMA,
         "command": f"{where.prog} {shlex.join(where.argv)}".rstrip(),
         "machine": machine,
         "config": {
-            "stage": args.stage, "model": args.model, "model_info": {k: v for k, v in workload.info.items() if not callable(v)},
-            "targets": args.targets, "batches": args.batch, "concurrency": args.concurrency, "iters": args.iters,
-            "seconds": args.seconds, "warmup": args.warmup, "pool": args.pool, "check": args.check, "seed": args.seed,
-            "device": args.device, "threads": args.threads, "quick": args.quick, "baseline": args.baseline,
-            "url": args.url, "protocol": args.protocol, "shm": args.shm, "style": args.style, "triton_engines": args.triton_engines,
+            "stage": args.stage,
+            "model": args.model,
+            "model_info": {k: v for k, v in workload.info.items() if not callable(v)},
+            "targets": args.targets,
+            "batches": args.batch,
+            "concurrency": args.concurrency,
+            "iters": args.iters,
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "pool": args.pool,
+            "check": args.check,
+            "seed": args.seed,
+            "device": args.device,
+            "threads": args.threads,
+            "quick": args.quick,
+            "baseline": args.baseline,
+            "url": args.url,
+            "protocol": args.protocol,
+            "shm": args.shm,
+            "style": args.style,
+            "triton_engines": args.triton_engines,
             "interleave": not args.no_interleave,
         },
         "duration_s": round(time.perf_counter() - started, 1),
@@ -277,11 +316,16 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
     paths = {"json": args.results_dir / f"{stamp}-{host}.json"}
     report.save_json(run, paths["json"])
     if not args.no_plot:
-        paths["png"] = report.plot([run], args.plot or paths["json"].with_suffix(".png"),
-                                   title=f"{args.stage} · {args.model} · {machine['cpu']['model']}")
+        paths["png"] = report.plot(
+            [run], args.plot or paths["json"].with_suffix(".png"), title=f"{args.stage} · {args.model} · {machine['cpu']['model']}"
+        )
     if not args.no_record:
-        report.append_markdown(args.record_to, report.markdown(run, args.baseline, _rel(paths["json"], where.root),
-                                                               _rel(paths["png"], where.root) if "png" in paths else None))
+        report.append_markdown(
+            args.record_to,
+            report.markdown(
+                run, args.baseline, _rel(paths["json"], where.root), _rel(paths["png"], where.root) if "png" in paths else None
+            ),
+        )
         paths["markdown"] = args.record_to
     if not args.quiet:
         report.print_table(run, console, args.baseline)
@@ -294,8 +338,9 @@ def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any]
     return (1 if failed else 0), run, paths
 
 
-def _measure_batch(engines: list[Any], batch: int, args: BenchOptions, pool: InputPool, settings: Settings,
-                   rows: list, progress: Any, task: Any) -> None:
+def _measure_batch(
+    engines: list[Any], batch: int, args: BenchOptions, pool: InputPool, settings: Settings, rows: list, progress: Any, task: Any
+) -> None:
     """Every engine at one batch size: concurrency 1 (interleaved unless --no-interleave), then the sweep."""
     fits = []
     for engine in engines:
@@ -306,15 +351,20 @@ def _measure_batch(engines: list[Any], batch: int, args: BenchOptions, pool: Inp
             fits.append(engine)
     tick = lambda n: progress.advance(task, n)  # noqa: E731
     if fits and not args.no_interleave:
-        progress.update(task, description=f"{len(fits)} engines interleaved, batch {batch}",
-                        total=None if args.seconds else settings.iters * len(fits), completed=0)
+        progress.update(
+            task,
+            description=f"{len(fits)} engines interleaved, batch {batch}",
+            total=None if args.seconds else settings.iters * len(fits),
+            completed=0,
+        )
         rows.extend(measure_interleaved(fits, pool, batch, settings, tick))
     for engine in fits:
         for conc in [c for c in args.concurrency if engine.concurrent or c == 1]:
             if conc == 1 and not args.no_interleave:
                 continue
-            progress.update(task, description=f"{engine.name} batch {batch} x{conc}",
-                            total=None if args.seconds else settings.iters * conc, completed=0)
+            progress.update(
+                task, description=f"{engine.name} batch {batch} x{conc}", total=None if args.seconds else settings.iters * conc, completed=0
+            )
             rows.append(measure(engine, pool, batch, conc, settings, tick=tick))
 
 
@@ -331,23 +381,38 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions
 
 
 def _help(prog: str) -> str:
-    return ("Latency and throughput of every CPTR engine, measured the same way: one JSON per run, a PNG "
-            "beside it and a Markdown summary appended to the record (defaults in parentheses).\n" + EXAMPLES.format(prog=prog))
+    return (
+        "Latency and throughput of every CPTR engine, measured the same way: one JSON per run, a PNG "
+        "beside it and a Markdown summary appended to the record (defaults in parentheses).\n" + EXAMPLES.format(prog=prog)
+    )
 
 
 @app.command(help=_help(INSTALLED_PROG))
 def bench(
     ctx: typer.Context,
-    runs: list[str] | None = typer.Argument(None, metavar="RUN.json", show_default=False,
-                                            help="Recorded runs, with --compare or --replot."),
-    target: str = typer.Option("all", "--target", show_default=False,
-                               help=f"Comma-separated from {', '.join(TARGET_NAMES)}; 'all' (the default); or 'gpu': "
-                                    f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
-                                    f"--batch {GPU_PRESET['batch']} unless given."),
-    stage: Literal[STAGES] = typer.Option("synthesis", "--stage", show_default=False,  # type: ignore[valid-type]
-                                          help="Stage of the data path to time (synthesis)."),
-    model: str | None = typer.Option(None, "--model", help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (demo); "
-                                     "ffhq512 and ffhq1024 are the larger random-weight official architectures."),
+    runs: list[str] | None = typer.Argument(
+        None, metavar="RUN.json", show_default=False, help="Recorded runs, with --compare or --replot."
+    ),
+    target: str = typer.Option(
+        "all",
+        "--target",
+        show_default=False,
+        help=f"Comma-separated from {', '.join(TARGET_NAMES)}; 'all' (the default); or 'gpu': "
+        f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
+        f"--batch {GPU_PRESET['batch']} unless given.",
+    ),
+    stage: Literal[STAGES] = typer.Option(
+        "synthesis",
+        "--stage",
+        show_default=False,  # type: ignore[valid-type]
+        help="Stage of the data path to time (synthesis).",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (demo); "
+        "ffhq512 and ffhq1024 are the larger random-weight official architectures.",
+    ),
     batch: str | None = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (1,8,32)."),
     concurrency: str | None = typer.Option(None, "--concurrency", help="Concurrent requests for triton, e.g. 1,4,16 (1,4,16)."),
     iters: int | None = typer.Option(None, "--iters", help="Timed runs per point, per client thread at concurrency > 1 (30)."),
@@ -356,29 +421,39 @@ def bench(
     pool: int | None = typer.Option(None, "--pool", help="Random input batches cycled per batch size (16)."),
     check: int | None = typer.Option(None, "--check", help="Batches compared with the fp32 torch reference (2)."),
     seed: int = typer.Option(0, "--seed", show_default=False, help="Seed of the random inputs and random-weight models (0)."),
-    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", show_default=False,
-                                                          help="auto: cuda when available (auto)."),
+    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", show_default=False, help="auto: cuda when available (auto)."),
     threads: int | None = typer.Option(None, "--threads", help="Intra-op threads for torch and ONNX Runtime (their own)."),
     url: str | None = typer.Option(None, "--url", help="triton: a running server (host:port); by default the embedded one starts."),
     protocol: Literal["grpc", "http"] = typer.Option("grpc", "--protocol", show_default=False, help="triton client protocol (grpc)."),
     shm: bool = typer.Option(False, "--shm", help="triton: return output tensors through system shared memory."),
     style: str = typer.Option("demo", "--style", show_default=False, help="triton with --url: the style the server serves (demo)."),
-    triton_engines: str = typer.Option("onnx", "--triton-engines", show_default=False,
-                                       help="triton: engines inside the embedded server, one exported repository and server each: "
-                                            "onnx, openvino-fp32, openvino-bf16, and openvino-fp32-static / openvino-bf16-static "
-                                            "(a model compiled for each --batch size, cptr-export --ov-static-batch) (onnx)."),
+    triton_engines: str = typer.Option(
+        "onnx",
+        "--triton-engines",
+        show_default=False,
+        help="triton: engines inside the embedded server, one exported repository and server each: "
+        "onnx, openvino-fp32, openvino-bf16, and openvino-fp32-static / openvino-bf16-static "
+        "(a model compiled for each --batch size, cptr-export --ov-static-batch) (onnx).",
+    ),
     baseline: str = typer.Option("torch", "--baseline", show_default=False, help="Engine or target the ratios are relative to (torch)."),
-    results_dir: Path | None = typer.Option(None, "--results-dir",
-                                            help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "
-                                                 "./cptr-bench otherwise; with --quick a temporary folder)."),
-    record_to: Path | None = typer.Option(None, "--record-to",
-                                          help="Markdown file the summary is appended to (benchmarks/RESULTS.md from a checkout, "
-                                               "./cptr-bench/RESULTS.md otherwise; --quick records only when given)."),
+    results_dir: Path | None = typer.Option(
+        None,
+        "--results-dir",
+        help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "
+        "./cptr-bench otherwise; with --quick a temporary folder).",
+    ),
+    record_to: Path | None = typer.Option(
+        None,
+        "--record-to",
+        help="Markdown file the summary is appended to (benchmarks/RESULTS.md from a checkout, "
+        "./cptr-bench/RESULTS.md otherwise; --quick records only when given).",
+    ),
     no_record: bool = typer.Option(False, "--no-record", help="Do not append to the Markdown file."),
     plot: Path | None = typer.Option(None, "--plot", help="PNG path (beside the JSON)."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the PNG plot."),
-    no_interleave: bool = typer.Option(False, "--no-interleave",
-                                       help="Time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)."),
+    no_interleave: bool = typer.Option(
+        False, "--no-interleave", help="Time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Smoke test: every available target on a tiny model, a few runs."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
     compare: bool = typer.Option(False, "--compare", help="Compare two RUN.json, or one against --baseline, then exit."),
@@ -400,14 +475,43 @@ def bench(
         if not runs:
             raise typer.BadParameter("--replot needs at least one RUN.json")
         loaded = [report.load_run(p) for p in runs]
-        report.plot(loaded, plot, title=" + ".join(f"{r['config']['stage']}/{r['config']['model']}" for r in loaded)
-                    + f" · {loaded[0]['machine']['cpu']['model']}")
+        report.plot(
+            loaded,
+            plot,
+            title=" + ".join(f"{r['config']['stage']}/{r['config']['model']}" for r in loaded)
+            + f" · {loaded[0]['machine']['cpu']['model']}",
+        )
         print(f"wrote {plot}")
         return 0
-    args = BenchOptions(target=target, stage=stage, model=model, batch=batch, concurrency=concurrency, iters=iters, seconds=seconds,
-                        warmup=warmup, pool=pool, check=check, seed=seed, device=device, threads=threads, url=url, protocol=protocol,
-                        shm=shm, style=style, triton_engines=triton_engines, baseline=baseline, results_dir=results_dir, record_to=record_to, no_record=no_record,
-                        plot=plot, no_plot=no_plot, no_interleave=no_interleave, quick=quick, quiet=quiet)
+    args = BenchOptions(
+        target=target,
+        stage=stage,
+        model=model,
+        batch=batch,
+        concurrency=concurrency,
+        iters=iters,
+        seconds=seconds,
+        warmup=warmup,
+        pool=pool,
+        check=check,
+        seed=seed,
+        device=device,
+        threads=threads,
+        url=url,
+        protocol=protocol,
+        shm=shm,
+        style=style,
+        triton_engines=triton_engines,
+        baseline=baseline,
+        results_dir=results_dir,
+        record_to=record_to,
+        no_record=no_record,
+        plot=plot,
+        no_plot=no_plot,
+        no_interleave=no_interleave,
+        quick=quick,
+        quiet=quiet,
+    )
     try:
         args = _resolve(args, where)
         Settings(iters=args.iters, seconds=args.seconds, warmup=args.warmup, pool=args.pool, check=args.check)

@@ -95,7 +95,10 @@ def gpu_info() -> dict[str, Any]:
         try:
             out = subprocess.run(
                 [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=20, check=False,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
             ).stdout.strip()
             info["nvidia_smi"] = out.splitlines()
             if out:
@@ -137,7 +140,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu_info(),
         "memory_gib": memory_gib(),
         "gpu": gpu_info(),

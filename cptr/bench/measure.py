@@ -124,8 +124,14 @@ def output_error(outputs: list[np.ndarray], references: list[np.ndarray]) -> dic
     return out
 
 
-def _timed_loop(engine: Engine, prepared: list[Any], settings: Settings, start_index: int,
-                next_index: Callable[[], int | None], tick: Callable[[int], None] | None) -> list[float]:
+def _timed_loop(
+    engine: Engine,
+    prepared: list[Any],
+    settings: Settings,
+    start_index: int,
+    next_index: Callable[[], int | None],
+    tick: Callable[[int], None] | None,
+) -> list[float]:
     for i in range(settings.warmup):
         engine.run(prepared[(start_index + i) % len(prepared)])
         engine.synchronize()
@@ -166,8 +172,16 @@ class _Schedule:
 
 
 def _new_row(engine: Engine, pool: InputPool, batch: int, concurrency: int) -> Measurement:
-    return Measurement(engine.name, engine.target, pool.workload.stage, batch, concurrency, precision=engine.precision,
-                       device=engine.device, note=engine.note)
+    return Measurement(
+        engine.name,
+        engine.target,
+        pool.workload.stage,
+        batch,
+        concurrency,
+        precision=engine.precision,
+        device=engine.device,
+        note=engine.note,
+    )
 
 
 def _prepare_and_check(engine: Engine, pool: InputPool, batch: int, row: Measurement) -> list[Any]:
@@ -182,8 +196,9 @@ def _prepare_and_check(engine: Engine, pool: InputPool, batch: int, row: Measure
     return prepared
 
 
-def measure(engine: Engine, pool: InputPool, batch: int, concurrency: int, settings: Settings,
-            tick: Callable[[int], None] | None = None) -> Measurement:
+def measure(
+    engine: Engine, pool: InputPool, batch: int, concurrency: int, settings: Settings, tick: Callable[[int], None] | None = None
+) -> Measurement:
     """Time ``engine`` at ``batch`` x ``concurrency`` and compare its output with the reference."""
     row = _new_row(engine, pool, batch, concurrency)
     try:
@@ -203,8 +218,9 @@ def measure(engine: Engine, pool: InputPool, batch: int, concurrency: int, setti
     return row
 
 
-def measure_interleaved(engines: list[Engine], pool: InputPool, batch: int, settings: Settings,
-                        tick: Callable[[int], None] | None = None) -> list[Measurement]:
+def measure_interleaved(
+    engines: list[Engine], pool: InputPool, batch: int, settings: Settings, tick: Callable[[int], None] | None = None
+) -> list[Measurement]:
     """Time several engines at ``batch`` (concurrency 1) in rounds: one timed run of each per round.
 
     A load spike from other processes then hits every engine alike, so the ratios between engines
@@ -227,7 +243,7 @@ def measure_interleaved(engines: list[Engine], pool: InputPool, batch: int, sett
     clock = time.perf_counter
     i = 0
     while live and (i < settings.iters if deadline is None else (i == 0 or clock() < deadline)) and i < MAX_ITERS:
-        order = live[i % len(live):] + live[: i % len(live)]
+        order = live[i % len(live) :] + live[: i % len(live)]
         for k, prepared in order:
             engine = engines[k]
             x = prepared[i % len(prepared)]
@@ -250,8 +266,9 @@ def measure_interleaved(engines: list[Engine], pool: InputPool, batch: int, sett
     return rows
 
 
-def _concurrent(engine: Engine, prepared: list[Any], settings: Settings, concurrency: int, schedule: _Schedule,
-                tick: Callable[[int], None] | None) -> tuple[list[float], float]:
+def _concurrent(
+    engine: Engine, prepared: list[Any], settings: Settings, concurrency: int, schedule: _Schedule, tick: Callable[[int], None] | None
+) -> tuple[list[float], float]:
     if not engine.concurrent:
         raise ValueError(f"{engine.name} does not take concurrent requests; use --concurrency 1")
     workers = [engine.worker() for _ in range(concurrency)]
@@ -271,8 +288,14 @@ def _concurrent(engine: Engine, prepared: list[Any], settings: Settings, concurr
         if errors:
             return
         try:
-            results[k] = _timed_loop(w, prepared, Settings(settings.iters, settings.seconds, 0, settings.pool,
-                                                           settings.check, settings.seed), k * 7, schedule, tick)
+            results[k] = _timed_loop(
+                w,
+                prepared,
+                Settings(settings.iters, settings.seconds, 0, settings.pool, settings.check, settings.seed),
+                k * 7,
+                schedule,
+                tick,
+            )
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 

@@ -35,8 +35,10 @@ class OpenVINOBenchEngine(Engine):
         self.output = workload.output.name
         self.name, self.precision, self.device = name, self.engine.precision, "cpu"
         info = self.engine.runtime_info()
-        self.note = note or (f"OpenVINO {info['inference_precision']}, {info['performance_hint'].lower()} hint, "
-                             f"{info['streams']} stream(s) x {info.get('threads_per_stream', '?')} thread(s)")
+        self.note = note or (
+            f"OpenVINO {info['inference_precision']}, {info['performance_hint'].lower()} hint, "
+            f"{info['streams']} stream(s) x {info.get('threads_per_stream', '?')} thread(s)"
+        )
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {n: np.ascontiguousarray(feeds[n]) for n in self.names}
@@ -88,25 +90,40 @@ def openvino_ir(workload: Workload, ctx: Context, key: str) -> Path:
 def _stage_workload(workload: Workload, key: str) -> Workload:
     """A single-stage view of a composite workload (its catalogue stage's served tensors)."""
     stage = workload.stages[key]
-    return Workload(key, workload.model_name, stage.served_inputs, stage.outputs[0], stage.served_module,
-                    lambda batch, rng: {}, workload.generator, {}, {key: stage})
+    return Workload(
+        key,
+        workload.model_name,
+        stage.served_inputs,
+        stage.outputs[0],
+        stage.served_module,
+        lambda batch, rng: {},
+        workload.generator,
+        {},
+        {key: stage},
+    )
 
 
 def _engine(workload: Workload, ctx: Context, name: str, config: Any) -> Engine:
     if workload.stage == "generate":
-        mapping, synthesis = (OpenVINOBenchEngine(openvino_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
-                              for key in ("mapping", "synthesis"))
+        mapping, synthesis = (
+            OpenVINOBenchEngine(openvino_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
+            for key in ("mapping", "synthesis")
+        )
         return OpenVINOGenerateEngine(mapping, synthesis, workload, name, f"{synthesis.note}; seeds and mixing in NumPy, in process")
     if workload.stage == "pipeline":
-        encoder, synthesis = (OpenVINOBenchEngine(openvino_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
-                              for key in ("encoder", "synthesis"))
+        encoder, synthesis = (
+            OpenVINOBenchEngine(openvino_ir(workload, ctx, key), _stage_workload(workload, key), f"{name}-{key}", config)
+            for key in ("encoder", "synthesis")
+        )
         return OpenVINOPipelineEngine(encoder, synthesis, name, f"{synthesis.note}; align in NumPy/MediaPipe, in process")
     return OpenVINOBenchEngine(openvino_ir(workload, ctx, workload.stage), workload, name, config)
 
 
-class OpenVINOTarget(Target, name="openvino",
-                     description="OpenVINO on the CPU, fp32 and bf16 (bf16 where the CPU has it), the engines cptr-export --engine openvino builds"):
-
+class OpenVINOTarget(
+    Target,
+    name="openvino",
+    description="OpenVINO on the CPU, fp32 and bf16 (bf16 where the CPU has it), the engines cptr-export --engine openvino builds",
+):
     def missing(self, workload: Workload, ctx: Context) -> str | None:
         if importlib.util.find_spec("openvino") is None:
             return "OpenVINO is not installed: pip install 'cptr[openvino]'"

@@ -100,8 +100,21 @@ def _err(v: float | None) -> str:
     return "0" if v == 0 else f"{v:.2e}"
 
 
-COLUMNS = ["engine", "batch", "conc.", "median ms", "p95 ms", "p99 ms", "mean ± std ms", "min ms", "img/s", "ratio",
-           "max abs err", "mean abs err", "PSNR dB"]
+COLUMNS = [
+    "engine",
+    "batch",
+    "conc.",
+    "median ms",
+    "p95 ms",
+    "p99 ms",
+    "mean ± std ms",
+    "min ms",
+    "img/s",
+    "ratio",
+    "max abs err",
+    "mean abs err",
+    "PSNR dB",
+]
 
 
 def _psnr(e: dict[str, Any]) -> str:
@@ -119,11 +132,23 @@ def table_rows(run: dict[str, Any], baseline: str = DEFAULT_BASELINE) -> list[li
         if r["status"] != "ok":
             continue
         s, e = r["stats"], r.get("error") or {}
-        out.append([
-            r["engine"], str(r["batch"]), str(r["concurrency"]), _f(s["median_ms"]), _f(s["p95_ms"]), _f(s["p99_ms"]),
-            f"{_f(s['mean_ms'])} ± {_f(s['std_ms'], 2)}", _f(s["min_ms"]), _f(s["throughput_ips"]),
-            f"{ratio[i]:.2f}x" if i in ratio else "-", _err(e.get("max_abs")), _err(e.get("mean_abs")), _psnr(e),
-        ])
+        out.append(
+            [
+                r["engine"],
+                str(r["batch"]),
+                str(r["concurrency"]),
+                _f(s["median_ms"]),
+                _f(s["p95_ms"]),
+                _f(s["p99_ms"]),
+                f"{_f(s['mean_ms'])} ± {_f(s['std_ms'], 2)}",
+                _f(s["min_ms"]),
+                _f(s["throughput_ips"]),
+                f"{ratio[i]:.2f}x" if i in ratio else "-",
+                _err(e.get("max_abs")),
+                _err(e.get("mean_abs")),
+                _psnr(e),
+            ]
+        )
     return out
 
 
@@ -149,8 +174,10 @@ def print_table(run: dict[str, Any], console: Any, baseline: str = DEFAULT_BASEL
     base = resolve_baseline(run["results"], baseline) or baseline
     columns = COLUMNS if console.width >= WIDE_TABLE else COMPACT_COLUMNS
     keep = [COLUMNS.index(c) for c in columns]
-    table = Table(title=f"{cfg['stage']} · {cfg['model']} · ratio = {base} median / engine median (higher is faster)",
-                  padding=(0, 1) if columns is COLUMNS else (0, 0))
+    table = Table(
+        title=f"{cfg['stage']} · {cfg['model']} · ratio = {base} median / engine median (higher is faster)",
+        padding=(0, 1) if columns is COLUMNS else (0, 0),
+    )
     for c in columns:
         table.add_column(c, justify="left" if c == "engine" else "right")
     for row in table_rows(run, baseline):
@@ -160,8 +187,7 @@ def print_table(run: dict[str, Any], console: Any, baseline: str = DEFAULT_BASEL
         console.print(f"[yellow]{name}: {status}: {reason}[/yellow]")
 
 
-def markdown(run: dict[str, Any], baseline: str = DEFAULT_BASELINE, json_path: str | None = None,
-             plot_path: str | None = None) -> str:
+def markdown(run: dict[str, Any], baseline: str = DEFAULT_BASELINE, json_path: str | None = None, plot_path: str | None = None) -> str:
     """A Markdown section for RESULTS.md: machine, load, command, table, ratios, what did not run."""
     cfg, m = run["config"], run["machine"]
     model = cfg.get("model_info", {})
@@ -176,7 +202,8 @@ def markdown(run: dict[str, Any], baseline: str = DEFAULT_BASELINE, json_path: s
         f"- Command: `{run['command']}`",
         f"- Model: {model.get('description', cfg['model'])}"
         + (f", {model['gflop_per_image']} GFLOP/image" if model.get("gflop_per_image") else "")
-        + (f", {model['parameters'] / 1e6:.1f} M parameters" if model.get("parameters") else "") + ".",
+        + (f", {model['parameters'] / 1e6:.1f} M parameters" if model.get("parameters") else "")
+        + ".",
         f"- Method: warm-up runs excluded ({cfg['warmup']} per point), "
         + (f"{cfg['seconds']} s per point" if cfg.get("seconds") else f"{cfg['iters']} timed runs per point")
         + f", inputs cycled from a pool of {cfg['pool']} random batches; output errors vs fp32 torch on the first {cfg['check']} of them.",
@@ -188,8 +215,10 @@ def markdown(run: dict[str, Any], baseline: str = DEFAULT_BASELINE, json_path: s
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(run, baseline)]
     lines.append("")
     if base:
-        lines.append(f"Ratio = `{base}` median / engine median at the same batch and concurrency (higher is faster);"
-                     " ratios within one run are the figures to trust on a shared machine.")
+        lines.append(
+            f"Ratio = `{base}` median / engine median at the same batch and concurrency (higher is faster);"
+            " ratios within one run are the figures to trust on a shared machine."
+        )
     missing = not_measured(run)
     if missing:
         lines.append("")
@@ -230,8 +259,9 @@ def plot(runs: Sequence[dict[str, Any]], path: Path, title: str | None = None) -
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     for name in engines:
-        pts = sorted((r["batch"], r["stats"]["median_ms"], r["stats"]["p95_ms"]) for r in rows
-                     if r["engine"] == name and r["concurrency"] == 1)
+        pts = sorted(
+            (r["batch"], r["stats"]["median_ms"], r["stats"]["p95_ms"]) for r in rows if r["engine"] == name and r["concurrency"] == 1
+        )
         if pts:
             xs, med, p95 = zip(*pts)
             ax1.errorbar(xs, med, yerr=[[0] * len(med), [b - a for a, b in zip(med, p95)]], marker="o", capsize=3, label=name)
@@ -243,8 +273,7 @@ def plot(runs: Sequence[dict[str, Any]], path: Path, title: str | None = None) -
     if concurrent:
         for name in engines:
             for batch in sorted({r["batch"] for r in rows if r["engine"] == name}):
-                pts = sorted((r["concurrency"], r["stats"]["throughput_ips"]) for r in rows
-                             if r["engine"] == name and r["batch"] == batch)
+                pts = sorted((r["concurrency"], r["stats"]["throughput_ips"]) for r in rows if r["engine"] == name and r["batch"] == batch)
                 if len(pts) > 1:
                     xs, ys = zip(*pts)
                     ax2.plot(xs, ys, marker="o", label=f"{name} (batch {batch})")
@@ -291,8 +320,9 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[list[str]]:
         k = (r["engine"], *_key(r))
         if k in index:
             ma, mb = r["stats"]["median_ms"], index[k]["stats"]["median_ms"]
-            out.append([r["engine"], r["stage"], str(r["batch"]), str(r["concurrency"]), _f(ma), _f(mb),
-                        f"{ma / mb:.2f}x" if mb > 0 else "-"])
+            out.append(
+                [r["engine"], r["stage"], str(r["batch"]), str(r["concurrency"]), _f(ma), _f(mb), f"{ma / mb:.2f}x" if mb > 0 else "-"]
+            )
     return out
 
 
@@ -308,6 +338,15 @@ def compare_baseline(run: dict[str, Any], baseline: str) -> list[list[str]]:
     for r in rows:
         if r["status"] == "ok" and _key(r) in base and r["engine"] != name:
             m = r["stats"]["median_ms"]
-            out.append([r["engine"], r["stage"], str(r["batch"]), str(r["concurrency"]), _f(base[_key(r)]), _f(m),
-                        f"{base[_key(r)] / m:.2f}x" if m > 0 else "-"])
+            out.append(
+                [
+                    r["engine"],
+                    r["stage"],
+                    str(r["batch"]),
+                    str(r["concurrency"]),
+                    _f(base[_key(r)]),
+                    _f(m),
+                    f"{base[_key(r)] / m:.2f}x" if m > 0 else "-",
+                ]
+            )
     return out

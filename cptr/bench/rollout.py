@@ -114,8 +114,19 @@ def onnx_generate(repo: Path, style: str, seeds: Sequence[int]) -> np.ndarray:
 def _serve_command(repo: Path, ports: dict[str, int]) -> list[str]:
     cptr = Path(sys.executable).parent / "cptr"
     head = [str(cptr)] if cptr.is_file() else [sys.executable, "-c", "from cptr.cli import app; app()"]
-    return [*head, "serve", "-m", str(repo), "--http-port", str(ports["http"]), "--grpc-port", str(ports["grpc"]),
-            "--metrics-port", str(ports["metrics"]), "--watch"]
+    return [
+        *head,
+        "serve",
+        "-m",
+        str(repo),
+        "--http-port",
+        str(ports["http"]),
+        "--grpc-port",
+        str(ports["grpc"]),
+        "--metrics-port",
+        str(ports["metrics"]),
+        "--watch",
+    ]
 
 
 def rollout(
@@ -129,7 +140,9 @@ def rollout(
 ) -> RolloutReport:
     """Serve ``repo``, load it with ``clients`` threads on the styles ``keep``, run ``steps`` meanwhile."""
     ports = {k: free_port() for k in ("http", "grpc", "metrics")}
-    proc = subprocess.Popen(_serve_command(repo, ports), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        _serve_command(repo, ports), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     lines: list[str] = []
     ready = threading.Event()
 
@@ -169,7 +182,17 @@ def rollout(
     return report
 
 
-def _load(report: RolloutReport, repo: Path, url: str, http: str, photo: bytes, steps: Sequence[Step], keep: Sequence[str], clients: int, duration_s: float) -> None:
+def _load(
+    report: RolloutReport,
+    repo: Path,
+    url: str,
+    http: str,
+    photo: bytes,
+    steps: Sequence[Step],
+    keep: Sequence[str],
+    clients: int,
+    duration_s: float,
+) -> None:
     stop = threading.Event()
     lock = threading.Lock()
     for style in keep:

@@ -59,8 +59,12 @@ def _encoder(model: str, seed: int) -> Workload:
 
     example = [torch.zeros(1, *contracts.ALIGNED.dims)]
     flops = count_flops(enc, *example)
-    info = {"description": desc, "parameters": sum(p.numel() for p in enc.parameters()),
-            "gflop_per_image": round(flops / 1e9, 3) if flops else None, "config": enc.config()}
+    info = {
+        "description": desc,
+        "parameters": sum(p.numel() for p in enc.parameters()),
+        "gflop_per_image": round(flops / 1e9, 3) if flops else None,
+        "config": enc.config(),
+    }
     return Workload("encoder", model, stage.served_inputs, stage.outputs[0], enc, sampler, None, info, {stage.key: stage})
 
 
@@ -97,8 +101,11 @@ def _mapper(model: str, seed: int) -> Workload:
         return {"w_plus": rng.standard_normal((batch, n, d), dtype=np.float32)}
 
     flops = count_flops(module, torch.zeros(1, n, d))
-    info = {"description": desc, "parameters": sum(p.numel() for p in module.parameters()),
-            "gflop_per_image": round(flops / 1e9, 4) if flops else None}
+    info = {
+        "description": desc,
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "gflop_per_image": round(flops / 1e9, 4) if flops else None,
+    }
     return Workload("mapper", model, stage.served_inputs, stage.outputs[0], module, sampler, None, info, {stage.key: stage})
 
 
@@ -149,8 +156,10 @@ def _align(model: str, seed: int) -> Workload:
         import cptr.align  # noqa: F401
     except ImportError as e:
         raise WorkloadUnavailable(f"face alignment needs the [align] extra ({e}): pip install 'cptr[align]'") from None
-    info = {"description": "decode JPEG + MediaPipe landmarks + FFHQ align (cptr.serving.stages.decode_and_align); "
-                           "photos: astronaut 640-1280 px, random shift/rotation/flip; --model is ignored"}
+    info = {
+        "description": "decode JPEG + MediaPipe landmarks + FFHQ align (cptr.serving.stages.decode_and_align); "
+        "photos: astronaut 640-1280 px, random shift/rotation/flip; --model is ignored"
+    }
     return Workload("align", model, [contracts.IMAGE_BYTES], contracts.ALIGNED, AlignReference(), photo_variants(seed), None, info)
 
 
@@ -190,13 +199,27 @@ def _pipeline(model: str, seed: int) -> Workload:
     def sampler(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {**photos(batch, rng), contracts.PASTE_BACK.name: np.zeros((batch, 1), np.int32)}
 
-    info = {"description": f"photo JPEG -> align -> encoder -> synthesis; {desc}; photos: astronaut 640-1280 px, "
-                           "random shift/rotation/flip", "size": g.size}
+    info = {
+        "description": f"photo JPEG -> align -> encoder -> synthesis; {desc}; photos: astronaut 640-1280 px, random shift/rotation/flip",
+        "size": g.size,
+    }
     graphs = {"encoder": stages.encoder(enc), "synthesis": stages.synthesis(g)}
-    return Workload("pipeline", model, [contracts.IMAGE_BYTES, contracts.PASTE_BACK], contracts.image(g.size),
-                    PipelineReference(enc, stages.SynthesisReference(g).eval()), sampler, None, info, graphs)
+    return Workload(
+        "pipeline",
+        model,
+        [contracts.IMAGE_BYTES, contracts.PASTE_BACK],
+        contracts.image(g.size),
+        PipelineReference(enc, stages.SynthesisReference(g).eval()),
+        sampler,
+        None,
+        info,
+        graphs,
+    )
 
 
 BUILDERS: dict[str, Callable[[str, int], Workload]] = {
-    "encoder": _encoder, "mapper": _mapper, "align": _align, "pipeline": _pipeline,
+    "encoder": _encoder,
+    "mapper": _mapper,
+    "align": _align,
+    "pipeline": _pipeline,
 }

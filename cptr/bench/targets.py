@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cptr.bench.workloads import Workload
 from cptr import ops
+from cptr.bench.workloads import Workload
 
 
 @dataclass
@@ -136,8 +136,9 @@ class TorchEngine(Engine):
 
     target = "torch"
 
-    def __init__(self, workload: Workload, module: nn.Module, name: str, device: str, precision: str, note: str = "",
-                 impl: ops.Impl = "ref"):
+    def __init__(
+        self, workload: Workload, module: nn.Module, name: str, device: str, precision: str, note: str = "", impl: ops.Impl = "ref"
+    ):
         self.names = [s.name for s in workload.inputs]
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.module = module.to(device=device, dtype=self.dtype).eval()
@@ -176,22 +177,29 @@ class PythonEngine(Engine):
         return self.fn(*[feeds[n] for n in self.names])
 
 
-class TorchTarget(Target, name="torch",
-                  description="eager PyTorch, reference ops (fp32; fp16 on CUDA) and, on CUDA, with the compiled CPTR kernels; "
-                              "in-process Python for alignment"):
-
+class TorchTarget(
+    Target,
+    name="torch",
+    description="eager PyTorch, reference ops (fp32; fp16 on CUDA) and, on CUDA, with the compiled CPTR kernels; "
+    "in-process Python for alignment",
+):
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         if not workload.is_torch:
             yield PythonEngine(workload)
             return
-        yield TorchEngine(workload, copy.deepcopy(workload.module), "torch-fp32", ctx.device, "fp32",
-                          "as constructed (rosinality's fused modulated conv)" if workload.generator is not None else "")
+        yield TorchEngine(
+            workload,
+            copy.deepcopy(workload.module),
+            "torch-fp32",
+            ctx.device,
+            "fp32",
+            "as constructed (rosinality's fused modulated conv)" if workload.generator is not None else "",
+        )
         if workload.stage == "synthesis" and workload.generator is not None:
             from cptr.models import set_fused_modconv
 
             module = set_fused_modconv(copy.deepcopy(workload.module), False)
-            yield TorchEngine(workload, module, "torch-fp32-shared", ctx.device, "fp32",
-                              "shared-weight modulated conv (the export form)")
+            yield TorchEngine(workload, module, "torch-fp32-shared", ctx.device, "fp32", "shared-weight modulated conv (the export form)")
         if not ctx.device.startswith("cuda"):
             yield Unavailable("torch-fp16", self.name, "fp16 eager runs on CUDA only; no GPU on this machine")
             return
@@ -209,8 +217,15 @@ class TorchTarget(Target, name="torch",
                 yield Unavailable(f"torch-kernels-{precision}", self.name, reason, failed=missing is None)
             return
         for precision in ("fp32", "fp16"):
-            yield TorchEngine(workload, copy.deepcopy(workload.module), f"torch-kernels-{precision}", ctx.device,
-                              precision, "eager with the CPTR CUDA kernels (upfirdn2d, fused bias-act)", impl="cuda")
+            yield TorchEngine(
+                workload,
+                copy.deepcopy(workload.module),
+                f"torch-kernels-{precision}",
+                ctx.device,
+                precision,
+                "eager with the CPTR CUDA kernels (upfirdn2d, fused bias-act)",
+                impl="cuda",
+            )
 
 
 # --------------------------------------------------------------------------- ONNX Runtime
@@ -221,8 +236,17 @@ class OrtEngine(Engine):
 
     target = "onnx"
 
-    def __init__(self, path: Path, workload: Workload, name: str, precision: str, providers: list[str],
-                 threads: int | None, spin: bool = False, note: str = ""):
+    def __init__(
+        self,
+        path: Path,
+        workload: Workload,
+        name: str,
+        precision: str,
+        providers: list[str],
+        threads: int | None,
+        spin: bool = False,
+        note: str = "",
+    ):
         from cptr.engines.onnxruntime import ort_session
 
         self.session = ort_session(path, threads=threads, providers=providers, spin=spin)
@@ -277,8 +301,17 @@ class OrtPipelineEngine(Engine):
 
     target = "onnx"
 
-    def __init__(self, encoder_path: Path, synthesis_path: Path, name: str, precision: str, providers: list[str],
-                 threads: int | None, spin: bool, note: str):
+    def __init__(
+        self,
+        encoder_path: Path,
+        synthesis_path: Path,
+        name: str,
+        precision: str,
+        providers: list[str],
+        threads: int | None,
+        spin: bool,
+        note: str,
+    ):
         from cptr.engines.onnxruntime import ort_session
         from cptr.serving.stages import decode_and_align
 
@@ -313,9 +346,9 @@ def export_onnx(workload: Workload, precision: str, ctx: Context, stage: str | N
     return path
 
 
-class OnnxTarget(Target, name="onnx",
-                 description="ONNX Runtime (CUDA provider when present, else CPU): fp32, fp32 with spinning threads, fp16"):
-
+class OnnxTarget(
+    Target, name="onnx", description="ONNX Runtime (CUDA provider when present, else CPU): fp32, fp32 with spinning threads, fp16"
+):
     def missing(self, workload: Workload, ctx: Context) -> str | None:
         absent = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
         if absent:
@@ -347,10 +380,8 @@ class OnnxTarget(Target, name="onnx",
             except Exception as e:  # noqa: BLE001 - report and go on with the other engines
                 yield Unavailable(name, self.name, f"export/session failed: {type(e).__name__}: {_first_line(e)}", failed=True)
 
-
     @staticmethod
-    def _generate(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool,
-                  note: str) -> Engine:
+    def _generate(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool, note: str) -> Engine:
         from cptr.bench.workloads import _mapping, _synthesis
 
         g, desc = workload.generator, workload.info["description"]
@@ -361,11 +392,11 @@ class OnnxTarget(Target, name="onnx",
         return OrtGenerateEngine(parts[0], parts[1], workload, name, f"{note}; seeds and mixing in NumPy, in process")
 
     @staticmethod
-    def _pipeline(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool,
-                  note: str) -> Engine:
+    def _pipeline(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool, note: str) -> Engine:
         enc_path, syn_path = (export_onnx(workload, precision, ctx, key) for key in ("encoder", "synthesis"))
-        return OrtPipelineEngine(enc_path, syn_path, name, precision, providers, ctx.threads, spin,
-                                 f"{note}; align in NumPy/MediaPipe, in process")
+        return OrtPipelineEngine(
+            enc_path, syn_path, name, precision, providers, ctx.threads, spin, f"{note}; align in NumPy/MediaPipe, in process"
+        )
 
 
 # --------------------------------------------------------------------------- compiled torch engine
@@ -399,9 +430,7 @@ class CompiledTorchEngine(Engine):
         return dict(self.meta)
 
 
-class TorchEngineTarget(Target, name="torch-engine",
-                        description="compiled PyTorch engine (torch.export + AOTInductor); fp16 on CUDA"):
-
+class TorchEngineTarget(Target, name="torch-engine", description="compiled PyTorch engine (torch.export + AOTInductor); fp16 on CUDA"):
     @staticmethod
     def _module(workload: Workload) -> nn.Module:
         """The module ``cptr-export --engine torch`` compiles for this stage (the catalogue's served module)."""
@@ -431,8 +460,15 @@ class TorchEngineTarget(Target, name="torch-engine",
                     ctx.log(f"compiling {name} (AOTInductor; this takes a while)")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation notes
-                    meta = build_torch_engine(module, example, [s.name for s in workload.inputs], path,
-                                              device=ctx.device, precision=precision, batch_max=max(2, ctx.batch_max))
+                    meta = build_torch_engine(
+                        module,
+                        example,
+                        [s.name for s in workload.inputs],
+                        path,
+                        device=ctx.device,
+                        precision=precision,
+                        batch_max=max(2, ctx.batch_max),
+                    )
                 yield CompiledTorchEngine(load_torch_engine(path, ctx.device), workload, name, ctx.device, precision, meta)
             except Exception as e:  # noqa: BLE001
                 yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {_first_line(e)}", failed=True)
@@ -488,10 +524,12 @@ class CudaGraphEngine(TorchEngine):
         self.graphs.clear()
 
 
-class CudaGraphTarget(Target, name="cuda-graph",
-                      description="eager PyTorch replayed from CUDA graphs (CPTR kernels when they build, else the reference ops): "
-                                  "fp32 and fp16, and the export form (static-weight convs) in fp16; CUDA only"):
-
+class CudaGraphTarget(
+    Target,
+    name="cuda-graph",
+    description="eager PyTorch replayed from CUDA graphs (CPTR kernels when they build, else the reference ops): "
+    "fp32 and fp16, and the export form (static-weight convs) in fp16; CUDA only",
+):
     def missing(self, workload: Workload, ctx: Context) -> str | None:
         if not workload.is_torch:
             return f"stage {workload.stage!r} is not a torch module"
@@ -506,14 +544,22 @@ class CudaGraphTarget(Target, name="cuda-graph",
         else:
             impl, how = "ref", f"reference ops (kernels unavailable: {ops.unavailable_reason()})"
         for precision in ("fp32", "fp16"):
-            yield CudaGraphEngine(workload, copy.deepcopy(workload.module), f"cuda-graph-{precision}", ctx.device,
-                                  precision, f"eager module in a CUDA graph, {how}", impl=impl)
+            yield CudaGraphEngine(
+                workload,
+                copy.deepcopy(workload.module),
+                f"cuda-graph-{precision}",
+                ctx.device,
+                precision,
+                f"eager module in a CUDA graph, {how}",
+                impl=impl,
+            )
         if workload.stage == "synthesis" and workload.generator is not None:
             name = "cuda-graph-export-fp16"
             try:
                 module = TorchEngineTarget._module(workload)
-                yield CudaGraphEngine(workload, module, name, ctx.device, "fp16",
-                                      f"export form (static-weight convs) in a CUDA graph, {how}", impl=impl)
+                yield CudaGraphEngine(
+                    workload, module, name, ctx.device, "fp16", f"export form (static-weight convs) in a CUDA graph, {how}", impl=impl
+                )
             except Exception as e:  # noqa: BLE001
                 yield Unavailable(name, self.name, f"build failed: {type(e).__name__}: {_first_line(e)}", failed=True)
 
@@ -521,9 +567,7 @@ class CudaGraphTarget(Target, name="cuda-graph",
 # --------------------------------------------------------------------------- TensorRT
 
 
-class TrtTarget(Target, name="trt",
-                description="TensorRT engine (CUDA only)"):
-
+class TrtTarget(Target, name="trt", description="TensorRT engine (CUDA only)"):
     def missing(self, workload: Workload, ctx: Context) -> str | None:
         if importlib.util.find_spec("tensorrt") is None:
             return "TensorRT is not installed (it needs an NVIDIA GPU; none on this machine)"
@@ -549,6 +593,13 @@ def _openvino_target() -> Target:
 
 def all_targets() -> dict[str, Target]:
     """Every target in report order."""
-    targets: list[Target] = [TorchTarget(), OnnxTarget(), _openvino_target(), TrtTarget(), TorchEngineTarget(), _triton_target(),
-                             CudaGraphTarget()]
+    targets: list[Target] = [
+        TorchTarget(),
+        OnnxTarget(),
+        _openvino_target(),
+        TrtTarget(),
+        TorchEngineTarget(),
+        _triton_target(),
+        CudaGraphTarget(),
+    ]
     return {t.name: t for t in targets}

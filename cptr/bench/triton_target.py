@@ -47,9 +47,20 @@ class TritonEngine(Engine):
     target = "triton"
     concurrent = True
 
-    def __init__(self, url: str, protocol: str, model: str, output: str, shm: bool, name: str, note: str,
-                 inputs: list[str] | None = None, max_batch: int | None = None, server: dict[str, Any] | None = None,
-                 owned_server: Any = None):
+    def __init__(
+        self,
+        url: str,
+        protocol: str,
+        model: str,
+        output: str,
+        shm: bool,
+        name: str,
+        note: str,
+        inputs: list[str] | None = None,
+        max_batch: int | None = None,
+        server: dict[str, Any] | None = None,
+        owned_server: Any = None,
+    ):
         from cptr.client import CartoonClient
 
         self.owned_server = owned_server  # stopped by close(): the embedded server lives as long as this engine
@@ -76,12 +87,19 @@ class TritonEngine(Engine):
         return self.client.infer(self.model, prepared, [self.output], shared_memory=self.shm)[self.output]
 
     def worker(self) -> TritonEngine:
-        return TritonEngine(self.url, self.protocol, self.model, self.output, self.shm, self.name, self.note,
-                            self.inputs, self.max_batch or 0, self.server)
+        return TritonEngine(
+            self.url, self.protocol, self.model, self.output, self.shm, self.name, self.note, self.inputs, self.max_batch or 0, self.server
+        )
 
     def info(self) -> dict[str, Any]:
-        return {"url": self.url, "protocol": self.protocol, "model": self.model, "shared_memory": self.shm,
-                "max_batch_size": self.max_batch, **self.server}
+        return {
+            "url": self.url,
+            "protocol": self.protocol,
+            "model": self.model,
+            "shared_memory": self.shm,
+            "max_batch_size": self.max_batch,
+            **self.server,
+        }
 
     def close(self) -> None:
         self.client.close()
@@ -147,16 +165,17 @@ def export_repository(workload: Workload, ctx: Context, server_engine: str = "on
             save_generator(workload.generator, ckpt)
         # source == target: the "blend" is the generator itself
         style = "bench"
-        opts = ExportOptions(out=out, style=style, source=ckpt, target=ckpt, alpha=1.0, batch_max=batch_max,
-                             verify=False, quiet=True, **engine)
+        opts = ExportOptions(
+            out=out, style=style, source=ckpt, target=ckpt, alpha=1.0, batch_max=batch_max, verify=False, quiet=True, **engine
+        )
     if not manifest_path(out, style).is_file():
         export_style(opts)
     return out, style
 
 
-class TritonTarget(Target, name="triton",
-                   description="Triton Inference Server end to end (embedded server or --url), gRPC/HTTP, optional shared memory"):
-
+class TritonTarget(
+    Target, name="triton", description="Triton Inference Server end to end (embedded server or --url), gRPC/HTTP, optional shared memory"
+):
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
         for server_engine in ctx.triton_engines:
             yield self._engine(workload, ctx, server_engine)
@@ -167,12 +186,18 @@ class TritonTarget(Target, name="triton",
         if missing:
             return Unavailable(name, self.name, f"{', '.join(missing)} missing: pip install 'cptr[serve]'")
         if server_engine not in SERVER_ENGINES:
-            return Unavailable(name, self.name, f"unknown server engine {server_engine!r}; choose from {', '.join(SERVER_ENGINES)}", failed=True)
+            return Unavailable(
+                name, self.name, f"unknown server engine {server_engine!r}; choose from {', '.join(SERVER_ENGINES)}", failed=True
+            )
         options = _engine_options(server_engine, ctx)
         if server_engine != "onnx":
             if ctx.url:
-                return Unavailable(name, self.name, "with --url the server's own engines are measured (triton-" + ctx.protocol + "); "
-                                   "--triton-engines applies to the embedded server")
+                return Unavailable(
+                    name,
+                    self.name,
+                    "with --url the server's own engines are measured (triton-" + ctx.protocol + "); "
+                    "--triton-engines applies to the embedded server",
+                )
             reason = _openvino_unavailable(options["precision"])
             if reason:
                 return Unavailable(name, self.name, reason)
@@ -202,8 +227,17 @@ class TritonTarget(Target, name="triton",
             if model not in served:
                 raise LookupError(f"model {model!r} is not served at {url} (served: {', '.join(served) or 'none'})")
             note = where + ("; outputs through system shared memory" if ctx.shm else "")
-            engine = TritonEngine(url, ctx.protocol, model, workload.output.name, ctx.shm, name, note,
-                                  server={**server_metadata(url, ctx.protocol), "server_engine": server_engine}, owned_server=server)
+            engine = TritonEngine(
+                url,
+                ctx.protocol,
+                model,
+                workload.output.name,
+                ctx.shm,
+                name,
+                note,
+                server={**server_metadata(url, ctx.protocol), "server_engine": server_engine},
+                owned_server=server,
+            )
             if server_engine != "onnx":
                 engine.precision = options["precision"]
         except Exception as e:  # noqa: BLE001 - report, never crash the run

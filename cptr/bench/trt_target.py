@@ -43,8 +43,12 @@ class TrtEngine(Engine):
         self.max_batch = int(meta.get("profile", {}).get("max", 0)) or None
 
     def _torch_dtype(self, dt: Any) -> torch.dtype:
-        table = {self.trt.DataType.FLOAT: torch.float32, self.trt.DataType.HALF: torch.float16,
-                 self.trt.DataType.INT32: torch.int32, self.trt.DataType.INT64: torch.int64}
+        table = {
+            self.trt.DataType.FLOAT: torch.float32,
+            self.trt.DataType.HALF: torch.float16,
+            self.trt.DataType.INT32: torch.int32,
+            self.trt.DataType.INT64: torch.int64,
+        }
         return table[dt]
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -74,8 +78,9 @@ def engines(workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
     from cptr.engines.tensorrt import build_engine
 
     if workload.stage not in ("synthesis", "mapping", "encoder", "mapper"):
-        yield Unavailable("trt", "trt", f"stage {workload.stage!r} has no single TensorRT engine; "
-                          "use --stage synthesis, mapping, encoder or mapper")
+        yield Unavailable(
+            "trt", "trt", f"stage {workload.stage!r} has no single TensorRT engine; use --stage synthesis, mapping, encoder or mapper"
+        )
         return
     hi = max(1, ctx.batch_max)
     for precision in ("fp32", "fp16"):
@@ -85,8 +90,9 @@ def engines(workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
                 ctx.log(f"building {name} (TensorRT)")
             onnx_path = export_onnx(workload, precision, ctx)
             plan = ctx.workdir / f"{workload.stage}-{precision}.plan"
-            meta = build_engine(onnx_path, plan, profile=(1, min(8, hi), hi), fp16=precision == "fp16",
-                                timing_cache=ctx.workdir / "trt.cache")
+            meta = build_engine(
+                onnx_path, plan, profile=(1, min(8, hi), hi), fp16=precision == "fp16", timing_cache=ctx.workdir / "trt.cache"
+            )
             yield TrtEngine(plan.read_bytes(), workload, name, precision, meta)
         except Exception as e:  # noqa: BLE001
             yield Unavailable(name, "trt", f"build failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}", failed=True)

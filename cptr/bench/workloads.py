@@ -71,13 +71,15 @@ class Workload:
 def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
     """The generator named by ``--model``: ``demo``, ``ffhq256`` (random weights), ``tiny`` or a checkpoint path."""
     if model == "demo":  # exactly what `cptr-export --style demo` serves: the blended pair
-        from cptr.styles.blend import blend_generators
         from cptr.styles import DEMO_NAME, get_style, load_style_generators
+        from cptr.styles.blend import blend_generators
 
         info = get_style(DEMO_NAME)
         source, target = load_style_generators(DEMO_NAME)
         g = blend_generators(source, target, info.alpha, info.swap_res, info.blend_width)
-        return g.eval().requires_grad_(False), f"embedded demo style blended at alpha={info.alpha:g} (the shipped models CPTR trained, cptr/assets/demo)"
+        return g.eval().requires_grad_(
+            False
+        ), f"embedded demo style blended at alpha={info.alpha:g} (the shipped models CPTR trained, cptr/assets/demo)"
     if model in OFFICIAL_SIZES:  # ffhq256 (the GPU benchmark's model), ffhq512, ffhq1024
         size = OFFICIAL_SIZES[model]
         with torch.random.fork_rng(devices=[]):
@@ -91,9 +93,7 @@ def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
         return g.eval().requires_grad_(False), "tiny 32 px generator (smoke test)"
     path = Path(model)
     if not path.is_file():
-        raise WorkloadUnavailable(
-            f"--model {model!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing checkpoint file"
-        )
+        raise WorkloadUnavailable(f"--model {model!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing checkpoint file")
     from cptr.models.checkpoints import load_generator
 
     return load_generator(path).requires_grad_(False), f"checkpoint {path}"
@@ -205,8 +205,15 @@ def _generate(g: Generator, model: str, description: str) -> Workload:
     flops = count_flops(module.synthesis, torch.zeros(1, g.n_latent, g.style_dim))
     info["gflop_per_image"] = round(flops / 1e9, 3) if flops else None
     return Workload(
-        "generate", model, [contracts.SEED, contracts.MIX], contracts.image(g.size), module,
-        lambda batch, rng: sample_seeds(batch, rng, g.n_latent), g, info, {"mapping": mapping, "synthesis": synthesis},
+        "generate",
+        model,
+        [contracts.SEED, contracts.MIX],
+        contracts.image(g.size),
+        module,
+        lambda batch, rng: sample_seeds(batch, rng, g.n_latent),
+        g,
+        info,
+        {"mapping": mapping, "synthesis": synthesis},
     )
 
 

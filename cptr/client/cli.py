@@ -102,7 +102,9 @@ def generate(
     seeds: str = typer.Option("1-8", help="Seeds: numbers and ranges, e.g. 1-8,12."),
     out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="Grid picture to write: .png, .jpg or .webp."),
     style: str = typer.Option("demo", help="Style served by the server."),
-    mix: str | None = typer.Option(None, help="Style mixing SEED:LAYER: W+ entries from LAYER on come from SEED (LAYER below the style's W+ size)."),
+    mix: str | None = typer.Option(
+        None, help="Style mixing SEED:LAYER: W+ entries from LAYER on come from SEED (LAYER below the style's W+ size)."
+    ),
     cols: int = typer.Option(8, min=1, help="Faces per row."),
     url: str | None = typer.Option(None, help=URL_HELP),
     protocol: str = typer.Option("grpc", help="grpc or http."),

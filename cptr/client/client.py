@@ -60,7 +60,9 @@ T = TypeVar("T")
 
 DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
 OUTPUTS = ("pil", "array", "png", "tensor")
-START_HINT = "is a server running there? Start one with: cptr serve --model-repository triton_repo (make one with: cptr-export --style demo)"
+START_HINT = (
+    "is a server running there? Start one with: cptr serve --model-repository triton_repo (make one with: cptr-export --style demo)"
+)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -472,7 +474,9 @@ class _Plans:
             self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
         return self._infos[model]
 
-    def _infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None, shared_memory: bool = False) -> Plan[dict[str, np.ndarray]]:
+    def _infer(
+        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None, shared_memory: bool = False
+    ) -> Plan[dict[str, np.ndarray]]:
         info = (yield from self._model_info(model)) if (outputs is None or shared_memory) else None
         outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
         shm = {}
@@ -491,13 +495,22 @@ class _Plans:
         result = yield from self._infer(model, arrays, [C.OUTPUT_BYTES.name])
         return decode_output(result[C.OUTPUT_BYTES.name][0, 0], output)
 
-    def _cartoonize_many(self, images: Iterable[ImageLike], style: str, prompt: str | None, paste_back: bool, output: Output,
-                         concurrency: int, return_exceptions: bool) -> Plan[list[Any]]:
+    def _cartoonize_many(
+        self,
+        images: Iterable[ImageLike],
+        style: str,
+        prompt: str | None,
+        paste_back: bool,
+        output: Output,
+        concurrency: int,
+        return_exceptions: bool,
+    ) -> Plan[list[Any]]:
         plans = [self._cartoonize(img, style, prompt, paste_back, output) for img in images]
         return (yield _Gather(plans, max(1, concurrency), return_exceptions))
 
-    def _generate(self, seeds: str | int | Iterable[int], style: str, mix: str | tuple[int, int] | None, output: Output,
-                  shared_memory: bool = False) -> Plan[list[Any] | np.ndarray]:
+    def _generate(
+        self, seeds: str | int | Iterable[int], style: str, mix: str | tuple[int, int] | None, output: Output, shared_memory: bool = False
+    ) -> Plan[list[Any] | np.ndarray]:
         _check_output(output)
         seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
         model = C.generate_model(style)
@@ -511,7 +524,6 @@ class _Plans:
         if output == "tensor":
             return np.concatenate(parts)
         return [decode_output(b, output) for part in parts for b in part[:, 0]]
-
 
 
 @dataclass
@@ -669,7 +681,9 @@ class CartoonClient(_Plans):
         """Styles served (those with a generate_<style> ensemble)."""
         return self._run(self._styles())
 
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False) -> dict[str, np.ndarray]:
+    def infer(
+        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False
+    ) -> dict[str, np.ndarray]:
         """One inference request: arrays in, arrays out (what the benchmarks time).
 
         ``shared_memory=True`` returns the fixed-size outputs through system shared memory.
@@ -801,8 +815,14 @@ class AsyncCartoonClient(_Plans):
         return await self._run(self._cartoonize(image, style, prompt, paste_back, output))
 
     async def cartoonize_many(
-        self, images: Iterable[ImageLike], style: str = "demo", prompt: str | None = None, paste_back: bool = False,
-        output: Output = "pil", concurrency: int = 4, return_exceptions: bool = False,
+        self,
+        images: Iterable[ImageLike],
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        concurrency: int = 4,
+        return_exceptions: bool = False,
     ) -> list[Any]:
         return await self._run(self._cartoonize_many(images, style, prompt, paste_back, output, concurrency, return_exceptions))
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -42,8 +42,12 @@ ASSET = Path(__file__).resolve().parents[1] / "assets" / "demo" / "critic.pt"  #
 def _block(cin: int, cout: int) -> nn.Sequential:
     """Halve the resolution (strided conv), then one more conv at the new one."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2),
-        nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2),
+        nn.Conv2d(cin, cout, 3, stride=2, padding=1),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2),
     )
 
 
@@ -74,7 +78,9 @@ class FaceCritic(nn.Module):
             raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
         if images.shape[-2:] != (CRITIC_SIZE, CRITIC_SIZE):
             mode = "area" if images.shape[-1] > CRITIC_SIZE else "bilinear"
-            images = F.interpolate(images, size=(CRITIC_SIZE, CRITIC_SIZE), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+            images = F.interpolate(
+                images, size=(CRITIC_SIZE, CRITIC_SIZE), mode=mode, **({} if mode == "area" else {"align_corners": False})
+            )
         return images
 
     def forward(self, images: torch.Tensor) -> CriticOutput:

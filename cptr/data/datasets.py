@@ -17,7 +17,6 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,7 +63,9 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
 def list_image_files(root: str | os.PathLike) -> list[Path]:
     """Image files (by suffix) under ``root``, recursively, sorted by relative path."""
     root = Path(root)
-    return sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.relative_to(root).as_posix())
+    return sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.relative_to(root).as_posix()
+    )
 
 
 def _readable(path: Path) -> bool:
@@ -133,7 +134,7 @@ def _shared_env(path: Path):
 
 
 def lmdb_key(size: int, index: int) -> bytes:
-    return f"{size}-{str(index).zfill(5)}".encode("utf-8")
+    return f"{size}-{str(index).zfill(5)}".encode()
 
 
 class LMDBDataset(Dataset):

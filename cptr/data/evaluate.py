@@ -10,9 +10,9 @@ adds the two rows every figure needs beside it: an *untrained* generator of the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,8 +41,10 @@ class EvalReport:
     attributes: dict[str, float] = field(default_factory=dict)  # critic's mean prediction
 
     def summary(self) -> str:
-        return (f"{self.name}: FID {self.fid:.2f}, KID {self.kid * 1e3:.2f}e-3 ({self.features} features), "
-                f"faces {self.face_rate:.1%}, called cartoon {self.cartoon_rate:.1%} (n={self.n})")
+        return (
+            f"{self.name}: FID {self.fid:.2f}, KID {self.kid * 1e3:.2f}e-3 ({self.features} features), "
+            f"faces {self.face_rate:.1%}, called cartoon {self.cartoon_rate:.1%} (n={self.n})"
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,8 +108,17 @@ def evaluate_images(
     out = critic_scores(critic, images)
     attrs = {a: float(v) for a, v in zip(ATTRIBUTES, out.attributes.mean(0).tolist())}
     face_rate = detector.rate(to_uint8(images)) if detector is not None else float("nan")
-    return EvalReport(name, len(images), feature_name, fid(f, reference_features), k_mean, k_std, face_rate,
-                      float((out.domain_logit > 0).float().mean()), attrs)
+    return EvalReport(
+        name,
+        len(images),
+        feature_name,
+        fid(f, reference_features),
+        k_mean,
+        k_std,
+        face_rate,
+        float((out.domain_logit > 0).float().mean()),
+        attrs,
+    )
 
 
 def evaluate_with_baselines(
@@ -124,8 +135,8 @@ def evaluate_with_baselines(
 ) -> list[EvalReport]:
     """The generator, an untrained generator of its architecture, and data against data (images
     ``n .. 2n-1`` of ``data`` against images ``0 .. n-1``), all against the first ``n`` images of ``data``."""
-    from cptr.models.checkpoints import load_generator
     from cptr.data.critic import load_critic
+    from cptr.models.checkpoints import load_generator
     from cptr.models.stylegan2 import Generator
 
     g = load_generator(generator_path)

@@ -104,8 +104,17 @@ class FaceParams:
         if self.hair_tint == 2:
             hair = 0.75
         return np.array(
-            [self.yaw, self.roll / ROLL_MAX, self.skin_tone, hair, self.smile, self.eye_size, self.mouth_open,
-             float(self.glasses > 0), (self.head_w - 0.235) / 0.085],
+            [
+                self.yaw,
+                self.roll / ROLL_MAX,
+                self.skin_tone,
+                hair,
+                self.smile,
+                self.eye_size,
+                self.mouth_open,
+                float(self.glasses > 0),
+                (self.head_w - 0.235) / 0.085,
+            ],
             np.float32,
         )
 
@@ -124,16 +133,38 @@ def sample_params(rng: np.random.Generator) -> FaceParams:
     head_w = u(0.235, 0.32)  # the head fills about half the frame, close to an FFHQ-aligned crop
     smile = float(np.clip(rng.normal(0.15, 0.5), -0.8, 1.0))
     return FaceParams(
-        cx=0.5 + rng.normal(0, 0.025), cy=0.5 + rng.normal(0, 0.02),
-        head_w=head_w, head_h=head_w * u(1.18, 1.42), jaw=u(0, 1),
-        yaw=float(np.clip(rng.normal(0, 0.45), -1, 1)), roll=float(np.clip(rng.normal(0, ROLL_STD), -ROLL_MAX, ROLL_MAX)),
-        skin_tone=u(0, 1), hair_style=int(rng.choice(len(HAIR_STYLES), p=[0.27, 0.25, 0.18, 0.12, 0.06, 0.12])),
-        hair_color=u(0, 1), hair_tint=int(rng.choice(3, p=[0.84, 0.08, 0.08])), hair_volume=u(0, 1), fringe=u(0, 1),
-        eye_size=u(0, 1), eye_gap=u(0, 1), iris=int(rng.integers(len(_IRIS))),
-        brow_tilt=u(-1, 1), brow_weight=u(0, 1), nose_len=u(0, 1), mouth_w=u(0, 1),
-        smile=smile, mouth_open=float(u(0, 1) if smile > 0.45 and u() < 0.6 else 0.0), lip_tint=u(0, 1),
-        glasses=int(rng.choice(3, p=[0.78, 0.11, 0.11])), earrings=int(u() < 0.15), beard=float(u(0.2, 1) if u() < 0.15 else 0.0),
-        light_az=u(-70, 70), light_el=u(0.2, 0.8), shirt_hue=u(0, 1), bg_hue=u(0, 1), bg_hue2=u(0, 1), bg_value=u(0.25, 0.95),
+        cx=0.5 + rng.normal(0, 0.025),
+        cy=0.5 + rng.normal(0, 0.02),
+        head_w=head_w,
+        head_h=head_w * u(1.18, 1.42),
+        jaw=u(0, 1),
+        yaw=float(np.clip(rng.normal(0, 0.45), -1, 1)),
+        roll=float(np.clip(rng.normal(0, ROLL_STD), -ROLL_MAX, ROLL_MAX)),
+        skin_tone=u(0, 1),
+        hair_style=int(rng.choice(len(HAIR_STYLES), p=[0.27, 0.25, 0.18, 0.12, 0.06, 0.12])),
+        hair_color=u(0, 1),
+        hair_tint=int(rng.choice(3, p=[0.84, 0.08, 0.08])),
+        hair_volume=u(0, 1),
+        fringe=u(0, 1),
+        eye_size=u(0, 1),
+        eye_gap=u(0, 1),
+        iris=int(rng.integers(len(_IRIS))),
+        brow_tilt=u(-1, 1),
+        brow_weight=u(0, 1),
+        nose_len=u(0, 1),
+        mouth_w=u(0, 1),
+        smile=smile,
+        mouth_open=float(u(0, 1) if smile > 0.45 and u() < 0.6 else 0.0),
+        lip_tint=u(0, 1),
+        glasses=int(rng.choice(3, p=[0.78, 0.11, 0.11])),
+        earrings=int(u() < 0.15),
+        beard=float(u(0.2, 1) if u() < 0.15 else 0.0),
+        light_az=u(-70, 70),
+        light_el=u(0.2, 0.8),
+        shirt_hue=u(0, 1),
+        bg_hue=u(0, 1),
+        bg_hue2=u(0, 1),
+        bg_value=u(0.25, 0.95),
     )
 
 
@@ -225,11 +256,19 @@ def _draw_face(p: FaceParams, domain: str, px: int, rng: np.random.Generator) ->
     # ---- behind the head: back hair, shirt, neck, ears
     if style in ("long", "bob", "curly", "ponytail"):
         if style == "long":
-            pts = np.concatenate([_ellipse_pts(-dx * 0.3, -0.1 * b, a * 1.2 * vol, b * 1.05, 30, math.pi, 2 * math.pi),
-                                  [[a * 1.25 * vol, b * 1.35], [-a * 1.25 * vol, b * 1.35]]])
+            pts = np.concatenate(
+                [
+                    _ellipse_pts(-dx * 0.3, -0.1 * b, a * 1.2 * vol, b * 1.05, 30, math.pi, 2 * math.pi),
+                    [[a * 1.25 * vol, b * 1.35], [-a * 1.25 * vol, b * 1.35]],
+                ]
+            )
         elif style == "bob":
-            pts = np.concatenate([_ellipse_pts(-dx * 0.3, -0.1 * b, a * 1.22 * vol, b * 1.05, 30, math.pi, 2 * math.pi),
-                                  [[a * 1.2 * vol, b * 0.75], [-a * 1.2 * vol, b * 0.75]]])
+            pts = np.concatenate(
+                [
+                    _ellipse_pts(-dx * 0.3, -0.1 * b, a * 1.22 * vol, b * 1.05, 30, math.pi, 2 * math.pi),
+                    [[a * 1.2 * vol, b * 0.75], [-a * 1.2 * vol, b * 0.75]],
+                ]
+            )
         elif style == "curly":
             pts = _ellipse_pts(-dx * 0.3, -0.25 * b, a * 1.5 * vol, b * 1.15 * vol, 40)
             wob = 1 + 0.06 * np.sin(np.linspace(0, 2 * math.pi * 11, len(pts)))
@@ -239,7 +278,12 @@ def _draw_face(p: FaceParams, domain: str, px: int, rng: np.random.Generator) ->
             pts = _ellipse_pts(side * a * 1.05, 0.2 * b, a * 0.35, b * 0.75, 20)
         c.poly(pts, hair_c, ink, ow)
     shirt = _hsv(p.shirt_hue, 0.55 if cartoon else 0.4, 0.75 if cartoon else 0.55) + (255,)
-    c.poly(np.concatenate([_ellipse_pts(0, b * 1.75, a * 2.3, b * 0.75, 30, math.pi, 2 * math.pi), [[a * 2.3, 1.0], [-a * 2.3, 1.0]]]), shirt, ink, ow)
+    c.poly(
+        np.concatenate([_ellipse_pts(0, b * 1.75, a * 2.3, b * 0.75, 30, math.pi, 2 * math.pi), [[a * 2.3, 1.0], [-a * 2.3, 1.0]]]),
+        shirt,
+        ink,
+        ow,
+    )
     neck_c = _rgb(skin * 0.82) + (255,)
     c.poly(np.array([[-a * 0.42, b * 0.6], [a * 0.42, b * 0.6], [a * 0.5, b * 1.35], [-a * 0.5, b * 1.35]]), neck_c, ink, ow)
     for side in (-1, 1):
@@ -265,7 +309,9 @@ def _draw_face(p: FaceParams, domain: str, px: int, rng: np.random.Generator) ->
         hl = -b * (0.42 + 0.2 * (1 - p.fringe))  # hairline height
         cap = np.concatenate([_ellipse_pts(-dx * 0.2, -0.08 * b, a * 1.08 * vol, b * 1.02 * (0.98 + 0.07 * vol), 30, math.pi, 2 * math.pi)])
         parting = 0.3 * a * (1 if p.hair_color < 0.5 else -1)
-        fringe = np.array([[a * 1.02, -0.05 * b], [a * 0.75, hl], [parting, hl - 0.08 * b * (1 - p.fringe)], [-a * 0.75, hl], [-a * 1.02, -0.05 * b]])
+        fringe = np.array(
+            [[a * 1.02, -0.05 * b], [a * 0.75, hl], [parting, hl - 0.08 * b * (1 - p.fringe)], [-a * 0.75, hl], [-a * 1.02, -0.05 * b]]
+        )
         c.poly(np.concatenate([cap, fringe]), hair_c, ink, ow)
 
     # ---- eyes
@@ -299,10 +345,17 @@ def _draw_face(p: FaceParams, domain: str, px: int, rng: np.random.Generator) ->
     ny = ey + b * (0.28 + 0.14 * p.nose_len)
     nx = dx * 1.35
     if cartoon:
-        c.line(np.array([[nx - a * 0.02, ey + b * 0.15], [nx + a * 0.06 * (1 if p.yaw >= 0 else -1), ny], [nx - a * 0.07, ny + b * 0.02]]), ink, 0.009)
+        c.line(
+            np.array([[nx - a * 0.02, ey + b * 0.15], [nx + a * 0.06 * (1 if p.yaw >= 0 else -1), ny], [nx - a * 0.07, ny + b * 0.02]]),
+            ink,
+            0.009,
+        )
     else:
         shade = _rgb(skin * 0.72) + (255,)
-        c.poly(np.array([[nx - a * 0.03, ey + b * 0.1], [nx + a * 0.02, ey + b * 0.1], [nx + a * 0.13, ny], [nx - a * 0.13, ny]]), _rgb(skin * 0.9) + (255,))
+        c.poly(
+            np.array([[nx - a * 0.03, ey + b * 0.1], [nx + a * 0.02, ey + b * 0.1], [nx + a * 0.13, ny], [nx - a * 0.13, ny]]),
+            _rgb(skin * 0.9) + (255,),
+        )
         for s in (-1, 1):
             c.poly(_ellipse_pts(nx + s * a * 0.08, ny - b * 0.01, a * 0.045, b * 0.022, 10), shade)
 
@@ -325,7 +378,10 @@ def _draw_face(p: FaceParams, domain: str, px: int, rng: np.random.Generator) ->
         c.line(np.concatenate([up[:1], (up + lo)[3:-3] / 2, up[-1:]]), _rgb(skin * 0.3) + (255,), 0.006)
     if cartoon:
         for side in (-1, 1):
-            c.poly(_ellipse_pts(side * gap * 1.15 + dx, ey + b * 0.36, a * 0.13, b * 0.05, 14), _rgb(skin * 0.7 + np.array([255, 90, 100]) * 0.3) + (255,))
+            c.poly(
+                _ellipse_pts(side * gap * 1.15 + dx, ey + b * 0.36, a * 0.13, b * 0.05, 14),
+                _rgb(skin * 0.7 + np.array([255, 90, 100]) * 0.3) + (255,),
+            )
 
     # ---- glasses
     if p.glasses:
@@ -355,7 +411,7 @@ def _background(p: FaceParams, domain: str, px: int, rng: np.random.Generator) -
         col = np.array(_hsv(p.bg_hue, 0.35, 0.6 + 0.35 * p.bg_value), np.float32)
         img = np.broadcast_to(col, (px, px, 3)).copy()
         if p.bg_hue2 > 0.5:  # a second flat band
-            img[int(px * (0.3 + 0.4 * p.bg_hue2)):, :] = np.array(_hsv(p.bg_hue2, 0.35, 0.5 + 0.3 * p.bg_value), np.float32)
+            img[int(px * (0.3 + 0.4 * p.bg_hue2)) :, :] = np.array(_hsv(p.bg_hue2, 0.35, 0.5 + 0.3 * p.bg_value), np.float32)
         return img
     c1 = np.array(_hsv(p.bg_hue, 0.3, p.bg_value), np.float32)
     c2 = np.array(_hsv(p.bg_hue2, 0.25, 0.3 + 0.6 * (1 - p.bg_value)), np.float32)

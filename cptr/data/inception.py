@@ -42,7 +42,9 @@ from cptr.models.clip_shim import WeightsNotFoundError
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_FILE}"
-FID_WEIGHTS_HELP = f"FID Inception weights ({FID_WEIGHTS_FILE}, pytorch-fid's port of TensorFlow's Inception-v3): download {FID_WEIGHTS_URL}"
+FID_WEIGHTS_HELP = (
+    f"FID Inception weights ({FID_WEIGHTS_FILE}, pytorch-fid's port of TensorFlow's Inception-v3): download {FID_WEIGHTS_URL}"
+)
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -54,7 +56,9 @@ _MAX_LISTED = 5  # keys named per kind of mismatch in a load error
 class BasicConv2d(nn.Module):
     """Convolution without bias, batch norm (eps 1e-3), ReLU: Inception's unit (``conv``, ``bn``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0
+    ):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
@@ -223,9 +227,29 @@ class FIDInception(nn.Module):
         x = (images.to(self.Conv2d_1a_3x3.conv.weight.dtype) + 1) / 2  # the [0, 1] pixels pytorch-fid takes
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
         x = 2 * x - 1  # pytorch-fid's normalisation, after the resize as there
-        for stage in (self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3, self.maxpool1, self.Conv2d_3b_1x1, self.Conv2d_4a_3x3, self.maxpool2):
+        for stage in (
+            self.Conv2d_1a_3x3,
+            self.Conv2d_2a_3x3,
+            self.Conv2d_2b_3x3,
+            self.maxpool1,
+            self.Conv2d_3b_1x1,
+            self.Conv2d_4a_3x3,
+            self.maxpool2,
+        ):
             x = stage(x)
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
+        for block in (
+            self.Mixed_5b,
+            self.Mixed_5c,
+            self.Mixed_5d,
+            self.Mixed_6a,
+            self.Mixed_6b,
+            self.Mixed_6c,
+            self.Mixed_6d,
+            self.Mixed_6e,
+            self.Mixed_7a,
+            self.Mixed_7b,
+            self.Mixed_7c,
+        ):
             x = block(x)
         return torch.flatten(self.avgpool(x), 1)
 
@@ -242,7 +266,9 @@ def _checked_state_dict(path: Path, sd: object, expected: Mapping[str, torch.Ten
     files saved by older PyTorch lack and which do not affect evaluation, are filled in when absent.
     """
     if not isinstance(sd, Mapping):
-        raise CheckpointError(path, f"expected a state dict (name -> tensor) of the FID Inception network, found {type(sd).__name__}; {FID_WEIGHTS_HELP}")
+        raise CheckpointError(
+            path, f"expected a state dict (name -> tensor) of the FID Inception network, found {type(sd).__name__}; {FID_WEIGHTS_HELP}"
+        )
     not_tensors = [str(k) for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise CheckpointError(path, f"not a state dict: entries that are not named tensors: {_listed(not_tensors)}")
@@ -252,7 +278,9 @@ def _checked_state_dict(path: Path, sd: object, expected: Mapping[str, torch.Ten
             out[key] = value.clone()
     missing = [k for k in expected if k not in out]
     unexpected = [k for k in out if k not in expected]
-    wrong_shape = [f"{k} {tuple(out[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items() if k in out and out[k].shape != v.shape]
+    wrong_shape = [
+        f"{k} {tuple(out[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items() if k in out and out[k].shape != v.shape
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_listed(missing)}")

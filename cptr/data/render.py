@@ -151,8 +151,17 @@ def write_renders(
                 w.writerow([i, face_seed, *(f"{v:.6g}" for v in row)])
         from cptr import __version__
 
-        meta = {"domain": domain, "size": size, "count": count, "seed": seed, "attributes": list(ATTRIBUTES), "format": "lmdb" if lmdb_out else "png",
-                "aligned": align, "skipped": n - count, "cptr": __version__}
+        meta = {
+            "domain": domain,
+            "size": size,
+            "count": count,
+            "seed": seed,
+            "attributes": list(ATTRIBUTES),
+            "format": "lmdb" if lmdb_out else "png",
+            "aligned": align,
+            "skipped": n - count,
+            "cptr": __version__,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return RenderedSet(out, domain, size, count, seed, all_labels, np.array(seeds), align)
 
@@ -169,7 +178,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
 class _Inline:
     """A stand-in for a process pool with one worker: maps in this process."""
 
-    def __enter__(self) -> "_Inline":
+    def __enter__(self) -> _Inline:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -177,5 +186,3 @@ class _Inline:
 
     def map(self, fn, items):
         return map(fn, items)
-
-

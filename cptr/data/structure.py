@@ -66,8 +66,9 @@ class FaceMesh:
             from mediapipe.python.solutions import face_mesh
         except ImportError as e:
             raise ImportError(f"the structure judge needs mediapipe ({e}); install it with: pip install 'cptr[align]'") from None
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                        min_detection_confidence=min_confidence)
+        self._mesh = face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=min_confidence
+        )
         self._lock = threading.Lock()
 
     def points(self, image: np.ndarray) -> np.ndarray | None:
@@ -103,7 +104,7 @@ class StructureReport:
     std_a: dict[str, float] = field(default_factory=dict)
     std_b: dict[str, float] = field(default_factory=dict)
 
-    def ratio(self, ceiling: "StructureReport") -> dict[str, float]:
+    def ratio(self, ceiling: StructureReport) -> dict[str, float]:
         """Each correlation over the ceiling's."""
         return {k: self.corr[k] / ceiling.corr[k] for k in self.corr if ceiling.corr.get(k)}
 
@@ -150,7 +151,12 @@ class JudgedStructure:
         return self.measured.ratio(self.ceiling)
 
     def as_dict(self) -> dict:
-        return {"measured": self.measured.as_dict(), "ceiling": self.ceiling.as_dict(), "floor": self.floor.as_dict(), "ratio": self.ratios()}
+        return {
+            "measured": self.measured.as_dict(),
+            "ceiling": self.ceiling.as_dict(),
+            "floor": self.floor.as_dict(),
+            "ratio": self.ratios(),
+        }
 
 
 def _mesh_of(mesh: FaceMesh, images: torch.Tensor) -> np.ndarray:
@@ -158,9 +164,17 @@ def _mesh_of(mesh: FaceMesh, images: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def generator_structure(source: Generator, target: Generator, n: int = 200, truncation: float = 0.7, seed: int = 0,
-                        mesh: FaceMesh | None = None, aligned: bool = True, pairs: AlignedPairs | None = None,
-                        batch: int = 50) -> JudgedStructure:
+def generator_structure(
+    source: Generator,
+    target: Generator,
+    n: int = 200,
+    truncation: float = 0.7,
+    seed: int = 0,
+    mesh: FaceMesh | None = None,
+    aligned: bool = True,
+    pairs: AlignedPairs | None = None,
+    batch: int = 50,
+) -> JudgedStructure:
     """source(W) against target(W) on ``n`` latents of the source's mapping network (truncated towards its mean).
 
     Ceiling: the renderer's photo and cartoon of held-out seeds, FFHQ-aligned (``aligned``, for models trained on
@@ -204,8 +218,9 @@ def aligned_render_pairs(n: int, seed0: int = HELD_OUT_SEED, size: int = 256) ->
     return AlignedPairs(np.stack(photos), np.stack(crops), np.stack(cartoons), seeds)
 
 
-def photo_structure(cartoonize: Callable[[AlignedPairs], np.ndarray], pairs: AlignedPairs | None = None, n: int = 200,
-                    mesh: FaceMesh | None = None) -> JudgedStructure:
+def photo_structure(
+    cartoonize: Callable[[AlignedPairs], np.ndarray], pairs: AlignedPairs | None = None, n: int = 200, mesh: FaceMesh | None = None
+) -> JudgedStructure:
     """Photo to cartoon: ``cartoonize`` turns held-out renders (``pairs.photos``, as a user sends them, or
     ``pairs.photo_crops``, already aligned as the server aligns them) into cartoons (uint8 ``[B, S, S, 3]``); the mesh
     compares each aligned photo with its cartoon. Ceiling: the aligned photo render against the aligned cartoon render

@@ -16,11 +16,19 @@ def _selection_lines(sel: dict | None) -> list[str]:
     if not sel:
         return []
     rates = ", ".join(f"{Path(k).stem.lstrip('0') or '0'} {v:.0%}" for k, v in sel["rates"].items())
-    return [f"- shipped source: checkpoint `{Path(sel['chosen']).name}`, chosen by `cptr.demo.select` as the one whose samples mediapipe most",
-            f"  often finds a face in ({sel['n']} samples at truncation {sel['truncation']}, latent seed {sel['seed']}, not the card's, "
-            f"noise mode {sel.get('noise_mode', 'const')}): {rates};",
-            *(["  shipped with its per-pixel noise strengths set to 0 (NVlabs' `noise_mode='none'`, baked into the weights, so every",
-               "  engine serves it): the stored noise maps left a fixed speckle that made fewer samples faces;"] if sel.get("noise_mode") == "none" else [])]
+    return [
+        f"- shipped source: checkpoint `{Path(sel['chosen']).name}`, chosen by `cptr.demo.select` as the one whose samples mediapipe most",
+        f"  often finds a face in ({sel['n']} samples at truncation {sel['truncation']}, latent seed {sel['seed']}, not the card's, "
+        f"noise mode {sel.get('noise_mode', 'const')}): {rates};",
+        *(
+            [
+                "  shipped with its per-pixel noise strengths set to 0 (NVlabs' `noise_mode='none'`, baked into the weights, so every",
+                "  engine serves it): the stored noise maps left a fixed speckle that made fewer samples faces;",
+            ]
+            if sel.get("noise_mode") == "none"
+            else []
+        ),
+    ]
 
 
 def _fmt(d: dict) -> str:
@@ -67,7 +75,8 @@ def _mesh_lines(m: dict) -> list[str]:
         f"Required: source(W) vs target(W) {', '.join(MESH_GENERATOR_FEATURES)} each >= {THRESHOLDS['mesh_generator_ratio_min']:.0%} of the ceiling; "
         f"served {', '.join(MESH_SERVED_FEATURES)} each >= {THRESHOLDS['mesh_served_ratio_min']:.0%}; a feature whose ceiling is under "
         f"{MESH_MIN_CEILING} has no signal to keep here and is shown, not required (now: "
-        + (", ".join(f for f in FEATURES if g["ceiling"]["corr"][f] < MESH_MIN_CEILING) or "none") + ").",
+        + (", ".join(f for f in FEATURES if g["ceiling"]["corr"][f] < MESH_MIN_CEILING) or "none")
+        + ").",
         "",
         "The critic's structure figures (source(W) vs target(W): " + _fmt(m["structure_corr"]) + ") are shown for",
         "comparison only: the critic learnt the renderer's labels and helped train these models, so where it and the mesh",
@@ -87,16 +96,38 @@ def _machine_line(machines: dict[str, list[str]], timings: dict) -> str:
     return "Machines (steps run as separate, resumed invocations): " + "; ".join(f"{m} ({', '.join(s)})" for m, s in by.items()) + "."
 
 
-def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machines: dict[str, list[str]], selection: dict | None = None,
-               spread: dict | None = None) -> Path:
+def write_card(
+    assets: Path,
+    m: dict,
+    recipe: dict,
+    timings: dict,
+    machines: dict[str, list[str]],
+    selection: dict | None = None,
+    spread: dict | None = None,
+) -> Path:
     """Write ``metrics.json`` and ``MODEL_CARD.md`` into ``assets``; returns the card's path."""
     assets = Path(assets)
     hashes = {f: sha256_file(assets / f) for f in FILES if (assets / f).exists()}
     sizes = {f: (assets / f).stat().st_size for f in hashes}
     misses = failures(m)
-    atomic_write_text(assets / "metrics.json", json.dumps({"metrics": m, "thresholds": THRESHOLDS, "misses": misses,
-                                                           "recipe": recipe, "selection": selection, "structure_other_seeds": spread, "timings_s": timings, "machines": machines,
-                                                           "sha256": hashes}, indent=2) + "\n")
+    atomic_write_text(
+        assets / "metrics.json",
+        json.dumps(
+            {
+                "metrics": m,
+                "thresholds": THRESHOLDS,
+                "misses": misses,
+                "recipe": recipe,
+                "selection": selection,
+                "structure_other_seeds": spread,
+                "timings_s": timings,
+                "machines": machines,
+                "sha256": hashes,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     total_min = sum(timings.values()) / 60
     steps = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
     lines = [
@@ -127,7 +158,7 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machines: dic
         f"--lambda-perceptual {recipe.get('encoder_perceptual', 0)}`, {recipe['encoder_steps']} steps on the source's samples and the photo renders "
         "(the perceptual term stands in for pSp's LPIPS);",
         f"- mapper: `cptr-train mapper --critic smile --levels medium`, {recipe['mapper_steps']} steps (the expression layers only). **Its text loss is a stand-in**: the face critic's",
-        "  smile score replaces CLIP's similarity to \"a smiling face\" (CLIP weights cannot be had here). With CLIP weights,",
+        '  smile score replaces CLIP\'s similarity to "a smiling face" (CLIP weights cannot be had here). With CLIP weights,',
         "  `cptr-train mapper --clip-weights ViT-B-32.pt` trains the real thing on the same code path.",
         "",
         _machine_line(machines, timings),
@@ -154,8 +185,16 @@ def write_card(assets: Path, m: dict, recipe: dict, timings: dict, machines: dic
         "",
         ("All thresholds are met." if not misses else "**Thresholds missed:** " + "; ".join(misses)),
         "",
-        *([f"The mesh's source(W) vs target(W) shares of the ceiling on other latents (latent seeds {', '.join(map(str, spread))}, same n): "
-           + "; ".join(f"seed {k}: {_fmt(v)}" for k, v in spread.items()) + ".", ""] if spread else []),
+        *(
+            [
+                f"The mesh's source(W) vs target(W) shares of the ceiling on other latents (latent seeds {', '.join(map(str, spread))}, same n): "
+                + "; ".join(f"seed {k}: {_fmt(v)}" for k, v in spread.items())
+                + ".",
+                "",
+            ]
+            if spread
+            else []
+        ),
         *_mesh_lines(m),
         "## Limits",
         "",

@@ -165,12 +165,25 @@ def failures(m: dict) -> list[str]:
     for key in ("target_cartoon_rate", "served_cartoon_rate", "source_photo_rate", "edit_smile_up_rate", "face_rate_served"):
         if key in m and m[key] < t[key]:
             bad.append(f"{key} {m[key]:.3f} < {t[key]}")
-    bad += [f"encoder_corr[{a}] {m['encoder_corr'][a]:.3f} < {t['encoder_corr_min']}" for a in ("yaw", "skin_tone", "hair_color") if m["encoder_corr"][a] < t["encoder_corr_min"]]
+    bad += [
+        f"encoder_corr[{a}] {m['encoder_corr'][a]:.3f} < {t['encoder_corr_min']}"
+        for a in ("yaw", "skin_tone", "hair_color")
+        if m["encoder_corr"][a] < t["encoder_corr_min"]
+    ]
     if m["encoder_mse_ratio"] > t["encoder_mse_ratio_max"]:
         bad.append(f"encoder_mse_ratio {m['encoder_mse_ratio']:.3f} > {t['encoder_mse_ratio_max']}")
-    bad += [f"edit |change| of {a} {m['edit_mean_abs_change'][a]:.3f} > {b}" for a, b in EDIT_BOUNDS.items() if m["edit_mean_abs_change"][a] > b]
+    bad += [
+        f"edit |change| of {a} {m['edit_mean_abs_change'][a]:.3f} > {b}" for a, b in EDIT_BOUNDS.items() if m["edit_mean_abs_change"][a] > b
+    ]
     if "mesh" in m:
-        for part, features, key in (("generator", MESH_GENERATOR_FEATURES, "mesh_generator_ratio_min"), ("served", MESH_SERVED_FEATURES, "mesh_served_ratio_min")):
+        for part, features, key in (
+            ("generator", MESH_GENERATOR_FEATURES, "mesh_generator_ratio_min"),
+            ("served", MESH_SERVED_FEATURES, "mesh_served_ratio_min"),
+        ):
             ratio, ceiling = m["mesh"][part]["ratio"], m["mesh"][part]["ceiling"]["corr"]
-            bad += [f"mesh {part} {f} {ratio[f]:.2f} of its ceiling < {t[key]}" for f in required_features(features, ceiling) if not ratio.get(f, 0) >= t[key]]
+            bad += [
+                f"mesh {part} {f} {ratio[f]:.2f} of its ceiling < {t[key]}"
+                for f in required_features(features, ceiling)
+                if not ratio.get(f, 0) >= t[key]
+            ]
     return bad

@@ -56,8 +56,18 @@ class Variant:
     structure_weight: float = 1.0
 
     def args(self) -> list[str]:
-        return ["--freeze-style", str(self.freeze_style), "--freeze-g", str(self.freeze_g), "--freeze-d", str(self.freeze_d),
-                "--structure-loss", str(self.structure_loss), "--structure-weight", str(self.structure_weight)]
+        return [
+            "--freeze-style",
+            str(self.freeze_style),
+            "--freeze-g",
+            str(self.freeze_g),
+            "--freeze-d",
+            str(self.freeze_d),
+            "--structure-loss",
+            str(self.structure_loss),
+            "--structure-weight",
+            str(self.structure_weight),
+        ]
 
 
 VARIANTS = (
@@ -77,12 +87,26 @@ def judge(source, target, w: torch.Tensor, mesh: FaceMesh, critic, pairs) -> dic
     j = generator_structure(source, target, n, 0.7, 0, mesh, pairs=pairs)
     img = torch.cat([render(target, w[i : i + 50]) for i in range(0, n, 50)])
     ratio = j.ratios()
-    return {"corr": j.measured.corr, "ratio": ratio, "structure": structure_score(ratio),
-            "cartoon": float((critic_scores(critic, img).domain_logit > 0).float().mean()), "pairs": j.measured.n_pairs}
+    return {
+        "corr": j.measured.corr,
+        "ratio": ratio,
+        "structure": structure_score(ratio),
+        "cartoon": float((critic_scores(critic, img).domain_logit > 0).float().mean()),
+        "pairs": j.measured.n_pairs,
+    }
 
 
-def run(work: Path, source_ckpt: Path, shipped: Path, data: Path, iters: int, every: int, n: int, variants: tuple[Variant, ...],
-        blend_of: str | None) -> Path:
+def run(
+    work: Path,
+    source_ckpt: Path,
+    shipped: Path,
+    data: Path,
+    iters: int,
+    every: int,
+    n: int,
+    variants: tuple[Variant, ...],
+    blend_of: str | None,
+) -> Path:
     """Fine-tune each variant from ``source_ckpt`` (the run's checkpoint, with its discriminator); judge against
     ``shipped`` (the same source as shipped: per-pixel noise zeroed)."""
     out = work / "probe"
@@ -102,16 +126,54 @@ def run(work: Path, source_ckpt: Path, shipped: Path, data: Path, iters: int, ev
         run_dir = out / v.name
         last = run_dir / "checkpoints" / f"{iters:06d}.pt"
         if not last.exists():
-            cmd = [sys.executable, "-m", "cptr.training", "finetune", "--source", str(source_ckpt), "--data", str(data), "--out", str(run_dir),
-                   *v.args(), "--noise", "off", "--augment", "none", "--r1", "1", "--batch", "8", "--iters", str(iters),
-                   "--sample-every", str(iters), "--save-every", str(every), "--keep", "0", "--workers", "1", "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "cptr.training",
+                "finetune",
+                "--source",
+                str(source_ckpt),
+                "--data",
+                str(data),
+                "--out",
+                str(run_dir),
+                *v.args(),
+                "--noise",
+                "off",
+                "--augment",
+                "none",
+                "--r1",
+                "1",
+                "--batch",
+                "8",
+                "--iters",
+                str(iters),
+                "--sample-every",
+                str(iters),
+                "--save-every",
+                str(every),
+                "--keep",
+                "0",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
             if (run_dir / "checkpoints").exists():
                 cmd.append("--resume")
             print("$ " + " ".join(cmd[2:]), flush=True)
             subprocess.run(cmd, check=True)
         for ck in sorted((run_dir / "checkpoints").glob("[0-9]*.pt")):
             if (v.name, int(ck.stem), None, None) not in done:
-                record({"variant": v.name, "iter": int(ck.stem), "alpha": None, "swap_res": None, **asdict(v), **judge(source, load_generator(ck), w, mesh, critic, pairs)})
+                record(
+                    {
+                        "variant": v.name,
+                        "iter": int(ck.stem),
+                        "alpha": None,
+                        "swap_res": None,
+                        **asdict(v),
+                        **judge(source, load_generator(ck), w, mesh, critic, pairs),
+                    }
+                )
     if blend_of:
         target = load_generator(out / blend_of / "checkpoints" / f"{iters:06d}.pt")
         for alpha, swap in BLENDS:
@@ -139,15 +201,21 @@ def plot(results: Path, path: Path, chosen: str | None = None) -> Path:
         if not trained:
             continue
         xs, ys = [r["cartoon"] for r in trained], [structure_score(r["ratio"]) for r in trained]
-        line, = ax.plot(xs, ys, "-", alpha=0.35)
+        (line,) = ax.plot(xs, ys, "-", alpha=0.35)
         ax.plot(xs[-1], ys[-1], "o", color=line.get_color(), ms=9 if name == chosen else 6, label=f"{name} ({trained[-1]['iter']} it)")
         ax.annotate(f"{trained[0]['iter']}", (xs[0], ys[0]), fontsize=7, color=line.get_color())
     for r in rows:
         if r["alpha"] is not None and (r["alpha"], r["swap_res"]) != (1.0, None):
             y = structure_score(r["ratio"])
             ax.plot(r["cartoon"], y, "s", color="0.4", ms=5)
-            ax.annotate(f"alpha {r['alpha']}" + (f", swap {r['swap_res']}" if r["swap_res"] else ""), (r["cartoon"], y), fontsize=7, color="0.3",
-                        xytext=(4, -8), textcoords="offset points")
+            ax.annotate(
+                f"alpha {r['alpha']}" + (f", swap {r['swap_res']}" if r["swap_res"] else ""),
+                (r["cartoon"], y),
+                fontsize=7,
+                color="0.3",
+                xytext=(4, -8),
+                textcoords="offset points",
+            )
     ax.axhline(0.8, color="tab:red", lw=0.8, ls="--")
     ax.axvline(0.9, color="tab:red", lw=0.8, ls="--")
     ax.set_xlabel("cartoon-ness: target samples the critic calls cartoon")
@@ -163,12 +231,18 @@ def plot(results: Path, path: Path, chosen: str | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m cptr.demo.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m cptr.demo.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--work", type=Path, default=Path("runs/demo"), help="the demo run's folder (python -m cptr.demo.train --work)")
     ap.add_argument("--iters", type=int, default=600, help="iterations of each short fine-tune (default 600)")
     ap.add_argument("--every", type=int, default=150, help="judge a checkpoint every N iterations (default 150)")
     ap.add_argument("--n", type=int, default=200, help="latents and held-out renders judged (default 200)")
-    ap.add_argument("--variants", default=",".join(v.name for v in VARIANTS), help="comma list of variants (default: all): " + ", ".join(v.name for v in VARIANTS))
+    ap.add_argument(
+        "--variants",
+        default=",".join(v.name for v in VARIANTS),
+        help="comma list of variants (default: all): " + ", ".join(v.name for v in VARIANTS),
+    )
     ap.add_argument("--blend-of", default=None, help="also judge Toonify blends of this variant's last checkpoint")
     ap.add_argument("--plot", type=Path, default=Path("docs/structure_tradeoff.png"), help="where the plot goes")
     ap.add_argument("--chosen", default=None, help="the variant to mark as chosen on the plot")
@@ -181,7 +255,17 @@ def main(argv: list[str] | None = None) -> None:
     if not selection.exists():
         ap.error(f"{selection} not found: run python -m cptr.demo.train --work {a.work} --steps data,source,select first")
     source_ckpt = Path(json.loads(selection.read_text())["chosen"])
-    results = run(a.work, source_ckpt, a.work / "source" / "shipped.pt", a.work / "cartoon", a.iters, a.every, a.n, tuple(known[n] for n in names), a.blend_of)
+    results = run(
+        a.work,
+        source_ckpt,
+        a.work / "source" / "shipped.pt",
+        a.work / "cartoon",
+        a.iters,
+        a.every,
+        a.n,
+        tuple(known[n] for n in names),
+        a.blend_of,
+    )
     print(f"wrote {plot(results, a.plot, a.chosen)}")
 
 

@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -92,13 +92,13 @@ def run_demo(out: Path, alpha: float | None = None, log: Callable[[str], None] =
     """Run the whole demo into ``out``; returns where the sheet is."""
     import torch
 
-    from cptr.styles.blend import blend_generators
     from cptr.client import CartoonClient
     from cptr.data.faces import render_face
     from cptr.demo import DEMO_NAME, SERVED_ALPHA, SERVED_SWAP_RES, TRAIN_HINT, demo_generators, missing_assets
     from cptr.export.cli import ExportOptions, run_export
     from cptr.imaging import save_image, to_uint8
     from cptr.serving.server import TritonServer
+    from cptr.styles.blend import blend_generators
     from cptr.training.mapper_train import sample_latents
 
     t0 = time.perf_counter()
@@ -152,8 +152,12 @@ def run_demo(out: Path, alpha: float | None = None, log: Callable[[str], None] =
         (f"style mix:\ncoarse of each,\nlayers {MIX_LAYER}+ of seed {MIX_SEED}", mixed),
         ("alpha sweep\n(in process)\n2 faces", sweep_cells),
     ]
-    captions = {0: in_caps, 4: [f"seed {s}" for s in GENERATE_SEEDS], 5: [f"seed {s} x {MIX_SEED}" for s in GENERATE_SEEDS],
-                6: [f"alpha {a:g}" for a in ALPHAS] * 2}
+    captions = {
+        0: in_caps,
+        4: [f"seed {s}" for s in GENERATE_SEEDS],
+        5: [f"seed {s} x {MIX_SEED}" for s in GENERATE_SEEDS],
+        6: [f"alpha {a:g}" for a in ALPHAS] * 2,
+    }
     title = f"CPTR demo: models trained by CPTR on procedural faces ({source.size} px), served by Triton; {n_in} photos, {len(GENERATE_SEEDS)} seeds"
     sheet = contact_sheet(rows, title, captions)
     path = out / "demo_sheet.png"

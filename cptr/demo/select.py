@@ -52,11 +52,13 @@ def candidates(run: Path, first: int, last: int) -> list[Path]:
 
 
 @torch.no_grad()
-def face_rate(ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = TRUNCATION, detector=None, noise_mode: str = "const") -> float:
+def face_rate(
+    ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = TRUNCATION, detector=None, noise_mode: str = "const"
+) -> float:
     """mediapipe face rate of ``n`` truncated samples of the ``g_ema`` in ``ckpt``."""
-    from cptr.models.checkpoints import load_generator
     from cptr.data.metrics import FaceDetector
     from cptr.imaging import to_uint8
+    from cptr.models.checkpoints import load_generator
     from cptr.training.mapper_train import sample_latents
 
     g = load_generator(ckpt)
@@ -79,7 +81,9 @@ def select(run: Path, first: int, last: int, n: int, out: Path, noise_mode: str 
         rates[ckpt.name] = face_rate(ckpt, n, detector=det, noise_mode=noise_mode)
         print(f"select: {ckpt.name} face rate {rates[ckpt.name]:.1%} (n={n})", flush=True)
     best = max(rates, key=lambda k: (rates[k], checkpoint_iteration(Path(k))))
-    sel = Selection(chosen=str(run / "checkpoints" / best), rates=rates, n=n, seed=SELECT_SEED, truncation=TRUNCATION, noise_mode=noise_mode)
+    sel = Selection(
+        chosen=str(run / "checkpoints" / best), rates=rates, n=n, seed=SELECT_SEED, truncation=TRUNCATION, noise_mode=noise_mode
+    )
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(asdict(sel), indent=2))
     print(f"select: chose {best} ({rates[best]:.1%})", flush=True)

@@ -85,8 +85,20 @@ class Recipe:
 
 # The 128 px demo (one more synthesis block, 16 channels wide: about half again the cost of a 64 px iteration).
 RECIPES = {64: Recipe(), 128: Recipe(size=128, source_channels="128,128,64,32,32,16")}
-QUICK = Recipe(photos=64, cartoons=64, critic_faces=100, critic_steps=10, source_iters=4, source_channels="16,16,8,8,8", select_from=0, select_n=8,
-               finetune_iters=2, encoder_steps=2, mapper_steps=2, measure_n=24)
+QUICK = Recipe(
+    photos=64,
+    cartoons=64,
+    critic_faces=100,
+    critic_steps=10,
+    source_iters=4,
+    source_channels="16,16,8,8,8",
+    select_from=0,
+    select_n=8,
+    finetune_iters=2,
+    encoder_steps=2,
+    mapper_steps=2,
+    measure_n=24,
+)
 
 
 def _run(args: list[str], log: Path) -> None:
@@ -137,26 +149,89 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
 
     def data() -> None:
         if not (photo / "meta.json").exists():
-            _run(["render", "--domain", "photo", "--n", str(r.photos), "--size", str(r.size), "--seed", "0", "--out", str(photo), *aligned], log)
+            _run(
+                ["render", "--domain", "photo", "--n", str(r.photos), "--size", str(r.size), "--seed", "0", "--out", str(photo), *aligned],
+                log,
+            )
         if not (cartoon / "meta.json").exists():
-            _run(["render", "--domain", "cartoon", "--n", str(r.cartoons), "--size", str(r.size), "--seed", str(CARTOON_SEED), "--out", str(cartoon), *aligned], log)
+            _run(
+                [
+                    "render",
+                    "--domain",
+                    "cartoon",
+                    "--n",
+                    str(r.cartoons),
+                    "--size",
+                    str(r.size),
+                    "--seed",
+                    str(CARTOON_SEED),
+                    "--out",
+                    str(cartoon),
+                    *aligned,
+                ],
+                log,
+            )
 
     def trained(run: Path, args: list[str]) -> list[str]:
         return args + (["--resume"] if _latest(run) else [])
 
     step("data", (photo / "meta.json").exists() and (cartoon / "meta.json").exists(), data)
+
     def critics() -> None:
         sizes = ["--n", str(r.critic_faces), "--steps", str(r.critic_steps)]
         if not critic.exists():
             _run(["critic", "--out", str(critic), *sizes], log)
         if not perceptual.exists():
-            _run(["critic", "--out", str(perceptual), "--seed", str(r.perceptual_seed), "--render-seed", str(r.perceptual_render_seed), *sizes], log)
+            _run(
+                [
+                    "critic",
+                    "--out",
+                    str(perceptual),
+                    "--seed",
+                    str(r.perceptual_seed),
+                    "--render-seed",
+                    str(r.perceptual_render_seed),
+                    *sizes,
+                ],
+                log,
+            )
 
     step("critic", critic.exists() and perceptual.exists(), critics)
-    step("source", source_last.exists(), lambda: _run(trained(work / "source", [
-        "source", "--data", str(photo), "--out", str(work / "source"), "--size", str(r.size), "--channels", r.source_channels,
-        "--iters", str(r.source_iters), "--path-reg", "0", "--sample-every", "250", "--save-every", "250", "--keep", "0", "--workers", "1",
-        *(["--grow-from", str(grow_from)] if grow_from else [])]), log))
+    step(
+        "source",
+        source_last.exists(),
+        lambda: _run(
+            trained(
+                work / "source",
+                [
+                    "source",
+                    "--data",
+                    str(photo),
+                    "--out",
+                    str(work / "source"),
+                    "--size",
+                    str(r.size),
+                    "--channels",
+                    r.source_channels,
+                    "--iters",
+                    str(r.source_iters),
+                    "--path-reg",
+                    "0",
+                    "--sample-every",
+                    "250",
+                    "--save-every",
+                    "250",
+                    "--keep",
+                    "0",
+                    "--workers",
+                    "1",
+                    *(["--grow-from", str(grow_from)] if grow_from else []),
+                ],
+            ),
+            log,
+        ),
+    )
+
     def select_step() -> None:
         if not selection.exists():
             select(work / "source", r.select_from, r.source_iters, r.select_n, selection, r.source_noise)
@@ -165,23 +240,131 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     step("select", selection.exists() and shipped_source.exists(), select_step)
     source_ckpt = chosen(selection) or source_last  # the run's checkpoint (with its discriminator): the fine-tune starts from it
     source_g = shipped_source if shipped_source.exists() else source_ckpt  # what the encoder, mapper and pack use
-    if any(s in only for s in STEPS[STEPS.index("finetune"):]):
+    if any(s in only for s in STEPS[STEPS.index("finetune") :]):
         print(f"== source checkpoint: {source_ckpt}" + ("" if selection.exists() else " (no selection yet: the last one)"), flush=True)
-    step("finetune", target_ckpt.exists(), lambda: _run(trained(work / "finetune", [
-        "finetune", "--source", str(source_ckpt), "--data", str(cartoon), "--out", str(work / "finetune"),
-        "--freeze-style", str(r.freeze_style), "--freeze-g", str(r.freeze_g), "--freeze-d", str(r.freeze_d),
-        "--structure-loss", str(r.structure_loss), "--structure-weight", str(r.structure_weight), "--noise", r.finetune_noise, "--augment", "none",
-        "--r1", "1", "--batch", "8", "--iters", str(r.finetune_iters), "--sample-every", "250", "--save-every", "250", "--keep", "0",
-        "--workers", "1"]), log))
-    step("encoder", encoder_ckpt.exists(), lambda: _run([
-        "encoder", "--generator", str(source_g), "--images", str(photo), "--out", str(work / "encoder"), "--width", "small", "--work-size", str(r.size),
-        "--steps", str(r.encoder_steps), "--batch", "16", "--lr", "1e-3", "--lambda-id", "0", "--sample-every", "500",
-        "--perceptual-weights", str(perceptual), "--lambda-perceptual", str(r.encoder_perceptual),
-        "--save-every", "0", "--no-register", "--device", "cpu"], log))
-    step("mapper", mapper_ckpt.exists(), lambda: _run([
-        "mapper", "--generator", str(source_g), "--prompt", "a smiling face", "--name", "smile", "--critic", "smile",
-        "--critic-weights", str(critic), "--lambda-id", "0", "--levels", "medium", "--steps", str(r.mapper_steps), "--batch", "8", "--out", str(work / "mapper"),
-        "--sample-every", "200", "--save-every", "0", "--no-register", "--device", "cpu"], log))
+    step(
+        "finetune",
+        target_ckpt.exists(),
+        lambda: _run(
+            trained(
+                work / "finetune",
+                [
+                    "finetune",
+                    "--source",
+                    str(source_ckpt),
+                    "--data",
+                    str(cartoon),
+                    "--out",
+                    str(work / "finetune"),
+                    "--freeze-style",
+                    str(r.freeze_style),
+                    "--freeze-g",
+                    str(r.freeze_g),
+                    "--freeze-d",
+                    str(r.freeze_d),
+                    "--structure-loss",
+                    str(r.structure_loss),
+                    "--structure-weight",
+                    str(r.structure_weight),
+                    "--noise",
+                    r.finetune_noise,
+                    "--augment",
+                    "none",
+                    "--r1",
+                    "1",
+                    "--batch",
+                    "8",
+                    "--iters",
+                    str(r.finetune_iters),
+                    "--sample-every",
+                    "250",
+                    "--save-every",
+                    "250",
+                    "--keep",
+                    "0",
+                    "--workers",
+                    "1",
+                ],
+            ),
+            log,
+        ),
+    )
+    step(
+        "encoder",
+        encoder_ckpt.exists(),
+        lambda: _run(
+            [
+                "encoder",
+                "--generator",
+                str(source_g),
+                "--images",
+                str(photo),
+                "--out",
+                str(work / "encoder"),
+                "--width",
+                "small",
+                "--work-size",
+                str(r.size),
+                "--steps",
+                str(r.encoder_steps),
+                "--batch",
+                "16",
+                "--lr",
+                "1e-3",
+                "--lambda-id",
+                "0",
+                "--sample-every",
+                "500",
+                "--perceptual-weights",
+                str(perceptual),
+                "--lambda-perceptual",
+                str(r.encoder_perceptual),
+                "--save-every",
+                "0",
+                "--no-register",
+                "--device",
+                "cpu",
+            ],
+            log,
+        ),
+    )
+    step(
+        "mapper",
+        mapper_ckpt.exists(),
+        lambda: _run(
+            [
+                "mapper",
+                "--generator",
+                str(source_g),
+                "--prompt",
+                "a smiling face",
+                "--name",
+                "smile",
+                "--critic",
+                "smile",
+                "--critic-weights",
+                str(critic),
+                "--lambda-id",
+                "0",
+                "--levels",
+                "medium",
+                "--steps",
+                str(r.mapper_steps),
+                "--batch",
+                "8",
+                "--out",
+                str(work / "mapper"),
+                "--sample-every",
+                "200",
+                "--save-every",
+                "0",
+                "--no-register",
+                "--device",
+                "cpu",
+            ],
+            log,
+        ),
+    )
     step("pack", False, lambda: pack(source_g, target_ckpt, encoder_ckpt, mapper_ckpt, critic, assets))
     result: dict = {}
 
@@ -202,8 +385,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
 
 def pack(source_ckpt: Path, target_ckpt: Path, encoder_ckpt: Path, mapper_ckpt: Path, critic: Path, assets: Path) -> None:
     """The shipped files: generators reduced to ``g_ema`` + ``latent_avg``; the rest copied."""
-    from cptr.models.checkpoints import load_generator, save_generator
     from cptr.io import atomic_path
+    from cptr.models.checkpoints import load_generator, save_generator
 
     assets.mkdir(parents=True, exist_ok=True)
     for ckpt, name in ((source_ckpt, "source.pt"), (target_ckpt, "target.pt")):
@@ -233,14 +416,30 @@ def _machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m cptr.demo.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m cptr.demo.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--work", type=Path, default=Path("runs/demo"), help="working folder: data, runs, logs (default: runs/demo)")
     ap.add_argument("--assets", type=Path, default=ASSET_DIR, help=f"where the shipped files go (default: {ASSET_DIR})")
     ap.add_argument("--steps", default=",".join(STEPS), help="comma list of steps to run (default: all): " + ", ".join(STEPS))
-    ap.add_argument("--size", type=int, choices=sorted(RECIPES), default=Recipe().size, help=f"output size of the models (default {Recipe().size})")
-    ap.add_argument("--quick", action="store_true", help="a rehearsal with tiny sizes (minutes): checks the whole path, makes useless models")
-    ap.add_argument("--grow-from", type=Path, default=None, help="start the source's shared layers from a smaller run's checkpoint (e.g. the 64 px run's for --size 128)")
-    ap.add_argument("--source-iters", type=int, default=None, help=f"iterations of the source generator (default {Recipe().source_iters}); more = better faces")
+    ap.add_argument(
+        "--size", type=int, choices=sorted(RECIPES), default=Recipe().size, help=f"output size of the models (default {Recipe().size})"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="a rehearsal with tiny sizes (minutes): checks the whole path, makes useless models"
+    )
+    ap.add_argument(
+        "--grow-from",
+        type=Path,
+        default=None,
+        help="start the source's shared layers from a smaller run's checkpoint (e.g. the 64 px run's for --size 128)",
+    )
+    ap.add_argument(
+        "--source-iters",
+        type=int,
+        default=None,
+        help=f"iterations of the source generator (default {Recipe().source_iters}); more = better faces",
+    )
     a = ap.parse_args(argv)
     only = [s.strip() for s in a.steps.split(",") if s.strip()]
     unknown = sorted(set(only) - set(STEPS))
@@ -255,9 +454,14 @@ def main(argv: list[str] | None = None) -> None:
             recipe = dataclasses.replace(recipe, source_iters=a.source_iters)
         build(a.work, a.assets, recipe, only, a.grow_from)
     except subprocess.CalledProcessError as e:
-        print(f"error: a step failed (exit {e.returncode}): {' '.join(map(str, e.cmd))}; fix it and rerun: finished steps are kept", file=sys.stderr)
+        print(
+            f"error: a step failed (exit {e.returncode}): {' '.join(map(str, e.cmd))}; fix it and rerun: finished steps are kept",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
-    print(f"done in {time.perf_counter() - t0:.0f} s; models in {a.assets} (served as the blend at alpha {SERVED_ALPHA}, swap resolution {SERVED_SWAP_RES})")
+    print(
+        f"done in {time.perf_counter() - t0:.0f} s; models in {a.assets} (served as the blend at alpha {SERVED_ALPHA}, swap resolution {SERVED_SWAP_RES})"
+    )
 
 
 if __name__ == "__main__":

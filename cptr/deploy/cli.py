@@ -20,18 +20,34 @@ app = typer.Typer(
 def k8s(
     repository: Path = typer.Argument(Path("triton_repo"), help="Model repository written by cptr-export."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: deploy/ next to the repository)."),
-    image: str = typer.Option("cptr-triton", "--image", help="Image repository of the CPTR Triton image (your registry), e.g. registry.example.com/cptr/cptr-triton."),
+    image: str = typer.Option(
+        "cptr-triton",
+        "--image",
+        help="Image repository of the CPTR Triton image (your registry), e.g. registry.example.com/cptr/cptr-triton.",
+    ),
     image_tag: str | None = typer.Option(None, "--image-tag", help="Its tag (default: <cptr version>-<triton tag>)."),
-    triton_tag: str | None = typer.Option(None, "--triton-tag", help="NGC tritonserver tag the image is built on (default: 24.10-py3, Triton 2.51)."),
-    model_uri: str | None = typer.Option(None, "--model-uri", help="Where the cluster reads the repository: pvc://CLAIM/PATH, s3://BUCKET/PATH or gs://BUCKET/PATH (default: pvc://cptr-models/<repository folder>)."),
+    triton_tag: str | None = typer.Option(
+        None, "--triton-tag", help="NGC tritonserver tag the image is built on (default: 24.10-py3, Triton 2.51)."
+    ),
+    model_uri: str | None = typer.Option(
+        None,
+        "--model-uri",
+        help="Where the cluster reads the repository: pvc://CLAIM/PATH, s3://BUCKET/PATH or gs://BUCKET/PATH (default: pvc://cptr-models/<repository folder>).",
+    ),
     gpus: int | None = typer.Option(None, "--gpus", min=0, help="GPUs per replica (default: 1 if a model runs on a GPU, else 0)."),
     name: str | None = typer.Option(None, "--name", help="Name of the KServe InferenceService (default: cptr-<style>)."),
     namespace: str = typer.Option("default", "--namespace", "-n", help="Namespace of the InferenceService (and its Prometheus query)."),
-    prometheus_url: str = typer.Option("http://prometheus-server.monitoring.svc", "--prometheus-url", help="Prometheus as seen from the cluster (adapter and KEDA)."),
+    prometheus_url: str = typer.Option(
+        "http://prometheus-server.monitoring.svc", "--prometheus-url", help="Prometheus as seen from the cluster (adapter and KEDA)."
+    ),
     min_replicas: int = typer.Option(1, "--min-replicas", min=1, help="Fewest replicas the autoscaler keeps."),
     max_replicas: int = typer.Option(4, "--max-replicas", min=1, help="Most replicas the autoscaler starts."),
-    target_queue_ms: float = typer.Option(50.0, "--target-queue-ms", help="Scale out while Triton's mean queue time per request is above this."),
-    exit_timeout: int = typer.Option(30, "--exit-timeout-secs", min=0, help="Triton's --exit-timeout-secs; the termination grace period is longer."),
+    target_queue_ms: float = typer.Option(
+        50.0, "--target-queue-ms", help="Scale out while Triton's mean queue time per request is above this."
+    ),
+    exit_timeout: int = typer.Option(
+        30, "--exit-timeout-secs", min=0, help="Triton's --exit-timeout-secs; the termination grace period is longer."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Write a Helm chart, a KServe InferenceService, the Prometheus adapter rule and a Dockerfile for a repository.

@@ -168,7 +168,9 @@ def _image_for(info: RepositoryInfo, opts: DeployOptions, triton_tag: str) -> tu
     return NGC_TRITON_IMAGE, opts.image_tag or triton_tag
 
 
-def _values_yaml(info: RepositoryInfo, opts: DeployOptions, storage: ModelStorage, image: tuple[str, str], gpus: int, triton_tag: str) -> str:
+def _values_yaml(
+    info: RepositoryInfo, opts: DeployOptions, storage: ModelStorage, image: tuple[str, str], gpus: int, triton_tag: str
+) -> str:
     mem = memory_request(info)
     python_models = info.python_models
     image_why = (
@@ -404,7 +406,9 @@ rules:
 """
 
 
-def _inference_service(info: RepositoryInfo, opts: DeployOptions, storage: ModelStorage, image: tuple[str, str], gpus: int, triton_tag: str) -> str:
+def _inference_service(
+    info: RepositoryInfo, opts: DeployOptions, storage: ModelStorage, image: tuple[str, str], gpus: int, triton_tag: str
+) -> str:
     name = opts.name or release_name(info.style)
     if not _DNS_LABEL.match(name):
         raise DeployError(f"--name {name!r} is not a DNS-1123 label (lowercase letters, digits and '-', at most 63)")
@@ -549,14 +553,16 @@ def _readme(info: RepositoryInfo, opts: DeployOptions, out: Path, storage: Model
     release = release_name(info.style)
     copy = (
         f"""\
-# the repository into the PersistentVolumeClaim {storage.claim!r} (ReadWriteMany or ReadOnlyMany), folder {storage.sub_path or '.'}:
+# the repository into the PersistentVolumeClaim {storage.claim!r} (ReadWriteMany or ReadOnlyMany), folder {storage.sub_path or "."}:
 kubectl run cptr-copy --image=busybox --restart=Never --overrides='{{"spec":{{"volumes":[{{"name":"m","persistentVolumeClaim":{{"claimName":"{storage.claim}"}}}}],"containers":[{{"name":"cptr-copy","image":"busybox","command":["sleep","3600"],"volumeMounts":[{{"name":"m","mountPath":"/models"}}]}}]}}}}'
 kubectl wait --for=condition=Ready pod/cptr-copy
 kubectl cp {info.path} cptr-copy:/models/{storage.sub_path}
 kubectl delete pod cptr-copy"""
         if storage.is_pvc
         else (
-            f"aws s3 sync {info.path} {storage.uri}" if storage.uri.startswith("s3://") else f"gcloud storage rsync -r {info.path} {storage.uri}"
+            f"aws s3 sync {info.path} {storage.uri}"
+            if storage.uri.startswith("s3://")
+            else f"gcloud storage rsync -r {info.path} {storage.uri}"
         )
     )
     build = (
@@ -656,4 +662,6 @@ def write_k8s(opts: DeployOptions) -> DeployResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
         files.append(path)
-    return DeployResult(out=out, chart=chart, files=files, repository=info, image=f"{image[0]}:{image[1]}", metric_name=metric_name(info.style), notes=notes)
+    return DeployResult(
+        out=out, chart=chart, files=files, repository=info, image=f"{image[0]}:{image[1]}", metric_name=metric_name(info.style), notes=notes
+    )

@@ -118,7 +118,9 @@ def _read_model(model_dir: Path) -> ModelInfo:
     cfg = read_config(model_dir)
     backend = "ensemble" if cfg.is_ensemble else _BACKENDS.get(cfg.platform, cfg.platform) if cfg.platform else cfg.backend or ""
     if not backend:
-        raise RepositoryError(f"{model_dir / 'config.pbtxt'} names neither a backend nor a platform; rebuild the repository with cptr-export")
+        raise RepositoryError(
+            f"{model_dir / 'config.pbtxt'} names neither a backend nor a platform; rebuild the repository with cptr-export"
+        )
     if cfg.name != model_dir.name:
         raise RepositoryError(f"{model_dir / 'config.pbtxt'} is for model {cfg.name!r}, but its folder is {model_dir.name!r}")
     v = latest_version(model_dir)
@@ -149,10 +151,12 @@ def read_repository(path: str | Path) -> RepositoryInfo:
         raise RepositoryError(f"{root}: {INDEX_FILE} lists ensembles {missing} that have no model folder; export the repository again")
     not_ensembles = [e for e in ensembles if not models[e].is_ensemble]
     if not_ensembles:
-        raise RepositoryError(f"{root}: {not_ensembles} are listed as ensembles but their config.pbtxt is not platform \"ensemble\"")
+        raise RepositoryError(f'{root}: {not_ensembles} are listed as ensembles but their config.pbtxt is not platform "ensemble"')
     flavours = {index.get("backend") for index in styles.values()}
     if len(flavours) > 1:
-        raise RepositoryError(f"{root}: styles of both flavours {sorted(map(str, flavours))}; one server runs one flavour, so export them again with one --backend")
+        raise RepositoryError(
+            f"{root}: styles of both flavours {sorted(map(str, flavours))}; one server runs one flavour, so export them again with one --backend"
+        )
     flavour = next(iter(flavours), None)
     if flavour not in ("python", "native"):
         raise RepositoryError(f"{root}: unknown repository flavour {flavour!r} in {INDEX_FILE} (expected python or native)")

@@ -8,7 +8,6 @@ calls :func:`cptr.editing.optimize.optimize_latent` and writes the results.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,16 +18,18 @@ def _fail(msg: str) -> None:
 
 
 def edit(
-    photo: Optional[Path] = typer.Option(None, "--photo", help="A photo: aligned and encoded as the served path does."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="A random face: z from this seed through the mapping network."),
-    latent: Optional[Path] = typer.Option(None, "--latent", help="A saved W+ (.npy, [n_latent, style_dim] or [1, n_latent, style_dim])."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text to move towards (CLIP loss; needs --clip-weights)."),
-    clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="OpenAI CLIP ViT-B-32.pt."),
-    critic: Optional[str] = typer.Option(None, "--critic", help="Stand-in for CLIP: raise this face-critic attribute (smile, yaw, hair_color, ...)."),
-    critic_weights: Optional[Path] = typer.Option(None, "--critic-weights", help="Face critic weights [default: the shipped one]."),
-    arcface_weights: Optional[Path] = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth, for --id-lambda > 0."),
+    photo: Path | None = typer.Option(None, "--photo", help="A photo: aligned and encoded as the served path does."),
+    seed: int | None = typer.Option(None, "--seed", help="A random face: z from this seed through the mapping network."),
+    latent: Path | None = typer.Option(None, "--latent", help="A saved W+ (.npy, [n_latent, style_dim] or [1, n_latent, style_dim])."),
+    prompt: str | None = typer.Option(None, "--prompt", help="Text to move towards (CLIP loss; needs --clip-weights)."),
+    clip_weights: Path | None = typer.Option(None, "--clip-weights", help="OpenAI CLIP ViT-B-32.pt."),
+    critic: str | None = typer.Option(
+        None, "--critic", help="Stand-in for CLIP: raise this face-critic attribute (smile, yaw, hair_color, ...)."
+    ),
+    critic_weights: Path | None = typer.Option(None, "--critic-weights", help="Face critic weights [default: the shipped one]."),
+    arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth, for --id-lambda > 0."),
     style: str = typer.Option("demo", "--style", help="Registered style: its source generator is edited, its blend renders the cartoon."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Blend weight of the cartoon image [default: the style's]."),
+    alpha: float | None = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Blend weight of the cartoon image [default: the style's]."),
     steps: int = typer.Option(300, "--steps", min=1, help="Optimisation steps (StyleCLIP: 300)."),
     lr: float = typer.Option(0.1, "--lr", min=0.0, help="Peak learning rate of the cosine ramp (StyleCLIP: 0.1)."),
     l2_lambda: float = typer.Option(0.008, "--l2-lambda", min=0.0, help="Weight of ||w - w0||^2 in edit mode (StyleCLIP: 0.008)."),
@@ -56,11 +57,11 @@ def edit(
     import numpy as np
     import torch
 
-    from cptr.styles.blend import blend_generators
     from cptr.editing.optimize import OptimizeConfig, optimize_latent, synthesize
     from cptr.imaging import grid, save_image, to_uint8
-    from cptr.styles import StyleError, get_style, load_style_generators
     from cptr.progress import StepProgress
+    from cptr.styles import StyleError, get_style, load_style_generators
+    from cptr.styles.blend import blend_generators
 
     if sum(x is not None for x in (photo, seed, latent)) != 1 and mode == "edit":
         _fail("give exactly one input: --photo, --seed or --latent")
@@ -87,14 +88,21 @@ def edit(
         save_image(to_uint8(synthesize(cartoon, res.w))[0], out / "edited.png")
         save_image(grid(np.concatenate(rows), cols=2), out / "before_after.png")
         if res.snapshots:
-            save_image(grid(to_uint8(torch.cat([synthesize(cartoon, w) for w in [res.w0, *res.snapshots]])), cols=len(res.snapshots) + 1), out / "steps.png")
+            save_image(
+                grid(to_uint8(torch.cat([synthesize(cartoon, w) for w in [res.w0, *res.snapshots]])), cols=len(res.snapshots) + 1),
+                out / "steps.png",
+            )
     from cptr.io import atomic_path
 
     with atomic_path(out / "w_plus.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, res.w[0].cpu().numpy().astype(np.float32))
     last = res.history[-1]
-    typer.echo(f"wrote {out}/edited.png, before_after.png (source and cartoon, before | after), w_plus.npy"
-               + (", steps.png" if res.snapshots else "") + "; final " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    typer.echo(
+        f"wrote {out}/edited.png, before_after.png (source and cartoon, before | after), w_plus.npy"
+        + (", steps.png" if res.snapshots else "")
+        + "; final "
+        + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+    )
 
 
 def _initial_latent(source, info, photo, seed, latent, truncation: float, mode: str):

@@ -78,9 +78,9 @@ def ort_session(
     so = session_options(threads, optimized_model_path, spin)
     model = path if isinstance(path, bytes) else str(path)
     if isinstance(model, str) and _has_plugin_nodes(model):  # CPTR TensorRT plugin nodes: reference custom ops
-        from cptr.engines.plugin_ops import custom_ops_library, ort_view
-
         import onnx
+
+        from cptr.engines.plugin_ops import custom_ops_library, ort_view
 
         so.register_custom_ops_library(custom_ops_library())
         model = ort_view(onnx.load(model)).SerializeToString()

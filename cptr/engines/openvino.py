@@ -160,8 +160,13 @@ class EngineConfig:
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> EngineConfig:
         threads = params.get("openvino_threads")
-        return cls(params.get("openvino_precision", "fp32"), params.get("openvino_hint", "latency"),
-                   params.get("openvino_streams"), int(threads) if threads else None, params.get("openvino_static_batches", ""))
+        return cls(
+            params.get("openvino_precision", "fp32"),
+            params.get("openvino_hint", "latency"),
+            params.get("openvino_streams"),
+            int(threads) if threads else None,
+            params.get("openvino_static_batches", ""),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "static_batches": list(self.static_batches)}
@@ -298,6 +303,7 @@ class OpenVINOEngine:
 
     def runtime_info(self) -> dict[str, Any]:
         """What OpenVINO chose: precision, hint, streams, threads (and threads per stream)."""
+
         def prop(key: str) -> Any:
             try:
                 return self.compiled.get_property(key)
@@ -318,8 +324,14 @@ class OpenVINOEngine:
         return info
 
     def info(self) -> dict[str, Any]:
-        out = {"precision": self.precision, "requested_precision": self.requested, "config": self.config.to_dict(),
-               "compile_seconds": self.compile_seconds, "openvino": openvino_version(), **self.runtime_info()}
+        out = {
+            "precision": self.precision,
+            "requested_precision": self.requested,
+            "config": self.config.to_dict(),
+            "compile_seconds": self.compile_seconds,
+            "openvino": openvino_version(),
+            **self.runtime_info(),
+        }
         if self.notice:
             out["notice"] = self.notice
         return out
@@ -427,8 +439,14 @@ def verify_engine(
             if image_err is not None:
                 worst_image_abs = max(worst_image_abs, image_err)
         results[f"batch{batch}"] = row
-    results.update({"psnr_db": round(worst_psnr, 2), "max_abs": worst_abs, "image_max_abs": worst_image_abs,
-                    "gate": f"PSNR >= {min_psnr:g} dB" if precision == "bf16" else f"max abs <= {FP32_TOLERANCE:g} x max(1, max|ref|)"})
+    results.update(
+        {
+            "psnr_db": round(worst_psnr, 2),
+            "max_abs": worst_abs,
+            "image_max_abs": worst_image_abs,
+            "gate": f"PSNR >= {min_psnr:g} dB" if precision == "bf16" else f"max abs <= {FP32_TOLERANCE:g} x max(1, max|ref|)",
+        }
+    )
     return results
 
 

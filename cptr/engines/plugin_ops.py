@@ -54,12 +54,22 @@ def custom_ops_library() -> str:
             op_type="UpFirDn2d",
             inputs=[PyCustomOpDef.dt_float, PyCustomOpDef.dt_float],
             outputs=[PyCustomOpDef.dt_float],
-            attrs={"up": PyCustomOpDef.dt_int64, "down": PyCustomOpDef.dt_int64, "pad0": PyCustomOpDef.dt_int64,
-                   "pad1": PyCustomOpDef.dt_int64, **strings},
+            attrs={
+                "up": PyCustomOpDef.dt_int64,
+                "down": PyCustomOpDef.dt_int64,
+                "pad0": PyCustomOpDef.dt_int64,
+                "pad1": PyCustomOpDef.dt_int64,
+                **strings,
+            },
         )
         def _upfirdn2d(x: np.ndarray, kernel: np.ndarray, **attrs) -> np.ndarray:
-            y = upfirdn2d_ref(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(kernel)),
-                              up=int(attrs["up"]), down=int(attrs["down"]), pad=(int(attrs["pad0"]), int(attrs["pad1"])))
+            y = upfirdn2d_ref(
+                torch.from_numpy(np.ascontiguousarray(x)),
+                torch.from_numpy(np.ascontiguousarray(kernel)),
+                up=int(attrs["up"]),
+                down=int(attrs["down"]),
+                pad=(int(attrs["pad0"]), int(attrs["pad1"])),
+            )
             return y.numpy()
 
         @onnx_op(
@@ -69,8 +79,12 @@ def custom_ops_library() -> str:
             attrs={"negative_slope": PyCustomOpDef.dt_float, "scale": PyCustomOpDef.dt_float, **strings},
         )
         def _bias_act(x: np.ndarray, bias: np.ndarray, **attrs) -> np.ndarray:
-            y = fused_leaky_relu_ref(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(bias)),
-                                     _exact(float(attrs["negative_slope"])), _exact(float(attrs["scale"])))
+            y = fused_leaky_relu_ref(
+                torch.from_numpy(np.ascontiguousarray(x)),
+                torch.from_numpy(np.ascontiguousarray(bias)),
+                _exact(float(attrs["negative_slope"])),
+                _exact(float(attrs["scale"])),
+            )
             return y.numpy()
 
         _REGISTERED.extend(PLUGIN_OPS)

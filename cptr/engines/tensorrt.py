@@ -204,9 +204,7 @@ def build_engine(
         if len(shape) == 0:
             raise EngineBuildError(f"input {tensor.name!r} is a scalar; CPTR engines expect a batch dimension")
         if any(d < 0 for d in shape[1:]):
-            raise EngineBuildError(
-                f"input {tensor.name!r} has dynamic non-batch dimensions {shape}; export with static shapes"
-            )
+            raise EngineBuildError(f"input {tensor.name!r} has dynamic non-batch dimensions {shape}; export with static shapes")
         opt_profile.set_shape(tensor.name, [lo, *shape[1:]], [opt, *shape[1:]], [hi, *shape[1:]])
         inputs[tensor.name] = {"shape": [-1, *shape[1:]], "dtype": str(tensor.dtype).split(".")[-1]}
     config.add_optimization_profile(opt_profile)

@@ -73,9 +73,7 @@ def to_fp16(model: Any, keep_fp32_ops: Sequence[str] = FP16_KEEP_FP32_OPS) -> An
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = convert_float_to_float16(
-            model, keep_io_types=True, op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(keep_fp32_ops))
-        )
+        out = convert_float_to_float16(model, keep_io_types=True, op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(keep_fp32_ops)))
     _toposort(out)
     return out
 
@@ -177,7 +175,9 @@ def export_module(
         raise ExportError(f"{stage}: {len(example_inputs)} example inputs for {len(input_specs)} input specs")
     for spec, x in zip(input_specs, example_inputs):
         if tuple(x.shape[1:]) != tuple(d for d in spec.dims) and -1 not in spec.dims:
-            raise ExportError(f"{stage}: example input {spec.name!r} has shape {tuple(x.shape)}, contract is [B, {', '.join(map(str, spec.dims))}]")
+            raise ExportError(
+                f"{stage}: example input {spec.name!r} has shape {tuple(x.shape)}, contract is [B, {', '.join(map(str, spec.dims))}]"
+            )
     module = module.eval()
     reference = (reference or module).eval()
     tolerance = TOLERANCES[precision] if tolerance is None else float(tolerance)
@@ -236,7 +236,9 @@ def export_module(
                 def reference_defaults(*args: torch.Tensor) -> Any:
                     full, it = [], iter(args)
                     for s in input_specs:
-                        full.append(torch.full((args[0].shape[0], 1), float(input_defaults[s.name])) if s.name in input_defaults else next(it))
+                        full.append(
+                            torch.full((args[0].shape[0], 1), float(input_defaults[s.name])) if s.name in input_defaults else next(it)
+                        )
                     return reference(*full)
 
                 defaults = verify_onnx(tmp, reference_defaults, required, output_specs, make_required, tolerance, batch_sizes, stage=stage)
@@ -270,8 +272,18 @@ def export_stage(stage: Stage, path: str | Path, precision: str = "fp32", **kwar
 
         kwargs["keep_fp32_ops"] = tuple(kwargs.get("keep_fp32_ops", FP16_KEEP_FP32_OPS)) + PLUGIN_OPS
     with export_plugin_nodes(stage.plugins):
-        return export_module(stage.module, make(2), stage.inputs, stage.outputs, path, precision, stage=stage.key,
-                             reference=stage.reference, make_inputs=make, **kwargs)
+        return export_module(
+            stage.module,
+            make(2),
+            stage.inputs,
+            stage.outputs,
+            path,
+            precision,
+            stage=stage.key,
+            reference=stage.reference,
+            make_inputs=make,
+            **kwargs,
+        )
 
 
 def export_mapping(

@@ -211,8 +211,16 @@ def mapping(g: Generator, truncation: float | None = DEFAULT_TRUNCATION, latent_
     specs_in = [contracts.z(gi.style_dim), contracts.TRUNCATION]
     defaults = {} if truncation is None else {contracts.TRUNCATION.name: float(truncation)}
     fixed = None if truncation is None else FixedTruncationMapping(module, float(truncation)).eval()
-    return Stage(contracts.MAPPING, module, module, specs_in, [contracts.w(gi.style_dim)], default_inputs(specs_in),
-                 input_defaults=defaults, fixed=fixed)
+    return Stage(
+        contracts.MAPPING,
+        module,
+        module,
+        specs_in,
+        [contracts.w(gi.style_dim)],
+        default_inputs(specs_in),
+        input_defaults=defaults,
+        fixed=fixed,
+    )
 
 
 def synthesis(g: Generator, plugins: bool = False) -> Stage:
@@ -232,8 +240,16 @@ def synthesis(g: Generator, plugins: bool = False) -> Stage:
         from cptr.engines.plugin_ops import PLUGIN_OPS
 
         extra["plugins"] = list(PLUGIN_OPS)
-    return Stage(contracts.SYNTHESIS, module, reference, [contracts.w_plus(gi.n_latent, gi.style_dim)],
-                 [contracts.image(gi.size)], synthesis_inputs(gi), plugins=plugins, extra=extra)
+    return Stage(
+        contracts.SYNTHESIS,
+        module,
+        reference,
+        [contracts.w_plus(gi.n_latent, gi.style_dim)],
+        [contracts.image(gi.size)],
+        synthesis_inputs(gi),
+        plugins=plugins,
+        extra=extra,
+    )
 
 
 def generator(g: Generator) -> Stage:
@@ -259,8 +275,15 @@ def encoder(enc: nn.Module) -> Stage:
     """``aligned`` -> ``w_plus`` (the average latent is a constant of the graph)."""
     e = _frozen_copy(enc)
     specs_in = [encoder_input_spec(e)]
-    return Stage(contracts.ENCODER, e, e, specs_in, [contracts.w_plus(e.n_latent, e.style_dim)], default_inputs(specs_in),
-                 extra={"encoder": e.config()})
+    return Stage(
+        contracts.ENCODER,
+        e,
+        e,
+        specs_in,
+        [contracts.w_plus(e.n_latent, e.style_dim)],
+        default_inputs(specs_in),
+        extra={"encoder": e.config()},
+    )
 
 
 def mapper_output_spec(n_latent: int, style_dim: int) -> TensorSpec:

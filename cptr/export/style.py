@@ -160,8 +160,15 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportFailed("--precision bf16 is an OpenVINO engine precision: add --engine openvino (CPU serving)")
     elif opts.precision not in PRECISIONS:
         raise ExportFailed(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
-    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_min_psnr) != ("latency", None, None, DEFAULT_MIN_PSNR) or opts.ov_static_batches:
-        raise ExportFailed("--ov-hint, --ov-streams, --ov-threads, --ov-min-psnr and --ov-static-batch apply to the OpenVINO engine: add --engine openvino")
+    elif (opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_min_psnr) != (
+        "latency",
+        None,
+        None,
+        DEFAULT_MIN_PSNR,
+    ) or opts.ov_static_batches:
+        raise ExportFailed(
+            "--ov-hint, --ov-streams, --ov-threads, --ov-min-psnr and --ov-static-batch apply to the OpenVINO engine: add --engine openvino"
+        )
     if opts.backend not in BACKENDS:
         raise ExportFailed(f"--backend must be one of {', '.join(BACKENDS)}, got {opts.backend!r}")
     if opts.batch_max < 1:
@@ -182,7 +189,7 @@ def _check_options(opts: ExportOptions) -> None:
 
 
 def _check_openvino_options(opts: ExportOptions) -> None:
-    from cptr.engines.openvino import OpenVINOUnavailable, PRECISIONS, check_min_psnr, import_openvino
+    from cptr.engines.openvino import PRECISIONS, OpenVINOUnavailable, check_min_psnr, import_openvino
 
     if opts.precision not in PRECISIONS:
         raise ExportFailed(f"--engine openvino runs {' or '.join(PRECISIONS)}, got --precision {opts.precision}")
@@ -190,9 +197,13 @@ def _check_openvino_options(opts: ExportOptions) -> None:
         raise ExportFailed("--plugins emits TensorRT plugin nodes, which OpenVINO cannot run: leave it out with --engine openvino")
     config = openvino_config(opts)
     if config.static_batches and opts.backend == "native":
-        raise ExportFailed("--ov-static-batch: Triton's openvino backend compiles the model itself; static batch sizes apply to the python flavour (--backend python)")
+        raise ExportFailed(
+            "--ov-static-batch: Triton's openvino backend compiles the model itself; static batch sizes apply to the python flavour (--backend python)"
+        )
     if config.static_batches and config.static_batches[-1] > opts.batch_max:
-        raise ExportFailed(f"--ov-static-batch: {config.static_batches[-1]} is larger than --batch-max {opts.batch_max}, the largest batch served")
+        raise ExportFailed(
+            f"--ov-static-batch: {config.static_batches[-1]} is larger than --batch-max {opts.batch_max}, the largest batch served"
+        )
     try:
         check_min_psnr(opts.ov_min_psnr)
         import_openvino()
@@ -227,8 +238,15 @@ def _resolve_style(opts: ExportOptions) -> _Resolved:
             if not p.is_file():
                 raise ExportFailed(f"{what} {p} does not exist")
         return _Resolved(
-            name, str(src), str(tgt), 0.7 if opts.alpha is None else opts.alpha, opts.swap_res, opts.blend_width,
-            opts.inject_k or 0, str(opts.encoder) if opts.encoder else None, {k: str(v) for k, v in opts.mappers.items()},
+            name,
+            str(src),
+            str(tgt),
+            0.7 if opts.alpha is None else opts.alpha,
+            opts.swap_res,
+            opts.blend_width,
+            opts.inject_k or 0,
+            str(opts.encoder) if opts.encoder else None,
+            {k: str(v) for k, v in opts.mappers.items()},
         )
     info = get_style(opts.style or DEMO_NAME)
     mappers = dict(info.mappers)
@@ -372,14 +390,19 @@ def _stage_list(r: _Resolved, opts: ExportOptions, g) -> list[tuple[str, str | N
     return out
 
 
-_STEP_TEXT = {"mapping": "export + verify in ONNX Runtime", "synthesis": "export + verify in ONNX Runtime",
-              "generator": "export + verify (mapping + synthesis)"}
+_STEP_TEXT = {
+    "mapping": "export + verify in ONNX Runtime",
+    "synthesis": "export + verify in ONNX Runtime",
+    "generator": "export + verify (mapping + synthesis)",
+}
 
 
-def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress,
-                   batch_sizes: list[int], notes: list[str]) -> None:
+def _build_engines(
+    opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress, batch_sizes: list[int], notes: list[str]
+) -> None:
     """TensorRT plans or OpenVINO IR (from the verified ONNX files), or AOTInductor packages, recorded in each artifact."""
     from cptr.export.stages import GENERATOR
+
     if opts.engine == "openvino":
         _build_openvino(opts, built, stage_dir, prog, batch_sizes, notes)
         return
@@ -409,22 +432,28 @@ def _build_engines(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage
         prog.step(f"{stage.key}: compiling the torch engine (AOTInductor, {device})")
         path = stage_dir / f"{name}.pt2"
         art.extra["torch_engine"] = build_torch_engine(
-            copy.deepcopy(stage.served_module), stage.served_examples(2), [s.name for s in stage.served_inputs], path,
-            device=device, precision=opts.precision, batch_max=opts.batch_max,
+            copy.deepcopy(stage.served_module),
+            stage.served_examples(2),
+            [s.name for s in stage.served_inputs],
+            path,
+            device=device,
+            precision=opts.precision,
+            batch_max=opts.batch_max,
         )
         art.extra["torch_engine_path"] = str(path)
         prog.done(f"{stage.key}: torch engine")
 
 
-def _build_openvino(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress,
-                    batch_sizes: list[int], notes: list[str]) -> None:
+def _build_openvino(
+    opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress, batch_sizes: list[int], notes: list[str]
+) -> None:
     """OpenVINO IR for every served stage, compiled in the asked precision and checked in image terms.
 
     bf16 falls back to fp32 (with a note) where the CPU lacks it; latent stages are judged by the
     images the fp32 synthesis reference makes of their outputs (:mod:`cptr.engines.openvino`).
     """
-    from cptr.export.onnx import ExportError
     from cptr.engines.openvino import build_openvino_engine, cpu_capabilities, resolve_precision, synthesis_renderer
+    from cptr.export.onnx import ExportError
     from cptr.export.stages import GENERATOR
 
     config = openvino_config(opts)
@@ -442,8 +471,15 @@ def _build_openvino(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stag
         xml = stage_dir / f"{name}.xml"
         try:
             meta = build_openvino_engine(
-                art.onnx_path, xml, stage, config, verify=opts.verify, batch_sizes=batch_sizes, min_psnr=opts.ov_min_psnr,
-                render=None if stage.key == contracts.SYNTHESIS else render, capabilities=capabilities,
+                art.onnx_path,
+                xml,
+                stage,
+                config,
+                verify=opts.verify,
+                batch_sizes=batch_sizes,
+                min_psnr=opts.ov_min_psnr,
+                render=None if stage.key == contracts.SYNTHESIS else render,
+                capabilities=capabilities,
             )
         except ExportError:  # the quality check failed: its message has the figures
             raise
@@ -452,7 +488,10 @@ def _build_openvino(opts: ExportOptions, built: dict[str, tuple[Any, Any]], stag
         art.extra["openvino"] = meta
         art.extra["openvino_path"] = str(xml)
         quality = meta.get("quality", {})
-        prog.done(f"{name}: OpenVINO {meta['precision']}" + (f", PSNR {quality['psnr_db']} dB, max abs error {quality['max_abs']:.3g}" if quality else ""))
+        prog.done(
+            f"{name}: OpenVINO {meta['precision']}"
+            + (f", PSNR {quality['psnr_db']} dB, max abs error {quality['max_abs']:.3g}" if quality else "")
+        )
 
 
 def export_style(opts: ExportOptions) -> Manifest:
@@ -461,12 +500,12 @@ def export_style(opts: ExportOptions) -> Manifest:
     Raises :class:`ExportFailed` (or :class:`cptr.export.onnx.ExportError`) with the reason; the
     previous contents of ``opts.out`` are then unchanged.
     """
-    from cptr.styles.blend import blend_generators
     from cptr.contracts import ExportBundle
     from cptr.export import onnx as onnx_export
     from cptr.io import atomic_write_text
-    from cptr.triton.writer import write_repository
     from cptr.styles import StyleError, validate_name
+    from cptr.styles.blend import blend_generators
+    from cptr.triton.writer import write_repository
 
     _check_options(opts)
     check_repository(Path(opts.out))
@@ -489,7 +528,9 @@ def export_style(opts: ExportOptions) -> Manifest:
             raise ExportFailed(f"cannot blend style {r.name!r}: {e}") from None
         if not 0 <= r.inject_k <= g.n_latent:
             raise ExportFailed(f"--inject-k must be in [0, {g.n_latent}], got {r.inject_k}")
-        prog.done(f"blended {r.name}: alpha={r.alpha:g} swap_res={r.swap_res} blend_width={r.blend_width} ({g.size}px, n_latent={g.n_latent})")
+        prog.done(
+            f"blended {r.name}: alpha={r.alpha:g} swap_res={r.swap_res} blend_width={r.blend_width} ({g.size}px, n_latent={g.n_latent})"
+        )
 
         notes: list[str] = []
         out = Path(opts.out).resolve()
@@ -516,8 +557,10 @@ def export_style(opts: ExportOptions) -> Manifest:
                 _build_engines(opts, built, stage_dir, prog, batch_sizes, notes)
             precision = _served_precision(opts, built)
             if opts.engine == "openvino" and opts.backend == "native" and precision == "fp32":
-                notes.append("native flavour: Triton's openvino backend has no parameter for f32 inference; on a CPU with bf16 "
-                             "OpenVINO runs these models in bf16 (its default there). Serve the python flavour for fp32 there")
+                notes.append(
+                    "native flavour: Triton's openvino backend has no parameter for f32 inference; on a CPU with bf16 "
+                    "OpenVINO runs these models in bf16 (its default there). Serve the python flavour for fp32 there"
+                )
                 prog.note(notes[-1])
 
             arts = {name: art for name, (_, art) in built.items()}
@@ -532,9 +575,17 @@ def export_style(opts: ExportOptions) -> Manifest:
                 arts = {n: a for n, a in arts.items() if built[n][0].key != contracts.MAPPER}
                 mappers = {}
             bundle = ExportBundle(
-                style=r.name, size=g.size, n_latent=g.n_latent, style_dim=g.style_dim, precision=precision,
-                batch_max=opts.batch_max, mapping=by_key[contracts.MAPPING], synthesis=by_key[contracts.SYNTHESIS], encoder=by_key.get(contracts.ENCODER),
-                mappers=mappers, generator=by_key.get(contracts.GENERATOR),
+                style=r.name,
+                size=g.size,
+                n_latent=g.n_latent,
+                style_dim=g.style_dim,
+                precision=precision,
+                batch_max=opts.batch_max,
+                mapping=by_key[contracts.MAPPING],
+                synthesis=by_key[contracts.SYNTHESIS],
+                encoder=by_key.get(contracts.ENCODER),
+                mappers=mappers,
+                generator=by_key.get(contracts.GENERATOR),
             )
             prog.step("writing the model repository")
             placed = write_repository(tmp, bundle, opts.backend)
@@ -543,7 +594,10 @@ def export_style(opts: ExportOptions) -> Manifest:
                 if models[name]["sha256"] != _sha256(art.onnx_path):
                     raise ExportFailed(f"{name}: {models[name]['file']} is altered after writing the repository")
                 ov = art.extra.get("openvino")
-                if ov and (models[name].get("engine_sha256"), models[name].get("engine_weights_sha256")) != (ov["ir_sha256"], ov["ir_weights_sha256"]):
+                if ov and (models[name].get("engine_sha256"), models[name].get("engine_weights_sha256")) != (
+                    ov["ir_sha256"],
+                    ov["ir_weights_sha256"],
+                ):
                     raise ExportFailed(f"{name}: the OpenVINO IR placed in the repository differs from the one verified")
             manifest = Manifest(
                 style=r.name,

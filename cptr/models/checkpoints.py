@@ -67,7 +67,9 @@ def load_torch_file(path: str | os.PathLike, map_location: str | torch.device = 
             p, f"refused to unpickle: the file holds objects that are not plain tensors/containers ({detail.strip()})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
-        raise CheckpointError(p, f"the file is truncated or corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        raise CheckpointError(
+            p, f"the file is truncated or corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 
 # --------------------------------------------------------------------------- rosinality format

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.models.checkpoints import options_dict
 from cptr.models.arcface import STAGE_UNITS, STAGE_WIDTHS, make_ir_body
+from cptr.models.checkpoints import options_dict
 from cptr.models.stylegan2 import EqualLinear
 
 COARSE_IND, MIDDLE_IND = 3, 7
@@ -107,7 +107,9 @@ class Encoder(nn.Module):
         if la.ndim == 1 or (la.ndim == 2 and la.shape[0] == 1):
             la = la.reshape(1, -1).expand(self.n_latent, -1)
         if tuple(la.shape) != (self.n_latent, self.style_dim):
-            raise ValueError(f"latent_avg must have {self.style_dim} features (or shape [{self.n_latent}, {self.style_dim}]), got {tuple(latent_avg.shape)}")
+            raise ValueError(
+                f"latent_avg must have {self.style_dim} features (or shape [{self.n_latent}, {self.style_dim}]), got {tuple(latent_avg.shape)}"
+            )
         with torch.no_grad():
             self.latent_avg.copy_(la)
 

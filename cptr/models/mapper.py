@@ -18,7 +18,6 @@ optional here: they are ignored on load and written only when asked.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
@@ -156,11 +155,15 @@ def mapper_from_state_dict(
         sd = {k[len("mapper.") :]: v for k, v in sd.items() if k.startswith("mapper.")}
     present = {lvl: any(k.startswith(LEVEL_MODULES[lvl] + ".") for k in sd) for lvl in LEVELS}
     if not any(present.values()):
-        raise CheckpointError(path, f"no StyleCLIP mapper weights (expected keys like 'mapper.course_mapping.mapping.1.weight'); keys start {sorted(sd)[:5]}")
+        raise CheckpointError(
+            path, f"no StyleCLIP mapper weights (expected keys like 'mapper.course_mapping.mapping.1.weight'); keys start {sorted(sd)[:5]}"
+        )
     for lvl in LEVELS:  # opts and weights must agree on which levels exist
         flag = o.get(f"no_{lvl}_mapper")
         if flag is not None and bool(flag) == present[lvl]:
-            raise CheckpointError(path, f"opts say no_{lvl}_mapper={flag} but the {lvl} weights are {'present' if present[lvl] else 'missing'}")
+            raise CheckpointError(
+                path, f"opts say no_{lvl}_mapper={flag} but the {lvl} weights are {'present' if present[lvl] else 'missing'}"
+            )
     first = next(lvl for lvl in LEVELS if present[lvl])
     prefix = LEVEL_MODULES[first] + ".mapping."
     layer_ids = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(re.escape(prefix) + r"(\d+)\.weight", k))})

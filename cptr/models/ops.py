@@ -18,6 +18,17 @@ from cptr.ops import (
 )
 
 __all__ = [
-    "SQRT2", "FusedLeakyReLU", "Impl", "default_impl", "fused_leaky_relu", "fused_leaky_relu_ref", "make_kernel", "parse_pad",
-    "register_cuda_impl", "set_default_impl", "unregister_cuda_impl", "upfirdn2d", "upfirdn2d_ref",
+    "SQRT2",
+    "FusedLeakyReLU",
+    "Impl",
+    "default_impl",
+    "fused_leaky_relu",
+    "fused_leaky_relu_ref",
+    "make_kernel",
+    "parse_pad",
+    "register_cuda_impl",
+    "set_default_impl",
+    "unregister_cuda_impl",
+    "upfirdn2d",
+    "upfirdn2d_ref",
 ]

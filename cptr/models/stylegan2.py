@@ -35,6 +35,7 @@ def _check_size(size: int) -> int:
         raise ValueError(f"image size must be a power of two >= 8, got {size}")
     return log_size
 
+
 NOISE_MODES = ("const", "random", "none")  # NVlabs' noise_mode: stored buffers, fresh maps, zeros
 
 
@@ -233,8 +234,16 @@ class ConstantInput(nn.Module):
 class StyledConv(nn.Module):
     """Modulated conv, noise and bias + leaky ReLU: one synthesis layer."""
 
-    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int, upsample: bool = False,
-                 blur_kernel: Sequence[float] = DEFAULT_BLUR, demodulate: bool = True):
+    def __init__(
+        self,
+        in_channel: int,
+        out_channel: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        blur_kernel: Sequence[float] = DEFAULT_BLUR,
+        demodulate: bool = True,
+    ):
         super().__init__()  # rosinality's arguments, handed to the modulated conv
         self.conv = ModulatedConv2d(
             in_channel, out_channel, kernel_size, style_dim, upsample=upsample, blur_kernel=blur_kernel, demodulate=demodulate
@@ -350,7 +359,9 @@ class Generator(nn.Module):
         """Shape of each synthesis layer's noise map, ``[batch, 1, res, res]``."""
         return [(batch, 1, r, r) for r in map(self.layer_resolution, range(self.num_layers))]
 
-    def make_noise(self, batch: int = 1, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> list[torch.Tensor]:
+    def make_noise(
+        self, batch: int = 1, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> list[torch.Tensor]:
         """Fresh noise maps for every layer (``[batch, 1, res, res]``; ``generator`` seeds them)."""
         device = self.input.input.device if device is None else torch.device(device)
         return [torch.randn(*shape, generator=generator, device=device) for shape in self.noise_shapes(batch)]

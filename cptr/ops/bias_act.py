@@ -91,8 +91,13 @@ class _FusedBiasLeakyReLUPlugin(Function):
     @staticmethod
     def symbolic(g, x, bias, negative_slope, scale):  # pragma: no cover - runs inside the exporter
         return g.op(
-            f"{PLUGIN_DOMAIN}::FusedBiasLeakyReLU", x, bias, negative_slope_f=negative_slope, scale_f=scale,
-            plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
+            f"{PLUGIN_DOMAIN}::FusedBiasLeakyReLU",
+            x,
+            bias,
+            negative_slope_f=negative_slope,
+            scale_f=scale,
+            plugin_namespace_s=PLUGIN_NAMESPACE,
+            plugin_version_s=PLUGIN_VERSION,
         ).setType(x.type())
 
 

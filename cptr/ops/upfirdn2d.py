@@ -139,8 +139,17 @@ class _UpFirDn2dPlugin(Function):
     def symbolic(g, x, kernel, up, down, pad0, pad1, taps):  # pragma: no cover - runs inside the exporter
         kh, kw = kernel.type().sizes()
         return g.op(
-            f"{PLUGIN_DOMAIN}::UpFirDn2d", x, up_i=up, down_i=down, pad0_i=pad0, pad1_i=pad1, kh_i=kh, kw_i=kw,
-            kernel_f=list(taps), plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION,
+            f"{PLUGIN_DOMAIN}::UpFirDn2d",
+            x,
+            up_i=up,
+            down_i=down,
+            pad0_i=pad0,
+            pad1_i=pad1,
+            kh_i=kh,
+            kw_i=kw,
+            kernel_f=list(taps),
+            plugin_namespace_s=PLUGIN_NAMESPACE,
+            plugin_version_s=PLUGIN_VERSION,
         ).setType(x.type())
 
 

@@ -20,8 +20,19 @@ from cptr.contracts import (  # the codes and their wire form are part of the co
 )
 
 CODES = ERROR_CODES
-__all__ = ["BAD_IMAGE", "BAD_REQUEST", "CODES", "FACE_TOO_SMALL", "IMAGE_TOO_LARGE", "INTERNAL", "NO_FACE", "RequestError",
-           "error_code", "format_error", "parse_error"]
+__all__ = [
+    "BAD_IMAGE",
+    "BAD_REQUEST",
+    "CODES",
+    "FACE_TOO_SMALL",
+    "IMAGE_TOO_LARGE",
+    "INTERNAL",
+    "NO_FACE",
+    "RequestError",
+    "error_code",
+    "format_error",
+    "parse_error",
+]
 
 
 class RequestError(ValueError):

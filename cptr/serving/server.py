@@ -131,8 +131,10 @@ def exposure_warning(host: str, what: str = "Triton", thing: str = "the server")
     if is_loopback(host):
         return None
     where = "every interface" if host in ("", "0.0.0.0", "::") else host
-    return (f"warning: listening on {where}: {what} has no authentication, so anyone who can reach this machine can use "
-            f"{thing}; use --host 127.0.0.1 unless a trusted network or an authenticating proxy stands in front")
+    return (
+        f"warning: listening on {where}: {what} has no authentication, so anyone who can reach this machine can use "
+        f"{thing}; use --host 127.0.0.1 unless a trusted network or an authenticating proxy stands in front"
+    )
 
 
 def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
@@ -275,7 +277,9 @@ class TritonServer:
     ):
         self.model_repository = Path(model_repository).resolve()
         if not self.model_repository.is_dir():
-            raise FileNotFoundError(f"model repository {self.model_repository} does not exist; build one with: cptr-export --style demo --out {model_repository}")
+            raise FileNotFoundError(
+                f"model repository {self.model_repository} does not exist; build one with: cptr-export --style demo --out {model_repository}"
+            )
         self.host = host
         bind = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.http_port = http_port or free_port(bind)
@@ -498,7 +502,13 @@ def _summary(server: TritonServer) -> str:
     count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
     what = f"serving {', '.join(served)} ({count} in all)" if served else f"serving {count}"
     listen = _listen_host(server.host)
-    where = "" if listen == server._client_host else f" (listening on {listen}, every interface)" if listen == "0.0.0.0" else f" (listening on {listen})"
+    where = (
+        ""
+        if listen == server._client_host
+        else f" (listening on {listen}, every interface)"
+        if listen == "0.0.0.0"
+        else f" (listening on {listen})"
+    )
     return (
         f"cptr serve: ready on http://{server.http_url} (HTTP), {server.grpc_url} (gRPC), {server.metrics_url}{where}; "
         f"{what}; Triton log: {server.log_path}; Ctrl-C stops"
@@ -545,8 +555,12 @@ def serve(server: TritonServer) -> int:
         server.echo_errors = True
         watcher = None
         if server.watch:
-            watcher = threading.Thread(target=control.watch, name="cptr-watch", daemon=True,
-                                       args=(server.http_url, server.model_repository, stopping, lambda m: print(f"cptr serve: {m}", flush=True)))
+            watcher = threading.Thread(
+                target=control.watch,
+                name="cptr-watch",
+                daemon=True,
+                args=(server.http_url, server.model_repository, stopping, lambda m: print(f"cptr serve: {m}", flush=True)),
+            )
             watcher.start()
         while server.is_alive():
             time.sleep(0.2)

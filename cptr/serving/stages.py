@@ -90,7 +90,8 @@ def decode_and_align(data: bytes, size: int = ALIGNED_SIZE) -> tuple[np.ndarray,
 
     if len(data) > MAX_IMAGE_BYTES:
         raise RequestError(
-            IMAGE_TOO_LARGE, f"the photo is {len(data) / 2**20:.1f} MiB, more than the limit of {MAX_IMAGE_BYTES / 2**20:.0f} MiB; send a smaller JPEG"
+            IMAGE_TOO_LARGE,
+            f"the photo is {len(data) / 2**20:.1f} MiB, more than the limit of {MAX_IMAGE_BYTES / 2**20:.0f} MiB; send a smaller JPEG",
         )
     photo = load_image(data, max_pixels=MAX_IMAGE_PIXELS)
     face = detect_landmarks(photo)[0]
@@ -136,7 +137,7 @@ def paste_into_photo(photo: np.ndarray, stylized: np.ndarray, transform: np.ndar
 
 def grey(rgb: np.ndarray) -> np.ndarray:
     """uint8 ``[H, W, 3]`` -> the same image in grey (ITU-R 601 luma, as Pillow's ``convert("L")``), still 3 channels."""
-    luma = (rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114))
+    luma = rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
     return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 

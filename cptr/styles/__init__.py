@@ -108,9 +108,11 @@ class StyleInfo:
 
 def no_encoder_hint(name: str) -> str:
     """What to do when style ``name`` has no encoder, so photos cannot be cartoonized (one wording everywhere)."""
-    return (f"style '{name}' has no encoder, so photos cannot be cartoonized with it (only random faces: generate). "
-            f"Register e4e or pSp weights: cptr styles add {name} --source ... --target ... --encoder e4e_ffhq_encode.pt --replace; "
-            "or train one for its source: cptr-train encoder --generator SOURCE --out runs/encoder")
+    return (
+        f"style '{name}' has no encoder, so photos cannot be cartoonized with it (only random faces: generate). "
+        f"Register e4e or pSp weights: cptr styles add {name} --source ... --target ... --encoder e4e_ffhq_encode.pt --replace; "
+        "or train one for its source: cptr-train encoder --generator SOURCE --out runs/encoder"
+    )
 
 
 def store_dir() -> Path:
@@ -226,8 +228,8 @@ def add_style(
     The blend defaults are validated against the generator. ``copy=True`` copies the checkpoints
     into ``$CPTR_HOME/models/<name>/`` so the registry does not depend on the original files.
     """
-    from cptr.styles.blend import GeneratorMismatchError, blend_generators, check_compatible
     from cptr.models.checkpoints import CheckpointError, load_generator
+    from cptr.styles.blend import GeneratorMismatchError, blend_generators, check_compatible
 
     validate_name(name)
     if name == DEMO_NAME:
@@ -288,8 +290,16 @@ def _update_style(name: str, what: str, **changes: Any) -> StyleInfo:
     info = get_style(name)
     if info.builtin:
         raise StyleError(f"the built-in style '{name}' cannot hold {what}; register a style with: cptr styles add NAME ...")
-    fields = {"alpha": info.alpha, "swap_res": info.swap_res, "blend_width": info.blend_width, "inject_k": info.inject_k,
-              "encoder": info.encoder, "mappers": info.mappers, "description": info.description, **changes}
+    fields = {
+        "alpha": info.alpha,
+        "swap_res": info.swap_res,
+        "blend_width": info.blend_width,
+        "inject_k": info.inject_k,
+        "encoder": info.encoder,
+        "mappers": info.mappers,
+        "description": info.description,
+        **changes,
+    }
     return add_style(info.name, info.source, info.target, replace=True, **fields)
 
 
@@ -325,11 +335,10 @@ def load_style_generators(name: str, device: str = "cpu"):
     """``(source, target)`` generators of style ``name`` in eval mode (``latent_avg`` attached)."""
     info = get_style(name)
     if info.builtin:
-
         if missing_assets():
             raise StyleError(f"the demo models are missing from the package ({', '.join(p.name for p in missing_assets())}); {TRAIN_HINT}")
-    from cptr.styles.blend import check_compatible
     from cptr.models.checkpoints import CheckpointError, load_generator
+    from cptr.styles.blend import check_compatible
 
     try:
         source, target = load_generator(info.source, device=device), load_generator(info.target, device=device)

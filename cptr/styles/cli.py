@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from cptr.styles import DEFAULT_ALPHA, StyleError, add_style, get_style, list_styles, no_encoder_hint, registry_path, remove_style, validate_name
+from cptr.styles import (
+    DEFAULT_ALPHA,
+    StyleError,
+    add_style,
+    get_style,
+    list_styles,
+    no_encoder_hint,
+    registry_path,
+    remove_style,
+    validate_name,
+)
 
 app = typer.Typer(
     help="Manage the style registry ($CPTR_HOME/styles.json).\n\n"
@@ -55,7 +65,9 @@ def _list_cmd() -> None:
     for s in styles:
         extra = f" swap_res={s.swap_res}" if s.swap_res else ""
         can = "serves=" + ",".join(s.capabilities) + ("" if s.encoder else " (no encoder: no cartoonize)")
-        typer.echo(f"{s.name:16s} alpha={s.alpha:g}{extra} {can}  {'(built-in) ' if s.builtin else ''}{s.target if not s.builtin else s.description}")
+        typer.echo(
+            f"{s.name:16s} alpha={s.alpha:g}{extra} {can}  {'(built-in) ' if s.builtin else ''}{s.target if not s.builtin else s.description}"
+        )
 
 
 @app.command("show")
@@ -103,8 +115,18 @@ def _add_cmd(
     """
     try:
         info = add_style(
-            name, source, target, alpha=alpha, swap_res=swap_res, blend_width=blend_width, inject_k=inject_k,
-            encoder=encoder, mappers=parse_mapper_options(mapper), description=description, copy=copy, replace=replace,
+            name,
+            source,
+            target,
+            alpha=alpha,
+            swap_res=swap_res,
+            blend_width=blend_width,
+            inject_k=inject_k,
+            encoder=encoder,
+            mappers=parse_mapper_options(mapper),
+            description=description,
+            copy=copy,
+            replace=replace,
         )
     except StyleError as e:
         _fail(e)

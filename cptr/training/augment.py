@@ -57,7 +57,9 @@ def _eye(n: int, k: int) -> torch.Tensor:
     return torch.eye(k).expand(n, k, k).clone()
 
 
-def sample_augment_params(n: int, p: float, size: int, generator: torch.Generator, transforms: tuple[str, ...] = TRANSFORMS) -> AugmentParams:
+def sample_augment_params(
+    n: int, p: float, size: int, generator: torch.Generator, transforms: tuple[str, ...] = TRANSFORMS
+) -> AugmentParams:
     """Draw the transforms of ``n`` images of ``size`` px, each transform applied with probability ``p``.
 
     The number of draws does not depend on ``p``, so a batch's randomness is the same for every p.
@@ -207,8 +209,14 @@ class AdaptiveAugment:
 
     def state_dict(self) -> dict[str, float | int]:
         return {
-            "p": self.p, "r_t": self.r_t, "sign_sum": self._sign_sum, "count": self._count, "calls": self._calls,
-            "target": self.target, "length": self.length, "interval": self.interval,
+            "p": self.p,
+            "r_t": self.r_t,
+            "sign_sum": self._sign_sum,
+            "count": self._count,
+            "calls": self._calls,
+            "target": self.target,
+            "length": self.length,
+            "interval": self.interval,
         }
 
     def load_state_dict(self, state: dict) -> None:

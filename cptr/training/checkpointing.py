@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from cptr.models.checkpoints import CheckpointError, load_torch_file
 from cptr.io import atomic_path
+from cptr.models.checkpoints import CheckpointError, load_torch_file
 
 FORMAT = "cptr-finetune-1"
 CHECKPOINT_RE = re.compile(r"^(\d{6,})\.pt$")

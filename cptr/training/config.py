@@ -23,9 +23,31 @@ EMA_DECAY = 0.5 ** (32 / (10 * 1000))
 # Settings that define the optimisation itself: a resumed run must keep them (or it would not
 # continue the same run). Everything else (length, logging, device, data location) may change.
 LOCKED = (
-    "source", "grow_from", "freeze_style", "freeze_g", "freeze_d", "structure_loss", "structure_target", "structure_weight", "encoder_fraction", "encoder_n", "noise",
-    "augment", "ada_target", "ada_length", "ada_every", "global_batch", "lr", "r1", "d_reg_every",
-    "path_reg", "g_reg_every", "path_batch_shrink", "mixing", "ema", "seed",
+    "source",
+    "grow_from",
+    "freeze_style",
+    "freeze_g",
+    "freeze_d",
+    "structure_loss",
+    "structure_target",
+    "structure_weight",
+    "encoder_fraction",
+    "encoder_n",
+    "noise",
+    "augment",
+    "ada_target",
+    "ada_length",
+    "ada_every",
+    "global_batch",
+    "lr",
+    "r1",
+    "d_reg_every",
+    "path_reg",
+    "g_reg_every",
+    "path_batch_shrink",
+    "mixing",
+    "ema",
+    "seed",
 )
 # What a run does with the synthesis layers' per-pixel noise strengths (NoiseInjection.weight):
 # "train" learns them (rosinality, NVlabs); "off" sets them to 0 and freezes them, for a target domain
@@ -40,9 +62,20 @@ ARCH = ("size", "channels", "style_dim", "n_mlp", "channel_multiplier")
 # except R1, which suits small images lower (NVlabs' heuristic gamma = 0.0002 * size^2 / batch is far
 # below 10 at 64 px), and a small default architecture that trains on a CPU.
 SOURCE_DEFAULTS: dict[str, Any] = {
-    "freeze_style": 0, "freeze_g": 0, "freeze_d": 0, "structure_loss": 0, "augment": "none",
-    "path_reg": 2.0, "r1": 1.0, "batch": 16, "iters": 4000, "size": 64, "style_dim": 256, "n_mlp": 4,
-    "channels": "128,128,64,32,32", "out": "runs/source",
+    "freeze_style": 0,
+    "freeze_g": 0,
+    "freeze_d": 0,
+    "structure_loss": 0,
+    "augment": "none",
+    "path_reg": 2.0,
+    "r1": 1.0,
+    "batch": 16,
+    "iters": 4000,
+    "size": 64,
+    "style_dim": 256,
+    "n_mlp": 4,
+    "channels": "128,128,64,32,32",
+    "out": "runs/source",
 }
 
 
@@ -56,7 +89,9 @@ def parse_channels(spec: str, size: int) -> dict[int, int]:
         else:
             out = {2 ** (i + 2): int(v) for i, v in enumerate(items)}
     except ValueError:
-        raise ValueError(f"--channels must be widths like 128,128,64,32,32 (4 px up to {size} px) or 4:128,8:128,...; got {spec!r}") from None
+        raise ValueError(
+            f"--channels must be widths like 128,128,64,32,32 (4 px up to {size} px) or 4:128,8:128,...; got {spec!r}"
+        ) from None
     want = [2**i for i in range(2, 2 + n)]
     if sorted(out) != want or any(v <= 0 for v in out.values()):
         raise ValueError(f"--channels must give one positive width for each of {want} px, got {spec!r}")
@@ -173,7 +208,19 @@ class TrainConfig:
             problems.append(f"--structure-target must be rgb or features, got {self.structure_target!r}")
         if self.augment not in ("ada", "none"):
             problems.append(f"--augment must be ada or none, got {self.augment!r}")
-        for name in ("iters", "batch", "d_reg_every", "g_reg_every", "path_batch_shrink", "sample_every", "save_every", "n_sample", "log_every", "ada_every", "ada_length"):
+        for name in (
+            "iters",
+            "batch",
+            "d_reg_every",
+            "g_reg_every",
+            "path_batch_shrink",
+            "sample_every",
+            "save_every",
+            "n_sample",
+            "log_every",
+            "ada_every",
+            "ada_length",
+        ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         for name in ("lr", "r1", "path_reg", "structure_weight"):

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch.utils.data import Sampler
 
@@ -17,6 +19,7 @@ from cptr.data.datasets import (  # noqa: F401 - the trainers' data API in one p
     DatasetError,
     ImageFolderDataset,
     LMDBDataset,
+    _lmdb,
     is_lmdb,
     list_image_files,
     lmdb_key,
@@ -24,7 +27,6 @@ from cptr.data.datasets import (  # noqa: F401 - the trainers' data API in one p
     resize_center_crop,
     to_tensor,
     write_lmdb,
-    _lmdb,
 )
 from cptr.training.rng import stream_seed
 
@@ -32,7 +34,6 @@ from cptr.training.rng import stream_seed
 def hflip(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Mirror the images [B, 3, H, W] where ``flip`` [B] (bool) is set."""
     return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
-
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -48,7 +49,9 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def _perm(self, epoch: int) -> torch.Tensor:
         if epoch not in self._perms:
-            self._perms = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(stream_seed(self.seed, epoch, "data-order")))}
+            self._perms = {
+                epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(stream_seed(self.seed, epoch, "data-order")))
+            }
         return self._perms[epoch]
 
     def global_indices(self, step: int) -> list[int]:

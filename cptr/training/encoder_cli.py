@@ -27,16 +27,26 @@ def encoder_command(
     generator: Path | None = typer.Option(None, "--generator", help="Generator checkpoint instead of --style."),
     out: Out = Path("runs/encoder"),
     width: str = typer.Option("full", "--width", help="'full' (pSp's IR-SE50 GradualStyleEncoder) or 'small' (one unit per stage)."),
-    work_size: int = typer.Option(256, "--work-size", help="Resolution the encoder's backbone works at: the 256 px aligned crop is area-pooled to it (smaller = faster, for small generators)."),
+    work_size: int = typer.Option(
+        256,
+        "--work-size",
+        help="Resolution the encoder's backbone works at: the 256 px aligned crop is area-pooled to it (smaller = faster, for small generators).",
+    ),
     head: str = typer.Option("psp", "--head", help="'psp' (independent W+ entries) or 'e4e' (one w plus deltas)."),
     images: Path | None = typer.Option(None, "--images", help="Folder of aligned real faces for extra pixel/identity losses."),
     arcface_weights: Path | None = typer.Option(None, "--arcface-weights", help="model_ir_se50.pth: adds the identity loss."),
-    perceptual_weights: Path | None = typer.Option(None, "--perceptual-weights", help="A face critic's weights (cptr-train critic) whose features give an LPIPS-style loss, in place of pSp's LPIPS term. Use one trained apart from the critic that judges the results (--render-seed)."),
+    perceptual_weights: Path | None = typer.Option(
+        None,
+        "--perceptual-weights",
+        help="A face critic's weights (cptr-train critic) whose features give an LPIPS-style loss, in place of pSp's LPIPS term. Use one trained apart from the critic that judges the results (--render-seed).",
+    ),
     lambda_latent: float = typer.Option(1.0, "--lambda-latent", min=0.0),
     lambda_l2: LambdaL2 = 1.0,
     lambda_l1: float = typer.Option(0.0, "--lambda-l1", min=0.0),
     lambda_id: LambdaId = 0.1,
-    lambda_perceptual: float = typer.Option(0.8, "--lambda-perceptual", min=0.0, help="Weight of the --perceptual-weights loss (pSp's LPIPS lambda)."),
+    lambda_perceptual: float = typer.Option(
+        0.8, "--lambda-perceptual", min=0.0, help="Weight of the --perceptual-weights loss (pSp's LPIPS lambda)."
+    ),
     steps: Steps = 20000,
     batch: Batch = 8,
     lr: LearningRate = 1e-4,
@@ -51,10 +61,29 @@ def encoder_command(
     from cptr.training.encoder_train import EncoderJob, run_encoder_job
 
     job = EncoderJob(
-        style=style, generator=generator, out=out, width=width, work_size=work_size, head=head, images=images,
-        arcface_weights=arcface_weights, perceptual_weights=perceptual_weights, lambda_latent=lambda_latent, lambda_l2=lambda_l2,
-        lambda_l1=lambda_l1, lambda_id=lambda_id, lambda_perceptual=lambda_perceptual, steps=steps, batch=batch, lr=lr, sample_every=sample_every, save_every=save_every,
-        register=register, seed=seed, device=device, quiet=quiet,
+        style=style,
+        generator=generator,
+        out=out,
+        width=width,
+        work_size=work_size,
+        head=head,
+        images=images,
+        arcface_weights=arcface_weights,
+        perceptual_weights=perceptual_weights,
+        lambda_latent=lambda_latent,
+        lambda_l2=lambda_l2,
+        lambda_l1=lambda_l1,
+        lambda_id=lambda_id,
+        lambda_perceptual=lambda_perceptual,
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        sample_every=sample_every,
+        save_every=save_every,
+        register=register,
+        seed=seed,
+        device=device,
+        quiet=quiet,
     )
     run_job(run_encoder_job, job)
 

@@ -28,8 +28,8 @@ from torch import nn
 
 from cptr.models.encoder import Encoder
 from cptr.models.stylegan2 import Generator
-from cptr.training.mapper_train import render, training_view  # the same frozen, deterministic synthesis
 from cptr.progress import StepProgress
+from cptr.training.mapper_train import render, training_view  # the same frozen, deterministic synthesis
 
 
 @dataclass
@@ -97,7 +97,9 @@ def train_encoder(
     target) -> scalar`` modules (ArcFace's identity loss, :class:`cptr.data.critic.PerceptualLoss`).
     """
     if (encoder.n_latent, encoder.style_dim) != (g.n_latent, g.style_dim):
-        raise ValueError(f"the encoder predicts W+ [{encoder.n_latent}, {encoder.style_dim}] but the generator uses [{g.n_latent}, {g.style_dim}]")
+        raise ValueError(
+            f"the encoder predicts W+ [{encoder.n_latent}, {encoder.style_dim}] but the generator uses [{g.n_latent}, {g.style_dim}]"
+        )
     device = encoder.latent_avg.device
     g = training_view(g)
     mean = generator_mean_latent(g, seed).to(device)
@@ -134,7 +136,9 @@ class _ImageLosses:
 
     def __init__(self, weights: EncoderLossWeights, id_loss: nn.Module | None, perceptual_loss: nn.Module | None):
         terms: list[tuple[str, float, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = [
-            ("l2", weights.l2, F.mse_loss), ("l1", weights.l1, F.l1_loss)]
+            ("l2", weights.l2, F.mse_loss),
+            ("l1", weights.l1, F.l1_loss),
+        ]
         if id_loss is not None:
             terms.append(("id", weights.id, id_loss))
         if perceptual_loss is not None:
@@ -213,9 +217,9 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     writes checkpoints/ and samples/ under ``job.out``, reports the reconstruction error and (with
     ``job.register`` and a user style) sets it on the style. Returns the final checkpoint; raises
     :class:`~cptr.training.jobs.JobError`."""
-    from cptr.models.checkpoints import CheckpointError
     from cptr.contracts import ALIGNED_SIZE
     from cptr.models.arcface import IDLoss, load_arcface
+    from cptr.models.checkpoints import CheckpointError
     from cptr.models.clip_shim import WeightsNotFoundError
     from cptr.models.encoder import save_encoder, small_encoder_config
     from cptr.training.jobs import JobError, endless_batches, load_source_generator, pick_device
@@ -250,8 +254,15 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, job.seed).cpu()).to(device)
     real = endless_batches(job.images, ALIGNED_SIZE, job.batch, job.seed) if job.images is not None else None
     weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id, job.lambda_perceptual)
-    opts = {"batch_size": job.batch, "learning_rate": job.lr, "max_steps": job.steps, "l2_lambda": job.lambda_l2,
-            "id_lambda": job.lambda_id, "w_lambda": job.lambda_latent, "lpips_lambda": job.lambda_perceptual if perceptual else 0.0}
+    opts = {
+        "batch_size": job.batch,
+        "learning_rate": job.lr,
+        "max_steps": job.steps,
+        "l2_lambda": job.lambda_l2,
+        "id_lambda": job.lambda_id,
+        "w_lambda": job.lambda_latent,
+        "lpips_lambda": job.lambda_perceptual if perceptual else 0.0,
+    }
     ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
     gen = torch.Generator().manual_seed(job.seed + 99)
     fixed = sample_training_latents(g, 4, gen, generator_mean_latent(g, job.seed).to(device))
@@ -263,7 +274,9 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
         if job.save_every and step % job.save_every == 0 and step != job.steps:
             save_encoder(enc, ckpt_dir / f"iteration_{step}.pt", opts)
 
-    train_encoder(enc, g, job.steps, job.batch, job.lr, weights, idl, real, job.seed, on_step, progress=not job.quiet, perceptual_loss=perceptual)
+    train_encoder(
+        enc, g, job.steps, job.batch, job.lr, weights, idl, real, job.seed, on_step, progress=not job.quiet, perceptual_loss=perceptual
+    )
     final = ckpt_dir / "encoder.pt"
     save_encoder(enc, final, opts)
     save_reconstruction_grid(enc, g, fixed, sample_dir / "final.png")

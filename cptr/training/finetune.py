@@ -33,16 +33,17 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn, optim
 
+from cptr.io import sha256_file
 from cptr.models.checkpoints import CheckpointError
 from cptr.models.encoder import Encoder, load_encoder
-from cptr.io import sha256_file
 from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv
 from cptr.training import distributed as dist_utils
 from cptr.training.augment import AdaptiveAugment, augment, sample_augment_params
@@ -62,9 +63,9 @@ from cptr.training.freeze import (
     freezesg_latents,
     generator_trainable,
     is_noise_strength,
-    silence_noise,
     mix_latents,
     set_requires_grad,
+    silence_noise,
 )
 from cptr.training.losses import (
     d_logistic_loss,
@@ -189,12 +190,16 @@ class Finetuner:
         if self.scratch:
             torch.manual_seed(cfg.seed)
             channels = parse_channels(cfg.channels, cfg.size) if cfg.channels else None
-            base = Generator(cfg.size, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, channel_multiplier=cfg.channel_multiplier, channels=channels)
+            base = Generator(
+                cfg.size, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, channel_multiplier=cfg.channel_multiplier, channels=channels
+            )
             base = base.to(self.device)
             d = Discriminator(cfg.size, channels=base.channels).to(self.device)
             if cfg.grow_from and resume is None:
                 grown = grow(base, d, cfg.grow_from)
-                self.log(f"grown from {cfg.grow_from}: {grown} tensors of the generator and discriminator start from it, the rest from scratch")
+                self.log(
+                    f"grown from {cfg.grow_from}: {grown} tensors of the generator and discriminator start from it, the rest from scratch"
+                )
         else:
             if not Path(cfg.source).is_file():
                 raise FileNotFoundError(f"source model {cfg.source} not found; pass --source PATH (a rosinality .pt or NVlabs .pkl)")
@@ -214,7 +219,9 @@ class Finetuner:
         self.struct_res = structure_resolutions(base.size, cfg.structure_loss)
         frozen = self.plan.frozen_resolutions(base)
         if self.struct_res and frozen and max(self.struct_res) <= max(frozen):
-            self.log(f"note: every layer feeding the structure loss ({self.struct_res} px) is frozen by --freeze-g {cfg.freeze_g}; it has no effect")
+            self.log(
+                f"note: every layer feeding the structure loss ({self.struct_res} px) is frozen by --freeze-g {cfg.freeze_g}; it has no effect"
+            )
 
         # Training runs the modulated convs in their shared-weight form (as NVlabs' trainer does): the
         # same function as the fused grouped conv, about 1.17x faster per step on CPU (benchmarks/train_step.py).
@@ -251,7 +258,9 @@ class Finetuner:
         if cfg.encoder_fraction > 0:
             self.bank = encoded_latents(load_encoder(cfg.encoder), cfg.encoder_images, cfg.encoder_n, self.device)
             if self.bank.shape[1:] != (base.n_latent, base.style_dim):
-                raise ValueError(f"{cfg.encoder} gives W+ {tuple(self.bank.shape[1:])}, the source takes ({base.n_latent}, {base.style_dim})")
+                raise ValueError(
+                    f"{cfg.encoder} gives W+ {tuple(self.bank.shape[1:])}, the source takes ({base.n_latent}, {base.style_dim})"
+                )
             self.log(f"encoder latents: {len(self.bank)} photos from {cfg.encoder_images}, {cfg.encoder_fraction:.0%} of each batch")
 
         # ---- data
@@ -421,8 +430,14 @@ class Finetuner:
     def state(self, iters_done: int) -> dict[str, Any]:
         args = self.cfg.to_args()
         a = self.arch
-        args.update(size=a.size, latent=a.style_dim, n_mlp=a.n_mlp, channel_multiplier=a.channel_multiplier, lr_mlp=a.lr_mlp,
-                    g_channels=",".join(str(a.channels[r]) for r in sorted(a.channels)))
+        args.update(
+            size=a.size,
+            latent=a.style_dim,
+            n_mlp=a.n_mlp,
+            channel_multiplier=a.channel_multiplier,
+            lr_mlp=a.lr_mlp,
+            g_channels=",".join(str(a.channels[r]) for r in sorted(a.channels)),
+        )
         latent_avg = self.latent_avg if self.latent_avg is not None else _latent_avg(self.g_ema, self.cfg.seed)
         return {
             "g": self.g.state_dict(),
@@ -477,7 +492,9 @@ class Finetuner:
         if self.start_iter >= cfg.iters:
             self.log(f"nothing to do: the run is at iteration {self.start_iter} and --iters is {cfg.iters}")
             return FinetuneResult(self.out, None, cfg.iters, self.start_iter, 0.0, self.skipped)
-        sampler = StepBatchSampler(len(self.dataset), cfg.global_batch, cfg.seed, self.info.rank, self.info.world_size, self.start_iter, cfg.iters)
+        sampler = StepBatchSampler(
+            len(self.dataset), cfg.global_batch, cfg.seed, self.info.rank, self.info.world_size, self.start_iter, cfg.iters
+        )
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=self.device.type == "cuda"
         )
@@ -486,7 +503,13 @@ class Finetuner:
             self.out.mkdir(parents=True, exist_ok=True)
             csv_log = CSVLog(self.out / "log.csv", self.start_iter)
             tb = TensorBoardLog(self.out / "tensorboard")
-        bar = tqdm(total=cfg.iters, initial=self.start_iter, disable=cfg.quiet or not main, dynamic_ncols=True, desc="train" if self.scratch else "finetune")
+        bar = tqdm(
+            total=cfg.iters,
+            initial=self.start_iter,
+            disable=cfg.quiet or not main,
+            dynamic_ncols=True,
+            desc="train" if self.scratch else "finetune",
+        )
         last_ckpt: Path | None = None
         t0 = t_log = time.perf_counter()
         i = self.start_iter
@@ -503,14 +526,16 @@ class Finetuner:
                     vec = torch.stack([stats.get(k, torch.tensor(float("nan"), device=self.device)).float() for k in keys])
                     vec = dist_utils.reduce_mean(vec).tolist()
                     now = time.perf_counter()
-                    row = dict(zip(keys, vec), iter=done, ada_p=self.ada.p, r_t=self.ada.r_t,
-                               sec_per_iter=(now - t_log) / cfg.log_every)
+                    row = dict(zip(keys, vec), iter=done, ada_p=self.ada.p, r_t=self.ada.r_t, sec_per_iter=(now - t_log) / cfg.log_every)
                     t_log = now
                     bad = [k for k in ("d", "g") if not math.isfinite(row[k])]
                     if main:
                         csv_log.write(row)
                         tb.write(row)
-                        bar.set_postfix({k: f"{row[k]:.3f}" for k in ("d", "g", "structure", "r1") if math.isfinite(row[k])} | {"p": f"{self.ada.p:.3f}"})
+                        bar.set_postfix(
+                            {k: f"{row[k]:.3f}" for k in ("d", "g", "structure", "r1") if math.isfinite(row[k])}
+                            | {"p": f"{self.ada.p:.3f}"}
+                        )
                     if bad:
                         raise FloatingPointError(f"iteration {done}: loss {bad[0]} is not finite; lower --lr or check the data")
                 if main and (done % cfg.sample_every == 0 or done == cfg.iters):
@@ -518,7 +543,9 @@ class Finetuner:
                 if done % cfg.save_every == 0 or done == cfg.iters:
                     replicas = dist_utils.all_gather_object(self.weights_digest())
                     if len(set(replicas)) != 1:
-                        raise RuntimeError(f"iteration {done}: the processes hold different weights (digests {replicas}); the run is not reproducible")
+                        raise RuntimeError(
+                            f"iteration {done}: the processes hold different weights (digests {replicas}); the run is not reproducible"
+                        )
                     if main:
                         last_ckpt = save_checkpoint({**self.state(done), "replica_digests": replicas}, self.out, keep=cfg.keep or None)
             seconds = time.perf_counter() - t0
@@ -528,7 +555,9 @@ class Finetuner:
                 tb.close()
         dist_utils.barrier()
         result = FinetuneResult(self.out, last_ckpt, cfg.iters, self.start_iter, seconds, self.skipped)
-        self.log(f"done: {cfg.iters - self.start_iter} iterations in {seconds:.1f}s ({result.iters_per_second:.2f} it/s); checkpoint {last_ckpt}")
+        self.log(
+            f"done: {cfg.iters - self.start_iter} iterations in {seconds:.1f}s ({result.iters_per_second:.2f} it/s); checkpoint {last_ckpt}"
+        )
         return result
 
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cptr.styles.blend import inject_latents, parameter_resolution
 from cptr.models.stylegan2 import Discriminator, Generator
+from cptr.styles.blend import inject_latents, parameter_resolution
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,7 @@ def set_requires_grad(params: list[nn.Parameter], flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def mix_latents(
-    mapping: nn.Module, n_latent: int, z1: torch.Tensor, z2: torch.Tensor | None, crossover: int | None
-) -> torch.Tensor:
+def mix_latents(mapping: nn.Module, n_latent: int, z1: torch.Tensor, z2: torch.Tensor | None, crossover: int | None) -> torch.Tensor:
     """StyleGAN2 style mixing: ``W+ = [w1] * c + [w2] * (n - c)`` (``[w1] * n`` when ``z2`` is None),
     [B, n_latent, style_dim], differentiable through ``mapping``."""
     w1 = mapping(z1)

@@ -180,8 +180,8 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
     """Set up and train a mapper: checks the options, loads the generator and the losses, trains,
     writes checkpoints/ and samples/ under ``job.out`` and (with ``job.register`` and a style)
     registers it. Returns the final checkpoint; raises :class:`~cptr.training.jobs.JobError`."""
-    from cptr.models.checkpoints import CheckpointError
     from cptr.models.arcface import IDLoss, load_arcface
+    from cptr.models.checkpoints import CheckpointError
     from cptr.models.clip_loss import CLIPLoss
     from cptr.models.clip_shim import WeightsNotFoundError, load_clip
     from cptr.models.mapper import save_mapper
@@ -211,12 +211,21 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
         latents = invert_folder(job.images, job.style, job.encoder, g, device, None if job.quiet else log)
     else:
         latents = sample_latents(g, job.n_latents, job.truncation, job.seed)
-    mapper = LevelsMapper(g.n_latent, g.style_dim, coarse="coarse" in chosen, medium="medium" in chosen, fine="fine" in chosen,
-                          description=job.prompt).to(device)
+    mapper = LevelsMapper(
+        g.n_latent, g.style_dim, coarse="coarse" in chosen, medium="medium" in chosen, fine="fine" in chosen, description=job.prompt
+    ).to(device)
     weights = MapperLossWeights(job.lambda_clip, job.lambda_l2, job.lambda_id)
-    opts = {"description": job.prompt, "text_loss": f"critic:{job.critic}" if job.critic else "clip", "clip_lambda": job.lambda_clip,
-            "latent_l2_lambda": job.lambda_l2, "id_lambda": job.lambda_id, "learning_rate": job.lr, "batch_size": job.batch,
-            "max_steps": job.steps, "optim_name": "adam"}
+    opts = {
+        "description": job.prompt,
+        "text_loss": f"critic:{job.critic}" if job.critic else "clip",
+        "clip_lambda": job.lambda_clip,
+        "latent_l2_lambda": job.lambda_l2,
+        "id_lambda": job.lambda_id,
+        "learning_rate": job.lr,
+        "batch_size": job.batch,
+        "max_steps": job.steps,
+        "optim_name": "adam",
+    }
     fixed = latents[:4].to(device)
     ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
 
@@ -241,8 +250,9 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
     return final
 
 
-def invert_folder(images: Path, style: str | None, encoder_path: Path | None, g: Generator, device: str,
-                  log: Callable[[str], None] | None = None) -> torch.Tensor:
+def invert_folder(
+    images: Path, style: str | None, encoder_path: Path | None, g: Generator, device: str, log: Callable[[str], None] | None = None
+) -> torch.Tensor:
     """W+ inversions [N, n_latent, D] of every aligned face in ``images`` with the given / the style's encoder."""
     from cptr.models.checkpoints import CheckpointError
     from cptr.models.encoder import load_encoder

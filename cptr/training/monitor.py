@@ -16,7 +16,18 @@ from cptr.io import atomic_write_text
 from cptr.progress import StepProgress  # noqa: F401 - the trainers import it from here too
 
 LOG_COLUMNS = (
-    "iter", "d", "g", "structure", "r1", "path", "path_length", "real_score", "fake_score", "ada_p", "r_t", "sec_per_iter",
+    "iter",
+    "d",
+    "g",
+    "structure",
+    "r1",
+    "path",
+    "path_length",
+    "real_score",
+    "fake_score",
+    "ada_p",
+    "r_t",
+    "sec_per_iter",
 )
 
 

@@ -43,5 +43,7 @@ def load_source(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
             try:
                 d = discriminator_from_state_dict(ckpt["d"], g.size)
             except (ValueError, RuntimeError) as e:
-                raise CheckpointError(p, f"its discriminator 'd' does not fit the {g.size} px generator: {str(e).splitlines()[0]}") from None
+                raise CheckpointError(
+                    p, f"its discriminator 'd' does not fit the {g.size} px generator: {str(e).splitlines()[0]}"
+                ) from None
     return g, (d.to(device) if d is not None else None)

@@ -18,7 +18,9 @@ from cptr.models.stylegan2 import Generator, SynthesisOutputs
 __all__ = ["SynthesisNetwork", "SynthesisOutputs", "make_noise", "synthesize"]
 
 
-def make_noise(g: Generator, batch: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> list[torch.Tensor]:
+def make_noise(
+    g: Generator, batch: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> list[torch.Tensor]:
     """Per-sample noise maps for every synthesis layer: ``[batch, 1, res, res]`` each."""
     return g.make_noise(batch, generator, device)
 

@@ -6,6 +6,16 @@ from cptr.triton.layout import INDEX_FILE, LayoutError, manifest_path, read_inde
 from cptr.triton.repository import Published, publish, remove
 
 __all__ = [
-    "INDEX_FILE", "ControlError", "LayoutError", "Published", "SyncResult", "loaded_versions", "manifest_path", "publish",
-    "read_index", "read_manifest", "remove", "sync",
+    "INDEX_FILE",
+    "ControlError",
+    "LayoutError",
+    "Published",
+    "SyncResult",
+    "loaded_versions",
+    "manifest_path",
+    "publish",
+    "read_index",
+    "read_manifest",
+    "remove",
+    "sync",
 ]

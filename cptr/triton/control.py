@@ -54,8 +54,9 @@ def _base(url: str) -> str:
 
 
 def _post(url: str, path: str, body: dict[str, Any] | None = None, timeout: float = LOAD_TIMEOUT_S) -> bytes:
-    req = urllib.request.Request(_base(url) + path, data=json.dumps(body or {}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        _base(url) + path, data=json.dumps(body or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.read()
@@ -117,7 +118,6 @@ def sync(url: str, repo: Path, log: Callable[[str], None] | None = None) -> Sync
         if log:
             log(f"unloaded {model}")
     return result
-
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -29,7 +29,13 @@ LEGACY_MANIFEST = "manifest.json"
 CONFIG = "config.pbtxt"
 ENSEMBLE_PLATFORM = "ensemble"
 # Platforms and backends of the model folders cptr-export writes (config.pbtxt's platform/backend).
-PLATFORM_NAMES = {"python": "Python", "onnxruntime_onnx": "ONNX Runtime", "tensorrt_plan": "TensorRT", "openvino": "OpenVINO", "ensemble": "ensemble"}
+PLATFORM_NAMES = {
+    "python": "Python",
+    "onnxruntime_onnx": "ONNX Runtime",
+    "tensorrt_plan": "TensorRT",
+    "openvino": "OpenVINO",
+    "ensemble": "ensemble",
+}
 
 _TOP_STRING = re.compile(r'^(name|backend|platform|default_model_filename):\s*"([^"]*)"\s*$', re.M)
 _KIND = re.compile(r"\bkind:\s*(KIND_[A-Z]+)")
@@ -104,7 +110,9 @@ def _legacy_models(repo: Path, index: dict[str, Any]) -> list[str]:
 
 def write_index(repo: Path, styles: dict[str, dict[str, Any]]) -> None:
     """Write the index atomically: readers see the old one or the new one, never a mix."""
-    atomic_write_text(Path(repo) / INDEX_FILE, json.dumps({"format": INDEX_FORMAT, "styles": dict(sorted(styles.items()))}, indent=2) + "\n")
+    atomic_write_text(
+        Path(repo) / INDEX_FILE, json.dumps({"format": INDEX_FORMAT, "styles": dict(sorted(styles.items()))}, indent=2) + "\n"
+    )
 
 
 def read_manifest(repo: Path, style: str) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def relocate(manifest: dict[str, Any], placed: dict[str, int]) -> dict[str, Any]
         for key in ("file", "engine_file", "engine_weights_file"):
             path = entry.get(key)
             if v is not None and isinstance(path, str) and path.startswith(f"{name}/1/"):
-                entry[key] = f"{name}/{v}/{path[len(name) + 3:]}"
+                entry[key] = f"{name}/{v}/{path[len(name) + 3 :]}"
     return manifest
 
 

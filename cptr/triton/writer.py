@@ -86,7 +86,12 @@ class Step:
 
 
 def ensemble_config(
-    name: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], batch_max: int, steps: Sequence[Step], optional: Iterable[str] = ()
+    name: str,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    batch_max: int,
+    steps: Sequence[Step],
+    optional: Iterable[str] = (),
 ) -> str:
     """config.pbtxt of an ensemble (no batching options of its own: its steps batch).
 
@@ -152,7 +157,9 @@ def _tensor_stage(root: Path, name: str, art: StageArtifact, batch_max: int, bac
         cfg = model_config(name, art.inputs, art.outputs, batch_max, platform="tensorrt_plan", kind="KIND_GPU", default_file="model.plan")
         atomic_write_text(root / name / "config.pbtxt", cfg)
     elif backend == "native":
-        cfg = model_config(name, art.inputs, art.outputs, batch_max, platform="onnxruntime_onnx", kind="KIND_GPU", default_file="model.onnx")
+        cfg = model_config(
+            name, art.inputs, art.outputs, batch_max, platform="onnxruntime_onnx", kind="KIND_GPU", default_file="model.onnx"
+        )
         atomic_write_text(root / name / "config.pbtxt", cfg)
     else:
         cfg = model_config(name, art.inputs, art.outputs, batch_max, params={"onnx_file": "model.onnx"})
@@ -180,11 +187,21 @@ def _openvino_stage(root: Path, name: str, art: StageArtifact, batch_max: int, b
     _place_file(weights, root / placed["engine_weights_file"])
     _place_file(xml, root / placed["engine_file"])
     if backend == "native":
-        cfg = model_config(name, art.inputs, art.outputs, batch_max, backend="openvino", kind="KIND_CPU", default_file="model.xml",
-                           params=config.triton_parameters())
+        cfg = model_config(
+            name,
+            art.inputs,
+            art.outputs,
+            batch_max,
+            backend="openvino",
+            kind="KIND_CPU",
+            default_file="model.xml",
+            params=config.triton_parameters(),
+        )
         if config.precision == "fp32":
-            cfg = ("# fp32 engine. Triton's openvino backend has no parameter for f32 inference: on a CPU with bf16\n"
-                   "# (AVX-512 BF16, AMX) OpenVINO runs this model in bf16, its default there. Serve the python flavour for fp32.\n") + cfg
+            cfg = (
+                "# fp32 engine. Triton's openvino backend has no parameter for f32 inference: on a CPU with bf16\n"
+                "# (AVX-512 BF16, AMX) OpenVINO runs this model in bf16, its default there. Serve the python flavour for fp32.\n"
+            ) + cfg
         atomic_write_text(root / name / "config.pbtxt", cfg)
     else:
         params = {"onnx_file": "model.onnx", "engine": "openvino", "openvino_file": "model.xml", **config.python_parameters()}
@@ -224,17 +241,27 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
     wp_in = _one(bundle.synthesis.inputs, "synthesis input")
     img = _one(bundle.synthesis.outputs, "synthesis output")
     z_mix, w_mix = dataclasses.replace(z_in, name=C.Z_MIX), dataclasses.replace(w_out, name=C.W_MIX)
-    placed = {name: _tensor_stage(root, name, art, b, backend)
-              for name, art in ((C.model_name(C.MAPPING, style), bundle.mapping), (C.model_name(C.SYNTHESIS, style), bundle.synthesis))}
+    placed = {
+        name: _tensor_stage(root, name, art, b, backend)
+        for name, art in ((C.model_name(C.MAPPING, style), bundle.mapping), (C.model_name(C.SYNTHESIS, style), bundle.synthesis))
+    }
     if bundle.generator is not None:
         name = C.model_name(C.GENERATOR, style)
         placed[name] = {"file": f"{name}.onnx"}
         _place_file(bundle.generator.onnx_path, root / placed[name]["file"])
     seeds_params = {"style_dim": str(bundle.style_dim), "z_output": z_in.name, "z_mix_output": C.Z_MIX}
-    _python_model(root, C.model_name(C.SEEDS, style), "seeds", model_config(C.model_name(C.SEEDS, style), [C.SEED, C.MIX], [z_in, z_mix], b, params=seeds_params))
+    _python_model(
+        root,
+        C.model_name(C.SEEDS, style),
+        "seeds",
+        model_config(C.model_name(C.SEEDS, style), [C.SEED, C.MIX], [z_in, z_mix], b, params=seeds_params),
+    )
     mix_params = {"n_latent": str(bundle.n_latent), "w_input": w_out.name, "w_mix_input": C.W_MIX, "w_plus_output": wp_in.name}
     _python_model(
-        root, C.model_name(C.STYLE_MIX, style), "style_mix", model_config(C.model_name(C.STYLE_MIX, style), [w_out, w_mix, C.MIX], [wp_in], b, params=mix_params)
+        root,
+        C.model_name(C.STYLE_MIX, style),
+        "style_mix",
+        model_config(C.model_name(C.STYLE_MIX, style), [w_out, w_mix, C.MIX], [wp_in], b, params=mix_params),
     )
 
     post_image = C.image(-1, name=C.image(1).name)  # any resolution: shared by every style
@@ -260,7 +287,9 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         Step(C.model_name(C.SEEDS, style), {C.SEED.name: C.SEED.name, C.MIX.name: C.MIX.name}, {z_in.name: z_in.name, C.Z_MIX: C.Z_MIX}),
         Step(C.model_name(C.MAPPING, style), {z_in.name: z_in.name}, {w_out.name: w_out.name}),
         Step(C.model_name(C.MAPPING, style), {z_in.name: C.Z_MIX}, {w_out.name: C.W_MIX}),
-        Step(C.model_name(C.STYLE_MIX, style), {w_out.name: w_out.name, C.W_MIX: C.W_MIX, C.MIX.name: C.MIX.name}, {wp_in.name: wp_in.name}),
+        Step(
+            C.model_name(C.STYLE_MIX, style), {w_out.name: w_out.name, C.W_MIX: C.W_MIX, C.MIX.name: C.MIX.name}, {wp_in.name: wp_in.name}
+        ),
         synth_step,
         Step(C.POSTPROCESS, {post_image.name: C.SYNTHESIZED}, post_out),
     ]
@@ -277,7 +306,9 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
             raise ValueError(f"encoder input must be [3, S, S], got {list(enc_in.dims)}")
         pre = C.PREPROCESS if size == C.ALIGNED_SIZE else f"{C.PREPROCESS}_{size}"
         pre_out = dataclasses.replace(C.ALIGNED, dims=(3, size, size))
-        _python_model(root, pre, "preprocess", model_config(pre, [C.IMAGE_BYTES], [pre_out, C.TRANSFORM], b, params={"aligned_size": str(size)}))
+        _python_model(
+            root, pre, "preprocess", model_config(pre, [C.IMAGE_BYTES], [pre_out, C.TRANSFORM], b, params={"aligned_size": str(size)})
+        )
         placed[C.model_name(C.ENCODER, style)] = _tensor_stage(root, C.model_name(C.ENCODER, style), bundle.encoder, b, backend)
         front = [
             Step(pre, {C.IMAGE_BYTES.name: C.IMAGE_BYTES.name}, {C.ALIGNED.name: C.ALIGNED.name, C.TRANSFORM.name: C.TRANSFORM.name}),
@@ -285,7 +316,12 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         ]
         post = Step(
             C.POSTPROCESS,
-            {post_image.name: C.SYNTHESIZED, C.IMAGE_BYTES.name: C.IMAGE_BYTES.name, C.TRANSFORM.name: C.TRANSFORM.name, C.PASTE_BACK.name: C.PASTE_BACK.name},
+            {
+                post_image.name: C.SYNTHESIZED,
+                C.IMAGE_BYTES.name: C.IMAGE_BYTES.name,
+                C.TRANSFORM.name: C.TRANSFORM.name,
+                C.PASTE_BACK.name: C.PASTE_BACK.name,
+            },
             post_out,
         )
         plain_synth = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: C.W_PLUS_PHOTO}, {img.name: C.SYNTHESIZED})
@@ -297,7 +333,9 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
             placed[C.model_name(C.MAPPER, style, prompt)] = _tensor_stage(root, C.model_name(C.MAPPER, style, prompt), art, b, backend)
             edit = Step(C.model_name(C.MAPPER, style, prompt), {m_in.name: C.W_PLUS_PHOTO}, {m_out.name: C.W_PLUS_EDITED})
             synth = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: C.W_PLUS_EDITED}, {img.name: C.SYNTHESIZED})
-            _ensemble(root, C.cartoonize_model(style, prompt), photo_in, ens_out, b, [*front, edit, synth, post], optional=[C.PASTE_BACK.name])
+            _ensemble(
+                root, C.cartoonize_model(style, prompt), photo_in, ens_out, b, [*front, edit, synth, post], optional=[C.PASTE_BACK.name]
+            )
             ensembles.append(C.cartoonize_model(style, prompt))
     elif bundle.mappers:
         raise ValueError(f"style {style!r} has text mappers {sorted(bundle.mappers)} but no encoder; export the encoder too")
@@ -319,7 +357,13 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
 
 
 def _ensemble(
-    root: Path, name: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], b: int, steps: Sequence[Step], optional: Iterable[str] = ()
+    root: Path,
+    name: str,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    b: int,
+    steps: Sequence[Step],
+    optional: Iterable[str] = (),
 ) -> None:
     (root / name / "1").mkdir(parents=True, exist_ok=True)  # Triton wants a version directory, even empty
     atomic_write_text(root / name / "config.pbtxt", ensemble_config(name, inputs, outputs, b, steps, optional))

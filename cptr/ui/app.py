@@ -71,7 +71,14 @@ def _pass_photo_through(photo: Any) -> None:
     photo.preprocess = preprocess
 
 
-def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend: UIBackend | None = None, concurrency: int = 4, timeout_s: float = 60.0) -> Any:
+def build_app(
+    client_url: str | None = None,
+    protocol: str = "grpc",
+    *,
+    backend: UIBackend | None = None,
+    concurrency: int = 4,
+    timeout_s: float = 60.0,
+) -> Any:
     """The page as a ``gradio.Blocks``; ``demo.cptr_backend`` is its :class:`UIBackend` (close it after the page)."""
     import gradio as gr
 
@@ -81,7 +88,10 @@ def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend:
         if error:
             return _msg("error", error)
         if not cat.styles:
-            return _msg("error", f"The server at {be.address} serves no CPTR style. Export one with: cptr-export --style demo --out triton_repo, then restart cptr serve.")
+            return _msg(
+                "error",
+                f"The server at {be.address} serves no CPTR style. Export one with: cptr-export --style demo --out triton_repo, then restart cptr serve.",
+            )
         edits = sum(len(p) for p in cat.prompts.values())
         what = f"{len(cat.styles)} style{'s' if len(cat.styles) != 1 else ''} ({', '.join(cat.styles)})"
         if edits:
@@ -109,7 +119,9 @@ def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend:
         n = be.mix_layers(style) if style else None
         if not n or n < 2:
             return gr.update()
-        return gr.update(maximum=n - 1, info=f"0 = no mixing; 1 to {n - 1}: W+ layers from this one on come from the mix seed (lower = more of it).")
+        return gr.update(
+            maximum=n - 1, info=f"0 = no mixing; 1 to {n - 1}: W+ layers from this one on come from the mix seed (lower = more of it)."
+        )
 
     def on_photo_style(cat_prompts: dict[str, list[str]], style: str | None) -> Any:
         return gr.update(choices=prompt_choices(cat_prompts, style), value=NO_PROMPT)
@@ -166,28 +178,46 @@ def build_app(client_url: str | None = None, protocol: str = "grpc", *, backend:
             cartoon_status = gr.HTML("", elem_id="cartoon-status")
             with gr.Row():
                 shown = {"type": "filepath", "format": "png", "interactive": False, "height": 300, "buttons": ["download", "fullscreen"]}
-                aligned = gr.Image(label="Aligned crop (the server's face alignment)", elem_id="aligned", elem_classes="cptr-pixels", **shown)
+                aligned = gr.Image(
+                    label="Aligned crop (the server's face alignment)", elem_id="aligned", elem_classes="cptr-pixels", **shown
+                )
                 cartoon = gr.Image(label="Cartoon", elem_id="cartoon", elem_classes="cptr-pixels", **shown)
                 pasted = gr.Image(label="Pasted back into the photo", visible=False, elem_id="pasted", **shown)
-            downloads = gr.File(label="Download (PNG, as the server sent it)", file_count="multiple", interactive=False, elem_id="downloads")
+            downloads = gr.File(
+                label="Download (PNG, as the server sent it)", file_count="multiple", interactive=False, elem_id="downloads"
+            )
 
         with gr.Tab("Random faces", elem_id="tab-faces"):
             with gr.Row():
                 face_style = gr.Dropdown(label="Style", choices=[], elem_id="face-style")
-                seeds = gr.Textbox(label="Seeds", value="0-7", info=f"Numbers and ranges, e.g. 0-7,42 (at most {MAX_FACES}).", elem_id="seeds")
+                seeds = gr.Textbox(
+                    label="Seeds", value="0-7", info=f"Numbers and ranges, e.g. 0-7,42 (at most {MAX_FACES}).", elem_id="seeds"
+                )
                 mix_seed = gr.Number(label="Mix seed", value=42, precision=0, minimum=0, elem_id="mix-seed")
                 mix_layer = gr.Slider(label="Mix layer", minimum=0, maximum=16, step=1, value=0,
                                       info="0 = no mixing.", elem_id="mix-layer")  # fmt: skip
             gen = gr.Button("Generate", variant="primary", elem_id="generate")
             faces_status = gr.HTML("", elem_id="faces-status")
-            faces = gr.Gallery(label="Random faces", columns=8, object_fit="contain", buttons=["download", "fullscreen"], elem_id="faces", elem_classes="cptr-pixels")
+            faces = gr.Gallery(
+                label="Random faces",
+                columns=8,
+                object_fit="contain",
+                buttons=["download", "fullscreen"],
+                elem_id="faces",
+                elem_classes="cptr-pixels",
+            )
 
         loaded = [server_status, prompts_state, photo_style, prompt, face_style, mix_layer]
         demo.load(refresh, [photo_style, face_style], loaded, queue=False)
         refresh_btn.click(refresh, [photo_style, face_style], loaded, queue=False)
         photo_style.change(on_photo_style, [prompts_state, photo_style], prompt, queue=False)
         face_style.change(mix_slider, face_style, mix_layer, queue=False)
-        go.click(cartoonize, [photo, photo_style, prompt, paste_back], [cartoon_status, aligned, cartoon, pasted, downloads], concurrency_limit=concurrency)
+        go.click(
+            cartoonize,
+            [photo, photo_style, prompt, paste_back],
+            [cartoon_status, aligned, cartoon, pasted, downloads],
+            concurrency_limit=concurrency,
+        )
         gen.click(generate, [seeds, face_style, mix_seed, mix_layer], [faces_status, faces], concurrency_limit=concurrency)
 
     demo.cptr_backend = be

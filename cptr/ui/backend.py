@@ -142,7 +142,13 @@ class UIBackend:
     """The page's only link to the models: a client of the CPTR Triton server at ``url``."""
 
     def __init__(
-        self, url: str | None = None, protocol: str = "grpc", *, timeout_s: float = 60.0, retries: int = 1, out_dir: str | Path | None = None
+        self,
+        url: str | None = None,
+        protocol: str = "grpc",
+        *,
+        timeout_s: float = 60.0,
+        retries: int = 1,
+        out_dir: str | Path | None = None,
     ):
         self._settings = {"timeout_s": timeout_s, "retries": retries, "backoff_s": 0.2}
         self.client = CartoonClient(url, protocol, **self._settings)  # type: ignore[arg-type]

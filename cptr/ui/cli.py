@@ -8,14 +8,21 @@ import typer
 
 
 def ui(
-    url: str | None = typer.Option(None, "--url", help="CPTR server host:port (default: 127.0.0.1:8001 for gRPC, 127.0.0.1:8000 for HTTP)."),
+    url: str | None = typer.Option(
+        None, "--url", help="CPTR server host:port (default: 127.0.0.1:8001 for gRPC, 127.0.0.1:8000 for HTTP)."
+    ),
     protocol: str = typer.Option("grpc", "--protocol", help="grpc or http: how the page talks to the server."),
     serve: Path | None = typer.Option(
-        None, "--serve", metavar="REPO", help="Start the bundled Triton server on this model repository (free loopback ports) and stop it with the page."
+        None,
+        "--serve",
+        metavar="REPO",
+        help="Start the bundled Triton server on this model repository (free loopback ports) and stop it with the page.",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address the page listens on (0.0.0.0 = every interface)."),
     port: int = typer.Option(7860, "--port", min=0, help="Port of the page (0 = a free one)."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Requests the page sends to the server at once (the server batches them)."),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, help="Requests the page sends to the server at once (the server batches them)."
+    ),
     timeout: float = typer.Option(60.0, "--timeout", min=1.0, help="Seconds to wait for the server's answer."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in this machine's browser."),
 ) -> None:
@@ -35,7 +42,9 @@ def ui(
     if serve is not None and url:
         raise typer.BadParameter("give either --url (a running server) or --serve REPO (start one), not both", param_hint="--serve")
     if serve is not None and not serve.is_dir():
-        raise typer.BadParameter(f"{serve} is not a directory; make a model repository with: cptr-export --style demo --out {serve}", param_hint="--serve")
+        raise typer.BadParameter(
+            f"{serve} is not a directory; make a model repository with: cptr-export --style demo --out {serve}", param_hint="--serve"
+        )
     try:
         import gradio  # noqa: F401
     except ImportError:

@@ -91,7 +91,11 @@ class StageModel:
         else:
             message = str(exc)
         status = getattr(pb_utils.TritonError, "INTERNAL" if code == INTERNAL else "INVALID_ARG", None)
-        error = pb_utils.TritonError(format_error(code, message)) if status is None else pb_utils.TritonError(format_error(code, message), status)
+        error = (
+            pb_utils.TritonError(format_error(code, message))
+            if status is None
+            else pb_utils.TritonError(format_error(code, message), status)
+        )
         return pb_utils.InferenceResponse(output_tensors=[], error=error)
 
     def _response(self, outputs: Arrays) -> Any:

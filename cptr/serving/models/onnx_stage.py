@@ -77,8 +77,11 @@ class TritonPythonModel(StageModel):
         info = engine.runtime_info()
         self.openvino = engine
         static = f", static batch {','.join(map(str, engine.config.static_batches))}" if engine.config.static_batches else ""
-        print(f"[cptr] {self.model_name}: serving OpenVINO engine {path.name} ({engine.precision}, {info['performance_hint']}, "
-              f"{info['streams']} stream(s), {info['threads']} thread(s){static}) on CPU", flush=True)
+        print(
+            f"[cptr] {self.model_name}: serving OpenVINO engine {path.name} ({engine.precision}, {info['performance_hint']}, "
+            f"{info['streams']} stream(s), {info['threads']} thread(s){static}) on CPU",
+            flush=True,
+        )
 
     def compute(self, inputs: Arrays) -> Arrays:
         if self.openvino is not None:
