@@ -8,7 +8,7 @@
 Shared: ``cptr_kernels.h`` and ``kernel_common.cuh`` (the launchers both bindings call),
 ``torch_ext.cpp`` (the PyTorch binding) and :mod:`cptr.ops.extension` (its loader, :func:`load`),
 :mod:`cptr.ops.dispatch` (reference or kernel per call; plugin nodes while exporting). The TensorRT
-plugins in ``cptr/export/plugins`` compile the same ``.cu`` files.
+plugins in ``cptr/engines/plugins`` compile the same ``.cu`` files.
 
 Every op works without the kernels: the reference runs on any device and dtype, with autograd, and
 exports to standard ONNX ops.

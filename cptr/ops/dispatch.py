@@ -5,7 +5,7 @@ autograd, standard ONNX ops). A compiled CUDA kernel replaces it on CUDA tensors
 :func:`cptr.ops.load` has registered it here; ``impl='ref'`` or :func:`default_impl` keeps the
 reference. While tracing, scripting, compiling or exporting, graphs always hold the reference ops,
 or, inside :func:`export_plugin_nodes`, one custom node per op that TensorRT maps to the plugins
-built from ``cptr/export/plugins`` (namespace :data:`PLUGIN_NAMESPACE`).
+built from ``cptr/engines/plugins`` (namespace :data:`PLUGIN_NAMESPACE`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _CUDA_IMPL: dict[str, Callable[..., torch.Tensor]] = {}
 _DEFAULT_IMPL: list[Impl] = ["auto"]
 _PLUGIN_EXPORT: list[bool] = [False]
 
-# ONNX custom nodes that TensorRT's parser maps to the plugins of cptr/export/plugins: node
+# ONNX custom nodes that TensorRT's parser maps to the plugins of cptr/engines/plugins: node
 # attributes are the plugins' fields. ONNX Runtime runs them through cptr.engines.plugin_ops.
 PLUGIN_DOMAIN = "ai.onnx.contrib"
 PLUGIN_NAMESPACE = "cptr"
