@@ -850,3 +850,42 @@ def test_client_cli(server: TritonServer, ref: Reference, repo: Path, photo: np.
     notes.write_bytes(b"plain text, not a photo\n" * 20)
     r = runner.invoke(app, ["client", "cartoonize", str(notes), "--url", server.grpc_url])
     assert r.exit_code == 1 and f"BadImageError: {notes}: the uploaded bytes (" in r.output and "object at 0x" not in r.output
+
+
+def test_in_process_pipeline_equals_the_served_ensembles(server: TritonServer, repo: Path, photo: np.ndarray) -> None:
+    """cptr.pipeline.Cartoonizer (PyTorch, no server) against the served ensembles of the same style:
+    the same W+ (the served mapping and encoder models asked directly) and the same images within
+    TOL, for generate at every kind of crossover (the one style-mixing rule), cartoonize, the text
+    edit, and the paste-back (the same NumPy code: within 2 grey levels)."""
+    from cptr.pipeline import Cartoonizer
+
+    toon = Cartoonizer.from_style(STYLE, mappers={PROMPT: repo.parent / f"{PROMPT}.pt"})
+    n = toon.n_latent
+    with CartoonClient(server.grpc_url, timeout_s=120) as c:
+        for mix in (None, (42, 0), (42, 3), (42, n), (42, n + 4)):
+            ours = toon.generate([1, 2], mix=mix)
+            served = c.generate([1, 2], style=STYLE, mix=mix, output="tensor")
+            assert np.abs(served - ours.image).max() <= TOL, mix
+        z = np.stack([np.random.default_rng(s).normal(size=toon.style_dim) for s in (1, 2)]).astype(np.float32)
+        z_name, w_name = C.z(toon.style_dim).name, C.w(toon.style_dim).name
+        w = c.infer(f"mapping_{STYLE}", {z_name: z}, [w_name])[w_name]
+        assert np.abs(w - ours.w_plus[:, 0]).max() <= TOL
+        mixed = toon.generate([1], mix=(42, 3)).w_plus[0]
+        w42 = toon.generate([42]).w_plus[0, 0]
+        assert np.array_equal(mixed[3:], np.broadcast_to(w42, mixed[3:].shape)) and not np.allclose(mixed[0], w42)
+
+        cartoon = toon.cartoonize(photo)
+        served = c.cartoonize(photo, style=STYLE, output="tensor")
+        assert np.abs(served - cartoon.image).max() <= TOL
+        x = (cartoon.aligned.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0))[None]
+        wp_name = C.w_plus(n, toon.style_dim).name
+        w_plus = c.infer(f"encoder_{STYLE}", {C.ALIGNED.name: x}, [wp_name])[wp_name]
+        assert np.abs(w_plus[0] - cartoon.w_plus).max() <= TOL
+
+        edited = toon.edit(photo, PROMPT)
+        assert np.abs(c.cartoonize(photo, style=STYLE, prompt=PROMPT, output="tensor") - edited.image).max() <= TOL
+        assert np.abs(edited.w_plus - cartoon.w_plus).max() > 1e-3  # the edit moved the latents
+
+        pasted = np.asarray(c.cartoonize(photo, style=STYLE, paste_back=True, output="array"))
+        assert pasted.shape == cartoon.pasted.shape == photo.shape
+        assert np.abs(pasted.astype(int) - cartoon.pasted.astype(int)).max() <= 2

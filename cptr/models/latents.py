@@ -1,13 +1,48 @@
-"""Latents of a generator: sampling W+ from its mapping network, and deterministic synthesis of W+.
+"""Latents of a generator: the style-mixing rule, sampling W+ from its mapping network, and
+deterministic synthesis of W+.
 
-One home for the rules every layer uses (training, the demo's measurements, the judges, the benchmarks).
+One home for the rules every layer uses (the generator's forward pass, training, the served NumPy
+stages, the in-process pipeline, the demo's measurements, the judges, the benchmarks).
+
+**Style mixing.** Two latents ``w`` and ``w_mix`` and a crossover ``c`` make
+``W+[i] = w`` for ``i < c`` and ``W+[i] = w_mix`` for ``i >= c``. A crossover of 0, of ``n_latent`` or
+more, or none at all means no mixing: ``w`` everywhere. (``c = 0`` is "no mixing", not "``w_mix``
+everywhere": it is the served API's way to say "no mix".)
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 
-from cptr.models.stylegan2 import Generator
+if TYPE_CHECKING:  # the generator imports this module: its type only
+    from cptr.models.stylegan2 import Generator
+
+
+def mixes(crossover: int | None, n_latent: int) -> bool:
+    """Whether ``crossover`` mixes two latents (see the module docstring)."""
+    if crossover is not None and crossover < 0:
+        raise ValueError(f"a style-mixing crossover must be >= 0, got {crossover}")
+    return crossover is not None and 0 < crossover < n_latent
+
+
+def mix_w_plus(w: torch.Tensor, w_mix: torch.Tensor | None, crossover: int | None, n_latent: int) -> torch.Tensor:
+    """W+ ``[B, n_latent, D]`` from ``w`` and ``w_mix`` ``[B, D]`` by the mixing rule (differentiable)."""
+    if w_mix is None or not mixes(crossover, n_latent):
+        return w.unsqueeze(1).expand(-1, n_latent, -1)
+    assert crossover is not None
+    return torch.cat([w.unsqueeze(1).expand(-1, crossover, -1), w_mix.unsqueeze(1).expand(-1, n_latent - crossover, -1)], 1)
+
+
+def mix_w_plus_np(w: np.ndarray, w_mix: np.ndarray, crossovers: np.ndarray, n_latent: int) -> np.ndarray:
+    """The mixing rule per sample in NumPy: ``w``, ``w_mix`` ``[B, D]``, ``crossovers`` ``[B]`` -> float32 ``[B, n_latent, D]``."""
+    out = np.repeat(np.asarray(w, np.float32)[:, None, :], n_latent, axis=1)
+    for i, c in enumerate(np.asarray(crossovers).reshape(-1)):
+        if mixes(int(c), n_latent):
+            out[i, int(c) :] = w_mix[i]
+    return out
 
 
 def sample_latents(g: Generator, n: int, truncation: float = 0.7, seed: int = 0, batch: int = 64) -> torch.Tensor:
