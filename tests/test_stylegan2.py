@@ -67,8 +67,8 @@ def test_style_mixing_inject_index(tiny_g: Generator) -> None:
     manual = torch.cat([w1[:, None].expand(-1, k, -1), w2[:, None].expand(-1, g.n_latent - k, -1)], 1)
     ref, _ = g([manual], input_is_latent=True, randomize_noise=False)
     torch.testing.assert_close(mixed, ref)
-    with pytest.raises(ValueError, match="inject_index"):
-        g([w1, w2], input_is_latent=True, inject_index=99)
+    with pytest.raises(ValueError, match="crossover must be >= 0"):
+        g([w1, w2], input_is_latent=True, inject_index=-1)
 
 
 def test_bad_inputs_raise_clear_errors(tiny_g: Generator) -> None:
@@ -134,3 +134,41 @@ def test_noise_modes(tiny_g: Generator) -> None:
     torch.testing.assert_close(none, silent, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="noise mode"):
         tiny_g.noise_maps("loud")
+
+
+def test_one_style_mixing_rule_in_every_path() -> None:
+    """The generator's forward pass, the trainer, the served NumPy stage and cptr.models.latents mix
+    alike at every crossover: entries < c from the first latent, the rest from the second; c = 0 or
+    c >= n_latent: no mixing. A negative crossover is refused everywhere."""
+    import numpy as np
+
+    from cptr.models.latents import mix_w_plus, mix_w_plus_np
+    from cptr.serving.errors import RequestError
+    from cptr.serving.stages import mix_latents as served_mix
+    from cptr.training.freeze import mix_latents as trainer_mix
+
+    g = make_tiny_generator(32)
+    n = g.n_latent
+    z1, z2 = (
+        torch.randn(2, g.style_dim, generator=torch.Generator().manual_seed(0)),
+        torch.randn(2, g.style_dim, generator=torch.Generator().manual_seed(1)),
+    )
+    with torch.no_grad():
+        w1, w2 = g.style(z1), g.style(z2)
+        for c in range(0, n + 3):
+            expected = np.repeat(w1.numpy()[:, None], n, axis=1)
+            if 0 < c < n:
+                expected[:, c:] = w2.numpy()[:, None]
+            paths = {
+                "latents": mix_w_plus(w1, w2, c, n).numpy(),
+                "latents (numpy)": mix_w_plus_np(w1.numpy(), w2.numpy(), np.array([c, c]), n),
+                "generator": g._broadcast_latents([w1, w2], c).numpy(),
+                "trainer": trainer_mix(g.style, n, z1, z2, c).numpy(),
+                "served": served_mix(w1.numpy(), w2.numpy(), np.array([[7, c], [7, c]]), n),
+            }
+            for name, got in paths.items():
+                assert np.array_equal(got, expected), f"{name} at crossover {c}"
+    with pytest.raises(ValueError, match=">= 0"):
+        mix_w_plus(w1, w2, -1, n)
+    with pytest.raises(RequestError, match=">= 0"):
+        served_mix(w1.numpy(), w2.numpy(), np.array([[7, -1], [7, -1]]), n)

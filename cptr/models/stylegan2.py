@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr.models.latents import mix_w_plus
 from cptr.ops import FusedLeakyReLU, fused_leaky_relu, make_kernel, upfirdn2d
 
 DEFAULT_BLUR = (1, 3, 3, 1)
@@ -464,13 +465,9 @@ class Generator(nn.Module):
             if s.ndim != 3 or s.shape[1] != n or s.shape[2] != self.style_dim:
                 raise ValueError(f"W+ must have shape [B, {n}, {self.style_dim}], got {tuple(s.shape)}")
             return s
-        if inject_index is None:
+        if inject_index is None:  # rosinality's training: a random crossover that always mixes
             inject_index = random.randint(1, n - 1)
-        if not 0 <= inject_index <= n:
-            raise ValueError(f"inject_index must be in [0, {n}], got {inject_index}")
-        first = styles[0].unsqueeze(1).expand(-1, inject_index, -1)
-        second = styles[1].unsqueeze(1).expand(-1, n - inject_index, -1)
-        return torch.cat([first, second], 1)
+        return mix_w_plus(styles[0], styles[1], inject_index, n)
 
 
 class ConvLayer(nn.Sequential):

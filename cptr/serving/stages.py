@@ -6,7 +6,8 @@ Random generation from seeds is defined here, once:
   ``0 <= seed < 2**63`` (the same seed gives the same face on every machine and NumPy version
   that keeps ``PCG64``'s stream, i.e. every NumPy >= 1.17);
 - style mixing with ``mix = [seed2, crossover]``: ``W+[i] = mapping(z(seed))`` for ``i < crossover``
-  and ``mapping(z(seed2))`` after; ``crossover`` 0 or ``>= n_latent`` means no mixing.
+  and ``mapping(z(seed2))`` after; ``crossover`` 0 or ``>= n_latent`` means no mixing (the one rule,
+  :mod:`cptr.models.latents`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cptr.contracts import ALIGNED_SIZE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, TensorSpec
+from cptr.models.latents import mix_w_plus_np
 from cptr.serving.errors import BAD_REQUEST, IMAGE_TOO_LARGE, RequestError
 
 MAX_SEED = 2**63 - 1
@@ -68,15 +70,12 @@ def check_mix(mix: np.ndarray) -> np.ndarray:
 
 
 def mix_latents(w: np.ndarray, w_mix: np.ndarray, mix: np.ndarray, n_latent: int) -> np.ndarray:
-    """W+ ``[B, n_latent, style_dim]``: ``w`` for entries ``< crossover``, ``w_mix`` after."""
+    """W+ ``[B, n_latent, style_dim]`` by the style-mixing rule of :mod:`cptr.models.latents`:
+    ``w`` for entries ``< crossover``, ``w_mix`` after; crossover 0 or ``>= n_latent``: ``w`` everywhere."""
     check_mix(mix)
     if w.shape != w_mix.shape or w.ndim != 2 or w.shape[0] != mix.shape[0]:
         raise RequestError(BAD_REQUEST, f"w {list(w.shape)}, w_mix {list(w_mix.shape)} and mix {list(mix.shape)} do not match")
-    out = np.repeat(w[:, None, :], n_latent, axis=1)
-    for i, c in enumerate(mix[:, 1]):
-        if 0 < c < n_latent:
-            out[i, c:] = w_mix[i]
-    return out.astype(np.float32)
+    return mix_w_plus_np(w, w_mix, mix[:, 1], n_latent)
 
 
 def decode_and_align(data: bytes, size: int = ALIGNED_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

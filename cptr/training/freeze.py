@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cptr.models.latents import mix_w_plus
 from cptr.models.stylegan2 import Discriminator, Generator
 from cptr.styles.blend import inject_latents, parameter_resolution
 
@@ -113,15 +114,10 @@ def set_requires_grad(params: list[nn.Parameter], flag: bool) -> None:
 
 
 def mix_latents(mapping: nn.Module, n_latent: int, z1: torch.Tensor, z2: torch.Tensor | None, crossover: int | None) -> torch.Tensor:
-    """StyleGAN2 style mixing: ``W+ = [w1] * c + [w2] * (n - c)`` (``[w1] * n`` when ``z2`` is None),
-    [B, n_latent, style_dim], differentiable through ``mapping``."""
+    """StyleGAN2 style mixing of two mapped ``z``: [B, n_latent, style_dim] by the one rule of
+    :mod:`cptr.models.latents` (``[w1] * n`` when ``z2`` is None), differentiable through ``mapping``."""
     w1 = mapping(z1)
-    if z2 is None:
-        return w1.unsqueeze(1).expand(-1, n_latent, -1)
-    if crossover is None or not 1 <= crossover < n_latent:
-        raise ValueError(f"style mixing needs a crossover index in [1, {n_latent - 1}], got {crossover}")
-    w2 = mapping(z2)
-    return torch.cat([w1.unsqueeze(1).expand(-1, crossover, -1), w2.unsqueeze(1).expand(-1, n_latent - crossover, -1)], 1)
+    return mix_w_plus(w1, mapping(z2) if z2 is not None else None, crossover, n_latent)
 
 
 def freezesg_latents(
