@@ -25,6 +25,8 @@ from typing import Any
 
 from cptr import contracts
 from cptr.engines.openvino import DEFAULT_MIN_PSNR
+from cptr.styles import StyleError
+from cptr.styles.resolve import ResolvedStyle, load_style, resolve_style
 from cptr.triton import LayoutError, Published, publish, read_index
 from cptr.triton.repository import LOCK_FILE, relocate
 
@@ -213,102 +215,11 @@ def _check_openvino_options(opts: ExportOptions) -> None:
         raise ExportFailed(f"--engine openvino: {e}") from None
 
 
-@dataclass
-class _Resolved:
-    name: str
-    source_ref: str
-    target_ref: str
-    alpha: float
-    swap_res: int | None
-    blend_width: float | None
-    inject_k: int
-    encoder: str | None
-    mappers: dict[str, str]
-
-
-def _resolve_style(opts: ExportOptions) -> _Resolved:
-    from cptr.styles import DEMO_NAME, get_style, validate_name
-
-    if (opts.source is None) != (opts.target is None):
-        raise ExportFailed("--source and --target go together (the base generator and its fine-tuned version)")
-    if opts.source is not None:
-        name = validate_name(opts.style or "custom")
-        src, tgt = Path(opts.source).expanduser().resolve(), Path(opts.target).expanduser().resolve()
-        for p, what in ((src, "--source"), (tgt, "--target")):
-            if not p.is_file():
-                raise ExportFailed(f"{what} {p} does not exist")
-        return _Resolved(
-            name,
-            str(src),
-            str(tgt),
-            0.7 if opts.alpha is None else opts.alpha,
-            opts.swap_res,
-            opts.blend_width,
-            opts.inject_k or 0,
-            str(opts.encoder) if opts.encoder else None,
-            {k: str(v) for k, v in opts.mappers.items()},
-        )
-    info = get_style(opts.style or DEMO_NAME)
-    mappers = dict(info.mappers)
-    mappers.update({k: str(v) for k, v in opts.mappers.items()})
-    encoder = str(opts.encoder) if opts.encoder else info.encoder
-    return _Resolved(
-        info.name,
-        info.source,
-        info.target,
-        info.alpha if opts.alpha is None else opts.alpha,
-        info.swap_res if opts.swap_res is None else opts.swap_res,
-        info.blend_width if opts.blend_width is None else opts.blend_width,
-        info.inject_k if opts.inject_k is None else opts.inject_k,
-        encoder,
-        mappers,
-    )
-
-
 def _checkpoint_id(ref: str) -> str:
     from cptr.io import sha256_file
     from cptr.styles import BUILTIN_PREFIX
 
     return ref if ref.startswith(BUILTIN_PREFIX) else f"sha256:{sha256_file(ref)}"
-
-
-def _load_generators(r: _Resolved):
-    from cptr.models.checkpoints import CheckpointError, load_generator
-
-    try:
-        return load_generator(r.source_ref), load_generator(r.target_ref)
-    except CheckpointError as e:
-        raise ExportFailed(str(e)) from None
-
-
-def _load_encoder(ref: str, generator):
-    """The encoder module of a pSp/e4e checkpoint (the demo style's is a file in the package)."""
-    from cptr.models.checkpoints import CheckpointError
-    from cptr.models.encoder import load_encoder
-
-    try:
-        enc = load_encoder(ref)
-    except CheckpointError as e:
-        raise ExportFailed(f"encoder: {e}") from None
-    if (enc.n_latent, enc.style_dim) != (generator.n_latent, generator.style_dim):
-        raise ExportFailed(
-            f"encoder {ref} produces W+ [{enc.n_latent}, {enc.style_dim}] but the generator takes "
-            f"[{generator.n_latent}, {generator.style_dim}]; use an encoder trained for this source generator"
-        )
-    return enc
-
-
-def _load_mapper(prompt: str, path: str, generator):
-    from cptr.models.checkpoints import CheckpointError
-    from cptr.models.mapper import load_mapper
-
-    try:
-        mapper = load_mapper(path, n_latent=generator.n_latent)
-    except CheckpointError as e:
-        raise ExportFailed(f"mapper {prompt!r}: {e}") from None
-    if mapper.style_dim != generator.style_dim:
-        raise ExportFailed(f"mapper {prompt!r} edits {mapper.style_dim}-d latents; the generator's are {generator.style_dim}-d")
-    return mapper
 
 
 class _Progress:
@@ -372,7 +283,7 @@ def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the export
 
 
-def _stage_list(r: _Resolved, opts: ExportOptions, g) -> list[tuple[str, str | None, Any]]:
+def _stage_list(r: ResolvedStyle, opts: ExportOptions, g, encoder, mappers: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
     """``(model name, mapper prompt, catalogue stage)`` of every graph this export writes, in order."""
     from cptr.export import stages as catalogue
 
@@ -382,10 +293,10 @@ def _stage_list(r: _Resolved, opts: ExportOptions, g) -> list[tuple[str, str | N
     ]
     if opts.with_generator:
         out.append((contracts.model_name(contracts.GENERATOR, r.name), None, catalogue.generator(g)))
-    if r.encoder:
-        out.append((contracts.model_name(contracts.ENCODER, r.name), None, catalogue.encoder(_load_encoder(r.encoder, g))))
-    for prompt, path in sorted(r.mappers.items()):
-        stage = catalogue.mapper(_load_mapper(prompt, path, g), g, r.inject_k)
+    if encoder is not None:
+        out.append((contracts.model_name(contracts.ENCODER, r.name), None, catalogue.encoder(encoder)))
+    for prompt, mapper in sorted(mappers.items()):
+        stage = catalogue.mapper(mapper, g, r.inject_k)
         out.append((contracts.model_name(contracts.MAPPER, r.name, prompt), prompt, stage))
     return out
 
@@ -503,16 +414,22 @@ def export_style(opts: ExportOptions) -> Manifest:
     from cptr.contracts import ExportBundle
     from cptr.export import onnx as onnx_export
     from cptr.io import atomic_write_text
-    from cptr.styles import StyleError, validate_name
-    from cptr.styles.blend import blend_generators
     from cptr.triton.writer import write_repository
 
     _check_options(opts)
     check_repository(Path(opts.out))
     try:
-        for prompt in opts.mappers:
-            validate_name(prompt, "mapper prompt name")
-        r = _resolve_style(opts)
+        r = resolve_style(
+            opts.style,
+            source=opts.source,
+            target=opts.target,
+            alpha=opts.alpha,
+            swap_res=opts.swap_res,
+            blend_width=opts.blend_width,
+            inject_k=opts.inject_k,
+            encoder=opts.encoder,
+            mappers=opts.mappers,
+        )
     except StyleError as e:
         raise ExportFailed(str(e)) from None
     batch_sizes = sorted({1, min(3, opts.batch_max)})
@@ -521,13 +438,11 @@ def export_style(opts: ExportOptions) -> Manifest:
     n_steps = 3 + bool(r.encoder) + len(r.mappers) + opts.with_generator
     with _Progress(opts.quiet, n_steps) as prog:
         prog.step(f"loading style {r.name!r}")
-        source, target = _load_generators(r)
         try:
-            g = blend_generators(source, target, r.alpha, r.swap_res, r.blend_width)
-        except ValueError as e:
-            raise ExportFailed(f"cannot blend style {r.name!r}: {e}") from None
-        if not 0 <= r.inject_k <= g.n_latent:
-            raise ExportFailed(f"--inject-k must be in [0, {g.n_latent}], got {r.inject_k}")
+            loaded = load_style(r)
+        except StyleError as e:
+            raise ExportFailed(str(e)) from None
+        g = loaded.generator
         prog.done(
             f"blended {r.name}: alpha={r.alpha:g} swap_res={r.swap_res} blend_width={r.blend_width} ({g.size}px, n_latent={g.n_latent})"
         )
@@ -543,7 +458,7 @@ def export_style(opts: ExportOptions) -> Manifest:
             built: dict[str, tuple[Any, Any]] = {}
             by_key: dict[str, Any] = {}
             mappers: dict[str, Any] = {}
-            for name, prompt, stage in _stage_list(r, opts, g):
+            for name, prompt, stage in _stage_list(r, opts, g, loaded.encoder, loaded.mappers):
                 label = f"mapper {prompt}" if prompt else stage.key
                 prog.step(f"{label}: {_STEP_TEXT.get(stage.key, 'export + verify')}")
                 art = onnx_export.export_stage(stage, stage_dir / f"{name}.onnx", graph_precision, **common)
@@ -602,8 +517,8 @@ def export_style(opts: ExportOptions) -> Manifest:
             manifest = Manifest(
                 style=r.name,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                source=_checkpoint_id(r.source_ref),
-                target=_checkpoint_id(r.target_ref),
+                source=_checkpoint_id(r.source),
+                target=_checkpoint_id(r.target),
                 alpha=r.alpha,
                 swap_res=r.swap_res,
                 blend_width=r.blend_width,
