@@ -16,6 +16,7 @@ time. This module imports nothing heavier than NumPy, so the client depends on i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,14 @@ MAX_IMAGE_PIXELS = 40_000_000
 MAX_SEEDS_PER_REQUEST = 64
 ALIGNED_SIZE = 256  # encoder input resolution: FFHQ-aligned crop
 DEFAULT_TRUNCATION = 0.7  # the truncation psi the served mapping_<style> applies unless exported with another
+# Where a server listens unless told otherwise (cptr serve, the client's defaults, the chart's container).
+DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+DEFAULT_HOST = "127.0.0.1"
+
+
+def n_latent(size: int) -> int:
+    """W+ entries of a StyleGAN2 generator of resolution ``size``: two per block from 8 px up, plus two at 4 px."""
+    return int(math.log2(size)) * 2 - 2
 
 
 def z(style_dim: int) -> TensorSpec:

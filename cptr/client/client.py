@@ -58,7 +58,7 @@ Output = Literal["pil", "array", "png", "tensor"]
 ImageLike = bytes | bytearray | str | os.PathLike | Image.Image | np.ndarray
 T = TypeVar("T")
 
-DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
+DEFAULT_URLS = {p: f"{C.DEFAULT_HOST}:{C.DEFAULT_PORTS[p]}" for p in ("grpc", "http")}
 OUTPUTS = ("pil", "array", "png", "tensor")
 START_HINT = (
     "is a server running there? Start one with: cptr serve --model-repository triton_repo (make one with: cptr-export --style demo)"

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from cptr.align import AlignError, align_face, detect_landmarks
+from cptr.contracts import DEFAULT_TRUNCATION
 from cptr.data.faces import render_face
 from cptr.data.render import render_batch
 from cptr.imaging import to_uint8
@@ -168,7 +169,7 @@ def generator_structure(
     source: Generator,
     target: Generator,
     n: int = 200,
-    truncation: float = 0.7,
+    truncation: float = DEFAULT_TRUNCATION,
     seed: int = 0,
     mesh: FaceMesh | None = None,
     aligned: bool = True,

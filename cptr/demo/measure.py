@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cptr.contracts import DEFAULT_TRUNCATION
 from cptr.data.critic import critic_scores, load_critic
 from cptr.data.faces import ATTRIBUTES
 from cptr.data.metrics import FaceDetector
@@ -38,7 +39,7 @@ from cptr.models.mapper import load_mapper
 from cptr.models.stylegan2 import Generator
 from cptr.styles.blend import blend_generators
 
-TRUNCATION = 0.7
+TRUNCATION = DEFAULT_TRUNCATION
 STRUCTURE_ATTRS = ("yaw", "roll", "skin_tone", "hair_color")
 ENCODER_ATTRS = ("yaw", "skin_tone", "hair_color", "face_width")  # aligned crops: roll is taken out
 EDIT_BOUNDS = {"yaw": 0.1, "hair_color": 0.1}  # largest allowed mean |change| under the smile edit

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from cptr.contracts import DEFAULT_PORTS
 from cptr.deploy.repository import RepositoryInfo, read_repository
 from cptr.io import atomic_directory, atomic_write_text
 
@@ -33,7 +34,7 @@ DEFAULT_TRITON_TAG = "24.10-py3"
 NGC_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver"
 DEFAULT_IMAGE = "cptr-triton"
 # Triton's own defaults (and `cptr serve`'s).
-PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+PORTS = dict(DEFAULT_PORTS)
 HEALTH_LIVE = "/v2/health/live"
 HEALTH_READY = "/v2/health/ready"
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from cptr.contracts import DEFAULT_TRUNCATION
+
 if TYPE_CHECKING:  # the generator imports this module: its type only
     from cptr.models.stylegan2 import Generator
 
@@ -45,7 +47,7 @@ def mix_w_plus_np(w: np.ndarray, w_mix: np.ndarray, crossovers: np.ndarray, n_la
     return out
 
 
-def sample_latents(g: Generator, n: int, truncation: float = 0.7, seed: int = 0, batch: int = 64) -> torch.Tensor:
+def sample_latents(g: Generator, n: int, truncation: float = DEFAULT_TRUNCATION, seed: int = 0, batch: int = 64) -> torch.Tensor:
     """``n`` W+ latents [n, n_latent, D] from the mapping network, truncated towards the mean latent."""
     device = g.input.input.device
     gen = torch.Generator().manual_seed(seed)

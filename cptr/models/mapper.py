@@ -18,7 +18,6 @@ optional here: they are ignored on load and written only when asked.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cptr import contracts
 from cptr.models.checkpoints import options_dict
 from cptr.models.stylegan2 import EqualLinear, PixelNorm
 
@@ -174,7 +174,7 @@ def mapper_from_state_dict(
         n_latent = o.get("cptr_n_latent")
     if n_latent is None:
         size = int(o.get("stylegan_size", 1024))
-        n_latent = int(math.log2(size)) * 2 - 2
+        n_latent = contracts.n_latent(size)
     lr_mul = 0.01
     mapper = LevelsMapper(
         n_latent=int(n_latent),

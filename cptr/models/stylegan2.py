@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr import contracts
 from cptr.models.latents import mix_w_plus
 from cptr.ops import FusedLeakyReLU, fused_leaky_relu, make_kernel, upfirdn2d
 
@@ -319,7 +320,7 @@ class Generator(nn.Module):
         self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False)
 
         self.num_layers = (self.log_size - 2) * 2 + 1
-        self.n_latent = self.log_size * 2 - 2
+        self.n_latent = contracts.n_latent(size)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         self.noises = nn.Module()

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import typer
 
+from cptr.contracts import DEFAULT_HOST, DEFAULT_PORTS
+
 
 def serve(
     model_repository: Path = typer.Option(Path("triton_repo"), "--model-repository", "-m", help="Repository written by cptr-export."),
-    http_port: int = typer.Option(8000, help="HTTP/REST port (0 = a free one)."),
-    grpc_port: int = typer.Option(8001, help="gRPC port (0 = a free one)."),
-    metrics_port: int = typer.Option(8002, help="Prometheus metrics port (0 = a free one)."),
+    http_port: int = typer.Option(DEFAULT_PORTS["http"], help="HTTP/REST port (0 = a free one)."),
+    grpc_port: int = typer.Option(DEFAULT_PORTS["grpc"], help="gRPC port (0 = a free one)."),
+    metrics_port: int = typer.Option(DEFAULT_PORTS["metrics"], help="Prometheus metrics port (0 = a free one)."),
     host: str = typer.Option(
-        "127.0.0.1",
+        DEFAULT_HOST,
         help="Address to listen on: 127.0.0.1 = this machine only (the default); 0.0.0.0 = every interface (Triton has no authentication: only on a network you trust, or behind a proxy that authenticates).",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Triton's own log (otherwise only written to --log-file)."),

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr.contracts import DEFAULT_TRUNCATION
 from cptr.models.latents import render, sample_latents  # noqa: F401  (their home; re-exported for the trainers)
 from cptr.models.mapper import LevelsMapper
 from cptr.models.stylegan2 import Generator
@@ -165,7 +166,7 @@ class MapperJob:
     batch: int = 2
     lr: float = 0.5
     n_latents: int = 5000
-    truncation: float = 0.7
+    truncation: float = DEFAULT_TRUNCATION
     levels: str = "coarse,medium,fine"
     sample_every: int = 500
     save_every: int = 2000
