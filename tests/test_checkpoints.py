@@ -46,7 +46,14 @@ def test_training_checkpoint_with_args_namespace_and_g_only(tmp_path: Path) -> N
     g = make_tiny_generator(32)
     path = tmp_path / "train.pt"
     torch.save({"g": g.state_dict(), "args": argparse.Namespace(lr_mlp=0.01, size=32)}, path)
-    assert load_generator(path).size == 32
+    loaded = load_generator(path)
+    assert loaded.size == 32 and loaded.n_latent == g.n_latent
+    for name, tensor in g.state_dict().items():  # every weight read from "g" (there is no g_ema)
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    w = torch.randn(2, loaded.n_latent, g.style_dim)
+    with torch.no_grad():
+        same = loaded([w], input_is_latent=True, randomize_noise=False)[0], g.eval()([w], input_is_latent=True, randomize_noise=False)[0]
+    assert torch.equal(*same)
 
 
 @pytest.mark.parametrize(

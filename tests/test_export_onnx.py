@@ -97,7 +97,9 @@ def test_synthesis_fp16_within_tolerance(tmp_path, g64) -> None:
     art = ox.export_synthesis(g64, tmp_path / "syn16.onnx", precision="fp16")
     model = _check_graph(art.onnx_path)
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
-    assert all(0 < e < 2e-2 * 8 for e in art.max_abs_error.values())  # tolerance x max(1, |image|)
+    # Measured on this model (seed 3): 0.0070 at batch 1 and 0.0323 at batch 3, against images up to 25.3 in
+    # magnitude (random weights), i.e. 0.13% of the image range. The exporter's own gate is 2e-2 x max(1, |image|).
+    assert 0 < art.max_abs_error["batch1"] < 0.01 and 0 < art.max_abs_error["batch3"] < 0.05
     assert art.extra["precision"] == "fp16" and art.extra["tolerance"] == 2e-2
 
 
@@ -163,8 +165,25 @@ def test_export_rejects_bad_options(tmp_path, g64) -> None:
         ox.export_synthesis(g64, tmp_path / "x.onnx", opset=13)
 
 
-def test_runtime_session_options() -> None:
+def test_runtime_session_options(tmp_path, g64) -> None:
+    """The served sessions' options: every graph optimisation, sequential execution, one inter-op
+    thread, the given (else physical-core) intra-op threads, no spinning unless asked."""
+    import onnxruntime as ort
+
+    from cptr.engines.onnxruntime import session_options
+
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+    so = session_options(threads=3)
+    assert so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert so.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert (so.intra_op_num_threads, so.inter_op_num_threads) == (3, 1)
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options(spin=True).get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert session_options().intra_op_num_threads == physical_cores()
+    art = ox.export_mapping(g64, tmp_path / "m.onnx")
+    sess = ort_session(art.onnx_path, threads=2, optimized_model_path=tmp_path / "opt.onnx")
+    assert sess.get_session_options().intra_op_num_threads == 2 and sess.get_providers() == ["CPUExecutionProvider"]
+    assert (tmp_path / "opt.onnx").is_file()  # the optimised graph ORT actually runs
 
 
 # --------------------------------------------------------------------------- cptr-export
