@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,9 +73,15 @@ class _SleepEngine(Engine):
 
     def __init__(self, workload, delay: float = 0.02, name: str = "sleep"):
         self.module, self.delay, self.name = workload.module, delay, name
+        self._lock, self.in_flight, self.most_in_flight = threading.Lock(), 0, 0
 
     def run(self, feeds):
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         time.sleep(self.delay)
+        with self._lock:
+            self.in_flight -= 1
         return feeds
 
     def to_numpy(self, feeds):  # untimed: the real output, so the error check has something to compare
@@ -93,9 +100,8 @@ def test_concurrency_overlaps_requests_and_errors_are_exact() -> None:
     assert one.status == four.status == "ok", (one.reason, four.reason)
     assert one.error["max_abs"] == 0.0  # same module, same inputs
     assert len(one.latencies_ms) == 12 and len(four.latencies_ms) == 4 * 12  # iters per client thread
-    assert 19 < one.stats["median_ms"] < 80
-    # four clients overlap their 20 ms calls: at least twice the throughput of one
-    assert four.stats["throughput_ips"] > 2 * one.stats["throughput_ips"]
+    assert one.stats["median_ms"] >= 19  # every call sleeps 20 ms; no upper bound: the machine may be busy
+    assert engine.most_in_flight == 4  # the four clients' calls overlapped (counted by the engine, not timed)
 
 
 def test_time_budget_and_failures_are_reported() -> None:
