@@ -29,6 +29,7 @@ import torch
 
 from cptr.data.critic import critic_scores, load_critic
 from cptr.data.structure import FaceMesh, aligned_render_pairs, generator_structure
+from cptr.demo.train import FINETUNE_FLAGS, flags
 from cptr.io import atomic_path
 from cptr.models.checkpoints import load_generator
 from cptr.models.latents import render, sample_latents
@@ -56,6 +57,14 @@ class Variant:
     structure_weight: float = 1.0
 
     def args(self) -> list[str]:
+        return flags(
+            freeze_style=self.freeze_style,
+            freeze_g=self.freeze_g,
+            freeze_d=self.freeze_d,
+            structure_loss=self.structure_loss,
+            structure_weight=self.structure_weight,
+        )
+
         return [
             "--freeze-style",
             str(self.freeze_style),
@@ -126,38 +135,18 @@ def run(
         run_dir = out / v.name
         last = run_dir / "checkpoints" / f"{iters:06d}.pt"
         if not last.exists():
-            cmd = [
-                sys.executable,
-                "-m",
-                "cptr.training",
-                "finetune",
-                "--source",
-                str(source_ckpt),
-                "--data",
-                str(data),
-                "--out",
-                str(run_dir),
-                *v.args(),
-                "--noise",
-                "off",
-                "--augment",
-                "none",
-                "--r1",
-                "1",
-                "--batch",
-                "8",
-                "--iters",
-                str(iters),
-                "--sample-every",
-                str(iters),
-                "--save-every",
-                str(every),
-                "--keep",
-                "0",
-                "--workers",
-                "1",
-                "--quiet",
-            ]
+            run = flags(
+                source=source_ckpt,
+                data=data,
+                out=run_dir,
+                noise="off",
+                iters=iters,
+                sample_every=iters,
+                save_every=every,
+                keep=0,
+                workers=1,
+            )
+            cmd = [sys.executable, "-m", "cptr.training", "finetune", *run, *v.args(), *FINETUNE_FLAGS, "--quiet"]
             if (run_dir / "checkpoints").exists():
                 cmd.append("--resume")
             print("$ " + " ".join(cmd[2:]), flush=True)

@@ -101,6 +101,15 @@ QUICK = Recipe(
 )
 
 
+def flags(**options: object) -> list[str]:
+    """Command-line flags from keywords: ``flags(iters=600, grow_from=None)`` -> ``["--iters", "600"]`` (None is left out)."""
+    return [x for key, value in options.items() if value is not None for x in (f"--{key.replace('_', '-')}", str(value))]
+
+
+RUN_FLAGS = flags(sample_every=250, save_every=250, keep=0, workers=1)  # the demo's training runs: checkpoints kept for selection
+FINETUNE_FLAGS = flags(augment="none", r1=1, batch=8)  # the demo's fine-tunes: the recipe's and the probe's
+
+
 def _run(args: list[str], log: Path) -> None:
     cmd = [sys.executable, "-m", "cptr.training", *args]
     print("$ cptr-train " + " ".join(args), flush=True)
@@ -148,29 +157,9 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     aligned = ["--align"] if r.align else []
 
     def data() -> None:
-        if not (photo / "meta.json").exists():
-            _run(
-                ["render", "--domain", "photo", "--n", str(r.photos), "--size", str(r.size), "--seed", "0", "--out", str(photo), *aligned],
-                log,
-            )
-        if not (cartoon / "meta.json").exists():
-            _run(
-                [
-                    "render",
-                    "--domain",
-                    "cartoon",
-                    "--n",
-                    str(r.cartoons),
-                    "--size",
-                    str(r.size),
-                    "--seed",
-                    str(CARTOON_SEED),
-                    "--out",
-                    str(cartoon),
-                    *aligned,
-                ],
-                log,
-            )
+        for domain, n, seed, out in (("photo", r.photos, 0, photo), ("cartoon", r.cartoons, CARTOON_SEED, cartoon)):
+            if not (out / "meta.json").exists():
+                _run(["render", *flags(domain=domain, n=n, size=r.size, seed=seed, out=out), *aligned], log)
 
     def trained(run: Path, args: list[str]) -> list[str]:
         return args + (["--resume"] if _latest(run) else [])
@@ -178,59 +167,17 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     step("data", (photo / "meta.json").exists() and (cartoon / "meta.json").exists(), data)
 
     def critics() -> None:
-        sizes = ["--n", str(r.critic_faces), "--steps", str(r.critic_steps)]
+        sizes = flags(n=r.critic_faces, steps=r.critic_steps)
         if not critic.exists():
             _run(["critic", "--out", str(critic), *sizes], log)
         if not perceptual.exists():
-            _run(
-                [
-                    "critic",
-                    "--out",
-                    str(perceptual),
-                    "--seed",
-                    str(r.perceptual_seed),
-                    "--render-seed",
-                    str(r.perceptual_render_seed),
-                    *sizes,
-                ],
-                log,
-            )
+            _run(["critic", *flags(out=perceptual, seed=r.perceptual_seed, render_seed=r.perceptual_render_seed), *sizes], log)
 
     step("critic", critic.exists() and perceptual.exists(), critics)
-    step(
-        "source",
-        source_last.exists(),
-        lambda: _run(
-            trained(
-                work / "source",
-                [
-                    "source",
-                    "--data",
-                    str(photo),
-                    "--out",
-                    str(work / "source"),
-                    "--size",
-                    str(r.size),
-                    "--channels",
-                    r.source_channels,
-                    "--iters",
-                    str(r.source_iters),
-                    "--path-reg",
-                    "0",
-                    "--sample-every",
-                    "250",
-                    "--save-every",
-                    "250",
-                    "--keep",
-                    "0",
-                    "--workers",
-                    "1",
-                    *(["--grow-from", str(grow_from)] if grow_from else []),
-                ],
-            ),
-            log,
-        ),
+    source_flags = flags(
+        data=photo, out=work / "source", size=r.size, channels=r.source_channels, iters=r.source_iters, path_reg=0, grow_from=grow_from
     )
+    step("source", source_last.exists(), lambda: _run(trained(work / "source", ["source", *source_flags, *RUN_FLAGS]), log))
 
     def select_step() -> None:
         if not selection.exists():
@@ -242,129 +189,56 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     source_g = shipped_source if shipped_source.exists() else source_ckpt  # what the encoder, mapper and pack use
     if any(s in only for s in STEPS[STEPS.index("finetune") :]):
         print(f"== source checkpoint: {source_ckpt}" + ("" if selection.exists() else " (no selection yet: the last one)"), flush=True)
+    finetune_flags = flags(
+        source=source_ckpt,
+        data=cartoon,
+        out=work / "finetune",
+        freeze_style=r.freeze_style,
+        freeze_g=r.freeze_g,
+        freeze_d=r.freeze_d,
+        structure_loss=r.structure_loss,
+        structure_weight=r.structure_weight,
+        noise=r.finetune_noise,
+        iters=r.finetune_iters,
+    )
     step(
         "finetune",
         target_ckpt.exists(),
-        lambda: _run(
-            trained(
-                work / "finetune",
-                [
-                    "finetune",
-                    "--source",
-                    str(source_ckpt),
-                    "--data",
-                    str(cartoon),
-                    "--out",
-                    str(work / "finetune"),
-                    "--freeze-style",
-                    str(r.freeze_style),
-                    "--freeze-g",
-                    str(r.freeze_g),
-                    "--freeze-d",
-                    str(r.freeze_d),
-                    "--structure-loss",
-                    str(r.structure_loss),
-                    "--structure-weight",
-                    str(r.structure_weight),
-                    "--noise",
-                    r.finetune_noise,
-                    "--augment",
-                    "none",
-                    "--r1",
-                    "1",
-                    "--batch",
-                    "8",
-                    "--iters",
-                    str(r.finetune_iters),
-                    "--sample-every",
-                    "250",
-                    "--save-every",
-                    "250",
-                    "--keep",
-                    "0",
-                    "--workers",
-                    "1",
-                ],
-            ),
-            log,
-        ),
+        lambda: _run(trained(work / "finetune", ["finetune", *finetune_flags, *FINETUNE_FLAGS, *RUN_FLAGS]), log),
     )
-    step(
-        "encoder",
-        encoder_ckpt.exists(),
-        lambda: _run(
-            [
-                "encoder",
-                "--generator",
-                str(source_g),
-                "--images",
-                str(photo),
-                "--out",
-                str(work / "encoder"),
-                "--width",
-                "small",
-                "--work-size",
-                str(r.size),
-                "--steps",
-                str(r.encoder_steps),
-                "--batch",
-                "16",
-                "--lr",
-                "1e-3",
-                "--lambda-id",
-                "0",
-                "--sample-every",
-                "500",
-                "--perceptual-weights",
-                str(perceptual),
-                "--lambda-perceptual",
-                str(r.encoder_perceptual),
-                "--save-every",
-                "0",
-                "--no-register",
-                "--device",
-                "cpu",
-            ],
-            log,
-        ),
+    encoder_flags = flags(
+        generator=source_g,
+        images=photo,
+        out=work / "encoder",
+        width="small",
+        work_size=r.size,
+        steps=r.encoder_steps,
+        batch=16,
+        lr="1e-3",
+        lambda_id=0,
+        sample_every=500,
+        perceptual_weights=perceptual,
+        lambda_perceptual=r.encoder_perceptual,
+        save_every=0,
+        device="cpu",
     )
-    step(
-        "mapper",
-        mapper_ckpt.exists(),
-        lambda: _run(
-            [
-                "mapper",
-                "--generator",
-                str(source_g),
-                "--prompt",
-                "a smiling face",
-                "--name",
-                "smile",
-                "--critic",
-                "smile",
-                "--critic-weights",
-                str(critic),
-                "--lambda-id",
-                "0",
-                "--levels",
-                "medium",
-                "--steps",
-                str(r.mapper_steps),
-                "--batch",
-                "8",
-                "--out",
-                str(work / "mapper"),
-                "--sample-every",
-                "200",
-                "--save-every",
-                "0",
-                "--no-register",
-                "--device",
-                "cpu",
-            ],
-            log,
-        ),
+    step("encoder", encoder_ckpt.exists(), lambda: _run(["encoder", *encoder_flags, "--no-register"], log))
+    mapper_flags = flags(
+        generator=source_g,
+        prompt="a smiling face",
+        name="smile",
+        critic="smile",
+        critic_weights=critic,
+        lambda_id=0,
+        levels="medium",
+        steps=r.mapper_steps,
+        batch=8,
+        out=work / "mapper",
+        sample_every=200,
+        save_every=0,
+        device="cpu",
     )
+    step("mapper", mapper_ckpt.exists(), lambda: _run(["mapper", *mapper_flags, "--no-register"], log))
     step("pack", False, lambda: pack(source_g, target_ckpt, encoder_ckpt, mapper_ckpt, critic, assets))
     result: dict = {}
 
