@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --progress-bar on
 PIN := $(VENV)/torch-pin.txt
 
-.PHONY: setup setup-demo setup-ui setup-deploy setup-docs demo test lint docs bench clean wheelhouse
+.PHONY: setup setup-demo setup-ui setup-deploy setup-docs demo test test-random lint docs bench clean wheelhouse
 
 $(PIN):
 	@echo "== creating $(VENV) and installing $(TORCH)"
@@ -69,6 +69,9 @@ demo: setup-demo
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
+
+test-random: setup
+	$(BIN)/python -m pytest -q -ra -p randomly
 
 lint: setup
 	$(BIN)/ruff check cptr tests benchmarks
