@@ -610,6 +610,18 @@ kubectl get hpa {release} -n {opts.namespace} --watch
 ```
 
 Or, with KServe (KEDA for autoscaling): `kubectl apply -f {rel}/kserve/inferenceservice.yaml`.
+
+## 5. New styles and re-exports, without downtime
+
+Export the next release of the repository (new styles, other alphas) to a new folder or prefix, never
+into the one the pods read, then point the release at it. The pod template changes, so the
+Deployment rolls one pod at a time (maxSurge 1, maxUnavailable 0): a new pod takes traffic once every
+model has loaded, an old one leaves the Service, then finishes its in-flight requests before it stops.
+
+```bash
+helm upgrade {release} {rel}/helm/cptr -n {opts.namespace} --reuse-values --set modelRepository.{"uri=<new uri>" if not storage.is_pvc else "pvc.subPath=<new folder>"}
+kubectl rollout status deployment/{release} -n {opts.namespace}     # `kubectl rollout undo` goes back
+```
 """
 
 
