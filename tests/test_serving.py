@@ -889,3 +889,11 @@ def test_in_process_pipeline_equals_the_served_ensembles(server: TritonServer, r
         pasted = np.asarray(c.cartoonize(photo, style=STYLE, paste_back=True, output="array"))
         assert pasted.shape == cartoon.pasted.shape == photo.shape
         assert np.abs(pasted.astype(int) - cartoon.pasted.astype(int)).max() <= 2
+
+
+def test_served_numpy_stages_run_without_torch() -> None:
+    """The Python-backend stages (one stub process per model) import their NumPy code without torch:
+    it would cost every stub hundreds of MB and seconds of start-up."""
+    code = "import sys, cptr.serving.stages, cptr.models.latents, cptr.triton.control; sys.exit('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr or "torch was imported"

@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from cptr.contracts import DEFAULT_TRUNCATION
 
-if TYPE_CHECKING:  # the generator imports this module: its type only
+if TYPE_CHECKING:  # types only: the generator imports this module, and the served NumPy stages use the
+    import torch  # rule (mixes, mix_w_plus_np) without torch, which the torch functions import themselves
+
     from cptr.models.stylegan2 import Generator
 
 
@@ -32,6 +33,8 @@ def mixes(crossover: int | None, n_latent: int) -> bool:
 
 def mix_w_plus(w: torch.Tensor, w_mix: torch.Tensor | None, crossover: int | None, n_latent: int) -> torch.Tensor:
     """W+ ``[B, n_latent, D]`` from ``w`` and ``w_mix`` ``[B, D]`` by the mixing rule (differentiable)."""
+    import torch  # heavy: only the torch functions need it (see the imports above)
+
     if w_mix is None or not mixes(crossover, n_latent):
         return w.unsqueeze(1).expand(-1, n_latent, -1)
     assert crossover is not None
@@ -49,6 +52,8 @@ def mix_w_plus_np(w: np.ndarray, w_mix: np.ndarray, crossovers: np.ndarray, n_la
 
 def sample_latents(g: Generator, n: int, truncation: float = DEFAULT_TRUNCATION, seed: int = 0, batch: int = 64) -> torch.Tensor:
     """``n`` W+ latents [n, n_latent, D] from the mapping network, truncated towards the mean latent."""
+    import torch  # heavy: only the torch functions need it (see the imports above)
+
     device = g.input.input.device
     gen = torch.Generator().manual_seed(seed)
     mean = getattr(g, "latent_avg", None)
@@ -69,5 +74,6 @@ def sample_latents(g: Generator, n: int, truncation: float = DEFAULT_TRUNCATION,
 
 def render(g: Generator, w_plus: torch.Tensor) -> torch.Tensor:
     """Deterministic synthesis (stored noise) of W+ latents ``[B, n_latent, D]`` -> images ``[B, 3, S, S]`` in [-1, 1]."""
+
     img, _ = g([w_plus], input_is_latent=True, randomize_noise=False)
     return img
