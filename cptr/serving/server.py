@@ -344,6 +344,9 @@ class TritonServer:
             # (cptr.triton.control), so a repository that changes while served never half-loads
             "--model-control-mode=explicit",
             "--load-model=*",
+            # Python-backend stubs talk to the server through named shared memory; two servers on one
+            # machine with the default names collide (boost::interprocess::lock_exception at start).
+            f"--backend-config=python,shm-region-prefix-name=cptr_{os.getpid()}_{self.http_port}_",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             f"--log-verbose={self.log_verbose}",
             *cpu_only_args(),
