@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cptr.demo.run import run_demo
 from cptr.helptext import reflow_app
 
 app = typer.Typer(
@@ -56,7 +57,6 @@ def demo(
 
     Example: cptr demo --out cptr-demo
     """
-    from cptr.demo.run import run_demo
 
     try:
         res = run_demo(out, alpha=alpha, log=typer.echo)

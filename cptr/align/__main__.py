@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cptr.align.demo import write_demo
+
 app = typer.Typer(add_completion=False)
 
 
@@ -18,7 +20,6 @@ def main(
 
     Example: python -m cptr.align --demo docs/align_astronaut.png
     """
-    from .demo import write_demo
 
     picture = write_demo(demo, backend=backend)
     typer.echo(f"wrote {demo} ({picture.shape[1]}x{picture.shape[0]})")

@@ -23,8 +23,10 @@ from typing import Any, Literal
 import typer
 
 from cptr.bench import report
+from cptr.bench.machine import load_average, machine_info
 from cptr.bench.measure import InputPool, Settings, measure, measure_interleaved, unavailable_row
-from cptr.bench.targets import Unavailable
+from cptr.bench.targets import Context, Engine, Unavailable, all_targets
+from cptr.bench.triton_target import SERVER_ENGINES
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
 
 TARGET_NAMES = ("torch", "onnx", "openvino", "trt", "torch-engine", "triton", "cuda-graph")
@@ -145,7 +147,6 @@ def _resolve(args: BenchOptions, where: Where) -> BenchOptions:
     if unknown:
         raise SystemExit(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGET_NAMES)} or all")
     args.targets = list(dict.fromkeys(names))
-    from cptr.bench.triton_target import SERVER_ENGINES
 
     engines = (
         [e.strip() for e in str(args.triton_engines).split(",") if e.strip()]
@@ -215,9 +216,6 @@ def run_compare(runs: list[str], baseline: str) -> int:
 def run_benchmark(args: BenchOptions, where: Where) -> tuple[int, dict[str, Any], dict[str, Path]]:
     """Measure, then write the JSON, the plot and the Markdown summary. Returns (exit code, run, paths)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from cptr.bench.machine import load_average, machine_info
-    from cptr.bench.targets import Context, Engine, all_targets
 
     console = _console(args.quiet)
     if args.threads:

@@ -18,6 +18,8 @@ import numpy as np
 
 from cptr.bench.targets import Context, Engine, OrtGenerateEngine, Target, Unavailable, _first_line, export_onnx
 from cptr.bench.workloads import Workload
+from cptr.engines.openvino import EngineConfig, OpenVINOEngine, convert_onnx, cpu_capabilities, resolve_precision
+from cptr.serving.stages import decode_and_align
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -28,8 +30,6 @@ class OpenVINOBenchEngine(Engine):
     target = "openvino"
 
     def __init__(self, xml: Path, workload: Workload, name: str, config: Any, note: str = ""):
-        from cptr.engines.openvino import OpenVINOEngine
-
         self.engine = OpenVINOEngine(xml, config)
         self.names = [s.name for s in workload.inputs]
         self.output = workload.output.name
@@ -62,8 +62,6 @@ class OpenVINOPipelineEngine(Engine):
     target = "openvino"
 
     def __init__(self, encoder: OpenVINOBenchEngine, synthesis: OpenVINOBenchEngine, name: str, note: str):
-        from cptr.serving.stages import decode_and_align
-
         self.encoder, self.synthesis, self._align = encoder, synthesis, decode_and_align
         self.name, self.precision, self.device, self.note = name, synthesis.precision, "cpu", note
 
@@ -78,7 +76,6 @@ class OpenVINOPipelineEngine(Engine):
 
 def openvino_ir(workload: Workload, ctx: Context, key: str) -> Path:
     """The IR of one of the workload's stages, converted from its fp32 ONNX file (cached per run)."""
-    from cptr.engines.openvino import convert_onnx
 
     onnx_path = export_onnx(workload, "fp32", ctx, key)
     xml = onnx_path.with_name(f"{onnx_path.stem}-openvino.xml")
@@ -130,8 +127,6 @@ class OpenVINOTarget(
         return None if workload.stages else f"no ONNX export for stage {workload.stage!r}"
 
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        from cptr.engines.openvino import EngineConfig, cpu_capabilities, resolve_precision
-
         capabilities = cpu_capabilities()
         for precision in PRECISIONS:
             name = f"openvino-{precision}"

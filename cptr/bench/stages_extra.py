@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from cptr import contracts
-from cptr.bench.workloads import Workload, WorkloadUnavailable, count_flops
+from cptr.bench.workloads import Workload, WorkloadUnavailable, build_model, count_flops
+from cptr.export import stages
+from cptr.models.encoder import Encoder, load_encoder, small_encoder_config
+from cptr.models.mapper import LevelsMapper, load_mapper
+from cptr.serving.stages import decode_and_align
+from cptr.styles import DEMO_NAME, get_style
+from cptr.styles.builtin import demo_encoder
 
 DEMO_N_LATENT, DEMO_STYLE_DIM = 14, 512  # 256 px generators (ffhq256)
 TINY_STYLE_DIM = 64
@@ -30,9 +36,6 @@ def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
 
 
 def _encoder(model: str, seed: int) -> Workload:
-    from cptr.models.encoder import Encoder, load_encoder, small_encoder_config
-    from cptr.styles.builtin import demo_encoder
-
     if model == "ffhq256":
         enc = _seeded(seed, lambda: Encoder(DEMO_N_LATENT, DEMO_STYLE_DIM))
         desc = "pSp/e4e IR-SE50 encoder (256 px input, 14 x 512 W+), random weights"
@@ -47,7 +50,6 @@ def _encoder(model: str, seed: int) -> Workload:
         raise WorkloadUnavailable(f"--model {model!r}: for --stage encoder use demo, ffhq256, tiny or an encoder checkpoint")
     if enc.input_size != contracts.ALIGNED_SIZE:
         raise WorkloadUnavailable(f"the encoder takes {enc.input_size} px input; the pipeline contract is {contracts.ALIGNED_SIZE} px")
-    from cptr.export import stages
 
     stage = stages.encoder(enc)
 
@@ -69,14 +71,8 @@ def _encoder(model: str, seed: int) -> Workload:
 
 
 def _mapper(model: str, seed: int) -> Workload:
-    from cptr.export import stages
-    from cptr.models.mapper import LevelsMapper, load_mapper
-
     inject_k = 0
     if model == "demo":  # what `cptr-export --style demo` serves: the style's first mapper, loaded as the exporter loads it
-        from cptr.bench.workloads import build_model
-        from cptr.styles import DEMO_NAME, get_style
-
         info_style = get_style(DEMO_NAME)
         prompt, path = sorted(info_style.mappers.items())[0]
         g, _ = build_model("demo", seed)
@@ -146,8 +142,6 @@ class AlignReference:
     """``image_bytes [B, 1] -> aligned [B, 3, 256, 256]``: what the ``preprocess`` model runs."""
 
     def __call__(self, image_bytes: np.ndarray) -> np.ndarray:
-        from cptr.serving.stages import decode_and_align
-
         return np.stack([decode_and_align(bytes(b))[1] for b in np.asarray(image_bytes).reshape(-1)])
 
 
@@ -175,8 +169,6 @@ class PipelineReference:
 
     @torch.no_grad()
     def __call__(self, image_bytes: np.ndarray, paste_back: np.ndarray | None = None) -> np.ndarray:
-        from cptr.serving.stages import decode_and_align
-
         crops = np.stack([decode_and_align(bytes(b))[1] for b in np.asarray(image_bytes).reshape(-1)])
         return self.synthesis(self.encoder(torch.from_numpy(crops))).numpy()
 
@@ -188,9 +180,6 @@ def _pipeline(model: str, seed: int) -> Workload:
         import cptr.align  # noqa: F401
     except ImportError as e:
         raise WorkloadUnavailable(f"the pipeline needs the [align] extra ({e}): pip install 'cptr[align]'") from None
-    from cptr.bench.workloads import build_model
-    from cptr.export import stages
-    from cptr.styles.builtin import demo_encoder
 
     g, desc = build_model("demo", seed)
     enc = demo_encoder()

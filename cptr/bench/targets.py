@@ -22,7 +22,12 @@ import torch
 from torch import nn
 
 from cptr import ops
-from cptr.bench.workloads import Workload
+from cptr.bench.workloads import Workload, _mapping, _synthesis
+from cptr.engines.onnxruntime import ort_session
+from cptr.engines.torch_aot import build_torch_engine, load_torch_engine
+from cptr.export.onnx import export_stage
+from cptr.models import set_fused_modconv
+from cptr.serving.stages import decode_and_align, mix_latents, seed_latents
 
 
 @dataclass
@@ -196,8 +201,6 @@ class TorchTarget(
             "as constructed (rosinality's fused modulated conv)" if workload.generator is not None else "",
         )
         if workload.stage == "synthesis" and workload.generator is not None:
-            from cptr.models import set_fused_modconv
-
             module = set_fused_modconv(copy.deepcopy(workload.module), False)
             yield TorchEngine(workload, module, "torch-fp32-shared", ctx.device, "fp32", "shared-weight modulated conv (the export form)")
         if not ctx.device.startswith("cuda"):
@@ -247,8 +250,6 @@ class OrtEngine(Engine):
         spin: bool = False,
         note: str = "",
     ):
-        from cptr.engines.onnxruntime import ort_session
-
         self.session = ort_session(path, threads=threads, providers=providers, spin=spin)
         self.names = [s.name for s in workload.inputs]
         self.output = workload.output.name
@@ -277,8 +278,6 @@ class OrtGenerateEngine(Engine):
     target = "onnx"
 
     def __init__(self, mapping: OrtEngine, synthesis: OrtEngine, workload: Workload, name: str, note: str):
-        from cptr.serving.stages import mix_latents, seed_latents
-
         self.mapping, self.synthesis = mapping, synthesis
         self._seed_latents, self._mix_latents = seed_latents, mix_latents
         self.style_dim, self.n_latent = workload.generator.style_dim, workload.generator.n_latent
@@ -312,9 +311,6 @@ class OrtPipelineEngine(Engine):
         spin: bool,
         note: str,
     ):
-        from cptr.engines.onnxruntime import ort_session
-        from cptr.serving.stages import decode_and_align
-
         self.encoder = ort_session(encoder_path, threads=threads, providers=providers, spin=spin)
         self.synthesis = ort_session(synthesis_path, threads=threads, providers=providers, spin=spin)
         self._align = decode_and_align
@@ -340,7 +336,6 @@ def export_onnx(workload: Workload, precision: str, ctx: Context, stage: str | N
     path = ctx.workdir / f"{name}-{precision}.onnx"
     if path.is_file():
         return path
-    from cptr.export.onnx import export_stage
 
     export_stage(workload.stages[key], path, precision, verify=False)
     return path
@@ -382,8 +377,6 @@ class OnnxTarget(
 
     @staticmethod
     def _generate(workload: Workload, ctx: Context, name: str, precision: str, providers: list[str], spin: bool, note: str) -> Engine:
-        from cptr.bench.workloads import _mapping, _synthesis
-
         g, desc = workload.generator, workload.info["description"]
         parts = []
         for stage_wl in (_mapping(g, workload.model_name, desc), _synthesis(g, workload.model_name, desc)):
@@ -444,8 +437,6 @@ class TorchEngineTarget(Target, name="torch-engine", description="compiled PyTor
         return None
 
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        from cptr.engines.torch_aot import build_torch_engine, load_torch_engine
-
         precisions = ["fp32", "fp16"] if ctx.device.startswith("cuda") else ["fp32"]
         if not ctx.device.startswith("cuda"):
             yield Unavailable("torch-engine-fp16", self.name, "fp16 engines are built for CUDA; no GPU on this machine")
@@ -574,19 +565,19 @@ class TrtTarget(Target, name="trt", description="TensorRT engine (CUDA only)"):
         return None if torch.cuda.is_available() else "TensorRT is installed but no CUDA device is visible"
 
     def build(self, workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-        from cptr.bench import trt_target
+        from cptr.bench import trt_target  # import cycle: that module imports this one
 
         yield from trt_target.engines(workload, ctx)
 
 
 def _triton_target() -> Target:
-    from cptr.bench.triton_target import TritonTarget
+    from cptr.bench.triton_target import TritonTarget  # import cycle: that module imports this one
 
     return TritonTarget()
 
 
 def _openvino_target() -> Target:
-    from cptr.bench.openvino_target import OpenVINOTarget
+    from cptr.bench.openvino_target import OpenVINOTarget  # import cycle: that module imports this one
 
     return OpenVINOTarget()
 

@@ -23,8 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from cptr import contracts as C
 from cptr.bench.targets import Context, Engine, Target, Unavailable
 from cptr.bench.workloads import Workload
+from cptr.client import CartoonClient
+from cptr.engines.openvino import cpu_capabilities, resolve_precision
+from cptr.export.style import ExportOptions, export_style
+from cptr.models.checkpoints import save_generator
 from cptr.triton.layout import manifest_path
 
 MAX_SERVER_BATCH = 64  # cptr.contracts.MAX_SEEDS_PER_REQUEST
@@ -34,7 +39,6 @@ SERVER_ENGINES = ("onnx", "openvino-fp32", "openvino-bf16", "openvino-fp32-stati
 
 def model_name(stage: str, style: str) -> str | None:
     """The Triton model that serves ``stage`` for ``style``."""
-    from cptr import contracts as C
 
     if stage in (C.SYNTHESIS, C.MAPPING, C.ENCODER):
         return C.model_name(stage, style)
@@ -61,8 +65,6 @@ class TritonEngine(Engine):
         server: dict[str, Any] | None = None,
         owned_server: Any = None,
     ):
-        from cptr.client import CartoonClient
-
         self.owned_server = owned_server  # stopped by close(): the embedded server lives as long as this engine
         self.url, self.protocol, self.model, self.output, self.shm = url, protocol, model, output, shm
         self.name, self.note, self.server = name, note, server or {}
@@ -150,7 +152,6 @@ def _engine_options(server_engine: str, ctx: Context) -> dict[str, Any]:
 
 def export_repository(workload: Workload, ctx: Context, server_engine: str = "onnx") -> tuple[Path, str]:
     """A model repository for the workload's model (``cptr-export``), built once per run and engine."""
-    from cptr.export.style import ExportOptions, export_style
 
     out = ctx.workdir / ("triton_repo" if server_engine == "onnx" else f"triton_repo-{server_engine}")
     batch_max = _server_batch_max(ctx)
@@ -158,8 +159,6 @@ def export_repository(workload: Workload, ctx: Context, server_engine: str = "on
     if workload.model_name == "demo" or workload.generator is None:  # non-generator stages: the demo repository
         style, opts = "demo", ExportOptions(out=out, style="demo", batch_max=batch_max, verify=False, quiet=True, **engine)
     else:
-        from cptr.models.checkpoints import save_generator
-
         ckpt = ctx.workdir / "bench_generator.pt"
         if not ckpt.is_file():
             save_generator(workload.generator, ckpt)
@@ -206,7 +205,7 @@ class TritonTarget(
             if ctx.url:
                 url, style, where = ctx.url, ctx.style, f"server at {ctx.url}"
             else:
-                from cptr.serving.server import TritonServer
+                from cptr.serving.server import TritonServer  # the [serve] extra: only for an embedded server
 
                 if ctx.log:
                     ctx.log(f"triton: exporting the model repository ({server_engine}) and starting tritonserver")
@@ -220,7 +219,6 @@ class TritonTarget(
             model = model_name(workload.stage, style)
             if model is None:
                 raise LookupError(f"no Triton model serves stage {workload.stage!r}")
-            from cptr.client import CartoonClient
 
             with CartoonClient(url, ctx.protocol) as probe:
                 served = probe.models()
@@ -254,7 +252,6 @@ def _openvino_unavailable(precision: str) -> str | None:
     """Why the embedded server cannot run OpenVINO ``precision`` here (None: it can)."""
     if importlib.util.find_spec("openvino") is None:
         return "OpenVINO is not installed: pip install 'cptr[openvino]'"
-    from cptr.engines.openvino import cpu_capabilities, resolve_precision
 
     runs, notice = resolve_precision(precision, cpu_capabilities())
     return None if runs == precision else notice

@@ -16,6 +16,7 @@ import torch
 
 from cptr.bench.targets import Context, Engine, Unavailable, export_onnx
 from cptr.bench.workloads import Workload
+from cptr.engines.tensorrt import build_engine, import_tensorrt
 
 
 class TrtEngine(Engine):
@@ -24,8 +25,6 @@ class TrtEngine(Engine):
     target = "trt"
 
     def __init__(self, plan: bytes, workload: Workload, name: str, precision: str, meta: dict[str, Any]):
-        from cptr.engines.tensorrt import import_tensorrt
-
         trt = import_tensorrt()
         self.trt, self.meta = trt, meta
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -75,8 +74,6 @@ class TrtEngine(Engine):
 
 
 def engines(workload: Workload, ctx: Context) -> Iterator[Engine | Unavailable]:
-    from cptr.engines.tensorrt import build_engine
-
     if workload.stage not in ("synthesis", "mapping", "encoder", "mapper"):
         yield Unavailable(
             "trt", "trt", f"stage {workload.stage!r} has no single TensorRT engine; use --stage synthesis, mapping, encoder or mapper"

@@ -18,7 +18,12 @@ import torch
 from torch import nn
 
 from cptr import contracts
+from cptr.export import stages
 from cptr.models import Generator
+from cptr.models.checkpoints import load_generator
+from cptr.serving.stages import mix_latents, seed_latents
+from cptr.styles import DEMO_NAME, get_style, load_style_generators
+from cptr.styles.blend import blend_generators
 
 STAGES = ("synthesis", "mapping", "generate", "encoder", "mapper", "align", "pipeline")
 NAMED_MODELS = ("demo", "ffhq256", "tiny")
@@ -71,9 +76,6 @@ class Workload:
 def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
     """The generator named by ``--model``: ``demo``, ``ffhq256`` (random weights), ``tiny`` or a checkpoint path."""
     if model == "demo":  # exactly what `cptr-export --style demo` serves: the blended pair
-        from cptr.styles import DEMO_NAME, get_style, load_style_generators
-        from cptr.styles.blend import blend_generators
-
         info = get_style(DEMO_NAME)
         source, target = load_style_generators(DEMO_NAME)
         g = blend_generators(source, target, info.alpha, info.swap_res, info.blend_width)
@@ -94,7 +96,6 @@ def build_model(model: str, seed: int = 0) -> tuple[Generator, str]:
     path = Path(model)
     if not path.is_file():
         raise WorkloadUnavailable(f"--model {model!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing checkpoint file")
-    from cptr.models.checkpoints import load_generator
 
     return load_generator(path).requires_grad_(False), f"checkpoint {path}"
 
@@ -123,8 +124,6 @@ def _generator_info(g: Generator, description: str) -> dict[str, Any]:
 
 
 def _synthesis(g: Generator, model: str, description: str) -> Workload:
-    from cptr.export import stages
-
     stage = stages.synthesis(g)
     module = stages.SynthesisReference(g).eval()  # the generator as constructed, stored noise
 
@@ -148,7 +147,6 @@ def served_truncation() -> float:
 
 def _mapping(g: Generator, model: str, description: str) -> Workload:
     """``z -> w`` with the served truncation: the ``mapping_<style>`` model Triton runs."""
-    from cptr.export import stages
 
     psi = served_truncation()
     stage = stages.mapping(g, psi)
@@ -177,8 +175,6 @@ class GenerateReference(nn.Module):
         self.style_dim, self.n_latent = style_dim, n_latent
 
     def forward(self, seed: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
-        from cptr.serving.stages import mix_latents, seed_latents
-
         mix_np = mix.cpu().numpy()
         z = torch.from_numpy(seed_latents(seed.cpu().numpy(), self.style_dim)).to(self.synthesis.g.input.input)
         z_mix = torch.from_numpy(seed_latents(mix_np[:, 0], self.style_dim)).to(z)
@@ -195,8 +191,6 @@ def sample_seeds(batch: int, rng: np.random.Generator, n_latent: int) -> dict[st
 
 
 def _generate(g: Generator, model: str, description: str) -> Workload:
-    from cptr.export import stages
-
     psi = served_truncation()
     mapping, synthesis = stages.mapping(g, psi), stages.synthesis(g)
     module = GenerateReference(mapping.served_module, stages.SynthesisReference(g).eval(), g.style_dim, g.n_latent)
@@ -233,6 +227,6 @@ def build_workload(stage: str, model: str, seed: int = 0) -> Workload:
 
 def _extra_builders() -> dict[str, Callable[[str, int], Workload]]:
     """Stages whose modules are written elsewhere (encoder, mapper, align, pipeline), when present."""
-    from cptr.bench import stages_extra
+    from cptr.bench import stages_extra  # import cycle: that module imports this one
 
     return stages_extra.BUILDERS

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import typer
 
+from cptr.client.client import decode_output
+from cptr.contracts import public_models
+from cptr.imaging import grid, image_format, save_image
+from cptr.io import atomic_write_bytes
+
 app = typer.Typer(
     help="Call a running CPTR server (start one with: cptr serve).\n\n"
     "Every command takes --url HOST:PORT and --protocol grpc|http.\n\n"
@@ -20,7 +25,7 @@ URL_HELP = "Server address host:port (default: 127.0.0.1:8001 for gRPC, 127.0.0.
 
 
 def _client(url: str | None, protocol: str, timeout: float):  # noqa: ANN202
-    from cptr.client import CartoonClient
+    from cptr.client import CartoonClient  # import cycle: that module imports this one
 
     if protocol not in ("grpc", "http"):
         raise typer.BadParameter("use grpc or http", param_hint="--protocol")
@@ -29,7 +34,7 @@ def _client(url: str | None, protocol: str, timeout: float):  # noqa: ANN202
 
 def _fail(e: Exception, about: Path | None = None) -> typer.Exit:
     """Exit 1 with the error; ``about`` names the file a refused request was about."""
-    from cptr.client import BadRequestError
+    from cptr.client import BadRequestError  # import cycle: that module imports this one
 
     where = f"{about}: " if about is not None and isinstance(e, BadRequestError) else ""
     typer.echo(f"cptr client: {type(e).__name__}: {where}{e}", err=True)
@@ -38,7 +43,6 @@ def _fail(e: Exception, about: Path | None = None) -> typer.Exit:
 
 def _check_out(out: Path) -> str:
     """The picture format of ``--out`` from its suffix, checked before the server is asked."""
-    from cptr.imaging import image_format
 
     try:
         return image_format(out)
@@ -67,8 +71,7 @@ def cartoonize(
       cptr client cartoonize photo.jpg -o cartoon.jpg --prompt smile --paste-back
       cptr client cartoonize photo.jpg --url 127.0.0.1:8000 --protocol http
     """
-    from cptr.client import CartoonError
-    from cptr.io import atomic_write_bytes
+    from cptr.client import CartoonError  # import cycle: that module imports this one
 
     fmt = _check_out(out)
     try:
@@ -76,14 +79,11 @@ def cartoonize(
             png = client.cartoonize(photo, style=style, prompt=prompt, paste_back=paste_back, output="png")
     except (CartoonError, ValueError) as e:
         raise _fail(e, photo) from None
-    from cptr.client.client import decode_output
 
     picture = decode_output(png, "pil")
     if fmt == "PNG":
         atomic_write_bytes(out, png)  # type: ignore[arg-type]
     else:
-        from cptr.imaging import save_image
-
         save_image(picture, out)  # type: ignore[arg-type]
     what = "the photo with the cartoon pasted back" if paste_back else "cartoon"
     grey = ", grey as the photo" if picture.mode == "RGB" and _is_grey(picture) else ""
@@ -121,8 +121,7 @@ def generate(
     """
     import numpy as np
 
-    from cptr.client import CartoonError
-    from cptr.imaging import grid, save_image
+    from cptr.client import CartoonError  # import cycle: that module imports this one
 
     _check_out(out)
     try:
@@ -150,8 +149,7 @@ def styles(
       cptr client styles
       cptr client styles --url 127.0.0.1:8000 --protocol http
     """
-    from cptr.client import CartoonError
-    from cptr.contracts import public_models
+    from cptr.client import CartoonError  # import cycle: that module imports this one
 
     try:
         with _client(url, protocol, 30.0) as client:

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import typer
 
+from cptr.data.metrics import FaceDetector
+from cptr.data.render import write_renders
+from cptr.progress import StepProgress
+
 
 def render(
     domain: str = typer.Option(
@@ -35,7 +39,6 @@ def render(
 
     Each image comes with its attributes (yaw, roll, skin tone, hair colour, smile, ...) in labels.csv.
     """
-    from cptr.data.render import write_renders
 
     try:
         res = write_renders(out, domain, n, size=size, seed=seed, workers=workers, progress=not quiet, align=align)
@@ -69,8 +72,12 @@ def critic(
 
       cptr-train critic --out cptr/assets/demo/critic.pt
     """
-    from cptr.data.critic import CRITIC_RENDER_SEED, evaluate_critic, save_critic, train_critic
-    from cptr.progress import StepProgress
+    from cptr.data.critic import (
+        CRITIC_RENDER_SEED,
+        evaluate_critic,
+        save_critic,
+        train_critic,
+    )  # torch: only when this runs (the module is imported without it)
 
     with StepProgress(steps, "critic", enabled=not quiet) as prog:
         net = train_critic(
@@ -139,7 +146,7 @@ def evaluate(
           --structure-source runs/source/shipped.pt --data data/cartoon \\
           --truncation 0.7
     """
-    from cptr.data.critic import load_critic
+    from cptr.data.critic import load_critic  # torch: only when this runs (the module is imported without it)
     from cptr.data.evaluate import (
         critic_features,
         evaluate_images,
@@ -147,9 +154,8 @@ def evaluate(
         inception_features,
         load_images,
         write_report,
-    )
-    from cptr.data.metrics import FaceDetector
-    from cptr.models.checkpoints import CheckpointError
+    )  # torch: only when this runs (the module is imported without it)
+    from cptr.models.checkpoints import CheckpointError  # torch: only when this runs (the module is imported without it)
 
     if (generator is None) == (images is None):
         typer.echo("error: give exactly one of --generator and --images", err=True)
@@ -176,8 +182,8 @@ def evaluate(
         if generator is None:
             typer.echo("error: --structure-source needs --generator (the fine-tuned target)", err=True)
             raise typer.Exit(2)
-        from cptr.data.structure import FEATURES, generator_structure
-        from cptr.models.checkpoints import load_generator
+        from cptr.data.structure import FEATURES, generator_structure  # torch: only when this runs (the module is imported without it)
+        from cptr.models.checkpoints import load_generator  # torch: only when this runs (the module is imported without it)
 
         try:
             judged = generator_structure(load_generator(structure_source), load_generator(generator), n, truncation, seed, aligned=aligned)

@@ -32,6 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cptr.data.faces import ATTRIBUTES, DOMAINS
+from cptr.data.render import render_batch
+from cptr.imaging import from_uint8
+from cptr.io import atomic_path
 
 CRITIC_SIZE = 64
 CRITIC_RENDER_SEED = 5_000_000  # the shipped critic's training renders: seeds 5,000,000 + i
@@ -136,8 +139,6 @@ def perturb(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def _render_pairs(n: int, seed0: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` faces in both domains: images [2n, 3, 64, 64] in [-1, 1], domain [2n], labels [2n, A]."""
-    from cptr.data.render import render_batch
-    from cptr.imaging import from_uint8
 
     imgs, labs = [], []
     for d in DOMAINS:
@@ -217,7 +218,6 @@ def train_critic(
 
 def save_critic(net: FaceCritic, path: str | os.PathLike) -> None:
     """Write the critic's state dict atomically."""
-    from cptr.io import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, tmp)

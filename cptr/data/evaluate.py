@@ -17,11 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cptr.data.critic import FaceCritic, critic_scores
+from cptr.data.critic import FaceCritic, critic_scores, load_critic
+from cptr.data.datasets import open_dataset
 from cptr.data.faces import ATTRIBUTES
+from cptr.data.inception import load_fid_inception
 from cptr.data.metrics import FaceDetector, fid, kid
 from cptr.imaging import grid as image_grid
 from cptr.imaging import save_image, to_uint8
+from cptr.io import atomic_write_text
+from cptr.models.checkpoints import load_generator
+from cptr.models.stylegan2 import Generator
 
 FeatureFn = Callable[[torch.Tensor], np.ndarray]
 
@@ -69,7 +74,6 @@ def sample_generator(g, n: int, truncation: float = 1.0, seed: int = 0, batch: i
 
 def load_images(path: str | os.PathLike, n: int, size: int) -> torch.Tensor:
     """The first ``n`` images of a folder or LMDB data set, [n, 3, size, size] in [-1, 1]."""
-    from cptr.data.datasets import open_dataset
 
     ds = open_dataset(str(path), size, workers=4)
     if len(ds) < n:
@@ -82,8 +86,6 @@ def critic_features(critic: FaceCritic) -> FeatureFn:
 
 
 def inception_features(path: str | os.PathLike) -> FeatureFn:
-    from cptr.data.inception import load_fid_inception
-
     net = load_fid_inception(path)
 
     @torch.no_grad()
@@ -135,9 +137,6 @@ def evaluate_with_baselines(
 ) -> list[EvalReport]:
     """The generator, an untrained generator of its architecture, and data against data (images
     ``n .. 2n-1`` of ``data`` against images ``0 .. n-1``), all against the first ``n`` images of ``data``."""
-    from cptr.data.critic import load_critic
-    from cptr.models.checkpoints import load_generator
-    from cptr.models.stylegan2 import Generator
 
     g = load_generator(generator_path)
     critic = critic or load_critic()
@@ -162,7 +161,5 @@ def evaluate_with_baselines(
 def write_report(rows: list[EvalReport], path: str | os.PathLike, extra: dict | None = None) -> None:
     """JSON report, written atomically."""
     import json
-
-    from cptr.io import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps({**(extra or {}), "rows": [r.as_dict() for r in rows]}, indent=2) + "\n")

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cptr import __version__
 from cptr.align import AlignError, align_face, detect_landmarks
 from cptr.contracts import ALIGNED_SIZE
 from cptr.data.faces import ATTRIBUTES, DOMAINS, render_face
@@ -113,7 +114,7 @@ def write_renders(
     with atomic_directory(out) as tmp:
         env = txn = None
         if lmdb_out:
-            from cptr.data.datasets import LMDB_MAP_SIZE, _lmdb
+            from cptr.data.datasets import LMDB_MAP_SIZE, _lmdb  # torch: only when this runs (the module is imported without it)
 
             env = _lmdb().open(str(tmp), map_size=LMDB_MAP_SIZE, readahead=False)
             txn = env.begin(write=True)
@@ -149,7 +150,6 @@ def write_renders(
             w.writerow(["index", "seed", *ATTRIBUTES])
             for i, (row, face_seed) in enumerate(zip(all_labels, seeds)):
                 w.writerow([i, face_seed, *(f"{v:.6g}" for v in row)])
-        from cptr import __version__
 
         meta = {
             "domain": domain,

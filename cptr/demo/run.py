@@ -19,6 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from cptr.align.demo import astronaut
+from cptr.client import CartoonClient
+from cptr.data.faces import render_face
+from cptr.imaging import save_image, to_uint8
+from cptr.serving.server import TritonServer
+
 CELL = 128  # every picture on the sheet is shown at this size
 LABEL_W = 150
 HELD_OUT_FACES = (9_000_001, 9_000_004, 9_000_007, 9_000_010)
@@ -80,7 +86,6 @@ def contact_sheet(rows: list[tuple[str, list]], title: str, captions: dict[int, 
 
 def _astronaut() -> np.ndarray | None:
     """The astronaut photo (:func:`cptr.align.demo.astronaut`), or None without scikit-image."""
-    from cptr.align.demo import astronaut
 
     try:
         return astronaut()
@@ -92,14 +97,17 @@ def run_demo(out: Path, alpha: float | None = None, log: Callable[[str], None] =
     """Run the whole demo into ``out``; returns where the sheet is."""
     import torch
 
-    from cptr.client import CartoonClient
-    from cptr.data.faces import render_face
-    from cptr.demo import DEMO_NAME, SERVED_ALPHA, SERVED_SWAP_RES, TRAIN_HINT, demo_generators, missing_assets
-    from cptr.export.cli import ExportOptions, run_export
-    from cptr.imaging import save_image, to_uint8
-    from cptr.serving.server import TritonServer
-    from cptr.styles.blend import blend_generators
-    from cptr.training.mapper_train import sample_latents
+    from cptr.demo import (
+        DEMO_NAME,
+        SERVED_ALPHA,
+        SERVED_SWAP_RES,
+        TRAIN_HINT,
+        demo_generators,
+        missing_assets,
+    )  # import cycle: that module imports this one
+    from cptr.export.cli import ExportOptions, run_export  # torch: only when this runs (the module is imported without it)
+    from cptr.styles.blend import blend_generators  # torch: only when this runs (the module is imported without it)
+    from cptr.training.mapper_train import sample_latents  # torch: only when this runs (the module is imported without it)
 
     t0 = time.perf_counter()
     if missing_assets():

@@ -20,6 +20,13 @@ from pathlib import Path
 import torch
 
 from cptr.contracts import DEFAULT_TRUNCATION
+from cptr.data.metrics import FaceDetector
+from cptr.imaging import to_uint8
+from cptr.io import atomic_path
+from cptr.models.checkpoints import load_generator, save_generator
+from cptr.models.stylegan2 import NOISE_MODES
+from cptr.training.freeze import silence_noise
+from cptr.training.mapper_train import sample_latents
 
 SELECT_SEED = 7  # latents of the selection; the model card measures on seed 0
 TRUNCATION = DEFAULT_TRUNCATION
@@ -58,10 +65,6 @@ def face_rate(
     ckpt: Path, n: int, seed: int = SELECT_SEED, truncation: float = TRUNCATION, detector=None, noise_mode: str = "const"
 ) -> float:
     """mediapipe face rate of ``n`` truncated samples of the ``g_ema`` in ``ckpt``."""
-    from cptr.data.metrics import FaceDetector
-    from cptr.imaging import to_uint8
-    from cptr.models.checkpoints import load_generator
-    from cptr.training.mapper_train import sample_latents
 
     g = load_generator(ckpt)
     w = sample_latents(g, n, truncation, seed)
@@ -74,8 +77,6 @@ def face_rate(
 def select(run: Path, first: int, last: int, n: int, out: Path, noise_mode: str = "const") -> Selection:
     """Measure every candidate, write ``out`` (JSON, atomically) and return the choice (the highest
     rate; the later checkpoint on a tie)."""
-    from cptr.data.metrics import FaceDetector
-    from cptr.io import atomic_path
 
     det = FaceDetector()
     rates: dict[str, float] = {}
@@ -103,9 +104,6 @@ def bake(ckpt: Path, out: Path, noise_mode: str) -> Path:
     """The shipped source: ``ckpt``'s ``g_ema`` (and ``latent_avg``) alone, with the per-pixel noise
     strengths zeroed when ``noise_mode`` is ``none`` (then every consumer, the exported graphs
     included, synthesises without noise). Written atomically; returns ``out``."""
-    from cptr.models.checkpoints import load_generator, save_generator
-    from cptr.models.stylegan2 import NOISE_MODES
-    from cptr.training.freeze import silence_noise
 
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")

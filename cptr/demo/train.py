@@ -36,8 +36,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cptr.demo import ASSET_DIR, SERVED_ALPHA, SERVED_SWAP_RES
+from cptr.demo.card import write_card
+from cptr.demo.measure import measure, structure_spread
 from cptr.demo.select import bake, chosen, select
-from cptr.io import atomic_write_text
+from cptr.io import atomic_path, atomic_write_text
+from cptr.models.checkpoints import load_generator, save_generator
 
 STEPS = ("data", "critic", "source", "select", "finetune", "encoder", "mapper", "pack", "measure")
 REDONE = ("pack", "measure")  # steps that run in full every time (never "done already")
@@ -243,9 +246,6 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     result: dict = {}
 
     def measure_step() -> None:
-        from cptr.demo.card import write_card
-        from cptr.demo.measure import measure, structure_spread
-
         m = measure(assets, n=r.measure_n)
         result.update(m)
         sel = json.loads(selection.read_text()) if selection.exists() else None
@@ -259,8 +259,6 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
 
 def pack(source_ckpt: Path, target_ckpt: Path, encoder_ckpt: Path, mapper_ckpt: Path, critic: Path, assets: Path) -> None:
     """The shipped files: generators reduced to ``g_ema`` + ``latent_avg``; the rest copied."""
-    from cptr.io import atomic_path
-    from cptr.models.checkpoints import load_generator, save_generator
 
     assets.mkdir(parents=True, exist_ok=True)
     for ckpt, name in ((source_ckpt, "source.pt"), (target_ckpt, "target.pt")):

@@ -65,7 +65,7 @@ def k8s(
 
     Then follow deploy/README.md: build and push the image, copy the repository, helm install.
     """
-    from cptr.deploy import DeployError, DeployOptions, RepositoryError, write_k8s
+    from cptr.deploy import DeployError, DeployOptions, RepositoryError, write_k8s  # import cycle: that module imports this one
 
     opts = DeployOptions(
         repository=repository, out=out, image=image, image_tag=image_tag, triton_tag=triton_tag, model_uri=model_uri, gpus=gpus,

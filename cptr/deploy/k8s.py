@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from cptr import __version__
 from cptr.contracts import DEFAULT_PORTS
 from cptr.deploy.repository import RepositoryInfo, read_repository
 from cptr.io import atomic_directory, atomic_write_text
@@ -162,8 +163,6 @@ def _y(value: object) -> str:
 
 
 def _image_for(info: RepositoryInfo, opts: DeployOptions, triton_tag: str) -> tuple[str, str]:
-    from cptr import __version__
-
     if info.needs_cptr:
         return opts.image, opts.image_tag or f"{__version__}-{triton_tag}"
     return NGC_TRITON_IMAGE, opts.image_tag or triton_tag
@@ -352,8 +351,6 @@ def _num(x: float) -> float | int:
 
 
 def _chart_yaml(info: RepositoryInfo, image: tuple[str, str]) -> str:
-    from cptr import __version__
-
     return f"""\
 apiVersion: v2
 name: cptr
@@ -500,8 +497,6 @@ def _torch_install(info: RepositoryInfo) -> tuple[str, str]:
 
 
 def _dockerfile(info: RepositoryInfo, triton_tag: str, image: tuple[str, str]) -> str:
-    from cptr import __version__
-
     torch_version, torch_index = _torch_install(info)
     align = any(m.startswith("preprocess") for m in info.models)
     extras = ["export"] + (["align"] if align else [])

@@ -11,6 +11,12 @@ from pathlib import Path
 
 import typer
 
+from cptr.imaging import grid, save_image, to_uint8
+from cptr.io import atomic_path
+from cptr.progress import StepProgress
+from cptr.serving.stages import decode_and_align, seed_latents
+from cptr.styles import StyleError, get_style, load_style_generators
+
 
 def _fail(msg: str) -> None:
     typer.secho(f"error: {msg}", err=True, fg="red")
@@ -57,11 +63,12 @@ def edit(
     import numpy as np
     import torch
 
-    from cptr.editing.optimize import OptimizeConfig, optimize_latent, synthesize
-    from cptr.imaging import grid, save_image, to_uint8
-    from cptr.progress import StepProgress
-    from cptr.styles import StyleError, get_style, load_style_generators
-    from cptr.styles.blend import blend_generators
+    from cptr.editing.optimize import (
+        OptimizeConfig,
+        optimize_latent,
+        synthesize,
+    )  # torch: only when this runs (the module is imported without it)
+    from cptr.styles.blend import blend_generators  # torch: only when this runs (the module is imported without it)
 
     if sum(x is not None for x in (photo, seed, latent)) != 1 and mode == "edit":
         _fail("give exactly one input: --photo, --seed or --latent")
@@ -92,7 +99,6 @@ def edit(
                 grid(to_uint8(torch.cat([synthesize(cartoon, w) for w in [res.w0, *res.snapshots]])), cols=len(res.snapshots) + 1),
                 out / "steps.png",
             )
-    from cptr.io import atomic_path
 
     with atomic_path(out / "w_plus.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, res.w[0].cpu().numpy().astype(np.float32))
@@ -120,14 +126,11 @@ def _initial_latent(source, info, photo, seed, latent, truncation: float, mode: 
             raise ValueError(f"{latent} holds a latent of shape {tuple(w.shape)}; style '{info.name}' takes W+ [{n}, {d}]")
         return w
     if seed is not None:
-        from cptr.serving.stages import seed_latents
-
         z = torch.from_numpy(seed_latents([seed], d))  # the served seed -> z rule
         with torch.no_grad():
             w = source.style(z).reshape(1, 1, d)
         return (centre + truncation * (w - centre)).expand(1, n, d).clone()
-    from cptr.models.encoder import load_encoder
-    from cptr.serving.stages import decode_and_align
+    from cptr.models.encoder import load_encoder  # torch: only when this runs (the module is imported without it)
 
     if not info.encoder:
         raise ValueError(f"style '{info.name}' has no encoder to invert a photo; register one (cptr styles add ... --encoder PATH)")
@@ -139,16 +142,16 @@ def _initial_latent(source, info, photo, seed, latent, truncation: float, mode: 
 def _losses(prompt, clip_weights, critic, critic_weights, arcface_weights, id_lambda: float):
     id_loss = None
     if id_lambda > 0:
-        from cptr.models.arcface import IDLoss, load_arcface
+        from cptr.models.arcface import IDLoss, load_arcface  # torch: only when this runs (the module is imported without it)
 
         if arcface_weights is None:
             raise ValueError("--id-lambda > 0 needs --arcface-weights model_ir_se50.pth")
         id_loss = IDLoss(load_arcface(arcface_weights))
     if critic is not None:
-        from cptr.data.critic import AttributeLoss, load_critic
+        from cptr.data.critic import AttributeLoss, load_critic  # torch: only when this runs (the module is imported without it)
 
         return AttributeLoss(load_critic(critic_weights), critic), id_loss
-    from cptr.models.clip_loss import CLIPLoss
-    from cptr.models.clip_shim import load_clip
+    from cptr.models.clip_loss import CLIPLoss  # torch: only when this runs (the module is imported without it)
+    from cptr.models.clip_shim import load_clip  # torch: only when this runs (the module is imported without it)
 
     return CLIPLoss(load_clip(clip_weights), prompt), id_loss

@@ -33,7 +33,7 @@ def physical_cores() -> int:
 
 def _has_plugin_nodes(path: str) -> bool:
     try:
-        from cptr.engines.plugin_ops import has_plugin_nodes
+        from cptr.engines.plugin_ops import has_plugin_nodes  # torch: only when this runs (the module is imported without it)
     except ImportError:
         return False
     return has_plugin_nodes(path)
@@ -80,7 +80,7 @@ def ort_session(
     if isinstance(model, str) and _has_plugin_nodes(model):  # CPTR TensorRT plugin nodes: reference custom ops
         import onnx
 
-        from cptr.engines.plugin_ops import custom_ops_library, ort_view
+        from cptr.engines.plugin_ops import custom_ops_library, ort_view  # torch: only when this runs (the module is imported without it)
 
         so.register_custom_ops_library(custom_ops_library())
         model = ort_view(onnx.load(model)).SerializeToString()

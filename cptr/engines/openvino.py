@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from cptr.io import sha256_file
+
 PRECISIONS = ("fp32", "bf16")
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 _CAPABILITY = {"fp32": "FP32", "bf16": "BF16"}
@@ -234,7 +236,6 @@ def convert_onnx(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> d
     weights first), so a reader never sees a half-written pair. Returns file names, sizes, sha256
     and the OpenVINO version for the manifest.
     """
-    from cptr.io import sha256_file
 
     ov = import_openvino()
     xml, weights = ir_files(xml_path)
@@ -394,7 +395,7 @@ def verify_engine(
     stages are judged in image terms too. Returns ``{"batch1": {...}, ..., "psnr_db": worst,
     "max_abs": worst}``; raises :class:`cptr.export.onnx.VerificationError` with the figures.
     """
-    from cptr.engines import VerificationError
+    from cptr.engines import VerificationError  # import cycle: that module imports this one
 
     precision = engine.precision
     results: dict[str, Any] = {}

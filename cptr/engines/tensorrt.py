@@ -87,7 +87,7 @@ def load_plugins(plugin_library: str | os.PathLike[str], trt: ModuleType | None 
             registry.load_library(str(path))
     missing = _missing_creators(trt, registry)
     if missing:
-        from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION
+        from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION  # torch: only when this runs (the module is imported without it)
 
         raise EngineBuildError(
             f"{path} did not register the plugin creators {missing} (namespace {PLUGIN_NAMESPACE!r}, version "
@@ -97,8 +97,8 @@ def load_plugins(plugin_library: str | os.PathLike[str], trt: ModuleType | None 
 
 
 def _missing_creators(trt: ModuleType, registry: Any) -> list[str]:
-    from cptr.engines.plugin_ops import PLUGIN_OPS
-    from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION
+    from cptr.engines.plugin_ops import PLUGIN_OPS  # torch: only when this runs (the module is imported without it)
+    from cptr.ops.dispatch import PLUGIN_NAMESPACE, PLUGIN_VERSION  # torch: only when this runs (the module is imported without it)
 
     get = getattr(registry, "get_creator", None) or registry.get_plugin_creator
     return [op for op in PLUGIN_OPS if get(op, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None]
@@ -144,7 +144,7 @@ def build_engine(
     ``$CPTR_TRT_PLUGINS``) is required when the graph has CPTR plugin nodes. Returns metadata:
     TensorRT version, GPU, profile, precision mode, inputs/outputs, plugins, hashes, build time.
     """
-    from cptr.engines.plugin_ops import PLUGIN_OPS, has_plugin_nodes
+    from cptr.engines.plugin_ops import PLUGIN_OPS, has_plugin_nodes  # torch: only when this runs (the module is imported without it)
 
     lo, opt, hi = _check_profile(profile)
     onnx_path = Path(onnx_path).expanduser().resolve()

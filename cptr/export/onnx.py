@@ -22,10 +22,13 @@ from torch import nn
 
 from cptr.contracts import StageArtifact, TensorSpec
 from cptr.engines import ExportError, VerificationError
+from cptr.engines.onnxruntime import ort_session
+from cptr.engines.plugin_ops import PLUGIN_OPS
 from cptr.export import stages
 from cptr.export.stages import InputFactory, Stage, default_inputs
 from cptr.io import atomic_path
 from cptr.models.stylegan2 import Generator
+from cptr.ops import export_plugin_nodes
 
 DEFAULT_OPSET = 17
 TOLERANCES = {"fp32": 1e-3, "fp16": 2e-2}
@@ -98,7 +101,6 @@ def verify_onnx(
     when an error exceeds ``tolerance * max(1, max|reference|)`` (absolute for outputs in [-1, 1]), or
     when a shape or dtype differs from the contract.
     """
-    from cptr.engines.onnxruntime import ort_session
 
     sess = ort_session(path)
     errors: dict[str, float] = {}
@@ -261,15 +263,12 @@ def export_stage(stage: Stage, path: str | Path, precision: str = "fp32", **kwar
     and kept fp32 in an fp16 graph. ``kwargs`` go to :func:`export_module` (``verify``, ``batch_sizes``,
     ``opset``, ``make_inputs``, ``extra``...).
     """
-    from cptr.ops import export_plugin_nodes
 
     make = kwargs.pop("make_inputs", None) or stage.make_inputs
     kwargs["extra"] = {**stage.extra, **(kwargs.get("extra") or {})}
     if stage.input_defaults:
         kwargs["input_defaults"] = dict(stage.input_defaults)
     if stage.plugins:
-        from cptr.engines.plugin_ops import PLUGIN_OPS
-
         kwargs["keep_fp32_ops"] = tuple(kwargs.get("keep_fp32_ops", FP16_KEEP_FP32_OPS)) + PLUGIN_OPS
     with export_plugin_nodes(stage.plugins):
         return export_module(

@@ -35,7 +35,12 @@ from torch import nn
 
 from cptr import contracts
 from cptr.contracts import TensorSpec
+from cptr.engines.plugin_ops import PLUGIN_OPS
+from cptr.export.rewrite import ExportSynthesis
+from cptr.models import set_fused_modconv
+from cptr.models.mapper import MappedEdit
 from cptr.models.stylegan2 import Generator
+from cptr.styles.blend import InjectedLatentEdit
 
 InputFactory = Callable[[int], Sequence[torch.Tensor]]
 
@@ -125,7 +130,6 @@ def synthesis_inputs(g: Generator, seed: int = 0, spread: float = 0.3) -> InputF
 
 def inference_copy(g: Generator) -> Generator:
     """A detached fp32 CPU copy in eval mode with static-weight (non-fused) modulated convs."""
-    from cptr.models import set_fused_modconv
 
     out = copy.deepcopy(g).cpu().float().eval().requires_grad_(False)
     out.latent_avg = getattr(g, "latent_avg", None)
@@ -230,15 +234,12 @@ def synthesis(g: Generator, plugins: bool = False) -> Stage:
     as a TensorRT plugin node (``UpFirDn2d``, ``FusedBiasLeakyReLU``; see
     :mod:`cptr.engines.plugin_ops`); those nodes stay fp32 in an fp16 graph.
     """
-    from cptr.export.rewrite import ExportSynthesis
 
     gi = inference_copy(g)
     reference = SynthesisReference(gi).eval()
     module = reference if plugins else ExportSynthesis(gi).eval()
     extra: dict[str, Any] = {}
     if plugins:
-        from cptr.engines.plugin_ops import PLUGIN_OPS
-
         extra["plugins"] = list(PLUGIN_OPS)
     return Stage(
         contracts.SYNTHESIS,
@@ -254,7 +255,6 @@ def synthesis(g: Generator, plugins: bool = False) -> Stage:
 
 def generator(g: Generator) -> Stage:
     """``z``, ``truncation`` -> ``image`` in one graph (``cptr-export --with-generator``)."""
-    from cptr.export.rewrite import ExportSynthesis
 
     gi = inference_copy(g)
     graph_mapping = MappingGraph(gi)
@@ -296,15 +296,12 @@ def mapper(m: nn.Module, generator: Generator | None = None, inject_k: int = 0, 
     ``step`` defaults to the mapper's own (0.1, StyleCLIP's). ``generator`` makes the example inputs
     realistic latents of that generator.
     """
-    from cptr.models.mapper import MappedEdit
 
     lm = _frozen_copy(m)
     edit = MappedEdit(lm, step).eval()
     extra: dict[str, Any] = {"mapper": {**lm.opts(), "step": edit.step}}
     module: nn.Module = edit
     if inject_k:
-        from cptr.styles.blend import InjectedLatentEdit
-
         module = InjectedLatentEdit(edit, inject_k).eval()
         extra["inject_k"] = int(inject_k)
     specs_in = [contracts.w_plus(lm.n_latent, lm.style_dim)]

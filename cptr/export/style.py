@@ -23,12 +23,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cptr
 from cptr import contracts
-from cptr.engines.openvino import DEFAULT_MIN_PSNR
-from cptr.styles import StyleError
+from cptr.contracts import ExportBundle
+from cptr.engines.openvino import (
+    DEFAULT_MIN_PSNR,
+    EngineConfig,
+    OpenVINOUnavailable,
+    build_openvino_engine,
+    check_min_psnr,
+    cpu_capabilities,
+    import_openvino,
+    openvino_version,
+    resolve_precision,
+    synthesis_renderer,
+)
+from cptr.engines.openvino import PRECISIONS as OPENVINO_PRECISIONS
+from cptr.engines.tensorrt import TensorRTUnavailable, build_engine, import_tensorrt
+from cptr.engines.torch_aot import build_torch_engine
+from cptr.export.onnx import PRECISIONS, ExportError
+from cptr.export.stages import GENERATOR
+from cptr.io import atomic_write_text, sha256_file
+from cptr.styles import BUILTIN_PREFIX, StyleError, no_encoder_hint
 from cptr.styles.resolve import ResolvedStyle, load_style, resolve_style
 from cptr.triton import LayoutError, Published, publish, read_index
 from cptr.triton.repository import LOCK_FILE, relocate
+from cptr.triton.writer import write_repository
 
 ENGINES = ("onnx", "trt", "torch", "openvino")
 BACKENDS = ("python", "native")
@@ -122,8 +142,6 @@ def _versions(engine: str = "onnx") -> dict[str, str]:
     import onnxruntime
     import torch
 
-    import cptr
-
     versions = {
         "cptr": cptr.__version__,
         "torch": torch.__version__,
@@ -132,8 +150,6 @@ def _versions(engine: str = "onnx") -> dict[str, str]:
         "python": platform.python_version(),
     }
     if engine == "openvino":
-        from cptr.engines.openvino import openvino_version
-
         versions["openvino"] = openvino_version() or "missing"
     return versions
 
@@ -145,7 +161,6 @@ def onnx_precision(precision: str) -> str:
 
 def openvino_config(opts: ExportOptions):
     """The :class:`cptr.engines.openvino.EngineConfig` asked for by ``opts``."""
-    from cptr.engines.openvino import EngineConfig
 
     try:
         return EngineConfig(opts.precision, opts.ov_hint, opts.ov_streams, opts.ov_threads, opts.ov_static_batches)
@@ -154,8 +169,6 @@ def openvino_config(opts: ExportOptions):
 
 
 def _check_options(opts: ExportOptions) -> None:
-    from cptr.export.onnx import PRECISIONS
-
     if opts.engine == "openvino":
         _check_openvino_options(opts)
     elif opts.precision == "bf16":
@@ -180,8 +193,6 @@ def _check_options(opts: ExportOptions) -> None:
     if opts.engine not in ENGINES:
         raise ExportFailed(f"--engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
     if opts.engine == "trt":
-        from cptr.engines.tensorrt import TensorRTUnavailable, import_tensorrt
-
         try:
             import_tensorrt()
         except TensorRTUnavailable as e:
@@ -191,10 +202,8 @@ def _check_options(opts: ExportOptions) -> None:
 
 
 def _check_openvino_options(opts: ExportOptions) -> None:
-    from cptr.engines.openvino import PRECISIONS, OpenVINOUnavailable, check_min_psnr, import_openvino
-
-    if opts.precision not in PRECISIONS:
-        raise ExportFailed(f"--engine openvino runs {' or '.join(PRECISIONS)}, got --precision {opts.precision}")
+    if opts.precision not in OPENVINO_PRECISIONS:
+        raise ExportFailed(f"--engine openvino runs {' or '.join(OPENVINO_PRECISIONS)}, got --precision {opts.precision}")
     if opts.plugins:
         raise ExportFailed("--plugins emits TensorRT plugin nodes, which OpenVINO cannot run: leave it out with --engine openvino")
     config = openvino_config(opts)
@@ -216,9 +225,6 @@ def _check_openvino_options(opts: ExportOptions) -> None:
 
 
 def _checkpoint_id(ref: str) -> str:
-    from cptr.io import sha256_file
-    from cptr.styles import BUILTIN_PREFIX
-
     return ref if ref.startswith(BUILTIN_PREFIX) else f"sha256:{sha256_file(ref)}"
 
 
@@ -261,8 +267,6 @@ def _spec_entries(specs) -> list[dict[str, Any]]:
 
 
 def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
-    from cptr.io import sha256_file
-
     entry = {
         "stage": art.stage,
         "file": placed["file"],
@@ -285,7 +289,7 @@ def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
 
 def _stage_list(r: ResolvedStyle, opts: ExportOptions, g, encoder, mappers: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
     """``(model name, mapper prompt, catalogue stage)`` of every graph this export writes, in order."""
-    from cptr.export import stages as catalogue
+    from cptr.export import stages as catalogue  # import cycle: that module imports this one
 
     out: list[tuple[str, str | None, Any]] = [
         (contracts.model_name(contracts.MAPPING, r.name), None, catalogue.mapping(g, opts.truncation)),
@@ -312,14 +316,11 @@ def _build_engines(
     opts: ExportOptions, built: dict[str, tuple[Any, Any]], stage_dir: Path, prog: _Progress, batch_sizes: list[int], notes: list[str]
 ) -> None:
     """TensorRT plans or OpenVINO IR (from the verified ONNX files), or AOTInductor packages, recorded in each artifact."""
-    from cptr.export.stages import GENERATOR
 
     if opts.engine == "openvino":
         _build_openvino(opts, built, stage_dir, prog, batch_sizes, notes)
         return
     if opts.engine == "trt":
-        from cptr.engines.tensorrt import build_engine
-
         profile = (1, min(4, opts.batch_max), opts.batch_max)
         for name, (stage, art) in built.items():
             if stage.key == GENERATOR:
@@ -331,8 +332,6 @@ def _build_engines(
             prog.done(f"{name}: TensorRT plan")
         return
     import torch
-
-    from cptr.engines.torch_aot import build_torch_engine
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if opts.precision == "fp16" and device == "cpu":
@@ -363,9 +362,6 @@ def _build_openvino(
     bf16 falls back to fp32 (with a note) where the CPU lacks it; latent stages are judged by the
     images the fp32 synthesis reference makes of their outputs (:mod:`cptr.engines.openvino`).
     """
-    from cptr.engines.openvino import build_openvino_engine, cpu_capabilities, resolve_precision, synthesis_renderer
-    from cptr.export.onnx import ExportError
-    from cptr.export.stages import GENERATOR
 
     config = openvino_config(opts)
     capabilities = cpu_capabilities()
@@ -411,10 +407,7 @@ def export_style(opts: ExportOptions) -> Manifest:
     Raises :class:`ExportFailed` (or :class:`cptr.export.onnx.ExportError`) with the reason; the
     previous contents of ``opts.out`` are then unchanged.
     """
-    from cptr.contracts import ExportBundle
-    from cptr.export import onnx as onnx_export
-    from cptr.io import atomic_write_text
-    from cptr.triton.writer import write_repository
+    from cptr.export import onnx as onnx_export  # import cycle: that module imports this one
 
     _check_options(opts)
     check_repository(Path(opts.out))
@@ -480,8 +473,6 @@ def export_style(opts: ExportOptions) -> Manifest:
 
             arts = {name: art for name, (_, art) in built.items()}
             if contracts.ENCODER not in by_key:
-                from cptr.styles import no_encoder_hint
-
                 notes.append(f"only generate_{r.name} is built: {no_encoder_hint(r.name)}")
                 prog.note(notes[-1])
             if mappers and contracts.ENCODER not in by_key:
@@ -589,8 +580,6 @@ def _first_line(e: BaseException) -> str:
 
 
 def _sha256(path: Path) -> str:
-    from cptr.io import sha256_file
-
     return sha256_file(path)
 
 

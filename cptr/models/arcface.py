@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr.models.checkpoints import CheckpointError, load_torch_file
 from cptr.models.clip_shim import WeightsNotFoundError
 
 ARCFACE_WEIGHTS_HELP = (
@@ -150,7 +151,6 @@ def freeze(module: nn.Module) -> nn.Module:
 
 def load_arcface(path: str | os.PathLike, device: str | torch.device = "cpu") -> Backbone:
     """Load ``model_ir_se50.pth`` into an IR-SE50 :class:`Backbone` (strict, weights only), frozen."""
-    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     p = Path(path).expanduser()
     if not p.is_file():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cptr.io import atomic_path
+from cptr.models.stylegan2 import Generator, default_channels
 
 if TYPE_CHECKING:  # the model modules import this one (option helpers): no import cycle at run time
     from cptr.models.stylegan2 import Generator
@@ -77,7 +78,6 @@ def load_torch_file(path: str | os.PathLike, map_location: str | torch.device = 
 
 def infer_generator_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Read a Generator's constructor arguments off a rosinality ``g_ema`` state dict."""
-    from cptr.models.stylegan2 import default_channels
 
     try:
         n_mlp = sum(1 for k in sd if re.fullmatch(r"style\.\d+\.weight", k))
@@ -107,7 +107,6 @@ def infer_generator_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def generator_from_state_dict(sd: dict[str, torch.Tensor], lr_mlp: float = 0.01) -> Generator:
     """Build a Generator whose architecture matches ``sd`` and load it strictly."""
-    from cptr.models.stylegan2 import Generator
 
     cfg = infer_generator_config(sd)
     g = Generator(**cfg, lr_mlp=lr_mlp)
@@ -355,7 +354,6 @@ def nvlabs_to_rosinality(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
 
 def load_nvlabs_generator(path: str | os.PathLike, key: str = "G_ema") -> tuple[Generator, torch.Tensor | None]:
     """Convert ``key`` of an NVlabs pickle to a rosinality-layout :class:`Generator`."""
-    from cptr.models.stylegan2 import Generator
 
     data = read_nvlabs_pickle(path)
     net = data.get(key)

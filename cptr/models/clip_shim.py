@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cptr.models.checkpoints import CheckpointError, load_torch_file
+
 CLIP_WEIGHTS_HELP = (
     "download ViT-B-32.pt from OpenAI's CLIP release "
     "(https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt, "
@@ -206,7 +208,6 @@ def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
     Parameters, buffers and plain tensor attributes all appear; the caller keeps what it expects.
     """
-    from cptr.models.checkpoints import CheckpointError
 
     p = Path(path)
     try:
@@ -291,7 +292,6 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn
     No code from the file runs (see the module docstring). A missing file raises
     :class:`WeightsNotFoundError` that says where to get it.
     """
-    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     p = Path(path).expanduser()
     if not p.is_file():

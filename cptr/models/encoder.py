@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cptr.io import atomic_path
 from cptr.models.arcface import STAGE_UNITS, STAGE_WIDTHS, make_ir_body
-from cptr.models.checkpoints import options_dict
+from cptr.models.checkpoints import CheckpointError, load_torch_file, options_dict
 from cptr.models.stylegan2 import EqualLinear
 
 COARSE_IND, MIDDLE_IND = 3, 7
@@ -216,7 +217,6 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     types (``BackboneEncoderUsingLastLayerIntoW[Plus]``) are refused with a clear error.
     The ``decoder.*`` weights in those files are ignored; ``latent_avg`` becomes the starting latent.
     """
-    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
@@ -254,7 +254,6 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike, opts: dict[str, Any]
 
     That is pSp's layout; with the default architecture (and ``decoder``) pSp's own code loads it.
     """
-    from cptr.io import atomic_path
 
     sd = {f"encoder.{k}": v.detach().cpu().clone() for k, v in encoder.state_dict().items() if k != "latent_avg"}
     if decoder is not None:

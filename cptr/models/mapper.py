@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from cptr import contracts
-from cptr.models.checkpoints import options_dict
+from cptr.io import atomic_path
+from cptr.models.checkpoints import CheckpointError, load_torch_file, options_dict
 from cptr.models.stylegan2 import EqualLinear, PixelNorm
 
 LEVELS = ("coarse", "medium", "fine")
@@ -145,7 +146,6 @@ def mapper_from_state_dict(
     sd: dict[str, torch.Tensor], opts: Any = None, n_latent: int | None = None, path: str | os.PathLike = "<state dict>"
 ) -> LevelsMapper:
     """Build a :class:`LevelsMapper` from official keys (``mapper.`` prefix optional) and load it strictly."""
-    from cptr.models.checkpoints import CheckpointError
 
     o = options_dict(opts)
     mtype = o.get("mapper_type", "LevelsMapper")
@@ -200,7 +200,6 @@ def load_mapper(path: str | os.PathLike, n_latent: int | None = None, device: st
     ``n_latent`` overrides the W+ length read from ``opts['stylegan_size']`` (default 1024 px -> 18),
     e.g. 14 to use the mapper with a 256 px generator.
     """
-    from cptr.models.checkpoints import CheckpointError, load_torch_file
 
     ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict):
@@ -238,7 +237,6 @@ def save_mapper(
     ``decoder`` (the generator) makes the file loadable by StyleCLIP's own ``StyleCLIPMapper``,
     which loads ``decoder.*`` strictly; it is not needed by CPTR.
     """
-    from cptr.io import atomic_path
 
     state = {f"mapper.{k}": v.detach().cpu().clone() for k, v in mapper.state_dict().items()}
     if decoder is not None:

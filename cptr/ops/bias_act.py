@@ -20,6 +20,7 @@ from torch import nn
 from torch.autograd import Function
 
 from cptr.ops.dispatch import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION, Impl, cuda_impl, emit_plugin
+from cptr.ops.extension import extension
 
 SQRT2 = math.sqrt(2.0)
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.float64)
@@ -109,7 +110,6 @@ class _FusedLeakyReLUGrad(Function):
 
     @staticmethod
     def forward(ctx, grad, out, negative_slope, scale):  # type: ignore[override]
-        from cptr.ops.extension import extension
 
         grad_x = extension().bias_leaky_relu_grad(grad, None, out, negative_slope, scale)
         grad_bias = grad_x.sum([0, *range(2, grad_x.ndim)])
@@ -119,7 +119,6 @@ class _FusedLeakyReLUGrad(Function):
 
     @staticmethod
     def backward(ctx, gg_x, gg_bias):  # type: ignore[override]
-        from cptr.ops.extension import extension
 
         (out,) = ctx.saved_tensors
         # d/d(grad) of <gg_x, grad_x> + <gg_bias, grad_bias> = (gg_x + gg_bias[c]) * mask * scale
@@ -130,7 +129,6 @@ class _FusedLeakyReLUGrad(Function):
 class _FusedLeakyReLU(Function):
     @staticmethod
     def forward(ctx, x, bias, negative_slope, scale):  # type: ignore[override]
-        from cptr.ops.extension import extension
 
         out = extension().bias_leaky_relu(x, bias, negative_slope, scale)
         ctx.save_for_backward(out)

@@ -76,8 +76,8 @@ def load(verbose: bool = False, strict: bool = False) -> bool:
             except Exception as exc:  # compiler missing or failing: report, keep the reference ops
                 reason = f"building the CUDA extension failed: {type(exc).__name__}: {exc}"
             else:
-                from cptr.ops.bias_act import fused_leaky_relu_cuda
-                from cptr.ops.upfirdn2d import upfirdn2d_cuda
+                from cptr.ops.bias_act import fused_leaky_relu_cuda  # import cycle: that module imports this one
+                from cptr.ops.upfirdn2d import upfirdn2d_cuda  # import cycle: that module imports this one
 
                 _state["ext"], _state["reason"] = ext, None
                 register_cuda_impl(upfirdn2d=upfirdn2d_cuda, fused_leaky_relu=fused_leaky_relu_cuda)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from cptr.ops.dispatch import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION, Impl, cuda_impl, emit_plugin
+from cptr.ops.extension import extension
 
 MAX_FIR_SIDE = 16  # kMaxFirSide in cptr_kernels.h
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.float64)
@@ -188,7 +189,6 @@ class _UpFirDn2d(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, up, down, pad):  # type: ignore[override]
-        from cptr.ops.extension import extension
 
         ctx.save_for_backward(kernel)
         ctx.config = (tuple(x.shape[2:]), up, down, pad)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cptr.serving.server import TritonServer
+from cptr.triton.writer import write_repository
+
 __all__ = ["TritonServer", "write_repository"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing cptr.serving stays cheap
     if name == "write_repository":
-        from cptr.triton.writer import write_repository
-
         return write_repository
     if name == "TritonServer":
-        from cptr.serving.server import TritonServer
-
         return TritonServer
     raise AttributeError(name)

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from cptr.contracts import DEFAULT_HOST, DEFAULT_PORTS
+from cptr.serving.server import ServerStartError, TritonServer
+from cptr.serving.server import serve as run
 
 
 def serve(
@@ -43,8 +45,6 @@ def serve(
     Prints one line when ready; Triton's own log goes to --log-file (--verbose shows it).
     SIGTERM or Ctrl-C stops accepting requests, lets in-flight ones finish, then exits.
     """
-    from cptr.serving.server import ServerStartError, TritonServer
-    from cptr.serving.server import serve as run
 
     try:
         server = TritonServer(

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from cptr.contracts import public_models
 from cptr.triton import control
 
 STARTUP_TIMEOUT_S = 180.0
@@ -495,7 +496,6 @@ def default_log_path(http_port: int) -> Path:
 
 def _summary(server: TritonServer) -> str:
     """One line for ``cptr serve`` once ready: endpoints, what is served, where the log is."""
-    from cptr.contracts import public_models
 
     try:
         models = server.ready_models()

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cptr.align import Aligned, align_face, detect_landmarks, is_grayscale, load_image, paste_back
 from cptr.contracts import ALIGNED_SIZE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, TensorSpec
 from cptr.models.latents import mix_w_plus_np
 from cptr.serving.errors import BAD_REQUEST, IMAGE_TOO_LARGE, RequestError
@@ -85,7 +86,6 @@ def decode_and_align(data: bytes, size: int = ALIGNED_SIZE) -> tuple[np.ndarray,
     photo pixels. Raises :class:`RequestError` (image_too_large) above ``MAX_IMAGE_BYTES`` and the
     errors of :mod:`cptr.align` (bad image, too many pixels, no face, face too small).
     """
-    from cptr.align import align_face, detect_landmarks, load_image
 
     if len(data) > MAX_IMAGE_BYTES:
         raise RequestError(
@@ -122,7 +122,6 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def paste_into_photo(photo: np.ndarray, stylized: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """Blend ``stylized`` back into ``photo`` where the aligned crop with ``transform`` was cut out."""
-    from cptr.align import Aligned, paste_back
 
     m = np.asarray(transform, np.float64)
     if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m[:2, :2])) < 1e-9:
@@ -145,7 +144,6 @@ def render(image: np.ndarray, photo_bytes: bytes | None = None, transform: np.nd
 
     A photo stored in grey (a one-channel file) gets a grey cartoon: the generator's colours would be invented.
     """
-    from cptr.align import is_grayscale
 
     rgb = to_uint8(image)
     if photo_bytes is not None and is_grayscale(photo_bytes):
@@ -153,7 +151,6 @@ def render(image: np.ndarray, photo_bytes: bytes | None = None, transform: np.nd
     if paste_back:
         if photo_bytes is None or transform is None:
             raise RequestError(BAD_REQUEST, "paste_back=1 needs the photo (image_bytes) and its transform")
-        from cptr.align import load_image
 
         if len(photo_bytes) > MAX_IMAGE_BYTES:
             raise RequestError(IMAGE_TOO_LARGE, f"the photo is larger than {MAX_IMAGE_BYTES / 2**20:.0f} MiB")

@@ -57,7 +57,7 @@ _LAZY = {"GeneratorMismatchError", "blend_generators", "check_compatible", "inje
 
 def __getattr__(attr: str) -> Any:  # blending re-exported lazily (it imports torch)
     if attr in _LAZY:
-        import cptr.styles.blend
+        import cptr.styles.blend  # torch: only when this runs (the module is imported without it)
 
         return getattr(cptr.styles.blend, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
@@ -228,8 +228,12 @@ def add_style(
     The blend defaults are validated against the generator. ``copy=True`` copies the checkpoints
     into ``$CPTR_HOME/models/<name>/`` so the registry does not depend on the original files.
     """
-    from cptr.models.checkpoints import CheckpointError, load_generator
-    from cptr.styles.blend import GeneratorMismatchError, blend_generators, check_compatible
+    from cptr.models.checkpoints import CheckpointError, load_generator  # torch: only when this runs (the module is imported without it)
+    from cptr.styles.blend import (
+        GeneratorMismatchError,
+        blend_generators,
+        check_compatible,
+    )  # torch: only when this runs (the module is imported without it)
 
     validate_name(name)
     if name == DEMO_NAME:
@@ -337,8 +341,8 @@ def load_style_generators(name: str, device: str = "cpu"):
     if info.builtin:
         if missing_assets():
             raise StyleError(f"the demo models are missing from the package ({', '.join(p.name for p in missing_assets())}); {TRAIN_HINT}")
-    from cptr.models.checkpoints import CheckpointError, load_generator
-    from cptr.styles.blend import check_compatible
+    from cptr.models.checkpoints import CheckpointError, load_generator  # torch: only when this runs (the module is imported without it)
+    from cptr.styles.blend import check_compatible  # torch: only when this runs (the module is imported without it)
 
     try:
         source, target = load_generator(info.source, device=device), load_generator(info.target, device=device)

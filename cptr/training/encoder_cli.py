@@ -58,7 +58,7 @@ def encoder_command(
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Train an image -> W+ encoder on the generator's own samples (latent + pixel [+ identity, perceptual] losses)."""
-    from cptr.training.encoder_train import EncoderJob, run_encoder_job
+    from cptr.training.encoder_train import EncoderJob, run_encoder_job  # torch: only when this runs (the module is imported without it)
 
     job = EncoderJob(
         style=style,

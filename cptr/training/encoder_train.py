@@ -26,9 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.models.encoder import Encoder
+from cptr.contracts import ALIGNED_SIZE
+from cptr.data.critic import PerceptualLoss, load_critic
+from cptr.imaging import grid, save_image, to_uint8
+from cptr.models.arcface import IDLoss, load_arcface
+from cptr.models.checkpoints import CheckpointError
+from cptr.models.clip_shim import WeightsNotFoundError
+from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
 from cptr.models.stylegan2 import Generator
 from cptr.progress import StepProgress
+from cptr.styles import StyleError, set_encoder
+from cptr.training.jobs import JobError, endless_batches, load_source_generator, pick_device
 from cptr.training.mapper_train import render, training_view  # the same frozen, deterministic synthesis
 
 
@@ -172,7 +180,6 @@ def reconstruction_error(encoder: Encoder, g: Generator, n: int = 16, seed: int 
 
 def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: Path) -> None:
     """Two rows: generator samples, and their reconstructions through the encoder."""
-    from cptr.imaging import grid, save_image, to_uint8
 
     with torch.no_grad():
         x = render(g, w)
@@ -217,12 +224,6 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     writes checkpoints/ and samples/ under ``job.out``, reports the reconstruction error and (with
     ``job.register`` and a user style) sets it on the style. Returns the final checkpoint; raises
     :class:`~cptr.training.jobs.JobError`."""
-    from cptr.contracts import ALIGNED_SIZE
-    from cptr.models.arcface import IDLoss, load_arcface
-    from cptr.models.checkpoints import CheckpointError
-    from cptr.models.clip_shim import WeightsNotFoundError
-    from cptr.models.encoder import save_encoder, small_encoder_config
-    from cptr.training.jobs import JobError, endless_batches, load_source_generator, pick_device
 
     device = pick_device(job.device)
     if job.width not in ("full", "small"):
@@ -238,8 +239,6 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
             raise JobError(str(e)) from None
     perceptual = None
     if job.perceptual_weights is not None and job.lambda_perceptual > 0:
-        from cptr.data.critic import PerceptualLoss, load_critic
-
         try:
             perceptual = PerceptualLoss(load_critic(job.perceptual_weights, device=device))
         except (FileNotFoundError, ValueError) as e:
@@ -283,8 +282,6 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     rec, base = reconstruction_error(enc, g)
     log(f"encoder written to {final}; reconstruction MSE {rec:.4f} (average latent: {base:.4f})")
     if job.register and job.style is not None and info is not None and not info.builtin:
-        from cptr.styles import StyleError, set_encoder
-
         try:
             set_encoder(info.name, final.resolve())
             log(f"registered the encoder on style '{job.style}'")

@@ -110,7 +110,6 @@ def grow(g: Generator, d: Discriminator, path: str | Path) -> int:
     one's names are the larger one's first layers; a discriminator's are named from the input down, so the smaller
     one's block ``convs.k`` (k >= 1) is the larger one's ``convs.k + (log2 size - log2 small)``; its fromRGB and the
     larger one's top blocks start from scratch. Only tensors of one shape are copied. Returns how many were."""
-    from cptr.training.checkpointing import load_checkpoint
 
     ckpt = load_checkpoint(path)
     small_g = ckpt.get("g_ema") or ckpt.get("g")

@@ -186,10 +186,13 @@ def finetune(**options: Any) -> None:
 def _run(options: dict, defaults: dict) -> None:
     """Build the config from the options the user typed (over ``defaults``, or over the checkpoint's
     settings when resuming) and run the one training loop; errors become a one-line message, exit 2."""
-    from cptr.models.checkpoints import CheckpointError
-    from cptr.training.checkpointing import latest_checkpoint, load_checkpoint
-    from cptr.training.data import DatasetError
-    from cptr.training.finetune import train
+    from cptr.models.checkpoints import CheckpointError  # torch: only when this runs (the module is imported without it)
+    from cptr.training.checkpointing import (
+        latest_checkpoint,
+        load_checkpoint,
+    )  # torch: only when this runs (the module is imported without it)
+    from cptr.training.data import DatasetError  # torch: only when this runs (the module is imported without it)
+    from cptr.training.finetune import train  # torch: only when this runs (the module is imported without it)
 
     out, resume, resume_from = options["out"], options["resume"], options["resume_from"]
     given = {k: v for k, v in options.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
@@ -251,7 +254,7 @@ def prepare(
 
     Example: cptr-train prepare cartoons/ --out data/cartoons.lmdb --size 256
     """
-    from cptr.training.data import DatasetError, write_lmdb
+    from cptr.training.data import DatasetError, write_lmdb  # torch: only when this runs (the module is imported without it)
 
     try:
         n, skipped = write_lmdb(images, out, sizes=tuple(size), quality=quality, workers=workers, progress=not quiet)

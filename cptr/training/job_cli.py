@@ -25,7 +25,7 @@ Device = Annotated[str, typer.Option("--device", help="'auto' (CUDA when availab
 def run_job(run: Callable[..., Any], job: Any) -> None:
     """``run(job, log=typer.echo)``; a :class:`~cptr.training.jobs.JobError` becomes ``error: ...`` on
     stderr and exit status 2."""
-    from cptr.training.jobs import JobError
+    from cptr.training.jobs import JobError  # torch: only when this runs (the module is imported without it)
 
     try:
         run(job, log=typer.echo)

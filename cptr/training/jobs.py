@@ -12,6 +12,10 @@ from typing import Any
 
 import torch
 
+from cptr.models.checkpoints import CheckpointError, load_generator
+from cptr.styles import StyleError, get_style, load_style_generators
+from cptr.training.data import DatasetError, ImageFolderDataset
+
 
 class JobError(ValueError):
     """A training job cannot start as asked (a missing or conflicting option, an unreadable file)."""
@@ -27,7 +31,6 @@ def pick_device(name: str) -> str:
 def load_source_generator(style: str | None, generator: Path | None, device: str) -> tuple[Any, Any]:
     """The generator a mapper/encoder trains against, ``(generator, style info or None)``: the
     checkpoint ``generator`` or the registered ``style``'s source (exactly one of them)."""
-    from cptr.models.checkpoints import CheckpointError, load_generator
 
     if (style is None) == (generator is None):
         raise JobError("pass exactly one of --style NAME and --generator PATH")
@@ -36,7 +39,6 @@ def load_source_generator(style: str | None, generator: Path | None, device: str
             return load_generator(generator, device=device), None
         except CheckpointError as e:
             raise JobError(str(e)) from None
-    from cptr.styles import StyleError, get_style, load_style_generators
 
     try:
         info = get_style(style)
@@ -48,7 +50,6 @@ def load_source_generator(style: str | None, generator: Path | None, device: str
 
 def open_image_folder(root: Path, size: int) -> Any:
     """An :class:`~cptr.training.data.ImageFolderDataset` of ``root`` at ``size`` px (a :class:`JobError` if unreadable)."""
-    from cptr.training.data import DatasetError, ImageFolderDataset
 
     try:
         return ImageFolderDataset(root, size)

@@ -70,7 +70,7 @@ def mapper_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a StyleCLIP levels mapper for a text prompt (CLIP + latent L2 + ArcFace identity losses)."""
-    from cptr.training.mapper_train import MapperJob, run_mapper_job
+    from cptr.training.mapper_train import MapperJob, run_mapper_job  # torch: only when this runs (the module is imported without it)
 
     job = MapperJob(
         prompt=prompt,

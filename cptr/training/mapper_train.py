@@ -19,10 +19,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from cptr.contracts import DEFAULT_TRUNCATION
+from cptr.imaging import grid, save_image, to_uint8
+from cptr.models.arcface import IDLoss, load_arcface
+from cptr.models.checkpoints import CheckpointError
+from cptr.models.clip_loss import CLIPLoss
+from cptr.models.clip_shim import WeightsNotFoundError, load_clip
+from cptr.models.encoder import load_encoder
 from cptr.models.latents import render, sample_latents  # noqa: F401  (their home; re-exported for the trainers)
-from cptr.models.mapper import LevelsMapper
-from cptr.models.stylegan2 import Generator
+from cptr.models.mapper import LevelsMapper, save_mapper
+from cptr.models.stylegan2 import Generator, set_fused_modconv
 from cptr.progress import StepProgress
+from cptr.styles import StyleError, add_mapper, get_style
+from cptr.training.jobs import JobError, load_source_generator, open_image_folder, pick_device
 
 
 @dataclass
@@ -42,8 +50,6 @@ def training_view(g: Generator) -> Generator:
     if g.input.input.is_cuda:
         return g
     import copy
-
-    from cptr.models.stylegan2 import set_fused_modconv
 
     view = set_fused_modconv(copy.deepcopy(g), False)
     view.latent_avg = getattr(g, "latent_avg", None)
@@ -127,7 +133,6 @@ def train_mapper(
 
 def save_edit_grid(g: Generator, mapper: LevelsMapper, latents: torch.Tensor, path: str | Path) -> None:
     """A two-row picture: the originals on top, their edits below."""
-    from cptr.imaging import grid, save_image, to_uint8
 
     with torch.no_grad():
         before = render(g, latents)
@@ -181,12 +186,6 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
     """Set up and train a mapper: checks the options, loads the generator and the losses, trains,
     writes checkpoints/ and samples/ under ``job.out`` and (with ``job.register`` and a style)
     registers it. Returns the final checkpoint; raises :class:`~cptr.training.jobs.JobError`."""
-    from cptr.models.arcface import IDLoss, load_arcface
-    from cptr.models.checkpoints import CheckpointError
-    from cptr.models.clip_loss import CLIPLoss
-    from cptr.models.clip_shim import WeightsNotFoundError, load_clip
-    from cptr.models.mapper import save_mapper
-    from cptr.training.jobs import JobError, load_source_generator, pick_device
 
     device = pick_device(job.device)
     chosen = {s.strip() for s in job.levels.split(",") if s.strip()}
@@ -200,7 +199,7 @@ def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
     g, _ = load_source_generator(job.style, job.generator, device)
     try:
         if job.critic is not None:
-            from cptr.data.critic import AttributeLoss, load_critic
+            from cptr.data.critic import AttributeLoss, load_critic  # torch-heavy critic: only for --critic
 
             clip = AttributeLoss(load_critic(job.critic_weights, device=device), job.critic)
         else:
@@ -255,13 +254,8 @@ def invert_folder(
     images: Path, style: str | None, encoder_path: Path | None, g: Generator, device: str, log: Callable[[str], None] | None = None
 ) -> torch.Tensor:
     """W+ inversions [N, n_latent, D] of every aligned face in ``images`` with the given / the style's encoder."""
-    from cptr.models.checkpoints import CheckpointError
-    from cptr.models.encoder import load_encoder
-    from cptr.training.jobs import JobError, open_image_folder
 
     if encoder_path is None and style is not None:
-        from cptr.styles import get_style
-
         info = get_style(style)
         if info.encoder:
             encoder_path = Path(info.encoder)
@@ -289,7 +283,6 @@ def invert_folder(
 
 def register_mapper(style: str, prompt_name: str, path: Path) -> str:
     """Add ``prompt_name -> path`` to a registered style's mappers (:func:`cptr.styles.add_mapper`); returns a message."""
-    from cptr.styles import StyleError, add_mapper, get_style
 
     if get_style(style).builtin:
         return f"the built-in style '{style}' cannot hold mappers; register a style with: cptr styles add NAME ... --mapper {prompt_name}={path}"

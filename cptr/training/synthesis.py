@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cptr.models.stylegan2 import Generator, SynthesisOutputs
+from cptr.training.freeze import mix_latents
 
 __all__ = ["SynthesisNetwork", "SynthesisOutputs", "make_noise", "synthesize"]
 
@@ -56,8 +57,6 @@ class SynthesisNetwork(nn.Module):
         """``styles=(z1, z2, crossover)`` instead of ``w_plus`` runs the mapping network first (so it
         trains, from scratch); the W+ it made is returned as ``w_plus``."""
         if w_plus is None:
-            from cptr.training.freeze import mix_latents
-
             if styles is None:
                 raise ValueError("give w_plus or styles=(z1, z2, crossover)")
             w_plus = mix_latents(self.g.style, self.g.n_latent, *styles)

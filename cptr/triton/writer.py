@@ -32,6 +32,7 @@ from pathlib import Path
 
 from cptr import contracts as C
 from cptr.contracts import ExportBundle, StageArtifact, TensorSpec, pbtxt_dims, specs_to_pbtxt
+from cptr.engines.openvino import EngineConfig, ir_files
 from cptr.io import atomic_write_text
 
 BACKENDS = ("python", "native")
@@ -178,7 +179,6 @@ def _openvino_stage(root: Path, name: str, art: StageArtifact, batch_max: int, b
     :class:`~cptr.engines.openvino.EngineConfig` (``HINT_BF16`` for bf16). Python flavour: the
     ``onnx_stage`` model with ``engine: openvino``, which compiles the IR with the same settings.
     """
-    from cptr.engines.openvino import EngineConfig, ir_files
 
     meta = art.extra.get("openvino") or {}
     config = EngineConfig.from_dict(meta.get("config") or {})

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cptr import contracts as C
+from cptr.serving.server import TritonServer, check_ports_free, exposure_warning, free_port
 from cptr.ui.backend import MAX_FACES, Catalog, Outcome, UIBackend
 
 # Before gradio is imported anywhere: no telemetry, no version check against the internet.
@@ -266,7 +267,6 @@ def serve_ui(
     and stop it (gracefully) after the page. Otherwise the page is a client of ``client_url``,
     which may start, stop or restart independently: the page says so when it is unreachable.
     """
-    from cptr.serving.server import TritonServer, check_ports_free, exposure_warning, free_port
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():

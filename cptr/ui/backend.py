@@ -23,6 +23,7 @@ import numpy as np
 
 from cptr import contracts as C
 from cptr.client import CartoonClient, errors, parse_mix, parse_seeds
+from cptr.serving.stages import encode_png, to_uint8
 
 log = logging.getLogger("cptr.ui")
 
@@ -318,6 +319,5 @@ def _write_bytes(path: Path, data: bytes) -> Path:
 
 def _write_png(path: Path, image: np.ndarray) -> Path:
     """A float [3, S, S] tensor in [-1, 1] as PNG, with the server's own conversion."""
-    from cptr.serving.stages import encode_png, to_uint8
 
     return _write_bytes(path, encode_png(to_uint8(np.asarray(image))))

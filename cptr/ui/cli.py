@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from cptr.serving.server import ServerStartError
+from cptr.ui.app import serve_ui
+
 
 def ui(
     url: str | None = typer.Option(
@@ -50,9 +53,6 @@ def ui(
     except ImportError:
         typer.echo('cptr ui: Gradio is not installed; install the page\'s extra: pip install -e ".[ui]"', err=True)
         raise typer.Exit(1) from None
-
-    from cptr.serving.server import ServerStartError
-    from cptr.ui.app import serve_ui
 
     try:
         code = serve_ui(url, protocol, host, port, serve=serve, concurrency=concurrency, timeout_s=timeout, open_browser=open_browser)

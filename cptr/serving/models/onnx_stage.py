@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from cptr.engines.openvino import EngineConfig, OpenVINOEngine
 from cptr.serving.models.base import Arrays, StageModel
 
 
@@ -57,7 +58,7 @@ class TritonPythonModel(StageModel):
     def _load_torch_engine(self, path) -> None:
         import torch
 
-        from cptr.engines.torch_aot import load_torch_engine
+        from cptr.engines.torch_aot import load_torch_engine  # torch: only when this runs (the module is imported without it)
 
         if len(self.output_names) != 1:
             raise RuntimeError("torch engines serve single-output stages only")
@@ -66,8 +67,6 @@ class TritonPythonModel(StageModel):
         print(f"[cptr] {self.model_name}: serving torch engine {path.name} on {self.device}", flush=True)
 
     def _load_openvino(self, path) -> None:
-        from cptr.engines.openvino import EngineConfig, OpenVINOEngine
-
         engine = OpenVINOEngine(path, EngineConfig.from_parameters(self.params))
         missing = (set(self.input_names) - set(engine.input_names)) | (set(self.output_names) - set(engine.output_names))
         if missing:
