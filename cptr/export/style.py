@@ -44,8 +44,8 @@ from cptr.engines.torch_aot import build_torch_engine
 from cptr.export.onnx import PRECISIONS, ExportError
 from cptr.export.stages import GENERATOR
 from cptr.io import atomic_write_text, sha256_file
-from cptr.styles import BUILTIN_PREFIX, StyleError, no_encoder_hint
-from cptr.styles.resolve import ResolvedStyle, load_style, resolve_style
+from cptr.styles import BUILTIN_PREFIX, StyleError, StyleInfo, no_encoder_hint
+from cptr.styles.resolve import load_style, resolve_style
 from cptr.triton import LayoutError, Published, publish, read_index
 from cptr.triton.repository import LOCK_FILE, relocate
 from cptr.triton.writer import write_repository
@@ -287,7 +287,7 @@ def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the export
 
 
-def _stage_list(r: ResolvedStyle, opts: ExportOptions, g, encoder, mappers: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
+def _stage_list(r: StyleInfo, opts: ExportOptions, g, encoder, mappers: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
     """``(model name, mapper prompt, catalogue stage)`` of every graph this export writes, in order."""
     from cptr.export import stages as catalogue  # import cycle: that module imports this one
 

@@ -1,7 +1,7 @@
 """From a style's name (or two checkpoints) to the models it serves: one home for ``cptr-export`` and
 the in-process pipeline (:mod:`cptr.pipeline`).
 
-:func:`resolve_style` settles every setting: a registered style's own, each overridden where the
+:func:`resolve_style` settles every setting (a :class:`~cptr.styles.StyleInfo`): a registered style's own, each overridden where the
 caller gives one. :func:`load_style` loads the generators, blends them, and loads the encoder and
 the text mappers, checking that their latent shapes fit the generator. Problems raise
 :class:`~cptr.styles.StyleError` with the fix.
@@ -9,8 +9,9 @@ the text mappers, checking that their latent shapes fit the generator. Problems 
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -19,32 +20,17 @@ from cptr.models.checkpoints import CheckpointError, load_generator
 from cptr.models.encoder import Encoder, load_encoder
 from cptr.models.mapper import load_mapper
 from cptr.models.stylegan2 import Generator
-from cptr.styles import DEFAULT_ALPHA, DEMO_NAME, StyleError, get_style, validate_name
+from cptr.styles import DEFAULT_ALPHA, DEMO_NAME, StyleError, StyleInfo, get_style, validate_name
 from cptr.styles.blend import blend_generators
 
 PathLike = str | os.PathLike
 
 
-@dataclass(frozen=True)
-class ResolvedStyle:
-    """Every setting of one style, after the registry's defaults and the caller's overrides."""
-
-    name: str
-    source: str  # checkpoint path
-    target: str
-    alpha: float = DEFAULT_ALPHA
-    swap_res: int | None = None
-    blend_width: float | None = None
-    inject_k: int = 0
-    encoder: str | None = None
-    mappers: dict[str, str] = field(default_factory=dict)  # prompt -> checkpoint path
-
-
 @dataclass
 class StyleModels:
-    """The loaded models of a :class:`ResolvedStyle`: the blend is what is served."""
+    """The loaded models of a :class:`StyleInfo`: the blend is what is served."""
 
-    style: ResolvedStyle
+    style: StyleInfo
     source: Generator
     target: Generator
     generator: Generator  # the blend (alpha, swap_res, blend_width)
@@ -63,7 +49,7 @@ def resolve_style(
     inject_k: int | None = None,
     encoder: PathLike | None = None,
     mappers: dict[str, PathLike] | None = None,
-) -> ResolvedStyle:
+) -> StyleInfo:
     """A registered style (default ``demo``), or ``source``/``target`` checkpoints under the name ``style``."""
     extra = {k: str(v) for k, v in (mappers or {}).items()}
     for prompt in extra:
@@ -75,32 +61,30 @@ def resolve_style(
         for p, what in ((src, "--source"), (tgt, "--target")):
             if not p.is_file():
                 raise StyleError(f"{what} {p} does not exist")
-        return ResolvedStyle(
-            validate_name(style or "custom"),
-            str(src),
-            str(tgt),
-            DEFAULT_ALPHA if alpha is None else alpha,
-            swap_res,
-            blend_width,
-            inject_k or 0,
-            str(encoder) if encoder else None,
-            extra,
+        return StyleInfo(
+            name=validate_name(style or "custom"),
+            source=str(src),
+            target=str(tgt),
+            alpha=DEFAULT_ALPHA if alpha is None else alpha,
+            swap_res=swap_res,
+            blend_width=blend_width,
+            inject_k=inject_k or 0,
+            encoder=str(encoder) if encoder else None,
+            mappers=extra,
         )
     info = get_style(style or DEMO_NAME)
-    return ResolvedStyle(
-        info.name,
-        info.source,
-        info.target,
-        info.alpha if alpha is None else alpha,
-        info.swap_res if swap_res is None else swap_res,
-        info.blend_width if blend_width is None else blend_width,
-        info.inject_k if inject_k is None else inject_k,
-        str(encoder) if encoder else info.encoder,
-        {**info.mappers, **extra},
+    return dataclasses.replace(
+        info,
+        alpha=info.alpha if alpha is None else alpha,
+        swap_res=info.swap_res if swap_res is None else swap_res,
+        blend_width=info.blend_width if blend_width is None else blend_width,
+        inject_k=info.inject_k if inject_k is None else inject_k,
+        encoder=str(encoder) if encoder else info.encoder,
+        mappers={**info.mappers, **extra},
     )
 
 
-def load_generators(style: ResolvedStyle) -> tuple[Generator, Generator]:
+def load_generators(style: StyleInfo) -> tuple[Generator, Generator]:
     try:
         return load_generator(style.source), load_generator(style.target)
     except CheckpointError as e:
@@ -131,7 +115,7 @@ def load_style_mapper(prompt: str, path: str, generator: Generator) -> nn.Module
     return mapper
 
 
-def blend(style: ResolvedStyle, source: Generator, target: Generator) -> Generator:
+def blend(style: StyleInfo, source: Generator, target: Generator) -> Generator:
     try:
         g = blend_generators(source, target, style.alpha, style.swap_res, style.blend_width)
     except ValueError as e:
@@ -141,7 +125,7 @@ def blend(style: ResolvedStyle, source: Generator, target: Generator) -> Generat
     return g
 
 
-def load_style(style: ResolvedStyle, *, with_mappers: bool = True) -> StyleModels:
+def load_style(style: StyleInfo, *, with_mappers: bool = True) -> StyleModels:
     """Load and blend everything ``style`` names."""
     source, target = load_generators(style)
     g = blend(style, source, target)
