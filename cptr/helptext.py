@@ -55,3 +55,8 @@ def reflow_app(app: typer.Typer) -> typer.Typer:
         if group.typer_instance is not None:
             reflow_app(group.typer_instance)
     return app
+
+
+def flags(**options: object) -> list[str]:
+    """Command-line flags from keywords: ``flags(iters=600, grow_from=None)`` -> ``["--iters", "600"]`` (None is left out)."""
+    return [x for key, value in options.items() if value is not None for x in (f"--{key.replace('_', '-')}", str(value))]

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from cptr.bench.rollout import LIVE_TOLERANCE, PROBE_SEED, Step, onnx_generate, rollout
+from cptr.helptext import flags
 from cptr.models.checkpoints import save_generator
 from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
 from cptr.triton.layout import INDEX_FILE, latest_version, manifest_path, read_index, read_manifest, versions
@@ -46,23 +47,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def export_argv(weights: dict[str, Path], repo: Path, style: str, alpha: float, *extra: str) -> tuple[str, ...]:
-    return (
-        str(BIN / "cptr-export"),
-        "--source",
-        str(weights["source"]),
-        "--target",
-        str(weights["target"]),
-        "--encoder",
-        str(weights["encoder"]),
-        "--style",
-        style,
-        "--alpha",
-        str(alpha),
-        "--out",
-        str(repo),
-        "--quiet",
-        *extra,
-    )
+    files = flags(source=weights["source"], target=weights["target"], encoder=weights["encoder"])
+    return (str(BIN / "cptr-export"), *files, *flags(style=style, alpha=alpha, out=repo), "--quiet", *extra)
 
 
 def run(argv: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from cptr.client import CartoonClient
 from cptr.engines.onnxruntime import ort_session
+from cptr.helptext import flags
 from cptr.serving.server import free_port
 from cptr.triton.layout import latest_version, read_index
 
@@ -119,12 +120,7 @@ def _serve_command(repo: Path, ports: dict[str, int]) -> list[str]:
         "serve",
         "-m",
         str(repo),
-        "--http-port",
-        str(ports["http"]),
-        "--grpc-port",
-        str(ports["grpc"]),
-        "--metrics-port",
-        str(ports["metrics"]),
+        *flags(http_port=ports["http"], grpc_port=ports["grpc"], metrics_port=ports["metrics"]),
         "--watch",
     ]
 

@@ -29,7 +29,8 @@ import torch
 
 from cptr.data.critic import critic_scores, load_critic
 from cptr.data.structure import FaceMesh, aligned_render_pairs, generator_structure
-from cptr.demo.train import FINETUNE_FLAGS, flags
+from cptr.demo.train import FINETUNE_FLAGS
+from cptr.helptext import flags
 from cptr.io import atomic_path
 from cptr.models.checkpoints import load_generator
 from cptr.models.latents import render, sample_latents

@@ -39,6 +39,7 @@ from cptr.demo import ASSET_DIR, SERVED_ALPHA, SERVED_SWAP_RES
 from cptr.demo.card import write_card
 from cptr.demo.measure import measure, structure_spread
 from cptr.demo.select import bake, chosen, select
+from cptr.helptext import flags
 from cptr.io import atomic_path, atomic_write_text
 from cptr.models.checkpoints import load_generator, save_generator
 
@@ -102,11 +103,6 @@ QUICK = Recipe(
     mapper_steps=2,
     measure_n=24,
 )
-
-
-def flags(**options: object) -> list[str]:
-    """Command-line flags from keywords: ``flags(iters=600, grow_from=None)`` -> ``["--iters", "600"]`` (None is left out)."""
-    return [x for key, value in options.items() if value is not None for x in (f"--{key.replace('_', '-')}", str(value))]
 
 
 RUN_FLAGS = flags(sample_every=250, save_every=250, keep=0, workers=1)  # the demo's training runs: checkpoints kept for selection
