@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cptr.client import BadRequestError, CartoonClient, CartoonError
 from cptr.client.client import decode_output
 from cptr.contracts import public_models
 from cptr.imaging import grid, image_format, save_image
@@ -25,7 +26,6 @@ URL_HELP = "Server address host:port (default: 127.0.0.1:8001 for gRPC, 127.0.0.
 
 
 def _client(url: str | None, protocol: str, timeout: float):  # noqa: ANN202
-    from cptr.client import CartoonClient  # import cycle: that module imports this one
 
     if protocol not in ("grpc", "http"):
         raise typer.BadParameter("use grpc or http", param_hint="--protocol")
@@ -34,7 +34,6 @@ def _client(url: str | None, protocol: str, timeout: float):  # noqa: ANN202
 
 def _fail(e: Exception, about: Path | None = None) -> typer.Exit:
     """Exit 1 with the error; ``about`` names the file a refused request was about."""
-    from cptr.client import BadRequestError  # import cycle: that module imports this one
 
     where = f"{about}: " if about is not None and isinstance(e, BadRequestError) else ""
     typer.echo(f"cptr client: {type(e).__name__}: {where}{e}", err=True)
@@ -71,7 +70,6 @@ def cartoonize(
       cptr client cartoonize photo.jpg -o cartoon.jpg --prompt smile --paste-back
       cptr client cartoonize photo.jpg --url 127.0.0.1:8000 --protocol http
     """
-    from cptr.client import CartoonError  # import cycle: that module imports this one
 
     fmt = _check_out(out)
     try:
@@ -121,8 +119,6 @@ def generate(
     """
     import numpy as np
 
-    from cptr.client import CartoonError  # import cycle: that module imports this one
-
     _check_out(out)
     try:
         with _client(url, protocol, timeout) as client:
@@ -149,7 +145,6 @@ def styles(
       cptr client styles
       cptr client styles --url 127.0.0.1:8000 --protocol http
     """
-    from cptr.client import CartoonError  # import cycle: that module imports this one
 
     try:
         with _client(url, protocol, 30.0) as client:

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cptr.align.demo import astronaut
 from cptr.client import CartoonClient
 from cptr.data.faces import render_face
+from cptr.demo import DEMO_NAME, SERVED_ALPHA, SERVED_SWAP_RES, TRAIN_HINT, demo_generators, missing_assets
 from cptr.imaging import save_image, to_uint8
 from cptr.serving.server import TritonServer
 
@@ -97,14 +98,6 @@ def run_demo(out: Path, alpha: float | None = None, log: Callable[[str], None] =
     """Run the whole demo into ``out``; returns where the sheet is."""
     import torch
 
-    from cptr.demo import (
-        DEMO_NAME,
-        SERVED_ALPHA,
-        SERVED_SWAP_RES,
-        TRAIN_HINT,
-        demo_generators,
-        missing_assets,
-    )  # import cycle: that module imports this one
     from cptr.export.cli import ExportOptions, run_export  # torch: only when this runs (the module is imported without it)
     from cptr.styles.blend import blend_generators  # torch: only when this runs (the module is imported without it)
     from cptr.training.mapper_train import sample_latents  # torch: only when this runs (the module is imported without it)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cptr.deploy import DeployError, DeployOptions, RepositoryError, write_k8s
+
 app = typer.Typer(
     help="Deploy an exported repository past one machine: many Triton replicas on Kubernetes.\n\n"
     "k8s writes a Helm chart, a KServe InferenceService, the Prometheus adapter rule and a Dockerfile.\n\n"
@@ -65,7 +67,6 @@ def k8s(
 
     Then follow deploy/README.md: build and push the image, copy the repository, helm install.
     """
-    from cptr.deploy import DeployError, DeployOptions, RepositoryError, write_k8s  # import cycle: that module imports this one
 
     opts = DeployOptions(
         repository=repository, out=out, image=image, image_tag=image_tag, triton_tag=triton_tag, model_uri=model_uri, gpus=gpus,

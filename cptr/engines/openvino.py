@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from cptr.engines import VerificationError
 from cptr.io import sha256_file
 
 PRECISIONS = ("fp32", "bf16")
@@ -395,7 +396,6 @@ def verify_engine(
     stages are judged in image terms too. Returns ``{"batch1": {...}, ..., "psnr_db": worst,
     "max_abs": worst}``; raises :class:`cptr.export.onnx.VerificationError` with the figures.
     """
-    from cptr.engines import VerificationError  # import cycle: that module imports this one
 
     precision = engine.precision
     results: dict[str, Any] = {}

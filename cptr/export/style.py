@@ -41,6 +41,8 @@ from cptr.engines.openvino import (
 from cptr.engines.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from cptr.engines.tensorrt import TensorRTUnavailable, build_engine, import_tensorrt
 from cptr.engines.torch_aot import build_torch_engine
+from cptr.export import onnx as onnx_export
+from cptr.export import stages as catalogue
 from cptr.export.onnx import PRECISIONS, ExportError
 from cptr.export.stages import GENERATOR
 from cptr.io import atomic_write_text, sha256_file
@@ -289,7 +291,6 @@ def _model_entry(art, placed: dict[str, str], root: Path) -> dict[str, Any]:
 
 def _stage_list(r: StyleInfo, opts: ExportOptions, g, encoder, mappers: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
     """``(model name, mapper prompt, catalogue stage)`` of every graph this export writes, in order."""
-    from cptr.export import stages as catalogue  # import cycle: that module imports this one
 
     out: list[tuple[str, str | None, Any]] = [
         (contracts.model_name(contracts.MAPPING, r.name), None, catalogue.mapping(g, opts.truncation)),
@@ -407,7 +408,6 @@ def export_style(opts: ExportOptions) -> Manifest:
     Raises :class:`ExportFailed` (or :class:`cptr.export.onnx.ExportError`) with the reason; the
     previous contents of ``opts.out`` are then unchanged.
     """
-    from cptr.export import onnx as onnx_export  # import cycle: that module imports this one
 
     _check_options(opts)
     check_repository(Path(opts.out))

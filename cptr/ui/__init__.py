@@ -14,7 +14,7 @@ __all__ = ["build_app", "serve_ui"]
 
 def __getattr__(name: str) -> Any:  # gradio is imported only when the page is built
     if name in __all__:
-        from cptr.ui import app  # import cycle: that module imports this one
+        from cptr.ui import app  # gradio: only when the page is built
 
         return getattr(app, name)
     raise AttributeError(name)
