@@ -111,12 +111,9 @@ class RepositoryInfo:
         return str(v).split("+")[0] if v else None
 
 
-_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch"}
-
-
 def _read_model(model_dir: Path) -> ModelInfo:
     cfg = read_config(model_dir)
-    backend = "ensemble" if cfg.is_ensemble else _BACKENDS.get(cfg.platform, cfg.platform) if cfg.platform else cfg.backend or ""
+    backend = cfg.runtime
     if not backend:
         raise RepositoryError(
             f"{model_dir / 'config.pbtxt'} names neither a backend nor a platform; rebuild the repository with cptr-export"

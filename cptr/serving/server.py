@@ -556,15 +556,13 @@ def serve(server: TritonServer) -> int:
         if warning := exposure_warning(server.host):
             print(warning, file=sys.stderr, flush=True)
         server.echo_errors = True
-        watcher = None
         if server.watch:
-            watcher = threading.Thread(
+            threading.Thread(
                 target=control.watch,
                 name="cptr-watch",
                 daemon=True,
                 args=(server.http_url, server.model_repository, stopping, lambda m: print(f"cptr serve: {m}", flush=True)),
-            )
-            watcher.start()
+            ).start()
         while server.is_alive():
             time.sleep(0.2)
         stopping.set()

@@ -1,7 +1,7 @@
 """Bring a running Triton server in line with its repository (explicit model control).
 
 :func:`sync` compares the models the repository's index wants, at their newest version on disk,
-with what the server has loaded (``POST /v2/repository/index``), then:
+with what the server has loaded (``GET /v2/models/stats``), then:
 
 - loads each changed or new model, composing models before the ensembles that call them. Triton
   loads the new version beside the old one, switches to it, and unloads the old one once its
@@ -53,9 +53,11 @@ def _base(url: str) -> str:
     return url if url.startswith(("http://", "https://")) else f"http://{url}"
 
 
-def _post(url: str, path: str, body: dict[str, Any] | None = None, timeout: float = LOAD_TIMEOUT_S) -> bytes:
+def _call(url: str, path: str, body: dict[str, Any] | None = None, timeout: float = LOAD_TIMEOUT_S) -> bytes:
+    """POST ``body`` (GET without one) to the server's ``path``; errors become :class:`ControlError`."""
+    data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
-        _base(url) + path, data=json.dumps(body or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
+        _base(url) + path, data=data, method="GET" if body is None else "POST", headers={"Content-Type": "application/json"}
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -77,12 +79,7 @@ def loaded_versions(url: str) -> dict[str, int]:
     Read from the statistics endpoint, which lists every loaded model, also one whose folder is
     already deleted (the repository index lists only folders that exist).
     """
-    req = urllib.request.Request(_base(url) + "/v2/models/stats", method="GET")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            stats = json.loads(r.read() or b"{}")
-    except (urllib.error.URLError, OSError) as e:
-        raise ControlError(f"cannot reach the Triton server at {url} ({e}); is it running (cptr serve)?") from None
+    stats = json.loads(_call(url, "/v2/models/stats", timeout=30) or b"{}")
     out: dict[str, int] = {}
     for row in stats.get("model_stats", []):
         if str(row.get("version", "")).isdigit():
@@ -91,11 +88,11 @@ def loaded_versions(url: str) -> dict[str, int]:
 
 
 def load(url: str, model: str) -> None:
-    _post(url, f"/v2/repository/models/{model}/load")
+    _call(url, f"/v2/repository/models/{model}/load", {})
 
 
 def unload(url: str, model: str) -> None:
-    _post(url, f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}})
+    _call(url, f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}})
 
 
 def sync(url: str, repo: Path, log: Callable[[str], None] | None = None) -> SyncResult:

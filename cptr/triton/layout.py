@@ -28,14 +28,8 @@ INDEX_FORMAT = "cptr-repository/2"
 LEGACY_MANIFEST = "manifest.json"
 CONFIG = "config.pbtxt"
 ENSEMBLE_PLATFORM = "ensemble"
-# Platforms and backends of the model folders cptr-export writes (config.pbtxt's platform/backend).
-PLATFORM_NAMES = {
-    "python": "Python",
-    "onnxruntime_onnx": "ONNX Runtime",
-    "tensorrt_plan": "TensorRT",
-    "openvino": "OpenVINO",
-    "ensemble": "ensemble",
-}
+# Triton platforms by the runtime that executes them (config.pbtxt's ``platform``; backend models name theirs).
+_PLATFORM_RUNTIMES = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch"}
 
 _TOP_STRING = re.compile(r'^(name|backend|platform|default_model_filename):\s*"([^"]*)"\s*$', re.M)
 _KIND = re.compile(r"\bkind:\s*(KIND_[A-Z]+)")
@@ -72,7 +66,12 @@ class ModelConfig:
 
     @property
     def runtime(self) -> str:
-        return self.platform or self.backend or "unknown"
+        """What executes the model: "ensemble", "onnxruntime", "tensorrt", "pytorch", "python", "openvino" ("" if unnamed)."""
+        if self.is_ensemble:
+            return "ensemble"
+        if self.platform:
+            return _PLATFORM_RUNTIMES.get(self.platform, self.platform)
+        return self.backend or ""
 
     @property
     def is_ensemble(self) -> bool:
@@ -100,11 +99,11 @@ def read_index(repo: Path) -> dict[str, dict[str, Any]]:
     if data.get("format") == INDEX_FORMAT:
         return dict(data.get("styles") or {})
     if "style" in data:  # a single-style repository from an earlier cptr-export
-        return {data["style"]: dict(data, models=_legacy_models(Path(repo), data))}
+        return {data["style"]: dict(data, models=_legacy_models(Path(repo)))}
     raise LayoutError(f"{path} is neither a cptr-export index nor one of an earlier version")
 
 
-def _legacy_models(repo: Path, index: dict[str, Any]) -> list[str]:
+def _legacy_models(repo: Path) -> list[str]:
     return sorted(p.name for p in repo.iterdir() if (p / CONFIG).is_file())
 
 
