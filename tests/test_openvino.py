@@ -20,6 +20,7 @@ pytest.importorskip("openvino")
 
 from cptr import contracts as C  # noqa: E402
 from cptr.engines import openvino as ovx  # noqa: E402
+from cptr.helptext import flags  # noqa: E402
 from cptr.io import sha256_file  # noqa: E402
 from tests.conftest import export_repository, make_tiny_generator, manifest_of  # noqa: E402
 
@@ -228,24 +229,15 @@ def test_options_are_checked_before_any_work(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` and its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_export_falls_back_to_fp32_with_a_notice(tiny_checkpoints, tmp_path: Path) -> None:
     src, tgt = tiny_checkpoints
     out = tmp_path / "repo"
-    args = [
-        "--source",
-        str(src),
-        "--target",
-        str(tgt),
-        "--style",
-        "tiny",
-        "--engine",
-        "openvino",
-        "--precision",
-        "bf16",
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    args = [*flags(source=src, target=tgt, style="tiny", engine="openvino", precision="bf16", out=out), "--quiet"]
     r = _cli(args, env={ovx.CAPABILITIES_ENV: "FP32"})
     assert r.exit_code == 0, _output(r)
     assert "note: --precision bf16: OpenVINO bf16 is not available on this CPU" in _output(r)
@@ -266,32 +258,13 @@ def test_unreachable_psnr_gate_fails_the_export_and_keeps_the_old_repository(tin
     out = tmp_path / "repo"
     first = _cli(["--source", str(src), "--target", str(tgt), "--style", "tiny", "--out", str(out), "--quiet"])
     assert first.exit_code == 0, _output(first)
-    before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    r = _cli(
-        [
-            "--source",
-            str(src),
-            "--target",
-            str(tgt),
-            "--style",
-            "tiny",
-            "--engine",
-            "openvino",
-            "--precision",
-            "bf16",
-            "--ov-min-psnr",
-            "150",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
+    before = _tree_bytes(out)
+    r = _cli([*flags(source=src, target=tgt, style="tiny", engine="openvino", precision="bf16", ov_min_psnr=150, out=out), "--quiet"])
     assert r.exit_code == 1
     assert re.search(r"OpenVINO bf16 output 'w' at batch 1: PSNR of its image [\d.]+ dB .* below the bf16 gate of 150 dB", _output(r)), (
         _output(r)
     )
-    after = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    assert after == before and f"(the repository {out} is unchanged)" in _output(r)
+    assert _tree_bytes(out) == before and f"(the repository {out} is unchanged)" in _output(r)
 
 
 # --------------------------------------------------------------------------- served by Triton

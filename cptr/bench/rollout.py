@@ -28,6 +28,7 @@ from cptr.client import CartoonClient
 from cptr.engines.onnxruntime import ort_session
 from cptr.helptext import flags
 from cptr.serving.server import free_port
+from cptr.serving.stages import seed_latents
 from cptr.triton.layout import latest_version, read_index
 
 READY = re.compile(r"cptr serve: ready on http://(\S+) \(HTTP\), (\S+) \(gRPC\)")
@@ -106,7 +107,7 @@ def onnx_generate(repo: Path, style: str, seeds: Sequence[int]) -> np.ndarray:
         return ort_session(repo / model / str(latest_version(repo / model)) / "model.onnx")
 
     mapping, synthesis = session(f"mapping_{style}"), session(f"synthesis_{style}")
-    z = np.stack([np.random.default_rng(s).normal(size=index["style_dim"]) for s in seeds]).astype(np.float32)
+    z = seed_latents(seeds, index["style_dim"])
     w = mapping.run(None, {mapping.get_inputs()[0].name: z})[0]
     w_plus = np.repeat(w[:, None], index["n_latent"], axis=1)
     return synthesis.run(None, {synthesis.get_inputs()[0].name: w_plus})[0]
@@ -234,23 +235,28 @@ LIVE_TOLERANCE = 1e-4  # served float32 images against the same ONNX files in ON
 PROBE_SEED = 7
 
 
+def _probe_error(client: CartoonClient, style: str, expected: np.ndarray) -> float:
+    return float(np.abs(client.generate([PROBE_SEED], style=style, output="tensor") - expected).max())
+
+
 def served_error(url: str, repo: Path, style: str) -> float:
     """Max abs difference of the served ``generate`` of :data:`PROBE_SEED` from :func:`onnx_generate`."""
     with CartoonClient(url, timeout_s=60) as c:
-        served = c.generate([PROBE_SEED], style=style, output="tensor")
-    return float(np.abs(served - onnx_generate(repo, style, [PROBE_SEED])).max())
+        return _probe_error(c, style, onnx_generate(repo, style, [PROBE_SEED]))
 
 
 def _wait_live(url: str, repo: Path, step: Step, started: float, timeout_s: float = 120.0) -> float | None:
     """Seconds from ``started`` until ``step``'s change is served (None: nothing to wait for, or never)."""
     if step.style is None or step.live_when is None:
         return None
-    while time.monotonic() - started < timeout_s:
-        with CartoonClient(url, timeout_s=30) as c:
+    # the step's command has finished: the repository's newest files, hence the expected image, are fixed
+    expected = onnx_generate(repo, step.style, [PROBE_SEED]) if step.live_when == "weights" else None
+    with CartoonClient(url, timeout_s=30) as c:
+        while time.monotonic() - started < timeout_s:
             listed = step.style in c.styles()
-        if step.live_when == "listed" and listed or step.live_when == "unlisted" and not listed:
-            return time.monotonic() - started
-        if step.live_when == "weights" and listed and served_error(url, repo, step.style) <= LIVE_TOLERANCE:
-            return time.monotonic() - started
-        time.sleep(0.2)
+            if step.live_when == "listed" and listed or step.live_when == "unlisted" and not listed:
+                return time.monotonic() - started
+            if expected is not None and listed and _probe_error(c, step.style, expected) <= LIVE_TOLERANCE:
+                return time.monotonic() - started
+            time.sleep(0.2)
     return None

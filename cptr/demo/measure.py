@@ -91,9 +91,10 @@ def synthesize(g: Generator, w_plus: torch.Tensor, batch: int = 50) -> torch.Ten
 
 
 @torch.no_grad()
-def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> dict:
+def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True, pairs: AlignedPairs | None = None) -> dict:
     """Every card figure for the models in ``assets`` (``source.pt``, ``target.pt``, ``encoder.pt``,
-    ``mapper_smile.pt``, ``critic.pt``), from ``n`` samples (and ``n`` held-out photo renders)."""
+    ``mapper_smile.pt``, ``critic.pt``), from ``n`` samples (and ``n`` held-out photo renders: ``pairs``,
+    :func:`cptr.data.structure.aligned_render_pairs` of ``n`` when not given)."""
     assets = Path(assets)
     source, target = load_generator(assets / "source.pt"), load_generator(assets / "target.pt")
     critic = load_critic(assets / "critic.pt")
@@ -109,7 +110,7 @@ def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> di
     out["structure_corr"] = _structure_corr(cs, ct)  # the critic's view, beside the mesh's
 
     # held-out photo renders, aligned as the server aligns them
-    pairs: AlignedPairs = aligned_render_pairs(n)
+    pairs = pairs if pairs is not None else aligned_render_pairs(n)
     enc = load_encoder(assets / "encoder.pt")
     w_photo = encode_crops(enc, pairs.photo_crops)
     rec, cartoons = synthesize(source, w_photo), synthesize(served, w_photo)
@@ -146,12 +147,14 @@ def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True) -> di
 
 
 @torch.no_grad()
-def structure_spread(assets: Path, n: int = 500, seeds: tuple[int, ...] = (1, 2)) -> dict[int, dict[str, float]]:
+def structure_spread(
+    assets: Path, n: int = 500, seeds: tuple[int, ...] = (1, 2), pairs: AlignedPairs | None = None
+) -> dict[int, dict[str, float]]:
     """The mesh's source(W) vs target(W) ratios to the ceiling on other latents than the card's (one dict per seed):
-    how much of a figure near its threshold is the particular latents it was measured on."""
+    how much of a figure near its threshold is the particular latents it was measured on. ``pairs``: as :func:`measure`'s."""
     assets = Path(assets)
     source, target = load_generator(assets / "source.pt"), load_generator(assets / "target.pt")
-    mesh, pairs = FaceMesh(), aligned_render_pairs(n)
+    mesh, pairs = FaceMesh(), pairs if pairs is not None else aligned_render_pairs(n)
     return {seed: generator_structure(source, target, n, TRUNCATION, seed, mesh, pairs=pairs).ratios() for seed in seeds}
 
 

@@ -35,6 +35,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cptr.data.structure import aligned_render_pairs
 from cptr.demo import ASSET_DIR, SERVED_ALPHA, SERVED_SWAP_RES
 from cptr.demo.card import write_card
 from cptr.demo.measure import measure, structure_spread
@@ -242,10 +243,11 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     result: dict = {}
 
     def measure_step() -> None:
-        m = measure(assets, n=r.measure_n)
+        pairs = aligned_render_pairs(r.measure_n)  # the held-out renders, aligned once for both
+        m = measure(assets, n=r.measure_n, pairs=pairs)
         result.update(m)
         sel = json.loads(selection.read_text()) if selection.exists() else None
-        spread = structure_spread(assets, n=r.measure_n)
+        spread = structure_spread(assets, n=r.measure_n, pairs=pairs)
         machines = {**_read_json(work / "machines.json"), "measure": [_machine()]}
         write_card(assets, m, recipe=asdict(r), timings=timings, machines=machines, selection=sel, spread=spread)
 
