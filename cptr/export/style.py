@@ -28,6 +28,7 @@ from cptr import contracts
 from cptr.contracts import ExportBundle
 from cptr.engines.openvino import (
     DEFAULT_MIN_PSNR,
+    MIN_PSNR_FLOOR,
     EngineConfig,
     OpenVINOUnavailable,
     build_openvino_engine,
@@ -46,7 +47,8 @@ from cptr.export import stages as catalogue
 from cptr.export.onnx import PRECISIONS, ExportError
 from cptr.export.stages import GENERATOR
 from cptr.io import atomic_write_text, sha256_file
-from cptr.styles import BUILTIN_PREFIX, StyleError, StyleInfo, no_encoder_hint
+from cptr.options import option
+from cptr.styles import BUILTIN_PREFIX, StyleError, StyleInfo, no_encoder_hint, parse_mapper_options
 from cptr.styles.resolve import load_style, resolve_style
 from cptr.triton import LayoutError, Published, publish, read_index
 from cptr.triton.repository import LOCK_FILE, relocate
@@ -63,34 +65,72 @@ class ExportFailed(RuntimeError):
 
 @dataclass
 class ExportOptions:
-    """Everything an export needs; ``cptr-export`` fills it from its options, callers may build it directly."""
+    """Everything an export needs. Each field is one option of ``cptr-export`` (its flag and help are
+    declared here, :mod:`cptr.options`); callers may build it directly."""
 
-    out: Path = Path("triton_repo")
-    style: str | None = None
-    source: Path | None = None
-    target: Path | None = None
-    alpha: float | None = None
-    swap_res: int | None = None
-    blend_width: float | None = None
-    inject_k: int | None = None
-    truncation: float = contracts.DEFAULT_TRUNCATION
-    precision: str = "fp32"
-    batch_max: int = 8
-    backend: str = "python"
-    engine: str = "onnx"
-    verify: bool = True
-    encoder: Path | None = None
-    mappers: dict[str, Path] = field(default_factory=dict)
-    with_generator: bool = False
-    plugins: bool = False
-    opset: int = 17
-    quiet: bool = False
+    style: str | None = option(
+        None, help="Registered style name (default: the embedded 'demo'); with --source/--target: the name to give it."
+    )
+    source: Path | None = option(None, help="Source (real-face) generator checkpoint, instead of a registered style.")
+    target: Path | None = option(None, help="Fine-tuned (cartoon) generator checkpoint.")
+    alpha: float | None = option(None, min=0.0, max=1.0, help="Blend weight of the target (default: the style's).")
+    swap_res: int | None = option(None, help="Layers below this resolution come from the source (Toonify).")
+    blend_width: float | None = option(None, help="Sigmoid transition width around --swap-res, in octaves.")
+    inject_k: int | None = option(None, min=0, help="W+ entries a mapper edit leaves untouched (FreezeSG latent injection).")
+    truncation: float = option(
+        contracts.DEFAULT_TRUNCATION,
+        min=0.0,
+        max=1.0,
+        help="Truncation psi baked into the mapping graph as the default of its optional 'truncation' input (Triton uses it; ONNX Runtime callers may feed their own).",
+    )
+    precision: str = option(
+        "fp32", help="fp32 or fp16 (fp16 computes inside; inputs/outputs stay fp32); with --engine openvino: fp32 or bf16."
+    )
+    batch_max: int = option(8, min=1, help="Largest batch Triton sends to one model.")
+    out: Path = option(
+        Path("triton_repo"),
+        "--out",
+        "-o",
+        help="Model repository to export into. It may hold other styles and be served: the style goes in as new model versions, complete or not at all.",
+    )
+    backend: str = option("python", help="Repository flavour: python (bundled tritonserver) or native (onnxruntime/tensorrt backends).")
+    engine: str = option("onnx", help="onnx, trt (TensorRT plans), torch (AOTInductor packages) or openvino (OpenVINO IR, CPU).")
+    encoder: Path | None = option(None, help="Image -> W+ encoder checkpoint (overrides the style's).")
+    mappers: dict[str, Path] = option(
+        factory=dict,
+        flags=("--mapper",),
+        help="Text mapper PROMPT=PATH (repeatable; adds to the style's).",
+        cli_type=list[str],
+        parse=lambda items: {k: Path(v) for k, v in parse_mapper_options(items).items()},
+    )
+    with_generator: bool = option(False, help="Also export z -> image as one graph (generator.onnx).")
+    plugins: bool = option(
+        False,
+        help="Emit upfirdn2d / bias-act as TensorRT plugin nodes (UpFirDn2d, FusedBiasLeakyReLU, namespace cptr); build the engine with libcptr_trt_plugins.so.",
+    )
+    opset: int = option(17, min=17, help="ONNX opset.")
+    verify: bool = option(True, help="Check every graph in ONNX Runtime against PyTorch (batch 1 and 3).")
+    quiet: bool = option(False, "--quiet", "-q", help="No progress output.")
     # --engine openvino (cptr.engines.openvino): tuning recorded in the configs, and the bf16 quality gate
-    ov_hint: str = "latency"
-    ov_streams: int | str | None = None
-    ov_threads: int | None = None
-    ov_min_psnr: float = DEFAULT_MIN_PSNR
-    ov_static_batches: str | tuple[int, ...] = ()  # "1,4": one model compiled per listed batch size (python flavour)
+    ov_hint: str = option(
+        "latency", help="--engine openvino: performance hint, latency (one request on every core) or throughput (parallel streams)."
+    )
+    ov_streams: int | str | None = option(
+        None, cli_type=str | None, help="--engine openvino: streams, a number or auto (default: the hint's choice)."
+    )
+    ov_threads: int | None = option(
+        None, min=1, help="--engine openvino: inference threads shared by the streams (default: one per physical core)."
+    )
+    ov_min_psnr: float = option(
+        DEFAULT_MIN_PSNR,
+        help=f"--engine openvino --precision bf16: the least PSNR in dB of every stage's images against fp32 PyTorch (at least {MIN_PSNR_FLOOR:g}).",
+    )
+    ov_static_batches: str | tuple[int, ...] = option(
+        "",
+        "--ov-static-batch",
+        cli_type=str,
+        help="--engine openvino, python flavour: batch sizes that each get a model compiled for that batch, e.g. 1 or 1,4 (faster: 12-19% in bf16 on the 256 px synthesis; costs a compile each at server start); other sizes run on the dynamic-batch model.",
+    )
 
 
 @dataclass

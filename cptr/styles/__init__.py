@@ -34,6 +34,7 @@ __all__ = [
     "GeneratorMismatchError",
     "StyleError",
     "StyleInfo",
+    "parse_mapper_options",
     "add_mapper",
     "add_style",
     "blend_generators",
@@ -131,6 +132,17 @@ def validate_name(name: str, what: str = "style name") -> str:
         return check_name(name, what)
     except InvalidNameError as e:
         raise StyleError(str(e)) from None
+
+
+def parse_mapper_options(items: list[str]) -> dict[str, str]:
+    """``["smile=smile.pt", ...]`` (``--mapper`` options) -> ``{"smile": "smile.pt"}`` with validated prompt names."""
+    out = {}
+    for item in items:
+        prompt, sep, path = item.partition("=")
+        if not sep or not path:
+            raise StyleError(f"--mapper expects NAME=PATH (e.g. smile=smile.pt), got {item!r}")
+        out[validate_name(prompt, "mapper prompt name")] = path
+    return out
 
 
 def _demo_style() -> StyleInfo:

@@ -14,9 +14,9 @@ from cptr.styles import (
     get_style,
     list_styles,
     no_encoder_hint,
+    parse_mapper_options,
     registry_path,
     remove_style,
-    validate_name,
 )
 
 app = typer.Typer(
@@ -33,17 +33,6 @@ app = typer.Typer(
 def _fail(e: Exception) -> None:
     typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
-
-
-def parse_mapper_options(items: list[str]) -> dict[str, str]:
-    """``["smile=smile.pt", ...]`` -> ``{"smile": "smile.pt"}`` with validated prompt names."""
-    out = {}
-    for item in items:
-        prompt, sep, path = item.partition("=")
-        if not sep or not path:
-            raise StyleError(f"--mapper expects NAME=PATH (e.g. smile=smile.pt), got {item!r}")
-        out[validate_name(prompt, "mapper prompt name")] = path
-    return out
 
 
 @app.command("list")

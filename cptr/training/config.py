@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from cptr.options import option
 
 EMA_DECAY = 0.5 ** (32 / (10 * 1000))
 
@@ -103,59 +106,116 @@ class TrainConfig:
     """Everything a training run needs; ``cptr-train source --help`` and ``cptr-train finetune --help``
     document each field."""
 
-    source: str = ""
-    data: str = ""
-    out: str = "runs/finetune"
+    source: str = option(
+        "",
+        help="Pretrained real-face model: rosinality .pt (with 'd' for FreezeD) or NVlabs .pkl.",
+        commands="finetune",
+        cli_type=Path,
+        parse=str,
+    )
+    data: str = option(
+        "",
+        help="Training images: a folder (recursive; any format Pillow reads) or an LMDB from `cptr-train render`, `cptr-train prepare` or rosinality's prepare_data.py.",
+        cli_type=Path,
+        parse=str,
+    )
+    out: str = option("runs/finetune", help="Run folder: checkpoints/, samples/, log.csv.", cli_type=Path, parse=str)
     # architecture of a from-scratch run (ignored when fine-tuning: the source defines it)
-    size: int = 0
-    channels: str = ""  # "" = channel_multiplier's standard widths
-    style_dim: int = 512
-    n_mlp: int = 8
-    channel_multiplier: int = 2
-    grow_from: str = ""  # a from-scratch run may start its shared blocks from a smaller run's checkpoint
+    size: int = option(0, help="Output resolution (a power of two).", commands="source")
+    channels: str = option(
+        "",
+        help="Widths from 4 px up to --size, e.g. 512,512,512,512,256 (or 4:512,8:512,...); empty = --channel-multiplier's standard widths.",
+        commands="source",
+    )
+    style_dim: int = option(512, help="Width of z and w.", commands="source")
+    n_mlp: int = option(8, help="Layers of the mapping network.", commands="source")
+    channel_multiplier: int = option(
+        2, help="Standard StyleGAN2 widths (x2 = the 256 px FFHQ config) when --channels is empty.", commands="source"
+    )
+    grow_from: str = option(
+        "",
+        help="Start from a smaller run's checkpoint (e.g. 64 px for a 128 px run): the layers the two share start from it, the new top block from scratch.",
+        commands="source",
+        cli_type=Path,
+        parse=str,
+    )
     # FreezeSG
-    freeze_style: int = 2
-    freeze_g: int = 3
-    freeze_d: int = 3
-    structure_loss: int = 0
-    structure_target: str = "rgb"
-    structure_weight: float = 1.0
+    freeze_style: int = option(
+        2,
+        help="FreezeS: the first K W+ entries of the target come from the source's W+ (0 = off, plain style mixing).",
+        commands="finetune",
+    )
+    freeze_g: int = option(
+        3, help="FreezeG: freeze the synthesis layers of the N lowest resolutions (3 = 4, 8, 16 px).", commands="finetune"
+    )
+    freeze_d: int = option(
+        3, help="FreezeD: freeze the discriminator's fromRGB and its first N (high-resolution) blocks.", commands="finetune"
+    )
+    structure_loss: int = option(
+        0, help="Structure loss over the L lowest resolutions after 4x4 (2 = 8 and 16 px); 0 = off.", commands="finetune"
+    )
+    structure_target: str = option(
+        "rgb",
+        help="What the structure loss compares: rgb (ToRGB skip images, the paper) or features (conv outputs, the released code).",
+        commands="finetune",
+    )
+    structure_weight: float = option(1.0, help="Weight of the structure loss.", commands="finetune")
     # Fine-tune on the encoder's own latents too: this share of each batch takes the W+ that --encoder
     # gives photos from --encoder-images (the W+ the served cartoonize path feeds the target), so the
     # target learns to draw cartoons where the encoder lands, not only where the mapping samples.
-    encoder: str = ""
-    encoder_images: str = ""
-    encoder_fraction: float = 0.0
-    encoder_n: int = 4000
-    noise: str = "train"  # per-pixel noise strengths: train (rosinality) or off (zeroed and frozen)
+    encoder: str = option(
+        "",
+        help="Encoder weights (pSp/e4e or cptr-train encoder) whose W+ of --encoder-images the fine-tune also trains on.",
+        commands="finetune",
+        cli_type=Path,
+        parse=str,
+    )
+    encoder_images: str = option(
+        "",
+        help="Aligned real photos for --encoder (a folder or LMDB); the first --encoder-n are encoded once at the start.",
+        commands="finetune",
+        cli_type=Path,
+        parse=str,
+    )
+    encoder_fraction: float = option(
+        0.0,
+        help="Share of each batch drawn from the encoder's W+ instead of the mapping (0 = off): the served cartoonize path feeds the target these latents.",
+        commands="finetune",
+    )
+    encoder_n: int = option(4000, help="Photos encoded for --encoder-fraction.", commands="finetune")
+    noise: str = option(
+        "train",
+        help="Per-pixel noise strengths: train, or off (zeroed and frozen: for flat-filled targets, which would otherwise inherit the photo model's grain).",
+        commands="finetune",
+    )
     # augmentation
-    augment: str = "ada"
-    ada_target: float = 0.6
-    ada_length: int = 500_000
+    augment: str = option("ada", help="Discriminator augmentation: ada (adaptive, non-leaking) or none.")
+    ada_target: float = option(0.6, help="ADA target for r_t = E[sign(D(real))].")
+    ada_length: int = option(500_000, help="ADA speed: images for p to go from 0 to 1.", commands="finetune")
     ada_every: int = 4
     # optimisation
-    iters: int = 5000
-    batch: int = 8  # per process
-    lr: float = 0.002
-    r1: float = 10.0
+    iters: int = option(5000, help="Total iterations (a resumed run continues up to this).")
+    batch: int = option(8, help="Batch per process (global batch = batch x processes).")
+    lr: float = option(0.002, help="Adam learning rate.")
+    r1: float = option(10.0, help="R1 weight (lazy, every 16 D steps); 0 = off.")
     d_reg_every: int = 16
-    path_reg: float = 0.0
+    path_reg: float = option(0.0, help="Path-length regularisation weight (lazy, every 4 G steps); 0 = off, rosinality uses 2.")
     g_reg_every: int = 4
     path_batch_shrink: int = 2
-    mixing: float = 0.9
-    ema: float = EMA_DECAY
-    seed: int = 0
+    mixing: float = option(0.9, help="Style-mixing probability.")
+    ema: float = option(EMA_DECAY, help="EMA decay of g_ema per iteration (rosinality: 0.5 ** (32 / 10000)).")
+    seed: int = option(0, help="Seed of the initial weights, data order, latents, noise and augmentations.")
     # run management
-    sample_every: int = 500
-    save_every: int = 1000
-    keep: int = 3
-    n_sample: int = 8
-    log_every: int = 10
-    workers: int = 4
-    device: str = "auto"
-    quiet: bool = False
-    resume: bool = False
-    resume_from: str | None = None
+    sample_every: int = option(500, help="Write a sample grid every N iterations.")
+    save_every: int = option(1000, help="Write a checkpoint every N iterations (and at the end).")
+    keep: int = option(3, help="Keep the newest N checkpoints (0 = all).")
+    n_sample: int = option(8, help="Faces per sample grid row.")
+    log_every: int = option(10, help="Log losses to log.csv every N iterations.")
+    workers: int = option(4, help="Data-loading worker processes.")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).")
+    quiet: bool = option(False, "--quiet", "-q", help="No progress bar or messages.")
+    resume: bool = option(False, help="Continue the run in --out from its newest readable checkpoint.")
+    resume_from: str | None = option(None, help="Continue from this checkpoint file.", cli_type=Path, parse=str)
     # filled in at run time
     world_size: int = field(default=1, repr=False)
 

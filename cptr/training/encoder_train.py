@@ -37,6 +37,7 @@ from cptr.models.stylegan2 import Generator
 from cptr.progress import StepProgress
 from cptr.styles import StyleError, set_encoder
 from cptr.training.jobs import JobError, endless_batches, load_source_generator, pick_device
+from cptr.training.jobs_options import EncoderJob
 from cptr.training.mapper_train import render, training_view  # the same frozen, deterministic synthesis
 
 
@@ -188,35 +189,6 @@ def save_reconstruction_grid(enc: Encoder, g: Generator, w: torch.Tensor, path: 
 
 
 # --------------------------------------------------------------------------- the cptr-train encoder job
-
-
-@dataclass
-class EncoderJob:
-    """Everything ``cptr-train encoder`` trains from (its options; see that command's ``--help``)."""
-
-    style: str | None = None
-    generator: Path | None = None
-    out: Path = Path("runs/encoder")
-    width: str = "full"
-    work_size: int = 256
-    head: str = "psp"
-    images: Path | None = None
-    arcface_weights: Path | None = None
-    perceptual_weights: Path | None = None
-    lambda_latent: float = 1.0
-    lambda_l2: float = 1.0
-    lambda_l1: float = 0.0
-    lambda_id: float = 0.1
-    lambda_perceptual: float = 0.8
-    steps: int = 20000
-    batch: int = 8
-    lr: float = 1e-4
-    sample_every: int = 1000
-    save_every: int = 5000
-    register: bool = True
-    seed: int = 0
-    device: str = "auto"
-    quiet: bool = False
 
 
 def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path:

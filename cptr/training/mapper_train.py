@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.contracts import DEFAULT_TRUNCATION
 from cptr.imaging import grid, save_image, to_uint8
 from cptr.models.arcface import IDLoss, load_arcface
 from cptr.models.checkpoints import CheckpointError
@@ -31,6 +30,7 @@ from cptr.models.stylegan2 import Generator, set_fused_modconv
 from cptr.progress import StepProgress
 from cptr.styles import StyleError, add_mapper, get_style
 from cptr.training.jobs import JobError, load_source_generator, open_image_folder, pick_device
+from cptr.training.jobs_options import MapperJob
 
 
 @dataclass
@@ -147,39 +147,6 @@ def prompt_slug(prompt: str) -> str:
 
 
 # --------------------------------------------------------------------------- the cptr-train mapper job
-
-
-@dataclass
-class MapperJob:
-    """Everything ``cptr-train mapper`` trains from (its options; see that command's ``--help``)."""
-
-    prompt: str
-    style: str | None = None
-    generator: Path | None = None
-    clip_weights: Path | None = None
-    critic: str | None = None
-    critic_weights: Path | None = None
-    arcface_weights: Path | None = None
-    name: str | None = None
-    out: Path = Path("runs/mapper")
-    images: Path | None = None
-    encoder: Path | None = None
-    lambda_clip: float = 1.0
-    lambda_l2: float = 0.8
-    lambda_id: float = 0.1
-    steps: int = 10000
-    batch: int = 2
-    lr: float = 0.5
-    n_latents: int = 5000
-    truncation: float = DEFAULT_TRUNCATION
-    levels: str = "coarse,medium,fine"
-    sample_every: int = 500
-    save_every: int = 2000
-    with_decoder: bool = False
-    register: bool = True
-    seed: int = 0
-    device: str = "auto"
-    quiet: bool = False
 
 
 def run_mapper_job(job: MapperJob, log: Callable[[str], None] = print) -> Path:
