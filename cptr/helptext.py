@@ -58,5 +58,13 @@ def reflow_app(app: typer.Typer) -> typer.Typer:
 
 
 def flags(**options: object) -> list[str]:
-    """Command-line flags from keywords: ``flags(iters=600, grow_from=None)`` -> ``["--iters", "600"]`` (None is left out)."""
-    return [x for key, value in options.items() if value is not None for x in (f"--{key.replace('_', '-')}", str(value))]
+    """Command-line flags from keywords: ``flags(iters=600, grow_from=None, quiet=True)`` ->
+    ``["--iters", "600", "--quiet"]``. None and False are left out; True is the bare flag."""
+    out: list[str] = []
+    for key, value in options.items():
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            out += [flag] if value else []
+        elif value is not None:
+            out += [flag, str(value)]
+    return out

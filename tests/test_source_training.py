@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from cptr.data.evaluate import sample_generator
+from cptr.helptext import flags
 from cptr.models.checkpoints import load_generator
 from cptr.training.checkpointing import load_checkpoint
 from cptr.training.config import TrainConfig, parse_channels
@@ -152,64 +153,19 @@ def test_cli_source_help_defaults_and_errors(colours, tmp_path):
     assert h.returncode == 0 and "from scratch" in h.stdout and "[default: 4000]" in h.stdout and "--channels" in h.stdout
     bad = run("source", "--data", str(colours), "--out", str(tmp_path / "x"), "--size", "16", "--channels", "8,8")
     assert bad.returncode == 2 and "--channels" in bad.stderr and "Traceback" not in bad.stderr
-    ok = run(
-        "source",
-        "--data",
-        str(colours),
-        "--out",
-        str(tmp_path / "y"),
-        "--size",
-        "16",
-        "--channels",
-        "16,16,8",
-        "--style-dim",
-        "16",
-        "--n-mlp",
-        "1",
-        "--iters",
-        "2",
-        "--batch",
-        "4",
-        "--workers",
-        "0",
-        "--quiet",
-    )
+    run_flags = flags(data=colours, out=tmp_path / "y", size=16, channels="16,16,8", style_dim=16, n_mlp=1, iters=2, batch=4, workers=0)
+    ok = run("source", *run_flags, "--quiet")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "y" / "checkpoints" / "000002.pt").is_file()
     # cptr-train eval on it: JSON report with the baselines, the noise mode, and the grid of what it scored
-    ev = run(
-        "eval",
-        "-g",
-        str(tmp_path / "y" / "checkpoints" / "000002.pt"),
-        "--data",
-        str(colours),
-        "--n",
-        "10",
-        "--no-faces",
-        "--noise-mode",
-        "none",
-        "--grid",
-        str(tmp_path / "grid.png"),
-        "--out",
-        str(tmp_path / "eval.json"),
-    )
+    eval_args = ("eval", "-g", str(tmp_path / "y" / "checkpoints" / "000002.pt"), *flags(data=colours, n=10), "--no-faces")
+    ev = run(*eval_args, *flags(noise_mode="none", grid=tmp_path / "grid.png", out=tmp_path / "eval.json"))
     assert ev.returncode == 0, ev.stderr
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["noise_mode"] == "none" and [r["name"] for r in report["rows"]] == ["generator", "untrained", "data vs data"]
     assert all(np.isfinite(r["fid"]) for r in report["rows"])
     assert Image.open(tmp_path / "grid.png").size == (8 * SIZE + 9 * 2, 2 * SIZE + 3 * 2)
-    bad_mode = run(
-        "eval",
-        "-g",
-        str(tmp_path / "y" / "checkpoints" / "000002.pt"),
-        "--data",
-        str(colours),
-        "--n",
-        "10",
-        "--no-faces",
-        "--noise-mode",
-        "loud",
-    )
+    bad_mode = run(*eval_args, *flags(noise_mode="loud"))
     assert bad_mode.returncode == 2 and "noise mode" in bad_mode.stderr and "Traceback" not in bad_mode.stderr
 
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cptr.helptext import flags
 from cptr.models import Discriminator
 from cptr.models.checkpoints import load_generator, load_torch_file, save_generator
 from cptr.models.encoder import Encoder, save_encoder, small_encoder_config
@@ -68,17 +69,6 @@ RUN = dict(
     device="cpu",
     quiet=True,
 )
-
-
-def _cli_args(cfg: dict) -> list[str]:
-    out = []
-    for k, v in cfg.items():
-        flag = "--" + k.replace("_", "-")
-        if isinstance(v, bool):
-            out += [flag] if v else []
-        else:
-            out += [flag, str(v)]
-    return out
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -308,23 +298,8 @@ def test_cli_help_and_clear_errors(workspace, tmp_path):
     assert res.exit_code == 0 and "--freeze-style" in res.output and "Examples" in res.output
     res = runner.invoke(app, ["finetune", "--out", str(tmp_path / "x"), "--data", str(workspace / "images")])
     assert res.exit_code == 2 and "--source is required" in res.output
-    res = runner.invoke(
-        app,
-        [
-            "finetune",
-            "--source",
-            str(workspace / "source.pt"),
-            "--data",
-            str(workspace / "images"),
-            "--out",
-            str(tmp_path / "y"),
-            "--freeze-g",
-            "9",
-            "--device",
-            "cpu",
-            "--quiet",
-        ],
-    )
+    paths = flags(source=workspace / "source.pt", data=workspace / "images", out=tmp_path / "y")
+    res = runner.invoke(app, ["finetune", *paths, *flags(freeze_g=9, device="cpu"), "--quiet"])
     assert res.exit_code == 2 and "freeze_g must be in [0, 3]" in res.output
 
 
@@ -435,7 +410,7 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_last_good_one(workspace, r
     out = tmp_path / "crash"
     args = [sys.executable, "-m", "cptr.training", "finetune", "--source", cfg.source, "--data", cfg.data, "--out", str(out)]
     proc = subprocess.Popen(
-        args + _cli_args(RUN), env=_env(**{SAVE_PAUSE_ENV: "20:120"}), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        args + flags(**RUN), env=_env(**{SAVE_PAUSE_ENV: "20:120"}), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     ckdir = out / "checkpoints"
     deadline = time.monotonic() + 240
@@ -468,7 +443,7 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(wor
     base = ["--source", str(workspace / "source.pt"), "--data", str(tmp_path / "data.lmdb")]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cptr.training", "finetune"]
     proc = subprocess.run(
-        torchrun + base + ["--out", str(tmp_path / "ddp")] + _cli_args(dict(common, batch=4)),
+        torchrun + base + ["--out", str(tmp_path / "ddp")] + flags(**dict(common, batch=4)),
         env=_env(OMP_NUM_THREADS="1"),
         cwd=REPO,
         capture_output=True,
@@ -525,19 +500,8 @@ def test_encoder_fraction_trains_on_the_encoders_latents_through_the_cli(workspa
     args = dict(
         RUN, quiet=False, iters=2, save_every=2, sample_every=2, encoder=enc_path, encoder_images=workspace / "images", encoder_fraction=0.5
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "cptr.training",
-        "finetune",
-        "--source",
-        str(workspace / "source.pt"),
-        "--data",
-        str(workspace / "images"),
-        "--out",
-        str(tmp_path / "cli"),
-        *_cli_args(args),
-    ]
+    paths = flags(source=workspace / "source.pt", data=workspace / "images", out=tmp_path / "cli")
+    cmd = [sys.executable, "-m", "cptr.training", "finetune", *paths, *flags(**args)]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "encoder latents: 10 photos" in done.stderr

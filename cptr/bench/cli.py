@@ -28,6 +28,7 @@ from cptr.bench.measure import InputPool, Settings, measure, measure_interleaved
 from cptr.bench.targets import Context, Engine, Unavailable, all_targets
 from cptr.bench.triton_target import SERVER_ENGINES
 from cptr.bench.workloads import NAMED_MODELS, STAGES, WorkloadUnavailable, build_workload
+from cptr.options import option, options_command
 
 TARGET_NAMES = ("torch", "onnx", "openvino", "trt", "torch-engine", "triton", "cuda-graph")
 # --target gpu: every GPU engine on the 256 px channel_multiplier=2 synthesis network, beside eager fp32/fp16.
@@ -82,36 +83,63 @@ class Where:
 
 @dataclass
 class BenchOptions:
-    """The command's options after defaults and presets are applied (see :func:`_resolve`)."""
+    """The command's options (each field one option of ``cptr bench``: :mod:`cptr.options`), after
+    defaults and presets are applied by :func:`_resolve`."""
 
-    target: str = "all"
-    stage: str = "synthesis"
-    model: str | None = None
-    batch: Any = None  # "1,8,32" as given; list[int] once resolved
-    concurrency: Any = None
-    iters: int | None = None
-    seconds: float | None = None
-    warmup: int | None = None
-    pool: int | None = None
-    check: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    url: str | None = None
-    protocol: str = "grpc"
-    shm: bool = False
-    style: str = "demo"
-    triton_engines: Any = "onnx"  # "onnx,openvino-bf16" as given; list[str] once resolved
-    baseline: str = "torch"
-    results_dir: Path | None = None
-    record_to: Path | None = None
-    no_record: bool = False
-    plot: Path | None = None
-    no_plot: bool = False
-    no_interleave: bool = False
-    quick: bool = False
-    quiet: bool = False
-    targets: list[str] = field(default_factory=list)
+    target: str = option(
+        "all",
+        show_default=False,
+        help=f"Comma-separated from {', '.join(TARGET_NAMES)}; 'all' (the default); or 'gpu': "
+        f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
+        f"--batch {GPU_PRESET['batch']} unless given.",
+    )
+    stage: str = option("synthesis", cli_type=Literal[STAGES], show_default=False, help="Stage of the data path to time (synthesis).")  # type: ignore[valid-type]
+    model: str | None = option(
+        None,
+        help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (demo); ffhq512 and ffhq1024 are the larger random-weight official architectures.",
+    )
+    batch: Any = option(None, cli_type=str | None, help="Batch sizes, e.g. 1,8,32 (1,8,32).")  # list[int] once resolved
+    concurrency: Any = option(None, cli_type=str | None, help="Concurrent requests for triton, e.g. 1,4,16 (1,4,16).")
+    iters: int | None = option(None, help="Timed runs per point, per client thread at concurrency > 1 (30).")
+    seconds: float | None = option(None, help="Time budget per point instead of --iters.")
+    warmup: int | None = option(None, help="Untimed runs before timing (3).")
+    pool: int | None = option(None, help="Random input batches cycled per batch size (16).")
+    check: int | None = option(None, help="Batches compared with the fp32 torch reference (2).")
+    seed: int = option(0, show_default=False, help="Seed of the random inputs and random-weight models (0).")
+    device: str = option("auto", cli_type=Literal["auto", "cpu", "cuda"], show_default=False, help="auto: cuda when available (auto).")
+    threads: int | None = option(None, help="Intra-op threads for torch and ONNX Runtime (their own).")
+    url: str | None = option(None, help="triton: a running server (host:port); by default the embedded one starts.")
+    protocol: str = option("grpc", cli_type=Literal["grpc", "http"], show_default=False, help="triton client protocol (grpc).")
+    shm: bool = option(False, help="triton: return output tensors through system shared memory.")
+    style: str = option("demo", show_default=False, help="triton with --url: the style the server serves (demo).")
+    triton_engines: Any = option(  # list[str] once resolved
+        "onnx",
+        cli_type=str,
+        show_default=False,
+        help="triton: engines inside the embedded server, one exported repository and server each: "
+        "onnx, openvino-fp32, openvino-bf16, and openvino-fp32-static / openvino-bf16-static "
+        "(a model compiled for each --batch size, cptr-export --ov-static-batch) (onnx).",
+    )
+    baseline: str = option("torch", show_default=False, help="Engine or target the ratios are relative to (torch).")
+    results_dir: Path | None = option(
+        None,
+        help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "
+        "./cptr-bench otherwise; with --quick a temporary folder).",
+    )
+    record_to: Path | None = option(
+        None,
+        help="Markdown file the summary is appended to (benchmarks/RESULTS.md from a checkout, "
+        "./cptr-bench/RESULTS.md otherwise; --quick records only when given).",
+    )
+    no_record: bool = option(False, help="Do not append to the Markdown file.")
+    plot: Path | None = option(None, help="PNG path (beside the JSON).")
+    no_plot: bool = option(False, help="Skip the PNG plot.")
+    no_interleave: bool = option(
+        False, help="Time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)."
+    )
+    quick: bool = option(False, help="Smoke test: every available target on a tiny model, a few runs.")
+    quiet: bool = option(False, help="No progress bar and no table.")
+    targets: list[str] = field(default_factory=list)  # resolved from --target
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -386,74 +414,13 @@ def _help(prog: str) -> str:
 
 
 @app.command(help=_help(INSTALLED_PROG))
+@options_command(BenchOptions)
 def bench(
+    args: BenchOptions,
     ctx: typer.Context,
     runs: list[str] | None = typer.Argument(
         None, metavar="RUN.json", show_default=False, help="Recorded runs, with --compare or --replot."
     ),
-    target: str = typer.Option(
-        "all",
-        "--target",
-        show_default=False,
-        help=f"Comma-separated from {', '.join(TARGET_NAMES)}; 'all' (the default); or 'gpu': "
-        f"{','.join(GPU_PRESET['targets'])} on CUDA with --model {GPU_PRESET['model']} "
-        f"--batch {GPU_PRESET['batch']} unless given.",
-    ),
-    stage: Literal[STAGES] = typer.Option(
-        "synthesis",
-        "--stage",
-        show_default=False,  # type: ignore[valid-type]
-        help="Stage of the data path to time (synthesis).",
-    ),
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help=f"{' | '.join(NAMED_MODELS)} | PATH to a checkpoint (demo); "
-        "ffhq512 and ffhq1024 are the larger random-weight official architectures.",
-    ),
-    batch: str | None = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (1,8,32)."),
-    concurrency: str | None = typer.Option(None, "--concurrency", help="Concurrent requests for triton, e.g. 1,4,16 (1,4,16)."),
-    iters: int | None = typer.Option(None, "--iters", help="Timed runs per point, per client thread at concurrency > 1 (30)."),
-    seconds: float | None = typer.Option(None, "--seconds", help="Time budget per point instead of --iters."),
-    warmup: int | None = typer.Option(None, "--warmup", help="Untimed runs before timing (3)."),
-    pool: int | None = typer.Option(None, "--pool", help="Random input batches cycled per batch size (16)."),
-    check: int | None = typer.Option(None, "--check", help="Batches compared with the fp32 torch reference (2)."),
-    seed: int = typer.Option(0, "--seed", show_default=False, help="Seed of the random inputs and random-weight models (0)."),
-    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", show_default=False, help="auto: cuda when available (auto)."),
-    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads for torch and ONNX Runtime (their own)."),
-    url: str | None = typer.Option(None, "--url", help="triton: a running server (host:port); by default the embedded one starts."),
-    protocol: Literal["grpc", "http"] = typer.Option("grpc", "--protocol", show_default=False, help="triton client protocol (grpc)."),
-    shm: bool = typer.Option(False, "--shm", help="triton: return output tensors through system shared memory."),
-    style: str = typer.Option("demo", "--style", show_default=False, help="triton with --url: the style the server serves (demo)."),
-    triton_engines: str = typer.Option(
-        "onnx",
-        "--triton-engines",
-        show_default=False,
-        help="triton: engines inside the embedded server, one exported repository and server each: "
-        "onnx, openvino-fp32, openvino-bf16, and openvino-fp32-static / openvino-bf16-static "
-        "(a model compiled for each --batch size, cptr-export --ov-static-batch) (onnx).",
-    ),
-    baseline: str = typer.Option("torch", "--baseline", show_default=False, help="Engine or target the ratios are relative to (torch)."),
-    results_dir: Path | None = typer.Option(
-        None,
-        "--results-dir",
-        help="Where the JSON and PNG go (benchmarks/results from a checkout's benchmarks/latency.py, "
-        "./cptr-bench otherwise; with --quick a temporary folder).",
-    ),
-    record_to: Path | None = typer.Option(
-        None,
-        "--record-to",
-        help="Markdown file the summary is appended to (benchmarks/RESULTS.md from a checkout, "
-        "./cptr-bench/RESULTS.md otherwise; --quick records only when given).",
-    ),
-    no_record: bool = typer.Option(False, "--no-record", help="Do not append to the Markdown file."),
-    plot: Path | None = typer.Option(None, "--plot", help="PNG path (beside the JSON)."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the PNG plot."),
-    no_interleave: bool = typer.Option(
-        False, "--no-interleave", help="Time engines one after another instead of in rounds (rounds keep ratios fair on a busy machine)."
-    ),
-    quick: bool = typer.Option(False, "--quick", help="Smoke test: every available target on a tiny model, a few runs."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
     compare: bool = typer.Option(False, "--compare", help="Compare two RUN.json, or one against --baseline, then exit."),
     replot: bool = typer.Option(False, "--replot", help="Draw --plot from the recorded RUN.json (one figure), then exit."),
 ) -> int:
@@ -466,50 +433,21 @@ def bench(
     if compare:
         if not runs:
             raise typer.BadParameter("--compare takes one run (with --baseline) or two runs")
-        return run_compare(runs, baseline)
+        return run_compare(runs, args.baseline)
     if replot:
-        if plot is None:
+        if args.plot is None:
             raise typer.BadParameter("--replot needs --plot OUT.png")
         if not runs:
             raise typer.BadParameter("--replot needs at least one RUN.json")
         loaded = [report.load_run(p) for p in runs]
         report.plot(
             loaded,
-            plot,
+            args.plot,
             title=" + ".join(f"{r['config']['stage']}/{r['config']['model']}" for r in loaded)
             + f" · {loaded[0]['machine']['cpu']['model']}",
         )
-        print(f"wrote {plot}")
+        print(f"wrote {args.plot}")
         return 0
-    args = BenchOptions(
-        target=target,
-        stage=stage,
-        model=model,
-        batch=batch,
-        concurrency=concurrency,
-        iters=iters,
-        seconds=seconds,
-        warmup=warmup,
-        pool=pool,
-        check=check,
-        seed=seed,
-        device=device,
-        threads=threads,
-        url=url,
-        protocol=protocol,
-        shm=shm,
-        style=style,
-        triton_engines=triton_engines,
-        baseline=baseline,
-        results_dir=results_dir,
-        record_to=record_to,
-        no_record=no_record,
-        plot=plot,
-        no_plot=no_plot,
-        no_interleave=no_interleave,
-        quick=quick,
-        quiet=quiet,
-    )
     try:
         args = _resolve(args, where)
         Settings(iters=args.iters, seconds=args.seconds, warmup=args.warmup, pool=args.pool, check=args.check)

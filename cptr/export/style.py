@@ -520,13 +520,12 @@ def export_style(opts: ExportOptions) -> Manifest:
                 prog.note(notes[-1])
                 arts = {n: a for n, a in arts.items() if built[n][0].key != contracts.MAPPER}
                 mappers = {}
+            # what the repository and the manifest both record of the graphs
+            shape = dict(
+                style=r.name, size=g.size, n_latent=g.n_latent, style_dim=g.style_dim, precision=precision, batch_max=opts.batch_max
+            )
             bundle = ExportBundle(
-                style=r.name,
-                size=g.size,
-                n_latent=g.n_latent,
-                style_dim=g.style_dim,
-                precision=precision,
-                batch_max=opts.batch_max,
+                **shape,
                 mapping=by_key[contracts.MAPPING],
                 synthesis=by_key[contracts.SYNTHESIS],
                 encoder=by_key.get(contracts.ENCODER),
@@ -546,7 +545,7 @@ def export_style(opts: ExportOptions) -> Manifest:
                 ):
                     raise ExportFailed(f"{name}: the OpenVINO IR placed in the repository differs from the one verified")
             manifest = Manifest(
-                style=r.name,
+                **shape,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 source=_checkpoint_id(r.source),
                 target=_checkpoint_id(r.target),
@@ -557,12 +556,7 @@ def export_style(opts: ExportOptions) -> Manifest:
                 plugins=opts.plugins,
                 blend_weights={str(k): v for k, v in g.blend_weights.items()},
                 truncation=opts.truncation,
-                size=g.size,
-                n_latent=g.n_latent,
-                style_dim=g.style_dim,
-                precision=precision,
                 opset=opts.opset,
-                batch_max=opts.batch_max,
                 backend=opts.backend,
                 engine=opts.engine,
                 verified=opts.verify,

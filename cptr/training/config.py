@@ -57,6 +57,14 @@ LOCKED = (
 # with no stochastic texture: flat-filled cartoons would otherwise inherit the photo model's sensor
 # grain, which a photo-trained discriminator rewards at the start of a fine-tune.
 NOISE_STRENGTHS = ("train", "off")
+
+
+def path_option(default: str | None, help: str, commands: str = "") -> Any:
+    """A file or folder option: typed as a path on the command line, kept as a plain string (checkpoints
+    store the config, and their safe loader refuses pathlib objects)."""
+    return option(default, help=help, commands=commands, cli_type=Path, parse=str)
+
+
 # The architecture of a from-scratch run (a fine-tuning run takes it from its source).
 ARCH = ("size", "channels", "style_dim", "n_mlp", "channel_multiplier")
 
@@ -106,20 +114,14 @@ class TrainConfig:
     """Everything a training run needs; ``cptr-train source --help`` and ``cptr-train finetune --help``
     document each field."""
 
-    source: str = option(
-        "",
-        help="Pretrained real-face model: rosinality .pt (with 'd' for FreezeD) or NVlabs .pkl.",
-        commands="finetune",
-        cli_type=Path,
-        parse=str,
+    source: str = path_option(
+        "", help="Pretrained real-face model: rosinality .pt (with 'd' for FreezeD) or NVlabs .pkl.", commands="finetune"
     )
-    data: str = option(
+    data: str = path_option(
         "",
         help="Training images: a folder (recursive; any format Pillow reads) or an LMDB from `cptr-train render`, `cptr-train prepare` or rosinality's prepare_data.py.",
-        cli_type=Path,
-        parse=str,
     )
-    out: str = option("runs/finetune", help="Run folder: checkpoints/, samples/, log.csv.", cli_type=Path, parse=str)
+    out: str = path_option("runs/finetune", help="Run folder: checkpoints/, samples/, log.csv.")
     # architecture of a from-scratch run (ignored when fine-tuning: the source defines it)
     size: int = option(0, help="Output resolution (a power of two).", commands="source")
     channels: str = option(
@@ -132,12 +134,10 @@ class TrainConfig:
     channel_multiplier: int = option(
         2, help="Standard StyleGAN2 widths (x2 = the 256 px FFHQ config) when --channels is empty.", commands="source"
     )
-    grow_from: str = option(
+    grow_from: str = path_option(
         "",
         help="Start from a smaller run's checkpoint (e.g. 64 px for a 128 px run): the layers the two share start from it, the new top block from scratch.",
         commands="source",
-        cli_type=Path,
-        parse=str,
     )
     # FreezeSG
     freeze_style: int = option(
@@ -163,19 +163,15 @@ class TrainConfig:
     # Fine-tune on the encoder's own latents too: this share of each batch takes the W+ that --encoder
     # gives photos from --encoder-images (the W+ the served cartoonize path feeds the target), so the
     # target learns to draw cartoons where the encoder lands, not only where the mapping samples.
-    encoder: str = option(
+    encoder: str = path_option(
         "",
         help="Encoder weights (pSp/e4e or cptr-train encoder) whose W+ of --encoder-images the fine-tune also trains on.",
         commands="finetune",
-        cli_type=Path,
-        parse=str,
     )
-    encoder_images: str = option(
+    encoder_images: str = path_option(
         "",
         help="Aligned real photos for --encoder (a folder or LMDB); the first --encoder-n are encoded once at the start.",
         commands="finetune",
-        cli_type=Path,
-        parse=str,
     )
     encoder_fraction: float = option(
         0.0,
@@ -215,7 +211,7 @@ class TrainConfig:
     device: str = option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).")
     quiet: bool = option(False, "--quiet", "-q", help="No progress bar or messages.")
     resume: bool = option(False, help="Continue the run in --out from its newest readable checkpoint.")
-    resume_from: str | None = option(None, help="Continue from this checkpoint file.", cli_type=Path, parse=str)
+    resume_from: str | None = path_option(None, help="Continue from this checkpoint file.")
     # filled in at run time
     world_size: int = field(default=1, repr=False)
 
