@@ -10,6 +10,7 @@ item), list items, and lines after one ending in ``:``.
 from __future__ import annotations
 
 import inspect
+import re
 
 import typer
 
@@ -17,7 +18,8 @@ COMMAND_WORDS = ("cptr", "cptr-export", "cptr-train", "python", "torchrun", "tri
 
 
 def _is_item(line: str) -> bool:
-    return line.lstrip().startswith(("- ", "* ", "| ")) or line.lstrip()[:3].rstrip(".").isdigit()
+    """A list item: ``- x``, ``* x``, ``| x`` or a numbered ``1. x`` / ``2) x``."""
+    return bool(re.match(r"\s*([-*|]|\d+[.)]) ", line))
 
 
 def reflow(doc: str) -> str:

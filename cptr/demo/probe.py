@@ -16,7 +16,6 @@ Blends of one fine-tune (Toonify: alpha and ``swap_res``) are judged the same wa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -26,14 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import typer
 
 from cptr.data.critic import critic_scores, load_critic
 from cptr.data.structure import FaceMesh, aligned_render_pairs, generator_structure
 from cptr.demo.train import FINETUNE_FLAGS
-from cptr.helptext import flags
+from cptr.helptext import flags, reflow_app
 from cptr.io import atomic_path
 from cptr.models.checkpoints import load_generator
 from cptr.models.latents import render, sample_latents
+from cptr.options import option, options_command
 from cptr.styles.blend import blend_generators
 
 # What the structure axis averages: the features the served path must keep (roll is taken out by alignment, so
@@ -220,30 +221,39 @@ def plot(results: Path, path: Path, chosen: str | None = None) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
-        prog="python -m cptr.demo.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclass
+class ProbeOptions:
+    """The options of ``python -m cptr.demo.probe`` (each field one option: :mod:`cptr.options`)."""
+
+    work: Path = option(Path("runs/demo"), help="The demo run's folder (python -m cptr.demo.train --work).")
+    iters: int = option(600, min=1, help="Iterations of each short fine-tune.")
+    every: int = option(150, min=1, help="Judge a checkpoint every N iterations.")
+    n: int = option(200, min=1, help="Latents and held-out renders judged.")
+    variants: str = option(
+        ",".join(v.name for v in VARIANTS),
+        show_default=False,
+        help="Comma list of variants (default: all): " + ", ".join(v.name for v in VARIANTS) + ".",
     )
-    ap.add_argument("--work", type=Path, default=Path("runs/demo"), help="the demo run's folder (python -m cptr.demo.train --work)")
-    ap.add_argument("--iters", type=int, default=600, help="iterations of each short fine-tune (default 600)")
-    ap.add_argument("--every", type=int, default=150, help="judge a checkpoint every N iterations (default 150)")
-    ap.add_argument("--n", type=int, default=200, help="latents and held-out renders judged (default 200)")
-    ap.add_argument(
-        "--variants",
-        default=",".join(v.name for v in VARIANTS),
-        help="comma list of variants (default: all): " + ", ".join(v.name for v in VARIANTS),
-    )
-    ap.add_argument("--blend-of", default=None, help="also judge Toonify blends of this variant's last checkpoint")
-    ap.add_argument("--plot", type=Path, default=Path("docs/structure_tradeoff.png"), help="where the plot goes")
-    ap.add_argument("--chosen", default=None, help="the variant to mark as chosen on the plot")
-    a = ap.parse_args(argv)
+    blend_of: str | None = option(None, help="Also judge Toonify blends of this variant's last checkpoint.")
+    plot: Path = option(Path("docs/structure_tradeoff.png"), help="Where the plot goes.")
+    chosen: str | None = option(None, help="The variant to mark as chosen on the plot.")
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__)
+@options_command(ProbeOptions)
+def probe(a: ProbeOptions) -> None:
     names = [s.strip() for s in a.variants.split(",") if s.strip()]
     known = {v.name: v for v in VARIANTS}
     if unknown := sorted(set(names) - set(known)):
-        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+        raise typer.BadParameter(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}", param_hint="--variants")
     selection = a.work / "source" / "selected.json"
     if not selection.exists():
-        ap.error(f"{selection} not found: run python -m cptr.demo.train --work {a.work} --steps data,source,select first")
+        raise typer.BadParameter(
+            f"{selection} not found: run python -m cptr.demo.train --work {a.work} --steps data,source,select first", param_hint="--work"
+        )
     source_ckpt = Path(json.loads(selection.read_text())["chosen"])
     results = run(
         a.work,
@@ -257,6 +267,13 @@ def main(argv: list[str] | None = None) -> None:
         a.blend_of,
     )
     print(f"wrote {plot(results, a.plot, a.chosen)}")
+
+
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(argv, prog_name="python -m cptr.demo.probe")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ type it; its output (progress bars) streams through.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import platform
@@ -35,14 +34,17 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import typer
+
 from cptr.data.structure import aligned_render_pairs
 from cptr.demo import ASSET_DIR, SERVED_ALPHA, SERVED_SWAP_RES
 from cptr.demo.card import write_card
 from cptr.demo.measure import measure, structure_spread
 from cptr.demo.select import bake, chosen, select
-from cptr.helptext import flags
+from cptr.helptext import flags, reflow_app
 from cptr.io import atomic_path, atomic_write_text
 from cptr.models.checkpoints import load_generator, save_generator
+from cptr.options import option, options_command
 
 STEPS = ("data", "critic", "source", "select", "finetune", "encoder", "mapper", "pack", "measure")
 REDONE = ("pack", "measure")  # steps that run in full every time (never "done already")
@@ -285,38 +287,37 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
-        prog="python -m cptr.demo.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclass
+class DemoTrainOptions:
+    """The options of ``python -m cptr.demo.train`` (each field one option: :mod:`cptr.options`)."""
+
+    work: Path = option(Path("runs/demo"), help="Working folder: data, runs, logs.")
+    assets: Path = option(ASSET_DIR, help="Where the shipped files go.")
+    steps: str = option(",".join(STEPS), show_default=False, help="Comma list of steps to run (default: all): " + ", ".join(STEPS) + ".")
+    size: int = option(Recipe().size, help=f"Output size of the models: {' or '.join(map(str, sorted(RECIPES)))}.")
+    quick: bool = option(False, help="A rehearsal with tiny sizes (minutes): checks the whole path, makes useless models.")
+    grow_from: Path | None = option(
+        None, help="Start the source's shared layers from a smaller run's checkpoint (e.g. the 64 px run's for --size 128)."
     )
-    ap.add_argument("--work", type=Path, default=Path("runs/demo"), help="working folder: data, runs, logs (default: runs/demo)")
-    ap.add_argument("--assets", type=Path, default=ASSET_DIR, help=f"where the shipped files go (default: {ASSET_DIR})")
-    ap.add_argument("--steps", default=",".join(STEPS), help="comma list of steps to run (default: all): " + ", ".join(STEPS))
-    ap.add_argument(
-        "--size", type=int, choices=sorted(RECIPES), default=Recipe().size, help=f"output size of the models (default {Recipe().size})"
+    source_iters: int | None = option(
+        None, min=1, help=f"Iterations of the source generator (default {Recipe().source_iters}); more = better faces."
     )
-    ap.add_argument(
-        "--quick", action="store_true", help="a rehearsal with tiny sizes (minutes): checks the whole path, makes useless models"
-    )
-    ap.add_argument(
-        "--grow-from",
-        type=Path,
-        default=None,
-        help="start the source's shared layers from a smaller run's checkpoint (e.g. the 64 px run's for --size 128)",
-    )
-    ap.add_argument(
-        "--source-iters",
-        type=int,
-        default=None,
-        help=f"iterations of the source generator (default {Recipe().source_iters}); more = better faces",
-    )
-    a = ap.parse_args(argv)
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__)
+@options_command(DemoTrainOptions)
+def train_demo(a: DemoTrainOptions) -> None:
     only = [s.strip() for s in a.steps.split(",") if s.strip()]
     unknown = sorted(set(only) - set(STEPS))
     if unknown:
-        ap.error(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+        raise typer.BadParameter(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}", param_hint="--steps")
+    if a.size not in RECIPES:
+        raise typer.BadParameter(f"{a.size}; choose from {', '.join(map(str, sorted(RECIPES)))}", param_hint="--size")
     if a.quick and a.assets.resolve() == ASSET_DIR.resolve():
-        ap.error("--quick makes useless models: give --assets a folder other than the package's")
+        raise typer.BadParameter("--quick makes useless models: give --assets a folder other than the package's", param_hint="--assets")
     t0 = time.perf_counter()
     try:
         recipe = QUICK if a.quick else RECIPES[a.size]
@@ -324,14 +325,21 @@ def main(argv: list[str] | None = None) -> None:
             recipe = dataclasses.replace(recipe, source_iters=a.source_iters)
         build(a.work, a.assets, recipe, only, a.grow_from)
     except subprocess.CalledProcessError as e:
-        print(
+        typer.echo(
             f"error: a step failed (exit {e.returncode}): {' '.join(map(str, e.cmd))}; fix it and rerun: finished steps are kept",
-            file=sys.stderr,
+            err=True,
         )
-        raise SystemExit(1) from None
+        raise typer.Exit(1) from None
     print(
         f"done in {time.perf_counter() - t0:.0f} s; models in {a.assets} (served as the blend at alpha {SERVED_ALPHA}, swap resolution {SERVED_SWAP_RES})"
     )
+
+
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(argv, prog_name="python -m cptr.demo.train")
 
 
 if __name__ == "__main__":
