@@ -140,7 +140,11 @@ def options_command(cls: type[T], command: str | None = None) -> Callable[[Calla
     of the dataclass, e.g. ``cptr-export --server``). The docstring and name stay ``run``'s."""
 
     def decorate(run: Callable[..., Any]) -> Callable[..., Any]:
-        own = list(inspect.signature(run, eval_str=True).parameters.values())[1:]
+        # run's own parameters after the options object, their annotations resolved in run's module
+        own = [
+            p.replace(annotation=eval(p.annotation, run.__globals__) if isinstance(p.annotation, str) else p.annotation)
+            for p in list(inspect.signature(run).parameters.values())[1:]
+        ]
         names = {p.name for p in own}
 
         @functools.wraps(run)
