@@ -50,6 +50,12 @@ DEFAULT_TRUNCATION = 0.7  # the truncation psi the served mapping_<style> applie
 # Where a server listens unless told otherwise (cptr serve, the client's defaults, the chart's container).
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 DEFAULT_HOST = "127.0.0.1"
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")  # listen addresses that mean every interface
+
+
+def connect_host(host: str) -> str:
+    """The address a client on this machine uses for a server listening on ``host`` (loopback for a wildcard)."""
+    return DEFAULT_HOST if host in WILDCARD_HOSTS else host
 
 
 def n_latent(size: int) -> int:

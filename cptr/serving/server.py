@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from cptr.contracts import public_models
+from cptr.contracts import DEFAULT_HOST, WILDCARD_HOSTS, connect_host, public_models
 from cptr.triton import control
 
 STARTUP_TIMEOUT_S = 180.0
@@ -117,7 +117,7 @@ def _listen_host(host: str) -> str:
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address) listens on this machine only."""
-    if host in ("", "0.0.0.0", "::"):
+    if host in WILDCARD_HOSTS:
         return False
     if host == "localhost":
         return True
@@ -131,7 +131,7 @@ def exposure_warning(host: str, what: str = "Triton", thing: str = "the server")
     """The one-line warning for a server that listens beyond loopback (None on loopback)."""
     if is_loopback(host):
         return None
-    where = "every interface" if host in ("", "0.0.0.0", "::") else host
+    where = "every interface" if host in WILDCARD_HOSTS else host
     return (
         f"warning: listening on {where}: {what} has no authentication, so anyone who can reach this machine can use "
         f"{thing}; use --host 127.0.0.1 unless a trusted network or an authenticating proxy stands in front"
@@ -227,7 +227,7 @@ def backend_directory(cache: Path | None = None) -> Path:
     return target
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = DEFAULT_HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -267,7 +267,7 @@ class TritonServer:
         grpc_port: int = 0,
         metrics_port: int = 0,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         log_verbose: int = 0,
         exit_timeout_s: int = EXIT_TIMEOUT_S,
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
@@ -282,7 +282,7 @@ class TritonServer:
                 f"model repository {self.model_repository} does not exist; build one with: cptr-export --style demo --out {model_repository}"
             )
         self.host = host
-        bind = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        bind = connect_host(host)
         self.http_port = http_port or free_port(bind)
         self.grpc_port = grpc_port or free_port(bind)
         self.metrics_port = metrics_port or free_port(bind)
@@ -303,7 +303,7 @@ class TritonServer:
     # --- addresses ------------------------------------------------------------------------
     @property
     def _client_host(self) -> str:
-        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return connect_host(self.host)
 
     @property
     def http_url(self) -> str:
