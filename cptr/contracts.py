@@ -45,6 +45,10 @@ TRITON_TO_NUMPY = {"FP32": "float32", "FP16": "float16", "INT32": "int32", "INT6
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_SEEDS_PER_REQUEST = 64
+MAX_FACES_PER_PHOTO = 8  # faces cartoonized in one photo (and the most in one request): more is refused (too_many_faces)
+# Faces below this size (the larger of the eye-to-eye and eye-to-mouth distances, in photo pixels) are left out of a
+# photo, and refused (face_too_small) when no face is larger: the 256 px crop would be upscaled more than ~2.7x.
+MIN_FACE_SIZE = 24.0
 ALIGNED_SIZE = 256  # encoder input resolution: FFHQ-aligned crop
 DEFAULT_TRUNCATION = 0.7  # the truncation psi the served mapping_<style> applies unless exported with another
 # Where a server listens unless told otherwise (cptr serve, the client's defaults, the chart's container).
@@ -85,7 +89,9 @@ ALIGNED = TensorSpec("aligned", "FP32", (3, ALIGNED_SIZE, ALIGNED_SIZE))  # enco
 TRANSFORM = TensorSpec("transform", "FP32", (3, 3))  # aligned-crop pixel -> photo pixel (homogeneous)
 IMAGE_BYTES = TensorSpec("image_bytes", "BYTES", (1,))  # encoded photo (JPEG/PNG/WebP)
 OUTPUT_BYTES = TensorSpec("output_bytes", "BYTES", (1,))  # encoded result (PNG)
-PASTE_BACK = TensorSpec("paste_back", "INT32", (1,))  # 1 = paste the cartoon back into the photo
+PASTE_BACK = TensorSpec("paste_back", "INT32", (1,))  # 1 = also return the photo with every cartoon pasted back (composite)
+LARGEST = TensorSpec("largest", "INT32", (1,))  # 1 = the largest face only; 0 or absent = every face above MIN_FACE_SIZE
+COMPOSITE = TensorSpec("composite", "BYTES", (1,))  # the photo with all its faces pasted back (PNG; paste_back=1), see FACE_ROWS
 SEED = TensorSpec("seed", "INT64", (1,))
 MIX = TensorSpec("mix", "INT64", (2,))  # [second seed, crossover W+ index]; index 0 or >= n_latent: no mixing
 
@@ -96,6 +102,14 @@ W_PLUS_PHOTO = "w_plus_photo"  # the encoder's W+ of a photo
 W_PLUS_EDIT = "w_plus_edit"  # a mapper's output tensor: the edited W+
 W_PLUS_EDITED = "w_plus_edited"  # the edited W+ inside a cartoonize_<style>_<prompt> ensemble
 SYNTHESIZED = "synthesized"  # synthesis -> postprocess
+FACE_IMAGE_BYTES = "face_image_bytes"  # preprocess -> postprocess: the photo, one row per face (see FACE_ROWS)
+FACE_PASTE_BACK = "face_paste_back"  # preprocess -> postprocess: paste_back, one row per face
+
+# FACE_ROWS: from preprocess on, a cartoonize ensemble has one batch row per *face*, not per photo: a photo's faces
+# are consecutive rows, largest first, and go through the encoder and the synthesis as one batch. A per-photo
+# value travels in the row of the photo's first face, with empty bytes in the rows of its other faces: the
+# photo's bytes (face_image_bytes) on the way in, its composite on the way out. So a request of one photo with
+# three faces returns output_bytes and image with three rows, and composite[0] (composite[1:] are empty).
 
 # Stage names (Triton model names are these, suffixed with _<style> / _<prompt> where noted).
 MAPPING = "mapping"  # mapping_<style>
@@ -167,7 +181,9 @@ IMAGE_TOO_LARGE = "image_too_large"  # over MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS
 NO_FACE = "no_face"
 FACE_TOO_SMALL = "face_too_small"
 INTERNAL = "internal"  # a bug or a broken model file on the server: not the caller's fault
-ERROR_CODES = (BAD_REQUEST, BAD_IMAGE, IMAGE_TOO_LARGE, NO_FACE, FACE_TOO_SMALL, INTERNAL)  # never change meaning; add new ones
+TOO_MANY_FACES = "too_many_faces"  # more than MAX_FACES_PER_PHOTO faces (or than a request's batch) above MIN_FACE_SIZE
+# never change meaning; add new ones
+ERROR_CODES = (BAD_REQUEST, BAD_IMAGE, IMAGE_TOO_LARGE, NO_FACE, FACE_TOO_SMALL, INTERNAL, TOO_MANY_FACES)
 
 _ERROR_PREFIX = re.compile(r"\[(" + "|".join(ERROR_CODES) + r")\]\s*")
 

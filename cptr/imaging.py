@@ -27,6 +27,15 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def array_to_uint8(images: np.ndarray) -> np.ndarray:
+    """:func:`to_uint8` for NumPy: float images [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3] (the same rounding)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {images.shape}")
+    x = np.rint((np.clip(images.astype(np.float32), -1.0, 1.0) + 1.0) * np.float32(127.5))
+    return x.astype(np.uint8).transpose(0, 2, 3, 1)
+
+
 def from_uint8(images: np.ndarray) -> torch.Tensor:
     """Map uint8 [B, H, W, 3] (or one [H, W, 3]) to float [B, 3, H, W] in [-1, 1]."""
     import torch

@@ -163,10 +163,38 @@ def test_transform_refers_to_the_256_crop_at_any_encoder_size() -> None:
 def test_postprocess_refuses_oversized_images() -> None:
     with pytest.raises(errors.RequestError, match="pixels per side"):
         stages.to_uint8(np.zeros((3, 5000, 8), np.float32))
-    png = stages.render(np.zeros((3, 8, 8), np.float32))
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.full((8, 8, 3), 128, np.uint8))
+    pngs, composites = stages.render_faces(np.zeros((1, 3, 8, 8), np.float32))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(pngs[0, 0]))), np.full((8, 8, 3), 128, np.uint8))
+    assert composites[0, 0] == b""  # no photo: no composite
     with pytest.raises(errors.RequestError, match="paste_back=1 needs"):
-        stages.render(np.zeros((3, 8, 8), np.float32), paste_back=True)
+        stages.render_faces(np.zeros((1, 3, 8, 8), np.float32), paste=np.ones((1, 1), np.int32))
+
+
+def test_face_rows_group_faces_by_photo() -> None:
+    """FACE_ROWS (cptr.contracts): a photo's bytes in the row of its first face, empty in its other faces' rows. Two
+    photos of two and one faces: each composite lands in its photo's first row, with that photo's faces pasted back
+    (grey for the grey photo), and nothing in the other rows. Fails if postprocess pastes a face into the wrong photo."""
+    from cptr.imaging import encode_png
+
+    colour, grey = np.full((40, 60, 3), (200, 30, 30), np.uint8), np.full((40, 60, 3), 90, np.uint8)
+    grey_png = io.BytesIO()
+    Image.fromarray(grey[..., 0]).save(grey_png, format="PNG")
+    photos = np.array([[encode_png(colour)], [b""], [grey_png.getvalue()]], dtype=object)
+    assert stages.photo_rows(photos) == [(0, 2), (2, 3)]
+    images = np.stack([np.full((3, 16, 16), v, np.float32) for v in (1.0, -1.0, 0.0)])
+    images[2, 1] = 1.0  # a green face: in the grey photo it must come out grey
+    # each face lands on a 10 px square: crop pixel (x, y) of the 256 px crop -> photo (x0 + x * 10/256, y0 + ...)
+    transforms = np.stack([np.array([[10 / 256, 0, x0], [0, 10 / 256, 10], [0, 0, 1]], np.float32) for x0 in (5, 35, 25)])
+    pngs, comp = stages.render_faces(images, photos, transforms, np.ones((3, 1), np.int32))
+    assert comp[1, 0] == b"" and comp[0, 0] and comp[2, 0]
+    first, second = (np.asarray(Image.open(io.BytesIO(c))) for c in (comp[0, 0], comp[2, 0]))
+    assert first.shape == second.shape == (40, 60, 3)
+    assert (first[15, 10] > 200).all() and (first[15, 40] < 60).all()  # the white face at x 5..15, the black one at 35..45
+    assert np.array_equal(first[35:, :], colour[35:, :])  # below the faces: the photo as it was
+    face = np.asarray(Image.open(io.BytesIO(pngs[2, 0])))
+    assert (face[..., 0] == face[..., 1]).all() and (second[..., 0] == second[..., 2]).all()  # grey photo: grey cartoon
+    with pytest.raises(errors.RequestError, match="first row of image_bytes is empty"):
+        stages.photo_rows(np.array([[b""], [b"x"]], dtype=object))
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["blocking", "asyncio"])

@@ -200,7 +200,9 @@ def test_repository_layout(repo: Path) -> None:
     assert [t.name for t in gen.output] == [C.OUTPUT_BYTES.name, "image"]
     assert [s.model_name for s in gen.ensemble_scheduling.step].count(f"mapping_{STYLE}") == 2
     for name in (f"cartoonize_{STYLE}", f"cartoonize_{STYLE}_{PROMPT}"):
-        assert [(t.name, t.optional) for t in configs[name].input] == [(C.IMAGE_BYTES.name, False), (C.PASTE_BACK.name, True)]
+        inputs = [(t.name, t.optional) for t in configs[name].input]
+        assert inputs == [(C.IMAGE_BYTES.name, False), (C.PASTE_BACK.name, True), (C.LARGEST.name, True)]
+        assert [t.name for t in configs[name].output] == [C.OUTPUT_BYTES.name, "image", C.COMPOSITE.name]
     for model in (f"mapping_{STYLE}", f"synthesis_{STYLE}", f"encoder_{STYLE}", f"mapper_{STYLE}_{PROMPT}"):
         assert (repo / model / "1" / "model.onnx").is_file()
     assert not list(repo.glob("*.onnx")) and not list(repo.glob(".staging*"))
@@ -326,7 +328,7 @@ def test_plain_tritonclient_sends_image_bytes_only(protocol: str, server: Triton
         config = client.get_model_config(f"cartoonize_{STYLE}", as_json=True)["config"]
     required = [t for t in config["input"] if not t.get("optional")]
     assert [t["name"] for t in required] == [C.IMAGE_BYTES.name]
-    assert [t["name"] for t in config["input"] if t.get("optional")] == [C.PASTE_BACK.name]
+    assert [t["name"] for t in config["input"] if t.get("optional")] == [C.PASTE_BACK.name, C.LARGEST.name]
     wire = {"TYPE_STRING": "BYTES"}
     inputs = []
     for t in required:
@@ -899,3 +901,148 @@ def test_served_numpy_stages_run_without_torch() -> None:
     code = "import sys, cptr.serving.stages, cptr.models.latents, cptr.triton.control; sys.exit('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr or "torch was imported"
+
+
+# --------------------------------------------------------------------------- group photos and video
+
+
+@pytest.fixture(scope="module")
+def toon(repo: Path):
+    """The in-process pipeline of the served style (the same demo checkpoints and the same smile mapper)."""
+    from cptr.pipeline import Cartoonizer
+
+    return Cartoonizer.from_style(STYLE, mappers={PROMPT: repo.parent / f"{PROMPT}.pt"})
+
+
+@pytest.fixture(scope="module")
+def group() -> np.ndarray:
+    """Four people of different sizes on one wall: Grace Hopper, two renders and the astronaut (cptr.data.clips)."""
+    from cptr.data.clips import group_photo
+
+    return group_photo()
+
+
+def _encoder_batches(server: TritonServer) -> dict[int, int]:
+    """How many executions of the encoder the server ran at each batch size so far."""
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(server.grpc_url) as c:
+        stats = c.get_inference_statistics(f"encoder_{STYLE}", as_json=True)["model_stats"][0].get("batch_stats", [])
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats}
+
+
+def _face_boxes(photo: np.ndarray) -> list[tuple[int, int, int, int]]:
+    from cptr.align import detect_landmarks
+
+    faces = detect_landmarks(photo, policy="all", min_face_size=C.MIN_FACE_SIZE)
+    return [tuple(int(round(v)) for v in f.box) for f in faces]  # type: ignore[misc]
+
+
+def test_group_photo_every_face(server: TritonServer, toon, group: np.ndarray) -> None:
+    """A group photo of four faces of different sizes (60, 46, 38 and 30 px; two real photos, two renders): one request
+    answers with each face's cartoon, largest first, equal to the in-process pipeline's within TOL, and the composite
+    with every face pasted back, within 2 grey levels of the pipeline's; inside every face's box the picture changed,
+    the wall around them did not. The four faces went through the encoder as one batch of 4 (the server's statistics)."""
+    ours = toon.cartoonize_faces(group)
+    boxes = _face_boxes(group)
+    assert len(ours.cartoons) == len(boxes) == 4
+    before = _encoder_batches(server)
+    with CartoonClient(server.grpc_url, timeout_s=60) as c:
+        served = c.cartoonize_faces(group, style=STYLE, output="tensor")
+        pngs = c.cartoonize_faces(png(group), style=STYLE, output="array", paste_back=False)
+    after = _encoder_batches(server)
+    assert after.get(4, 0) - before.get(4, 0) >= 1, (before, after)  # one execution of batch 4 (the second request: another)
+    assert len(served.faces) == 4
+    for face, want in zip(served.faces, ours.image):
+        assert np.abs(face - want).max() < TOL
+    assert pngs.composite is None and max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(pngs.faces, ours.cartoons)) <= 1
+    composite = served.composite
+    assert composite.shape == group.shape and np.abs(composite.astype(int) - ours.composite.astype(int)).max() <= 2
+    for x0, y0, x1, y1 in boxes:
+        inside = np.abs(composite[y0:y1, x0:x1].astype(int) - group[y0:y1, x0:x1].astype(int)).mean()
+        assert inside > 5, ((x0, y0, x1, y1), inside)  # measured 11 (the darkest face) to 40; unchanged would be 0
+    assert np.array_equal(composite[:40, :40], group[:40, :40]) and np.array_equal(composite[-30:, 250:420], group[-30:, 250:420])
+
+
+def test_largest_face_only_is_todays_behaviour(server: TritonServer, toon, group: np.ndarray) -> None:
+    """largest=1: the largest face alone, as cartoonize always did; the other faces of the composite stay as they were.
+    cartoonize() without paste_back is the largest face's cartoon; with it, every face pasted back."""
+    ours = toon.cartoonize_faces(group)
+    boxes = _face_boxes(group)
+    with CartoonClient(server.grpc_url, timeout_s=60) as c:
+        one = c.cartoonize_faces(group, style=STYLE, output="tensor", largest=True)
+        single = c.cartoonize(group, style=STYLE, output="tensor")
+        every = c.cartoonize(group, style=STYLE, paste_back=True, output="array")
+        just_largest = c.cartoonize(group, style=STYLE, paste_back=True, output="array", largest=True)
+    assert len(one.faces) == 1 and np.abs(one.faces[0] - ours.image[0]).max() < TOL and np.abs(single - ours.image[0]).max() < TOL
+    assert np.abs(every.astype(int) - ours.composite.astype(int)).max() <= 2
+    assert np.array_equal(just_largest, one.composite)
+    for x0, y0, x1, y1 in boxes[1:]:
+        assert np.array_equal(just_largest[y0:y1, x0:x1], group[y0:y1, x0:x1])
+    x0, y0, x1, y1 = boxes[0]
+    assert np.abs(just_largest[y0:y1, x0:x1].astype(int) - group[y0:y1, x0:x1].astype(int)).mean() > 15
+
+
+def test_too_many_faces_is_refused(server: TritonServer, ref: Reference) -> None:
+    """Nine faces, one more than MAX_FACES_PER_PHOTO: refused with a message that says the limit and what to do; the
+    largest face alone still works, and the server stays healthy."""
+    from cptr.client import TooManyFacesError
+    from cptr.data.clips import render
+
+    crowd = np.concatenate([np.concatenate([render(s, 200) for s in range(r * 3, r * 3 + 3)], axis=1) for r in range(3)])
+    assert C.MAX_FACES_PER_PHOTO == 8
+    with CartoonClient(server.grpc_url, timeout_s=60) as c:
+        with pytest.raises(TooManyFacesError, match=r"more than 8 faces of at least 24 px; the limit is 8 faces per photo") as info:
+            c.cartoonize_faces(crowd, style=STYLE)
+        assert info.value.code == C.TOO_MANY_FACES and "--largest" in str(info.value)
+        assert len(c.cartoonize_faces(crowd, style=STYLE, largest=True, paste_back=False).faces) == 1
+    assert_healthy(server, ref)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny test clip: 4 frames of a bare wall, then 20 of a camera panning, zooming and turning over the
+    astronaut; 320x240 at 24 fps, H.264, with a 440 Hz tone (AAC)."""
+    from cptr.client.video import write_video
+    from cptr.data import clips
+
+    frames = [np.full((240, 320, 3), 128, np.uint8)] * 4
+    frames += clips.camera_move(clips.astronaut(), 20, (320, 240), center=clips.ASTRONAUT_CENTER)
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames, 24, audio=clips.tone(len(frames) / 24))
+
+
+def _audio_packets(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(audio=0) if p.size]
+
+
+def test_video_through_the_server(server: TritonServer, toon, clip: Path, tmp_path: Path) -> None:
+    """`cptr client cartoonize-video` against the real server: the output has the input's frame count, frame rate,
+    size and audio (the very same AAC packets); the frames without a face are the input's (up to H.264's loss, as the
+    input's own re-encoding); inside the face box the frames changed. The same video in process
+    (Cartoonizer.face_stages) gives the same frames (within 1 grey level on average)."""
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+    from cptr.client.video import cartoonize_video, probe, read_frames
+
+    out = tmp_path / "toon.mp4"
+    r = CliRunner().invoke(app, ["client", "cartoonize-video", str(clip), "-o", str(out), "--url", server.grpc_url, "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "24 frames (20 with faces, 1 face track(s))" in r.output and "320x240" in r.output, r.output
+    src, got = probe(clip), probe(out)
+    assert (got.width, got.height, got.rate, got.audio) == (src.width, src.height, src.rate, True) == (320, 240, 24, True)
+    frames_in, frames_out = list(read_frames(clip)), list(read_frames(out))
+    assert len(frames_out) == len(frames_in) == 24
+    assert _audio_packets(out) == _audio_packets(clip) != []
+    for a, b in zip(frames_in[:4], frames_out[:4]):  # no face: only the codec's loss (measured about 1 grey level)
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2
+    face = (slice(60, 180), slice(100, 220))  # the astronaut's face stays in this part of the frame
+    changed = [np.abs(a[face].astype(int) - b[face].astype(int)).mean() for a, b in zip(frames_in[4:], frames_out[4:])]
+    assert min(changed) > 8, changed
+    local = tmp_path / "local.mp4"
+    cartoonize_video(clip, local, toon.face_stages(), progress=False)
+    diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(read_frames(local), frames_out)]
+    assert len(diffs) == 24 and max(diffs) < 1.0, diffs

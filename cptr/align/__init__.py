@@ -25,7 +25,18 @@ from .errors import (
     MissingBackendError,
     NoFaceError,
 )
-from .ffhq import FACE_ELLIPSE, Aligned, align_face, face_mask, feather_mask, ffhq_quad, paste_back, quad_to_matrix
+from .ffhq import (
+    FACE_ELLIPSE,
+    Aligned,
+    align_face,
+    aligned_from_transform,
+    encoder_input,
+    face_mask,
+    feather_mask,
+    ffhq_quad,
+    paste_back,
+    quad_to_matrix,
+)
 from .image_io import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS, is_grayscale, load_image
 from .landmarks import (
     BACKENDS,
@@ -52,6 +63,8 @@ __all__ = [
     "POLICIES",
     "SUPPORTED_FORMATS",
     "align_face",
+    "aligned_from_transform",
+    "encoder_input",
     "detect_landmarks",
     "FACE_ELLIPSE",
     "face_mask",

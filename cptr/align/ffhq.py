@@ -22,6 +22,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from cptr.contracts import ALIGNED_SIZE
+
 from ._geometry import apply_affine, check_rgb
 from .errors import AlignError
 from .landmarks import Face
@@ -267,3 +269,31 @@ def paste_back(
     region += (warped.astype(np.float32) - region) * alpha[:, :, None]
     out[y0:y1, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
     return out
+
+
+def encoder_input(photo: np.ndarray, face: Face, size: int = ALIGNED_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """What an encoder of input ``size`` gets for ``face``, and the way back to the photo.
+
+    Returns the FFHQ crop as float32 ``[3, size, size]`` in [-1, 1] and the float32 ``[3, 3]`` transform from
+    pixels of the 256 px crop (``contracts.ALIGNED_SIZE``, whatever ``size`` is) to photo pixels: the
+    ``transform`` tensor of the served models, which :func:`aligned_from_transform` turns back into an
+    :class:`Aligned` for :func:`paste_back`. The served preprocess, the in-process pipeline and the video
+    client all cut faces with this one function.
+    """
+    aligned = align_face(photo, face, size=size)
+    crop = aligned.crop.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
+    a = size / ALIGNED_SIZE  # crop_size px = a * crop_256 px + (a - 1) / 2 (pixel centres)
+    to_sized = np.array([[a, 0.0, 0.5 * a - 0.5], [0.0, a, 0.5 * a - 0.5], [0.0, 0.0, 1.0]])
+    return crop, (aligned.matrix @ to_sized).astype(np.float32)
+
+
+def aligned_from_transform(transform: np.ndarray, photo_shape: tuple[int, int]) -> Aligned:
+    """The :class:`Aligned` (without its crop pixels) of a 256 px crop-to-photo ``transform`` (see :func:`encoder_input`),
+    for :func:`paste_back`. Raises ValueError for a transform that is not finite and invertible."""
+    m = np.asarray(transform, np.float64)
+    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m[:2, :2])) < 1e-9:
+        raise ValueError("transform must be a finite, invertible 3x3 crop-to-photo matrix")
+    s = ALIGNED_SIZE
+    corners = np.array([[-0.5, -0.5, 1.0], [-0.5, s - 0.5, 1.0], [s - 0.5, s - 0.5, 1.0], [s - 0.5, -0.5, 1.0]])
+    quad = (m @ corners.T).T[:, :2]
+    return Aligned(crop=np.zeros((s, s, 3), np.uint8), quad=quad, matrix=m, photo_shape=tuple(photo_shape[:2]), face=None)  # type: ignore[arg-type]

@@ -15,6 +15,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from cptr.contracts import MIN_FACE_SIZE
+
 from ._geometry import check_rgb, crop_square_resized, downscale_longest
 from .errors import ALIGN_EXTRA_HINT, FaceTooSmallError, MissingBackendError, NoFaceError
 
@@ -25,7 +27,7 @@ POLICIES: tuple[str, ...] = ("largest", "all")
 
 #: Faces whose :attr:`Face.size` (larger of eye-to-eye and eye-to-mouth distance, in photo
 #: pixels) is below this are refused: the 256x256 crop would be upscaled more than ~2.7x.
-DEFAULT_MIN_FACE_SIZE = 24.0
+DEFAULT_MIN_FACE_SIZE = MIN_FACE_SIZE
 #: Longest side of the copy the face detector runs on.
 DEFAULT_DETECT_SIZE = 640
 #: A photo whose shorter side is below this gets "may be too small" when no face is found in it.

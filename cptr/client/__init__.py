@@ -3,7 +3,7 @@
 See :mod:`cptr.client.client` for usage; errors are in :mod:`cptr.client.errors`.
 """
 
-from cptr.client.client import AsyncCartoonClient, CartoonClient, ModelInfo, encode_image, parse_mix, parse_seeds
+from cptr.client.client import AsyncCartoonClient, CartoonClient, FaceCartoons, ModelInfo, encode_image, parse_mix, parse_seeds
 from cptr.client.errors import (
     BadImageError,
     BadRequestError,
@@ -14,6 +14,7 @@ from cptr.client.errors import (
     RequestTimeoutError,
     ServerError,
     ServerUnavailableError,
+    TooManyFacesError,
     UnknownStyleError,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "BadRequestError",
     "CartoonClient",
     "CartoonError",
+    "FaceCartoons",
     "FaceTooSmallError",
     "ImageTooLargeError",
     "ModelInfo",
@@ -30,6 +32,7 @@ __all__ = [
     "RequestTimeoutError",
     "ServerError",
     "ServerUnavailableError",
+    "TooManyFacesError",
     "UnknownStyleError",
     "encode_image",
     "parse_mix",

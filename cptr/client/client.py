@@ -6,6 +6,7 @@
 
     with CartoonClient("127.0.0.1:8001") as client:              # gRPC; "...:8000", protocol="http" for HTTP
         cartoon = client.cartoonize("me.jpg", style="demo")      # PIL.Image
+        group = client.cartoonize_faces("us.jpg")                # every face: .faces, .composite
         faces = client.generate(range(8), style="demo", mix=(42, 6))
 
 Server refusals become exceptions from :mod:`cptr.client.errors` (``NoFaceError``,
@@ -387,10 +388,11 @@ class _Plans:
         return sorted(r["name"] for r in rows if r.get("state", "READY") == "READY")
 
     @staticmethod
-    def _cartoonize_arrays(data: bytes, paste_back: bool) -> dict[str, np.ndarray]:
+    def _cartoonize_arrays(data: bytes, paste_back: bool, largest: bool) -> dict[str, np.ndarray]:
         return {
             C.IMAGE_BYTES.name: np.array([[data]], dtype=np.object_),
             C.PASTE_BACK.name: np.array([[int(bool(paste_back))]], dtype=C.PASTE_BACK.numpy_dtype),
+            C.LARGEST.name: np.array([[int(bool(largest))]], dtype=C.LARGEST.numpy_dtype),
         }
 
     @staticmethod
@@ -485,15 +487,31 @@ class _Plans:
             shm = self._shm_sizes(info, [o for o in outputs if info.outputs[o].dtype != "BYTES"], batch)  # type: ignore[union-attr]
         return (yield from self._call(_Request("infer", model, inputs, outputs, shm)))
 
-    def _cartoonize(self, image: ImageLike, style: str, prompt: str | None, paste_back: bool, output: Output) -> Plan[Any]:
+    def _cartoonize(
+        self, image: ImageLike, style: str, prompt: str | None, paste_back: bool, output: Output, largest: bool = False
+    ) -> Plan[Any]:
         _check_output(output)
         model = C.cartoonize_model(style, prompt)
-        arrays = self._cartoonize_arrays(encode_image(image), paste_back)
+        paste = paste_back and output != "tensor"
+        arrays = self._cartoonize_arrays(encode_image(image), paste, largest or not paste)  # one picture: the largest face
         if output == "tensor":
             name = self._image_output((yield from self._model_info(model)))
             return (yield from self._infer(model, arrays, [name]))[name][0]
-        result = yield from self._infer(model, arrays, [C.OUTPUT_BYTES.name])
-        return decode_output(result[C.OUTPUT_BYTES.name][0, 0], output)
+        wanted = C.COMPOSITE.name if paste else C.OUTPUT_BYTES.name
+        result = yield from self._infer(model, arrays, [wanted])
+        return decode_output(result[wanted][0, 0], output)
+
+    def _cartoonize_faces(
+        self, image: ImageLike, style: str, prompt: str | None, paste_back: bool, output: Output, largest: bool
+    ) -> Plan[FaceCartoons]:
+        _check_output(output)
+        model = C.cartoonize_model(style, prompt)
+        arrays = self._cartoonize_arrays(encode_image(image), paste_back, largest)
+        name = self._image_output((yield from self._model_info(model))) if output == "tensor" else C.OUTPUT_BYTES.name
+        result = yield from self._infer(model, arrays, [name, *([C.COMPOSITE.name] if paste_back else [])])
+        faces = list(result[name]) if output == "tensor" else [decode_output(b, output) for b in result[name][:, 0]]
+        composite = decode_output(result[C.COMPOSITE.name][0, 0], "array" if output == "tensor" else output) if paste_back else None
+        return FaceCartoons(faces, composite)
 
     def _cartoonize_many(
         self,
@@ -524,6 +542,14 @@ class _Plans:
         if output == "tensor":
             return np.concatenate(parts)
         return [decode_output(b, output) for part in parts for b in part[:, 0]]
+
+
+@dataclass(frozen=True)
+class FaceCartoons:
+    """Every face of one photo, cartoonized in one request (see :meth:`CartoonClient.cartoonize_faces`)."""
+
+    faces: list[Any]  # each face's cartoon, largest face first, in the requested output type
+    composite: Any | None  # the photo with every cartoon pasted back (None unless paste_back; an array for output='tensor')
 
 
 @dataclass
@@ -691,10 +717,34 @@ class CartoonClient(_Plans):
         return self._run(self._infer(model, inputs, outputs, shared_memory))
 
     def cartoonize(
-        self, image: ImageLike, style: str = "demo", prompt: str | None = None, paste_back: bool = False, output: Output = "pil"
+        self,
+        image: ImageLike,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        largest: bool = False,
     ) -> Image.Image | np.ndarray | bytes:
-        """Photo -> cartoon: a PIL image (``output='pil'``), uint8 array, PNG bytes, or the raw float tensor [3, S, S]."""
-        return self._run(self._cartoonize(image, style, prompt, paste_back, output))
+        """Photo -> one picture: with ``paste_back``, the photo with *every* face cartoonized (``largest=True``: its
+        largest face only); otherwise the cartoon of its largest face. A PIL image (``output='pil'``), uint8 array, PNG
+        bytes, or the raw float tensor [3, S, S] of the largest face's cartoon. :meth:`cartoonize_faces` gives each
+        face's cartoon."""
+        return self._run(self._cartoonize(image, style, prompt, paste_back, output, largest))
+
+    def cartoonize_faces(
+        self,
+        image: ImageLike,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = True,
+        output: Output = "pil",
+        largest: bool = False,
+    ) -> FaceCartoons:
+        """Every face of a photo above ``contracts.MIN_FACE_SIZE`` in one request, encoded and synthesized as one
+        batch: each face's cartoon (largest first) and, with ``paste_back``, the composite with all of them pasted
+        back. More than ``contracts.MAX_FACES_PER_PHOTO`` faces raises :class:`TooManyFacesError` (``largest=True``
+        takes the largest face only)."""
+        return self._run(self._cartoonize_faces(image, style, prompt, paste_back, output, largest))
 
     def cartoonize_many(
         self,
@@ -810,9 +860,26 @@ class AsyncCartoonClient(_Plans):
         return await self._run(self._infer(model, inputs, outputs))
 
     async def cartoonize(
-        self, image: ImageLike, style: str = "demo", prompt: str | None = None, paste_back: bool = False, output: Output = "pil"
+        self,
+        image: ImageLike,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        largest: bool = False,
     ) -> Image.Image | np.ndarray | bytes:
-        return await self._run(self._cartoonize(image, style, prompt, paste_back, output))
+        return await self._run(self._cartoonize(image, style, prompt, paste_back, output, largest))
+
+    async def cartoonize_faces(
+        self,
+        image: ImageLike,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = True,
+        output: Output = "pil",
+        largest: bool = False,
+    ) -> FaceCartoons:
+        return await self._run(self._cartoonize_faces(image, style, prompt, paste_back, output, largest))
 
     async def cartoonize_many(
         self,

@@ -57,6 +57,13 @@ class FaceTooSmallError(NoFaceError):
     code = codes.FACE_TOO_SMALL
 
 
+class TooManyFacesError(BadRequestError):
+    """The photo has more faces than a request may cartoonize (cptr.contracts.MAX_FACES_PER_PHOTO); crop it, or
+    cartoonize its largest face only (``largest=True``)."""
+
+    code = codes.TOO_MANY_FACES
+
+
 class UnknownStyleError(CartoonError, LookupError):
     """The server has no model for this style (or style + prompt)."""
 
@@ -70,5 +77,6 @@ class RequestTimeoutError(CartoonError, TimeoutError):
 
 
 BY_CODE: dict[str, type[CartoonError]] = {
-    cls.code: cls for cls in (ServerError, BadRequestError, BadImageError, ImageTooLargeError, NoFaceError, FaceTooSmallError)
+    cls.code: cls
+    for cls in (ServerError, BadRequestError, BadImageError, ImageTooLargeError, NoFaceError, FaceTooSmallError, TooManyFacesError)
 }

@@ -15,6 +15,7 @@ from cptr.contracts import (  # the codes and their wire form are part of the co
     IMAGE_TOO_LARGE,
     INTERNAL,
     NO_FACE,
+    TOO_MANY_FACES,
     format_error,
     parse_error,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "IMAGE_TOO_LARGE",
     "INTERNAL",
     "NO_FACE",
+    "TOO_MANY_FACES",
     "RequestError",
     "error_code",
     "format_error",

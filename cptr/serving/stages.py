@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cptr.align import Aligned, align_face, detect_landmarks, is_grayscale, load_image, paste_back
-from cptr.contracts import ALIGNED_SIZE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, TensorSpec
+from cptr.align import Face, aligned_from_transform, detect_landmarks, encoder_input, is_grayscale, load_image, paste_back
+from cptr.contracts import ALIGNED_SIZE, MAX_FACES_PER_PHOTO, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MIN_FACE_SIZE, TensorSpec
+from cptr.imaging import array_to_uint8
 from cptr.models.latents import mix_w_plus_np
-from cptr.serving.errors import BAD_REQUEST, IMAGE_TOO_LARGE, RequestError
+from cptr.serving.errors import BAD_REQUEST, IMAGE_TOO_LARGE, TOO_MANY_FACES, RequestError
 
 MAX_SEED = 2**63 - 1
 MAX_RESULT_SIDE = 4096  # postprocess refuses bigger images: a generator never makes them
@@ -79,26 +80,54 @@ def mix_latents(w: np.ndarray, w_mix: np.ndarray, mix: np.ndarray, n_latent: int
     return mix_w_plus_np(w, w_mix, mix[:, 1], n_latent)
 
 
-def decode_and_align(data: bytes, size: int = ALIGNED_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Photo bytes -> (photo uint8 [H, W, 3], aligned float32 [3, size, size] in [-1, 1], transform float32 [3, 3]).
-
-    ``transform`` maps pixels of the 256 px FFHQ crop (``ALIGNED_SIZE``, whatever ``size`` is) to
-    photo pixels. Raises :class:`RequestError` (image_too_large) above ``MAX_IMAGE_BYTES`` and the
-    errors of :mod:`cptr.align` (bad image, too many pixels, no face, face too small).
-    """
-
+def decode_photo(data: bytes) -> np.ndarray:
+    """Photo bytes -> uint8 ``[H, W, 3]``, refusing more than ``MAX_IMAGE_BYTES`` (image_too_large) and the errors of
+    :func:`cptr.align.load_image` (bad image, too many pixels)."""
     if len(data) > MAX_IMAGE_BYTES:
         raise RequestError(
             IMAGE_TOO_LARGE,
             f"the photo is {len(data) / 2**20:.1f} MiB, more than the limit of {MAX_IMAGE_BYTES / 2**20:.0f} MiB; send a smaller JPEG",
         )
-    photo = load_image(data, max_pixels=MAX_IMAGE_PIXELS)
-    face = detect_landmarks(photo)[0]
-    aligned = align_face(photo, face, size=size)
-    crop = aligned.crop.astype(np.float32).transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
-    a = size / ALIGNED_SIZE  # crop_size px = a * crop_256 px + (a - 1) / 2 (pixel centres)
-    to_sized = np.array([[a, 0.0, 0.5 * a - 0.5], [0.0, a, 0.5 * a - 0.5], [0.0, 0.0, 1.0]])
-    return photo, crop, (aligned.matrix @ to_sized).astype(np.float32)
+    return load_image(data, max_pixels=MAX_IMAGE_PIXELS)
+
+
+def find_faces(photo: np.ndarray, largest: bool = False, max_faces: int = MAX_FACES_PER_PHOTO) -> list[Face]:
+    """The faces to cartoonize in ``photo``, largest first: the largest one, or every face above ``MIN_FACE_SIZE``.
+
+    More than ``max_faces`` such faces is refused (too_many_faces) rather than cut at an arbitrary face; errors of
+    :func:`cptr.align.detect_landmarks` otherwise (no face, face too small).
+    """
+    if largest:
+        return detect_landmarks(photo)[:1]
+    faces = detect_landmarks(photo, policy="all", max_faces=max_faces + 1, min_face_size=MIN_FACE_SIZE)
+    if len(faces) > max_faces:
+        h, w = photo.shape[:2]
+        raise RequestError(
+            TOO_MANY_FACES,
+            f"the {w}x{h} photo has more than {max_faces} faces of at least {MIN_FACE_SIZE:.0f} px; the limit is {max_faces} "
+            "faces per photo: crop the photo to fewer people, or cartoonize only the largest face (largest=1, --largest)",
+        )
+    return faces
+
+
+def decode_and_align_faces(
+    data: bytes, size: int = ALIGNED_SIZE, *, largest: bool = False, max_faces: int = MAX_FACES_PER_PHOTO
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Photo bytes -> (photo uint8 [H, W, 3], aligned float32 [F, 3, size, size] in [-1, 1], transforms float32 [F, 3, 3]).
+
+    One row per face of :func:`find_faces` (largest first); each transform maps pixels of the 256 px FFHQ crop
+    (``ALIGNED_SIZE``, whatever ``size`` is) to photo pixels (:func:`cptr.align.encoder_input`).
+    """
+    photo = decode_photo(data)
+    cut = [encoder_input(photo, face, size) for face in find_faces(photo, largest, max_faces)]
+    return photo, np.stack([c for c, _ in cut]), np.stack([m for _, m in cut])
+
+
+def decode_and_align(data: bytes, size: int = ALIGNED_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The largest face only: (photo uint8 [H, W, 3], aligned float32 [3, size, size], transform float32 [3, 3])
+    (see :func:`decode_and_align_faces`)."""
+    photo, crops, transforms = decode_and_align_faces(data, size, largest=True)
+    return photo, crops[0], transforms[0]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -107,8 +136,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
         raise RequestError(BAD_REQUEST, f"image must have shape [3, H, W], got {list(image.shape)}")
     if not 1 <= min(image.shape[1:]) <= max(image.shape[1:]) <= MAX_RESULT_SIDE:
         raise RequestError(BAD_REQUEST, f"image must be 1 to {MAX_RESULT_SIDE} pixels per side, got {image.shape[2]}x{image.shape[1]}")
-    x = np.rint((np.clip(image.astype(np.float32), -1.0, 1.0) + 1.0) * np.float32(127.5))
-    return x.astype(np.uint8).transpose(1, 2, 0)
+    return array_to_uint8(image[None])[0]
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -122,15 +150,23 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def paste_into_photo(photo: np.ndarray, stylized: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """Blend ``stylized`` back into ``photo`` where the aligned crop with ``transform`` was cut out."""
-
-    m = np.asarray(transform, np.float64)
-    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m[:2, :2])) < 1e-9:
-        raise RequestError(BAD_REQUEST, "transform must be a finite, invertible 3x3 crop-to-photo matrix")
-    s = ALIGNED_SIZE
-    corners = np.array([[-0.5, -0.5, 1.0], [-0.5, s - 0.5, 1.0], [s - 0.5, s - 0.5, 1.0], [s - 0.5, -0.5, 1.0]])
-    quad = (m @ corners.T).T[:, :2]
-    aligned = Aligned(crop=np.zeros((s, s, 3), np.uint8), quad=quad, matrix=m, photo_shape=photo.shape[:2], face=None)
+    try:
+        aligned = aligned_from_transform(transform, photo.shape[:2])
+    except ValueError as e:
+        raise RequestError(BAD_REQUEST, str(e)) from None
     return paste_back(photo, stylized, aligned)
+
+
+def composite(photo: np.ndarray, cartoons: Sequence[np.ndarray], transforms: Sequence[np.ndarray]) -> np.ndarray:
+    """``photo`` with every cartoon (uint8 ``[S, S, 3]``) pasted back where its crop was cut out; the smaller faces
+    first, so a larger (nearer) face covers a smaller one where they overlap."""
+    if len(cartoons) != len(transforms):
+        raise RequestError(BAD_REQUEST, f"{len(cartoons)} cartoons but {len(transforms)} transforms")
+    out = photo
+    sides = [abs(float(np.linalg.det(np.asarray(m, np.float64)[:2, :2]))) for m in transforms]
+    for i in sorted(range(len(cartoons)), key=lambda i: sides[i]):
+        out = paste_into_photo(out, cartoons[i], transforms[i])
+    return out
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -139,20 +175,41 @@ def grey(rgb: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def render(image: np.ndarray, photo_bytes: bytes | None = None, transform: np.ndarray | None = None, paste_back: bool = False) -> bytes:
-    """Postprocess one result: the generator image as PNG, or pasted back into the photo.
+def photo_rows(photo_bytes: np.ndarray) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` rows of each photo in a batch of face rows (:data:`cptr.contracts` FACE_ROWS): a photo's
+    bytes are in the row of its first face, empty bytes in its other faces' rows."""
+    items = [bytes(b) for b in np.asarray(photo_bytes, dtype=object).reshape(-1)]
+    if items and not items[0]:
+        raise RequestError(BAD_REQUEST, "the first row of image_bytes is empty: each photo's bytes go in the row of its first face")
+    starts = [i for i, b in enumerate(items) if b]
+    return list(zip(starts, [*starts[1:], len(items)]))
 
-    A photo stored in grey (a one-channel file) gets a grey cartoon: the generator's colours would be invented.
+
+def render_faces(
+    images: np.ndarray, photo_bytes: np.ndarray | None = None, transforms: np.ndarray | None = None, paste: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Postprocess a batch of face rows (FACE_ROWS): each face's cartoon as PNG, and each photo's composite (every one
+    of its faces pasted back, where its first row asks for ``paste``) in the row of its first face.
+
+    Returns ``(output_bytes [F, 1], composite [F, 1])``, object arrays of PNG bytes (empty where nothing is due).
+    Generator images without photos (random faces) get their PNGs and empty composites. A photo stored in grey gets
+    grey cartoons: the generator's colours would be invented.
     """
-
-    rgb = to_uint8(image)
-    if photo_bytes is not None and is_grayscale(photo_bytes):
-        rgb = grey(rgb)
-    if paste_back:
-        if photo_bytes is None or transform is None:
-            raise RequestError(BAD_REQUEST, "paste_back=1 needs the photo (image_bytes) and its transform")
-
-        if len(photo_bytes) > MAX_IMAGE_BYTES:
-            raise RequestError(IMAGE_TOO_LARGE, f"the photo is larger than {MAX_IMAGE_BYTES / 2**20:.0f} MiB")
-        rgb = paste_into_photo(load_image(photo_bytes, max_pixels=MAX_IMAGE_PIXELS), rgb, transform)
-    return encode_png(rgb)
+    n = len(images)
+    out = np.empty((n, 1), dtype=np.object_)
+    comp = np.full((n, 1), b"", dtype=np.object_)
+    rgb = [to_uint8(im) for im in images]
+    groups = photo_rows(photo_bytes) if photo_bytes is not None else []
+    if not groups and paste is not None and paste.any():
+        raise RequestError(BAD_REQUEST, "paste_back=1 needs the photo (image_bytes) and its transforms")
+    for start, stop in groups:
+        data = bytes(np.asarray(photo_bytes, dtype=object).reshape(-1)[start])
+        if is_grayscale(data):
+            rgb[start:stop] = [grey(x) for x in rgb[start:stop]]
+        if paste is not None and paste.reshape(-1)[start]:
+            if transforms is None:
+                raise RequestError(BAD_REQUEST, "paste_back=1 needs the photo (image_bytes) and its transforms")
+            comp[start, 0] = encode_png(composite(decode_photo(data), rgb[start:stop], transforms[start:stop]))
+    for i, x in enumerate(rgb):
+        out[i, 0] = encode_png(x)
+    return out, comp

@@ -2,15 +2,17 @@
 
 Layout (``<style>`` = bundle.style, ``<prompt>`` = each text mapper)::
 
-    preprocess/                  image_bytes -> aligned [3,256,256], transform [3,3]   (Python)
+    preprocess/                  image_bytes [, largest, paste_back] -> one row per face:  (Python)
+                                 aligned [3,256,256], transform [3,3], face_image_bytes, face_paste_back
     encoder_<style>/             aligned -> w_plus                                       (ONNX)
     mapper_<style>_<prompt>/     w_plus -> edited w_plus                                 (ONNX)
     synthesis_<style>/           w_plus -> image [3,S,S]                                 (ONNX)
-    postprocess/                 image (+ image_bytes, transform, paste_back) -> PNG    (Python)
+    postprocess/                 image (+ image_bytes, transform, paste_back) -> PNG, composite  (Python)
     seeds_<style>/               seed, mix -> z, z_mix                                   (Python)
     mapping_<style>/             z -> w                                                  (ONNX)
     style_mix_<style>/           w, w_mix, mix -> w_plus                                 (Python)
-    cartoonize_<style>[_<prompt>]/  ensemble: image_bytes [, paste_back] -> output_bytes, image
+    cartoonize_<style>[_<prompt>]/  ensemble: image_bytes [, paste_back, largest] -> output_bytes, image, composite
+                                 (one row per face, largest first: every face of a photo is one encoder batch)
     generate_<style>/            ensemble: seed, mix -> output_bytes, image
 
 Two flavours share names and tensor contracts: ``python`` (every model on the Python backend, the
@@ -272,7 +274,7 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
         model_config(
             C.POSTPROCESS,
             [post_image, C.IMAGE_BYTES, C.TRANSFORM, C.PASTE_BACK],
-            [C.OUTPUT_BYTES, post_image],
+            [C.OUTPUT_BYTES, post_image, C.COMPOSITE],
             b,
             params={"image_input": post_image.name},
             optional=[C.IMAGE_BYTES.name, C.TRANSFORM.name, C.PASTE_BACK.name],
@@ -306,36 +308,61 @@ def write_repository(root: Path, bundle: ExportBundle, backend: str = "python") 
             raise ValueError(f"encoder input must be [3, S, S], got {list(enc_in.dims)}")
         pre = C.PREPROCESS if size == C.ALIGNED_SIZE else f"{C.PREPROCESS}_{size}"
         pre_out = dataclasses.replace(C.ALIGNED, dims=(3, size, size))
+        face_photo = dataclasses.replace(C.IMAGE_BYTES, name=C.FACE_IMAGE_BYTES)
+        face_paste = dataclasses.replace(C.PASTE_BACK, name=C.FACE_PASTE_BACK)
         _python_model(
-            root, pre, "preprocess", model_config(pre, [C.IMAGE_BYTES], [pre_out, C.TRANSFORM], b, params={"aligned_size": str(size)})
+            root,
+            pre,
+            "preprocess",
+            model_config(
+                pre,
+                [C.IMAGE_BYTES, C.LARGEST, C.PASTE_BACK],
+                [pre_out, C.TRANSFORM, face_photo, face_paste],
+                b,
+                params={"aligned_size": str(size), "max_faces": str(min(C.MAX_FACES_PER_PHOTO, b))},
+                optional=[C.LARGEST.name, C.PASTE_BACK.name],
+            ),
         )
         placed[C.model_name(C.ENCODER, style)] = _tensor_stage(root, C.model_name(C.ENCODER, style), bundle.encoder, b, backend)
+        # From preprocess on, the rows are faces (C.FACE_ROWS): the photo and its paste_back flag come per face.
         front = [
-            Step(pre, {C.IMAGE_BYTES.name: C.IMAGE_BYTES.name}, {C.ALIGNED.name: C.ALIGNED.name, C.TRANSFORM.name: C.TRANSFORM.name}),
+            Step(
+                pre,
+                {C.IMAGE_BYTES.name: C.IMAGE_BYTES.name, C.LARGEST.name: C.LARGEST.name, C.PASTE_BACK.name: C.PASTE_BACK.name},
+                {
+                    C.ALIGNED.name: C.ALIGNED.name,
+                    C.TRANSFORM.name: C.TRANSFORM.name,
+                    C.FACE_IMAGE_BYTES: C.FACE_IMAGE_BYTES,
+                    C.FACE_PASTE_BACK: C.FACE_PASTE_BACK,
+                },
+            ),
             Step(C.model_name(C.ENCODER, style), {enc_in.name: C.ALIGNED.name}, {enc_out.name: C.W_PLUS_PHOTO}),
         ]
         post = Step(
             C.POSTPROCESS,
             {
                 post_image.name: C.SYNTHESIZED,
-                C.IMAGE_BYTES.name: C.IMAGE_BYTES.name,
+                C.IMAGE_BYTES.name: C.FACE_IMAGE_BYTES,
                 C.TRANSFORM.name: C.TRANSFORM.name,
-                C.PASTE_BACK.name: C.PASTE_BACK.name,
+                C.PASTE_BACK.name: C.FACE_PASTE_BACK,
             },
-            post_out,
+            {**post_out, C.COMPOSITE.name: C.COMPOSITE.name},
         )
         plain_synth = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: C.W_PLUS_PHOTO}, {img.name: C.SYNTHESIZED})
-        photo_in = [C.IMAGE_BYTES, C.PASTE_BACK]  # paste_back is optional: postprocess reads a missing one as 0
-        _ensemble(root, C.cartoonize_model(style), photo_in, ens_out, b, [*front, plain_synth, post], optional=[C.PASTE_BACK.name])
+        # paste_back and largest are optional: preprocess reads a missing one as 0 (no composite; every face)
+        photo_in, photo_opt, photo_out = (
+            [C.IMAGE_BYTES, C.PASTE_BACK, C.LARGEST],
+            [C.PASTE_BACK.name, C.LARGEST.name],
+            [*ens_out, C.COMPOSITE],
+        )
+        _ensemble(root, C.cartoonize_model(style), photo_in, photo_out, b, [*front, plain_synth, post], optional=photo_opt)
         ensembles.append(C.cartoonize_model(style))
         for prompt, art in sorted(bundle.mappers.items()):
             m_in, m_out = _one(art.inputs, f"mapper {prompt} input"), _one(art.outputs, f"mapper {prompt} output")
             placed[C.model_name(C.MAPPER, style, prompt)] = _tensor_stage(root, C.model_name(C.MAPPER, style, prompt), art, b, backend)
             edit = Step(C.model_name(C.MAPPER, style, prompt), {m_in.name: C.W_PLUS_PHOTO}, {m_out.name: C.W_PLUS_EDITED})
             synth = Step(C.model_name(C.SYNTHESIS, style), {wp_in.name: C.W_PLUS_EDITED}, {img.name: C.SYNTHESIZED})
-            _ensemble(
-                root, C.cartoonize_model(style, prompt), photo_in, ens_out, b, [*front, edit, synth, post], optional=[C.PASTE_BACK.name]
-            )
+            _ensemble(root, C.cartoonize_model(style, prompt), photo_in, photo_out, b, [*front, edit, synth, post], optional=photo_opt)
             ensembles.append(C.cartoonize_model(style, prompt))
     elif bundle.mappers:
         raise ValueError(f"style {style!r} has text mappers {sorted(bundle.mappers)} but no encoder; export the encoder too")

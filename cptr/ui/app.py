@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import importlib.util
 import os
 import signal
 import sys
@@ -29,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from cptr import contracts as C
+from cptr.client.video import DEFAULT_SMOOTHING
 from cptr.serving.server import TritonServer, check_ports_free, exposure_warning, free_port
-from cptr.ui.backend import MAX_FACES, Catalog, Outcome, UIBackend
+from cptr.ui.backend import MAX_FACES, MAX_VIDEO_SECONDS, Catalog, Outcome, UIBackend
 
 # Before gradio is imported anywhere: no telemetry, no version check against the internet.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -84,6 +86,7 @@ def build_app(
     import gradio as gr
 
     be = backend or UIBackend(client_url, protocol, timeout_s=timeout_s)
+    with_video = importlib.util.find_spec("av") is not None  # the Video tab needs PyAV (the [video] extra)
 
     def server_line(cat: Catalog, error: str | None) -> str:
         if error:
@@ -114,6 +117,7 @@ def build_app(
             gr.update(choices=prompt_choices(prompts, p_style), value=NO_PROMPT),
             gr.update(choices=list(cat.styles), value=f_style),
             mix_slider(f_style),
+            gr.update(choices=cat.photo_styles, value=p_style) if with_video else None,
         )
 
     def mix_slider(style: str | None) -> Any:
@@ -127,12 +131,16 @@ def build_app(
     def on_photo_style(cat_prompts: dict[str, list[str]], style: str | None) -> Any:
         return gr.update(choices=prompt_choices(cat_prompts, style), value=NO_PROMPT)
 
-    def cartoonize(photo: str | None, style: str | None, prompt: str | None, paste_back: bool) -> tuple[Any, ...]:
-        res: Outcome = be.cartoonize(photo, style or "", None if prompt in (None, "", NO_PROMPT) else prompt, bool(paste_back))
+    def cartoonize(photo: str | None, style: str | None, prompt: str | None, paste_back: bool, largest: bool) -> tuple[Any, ...]:
+        edit = None if prompt in (None, "", NO_PROMPT) else prompt
+        res: Outcome = be.cartoonize(photo, style or "", edit, bool(paste_back), bool(largest))
         files = res.files
-        downloads = [str(files[k]) for k in ("cartoon", "pasted") if k in files]
+        faces = [k for k in files if k == "cartoon" or k.startswith("face_")]
+        downloads = [str(files[k]) for k in (*faces, "pasted") if k in files]
         if res.ok:
-            what = f"Cartoon of style '{style}'" + (f" with the text edit '{prompt}'" if prompt not in (None, "", NO_PROMPT) else "")
+            what = f"Cartoon of style '{style}'" + (f" with the text edit '{edit}'" if edit else "")
+            if len(faces) > 1:
+                what = f"{len(faces)} faces, cartoonized in style '{style}'" + (f" with the text edit '{edit}'" if edit else "")
             status = _msg("ok", what + (", pasted back into the photo." if paste_back else "."), res.latency_text())
         else:
             status = _msg("error", res.error or "", res.latency_text())
@@ -140,9 +148,17 @@ def build_app(
             status,
             str(files["aligned"]) if "aligned" in files else None,
             str(files["cartoon"]) if "cartoon" in files else None,
+            gr.update(value=[(str(files[k]), f"face {i + 1}") for i, k in enumerate(faces)] or None, visible=len(faces) > 1),
             gr.update(value=str(files["pasted"]) if "pasted" in files else None, visible=bool(paste_back)),
             downloads or None,
         )
+
+    def cartoonize_video(video: str | None, style: str | None, prompt: str | None, smoothing: float) -> tuple[Any, ...]:
+        edit = None if prompt in (None, "", NO_PROMPT) else prompt
+        res = be.cartoonize_video(video, style or "", edit, float(smoothing or 0.0))
+        if not res.ok:
+            return _msg("error", res.error or "", res.latency_text()), None
+        return _msg("ok", f"Video in style '{style}': " + "; ".join(res.notes) + ".", res.latency_text()), str(res.files["video"])
 
     def generate(seeds: str, style: str | None, mix_seed: float | None, mix_layer: float | None) -> tuple[Any, ...]:
         res = be.generate(seeds or "", style or "", int(mix_seed or 0), int(mix_layer or 0))
@@ -174,7 +190,11 @@ def build_app(
                     photo_style = gr.Dropdown(label="Style", choices=[], elem_id="photo-style")
                     prompt = gr.Dropdown(label="Text edit", choices=[NO_PROMPT], value=NO_PROMPT, elem_id="prompt",
                                          info="Edits the server was exported with (cptr-export --mapper PROMPT=...).")  # fmt: skip
-                    paste_back = gr.Checkbox(label="Paste the cartoon back into the photo", value=False, elem_id="paste-back")
+                    paste_back = gr.Checkbox(label="Paste the cartoons back into the photo", value=False, elem_id="paste-back")
+                    largest = gr.Checkbox(
+                        label="Largest face only", value=False, elem_id="largest",
+                        info=f"Otherwise every face above {C.MIN_FACE_SIZE:.0f} px (at most {C.MAX_FACES_PER_PHOTO}).",
+                    )  # fmt: skip
                     go = gr.Button("Cartoonize", variant="primary", elem_id="cartoonize")
             cartoon_status = gr.HTML("", elem_id="cartoon-status")
             with gr.Row():
@@ -184,6 +204,10 @@ def build_app(
                 )
                 cartoon = gr.Image(label="Cartoon", elem_id="cartoon", elem_classes="cptr-pixels", **shown)
                 pasted = gr.Image(label="Pasted back into the photo", visible=False, elem_id="pasted", **shown)
+            face_cartoons = gr.Gallery(
+                label="Every face, largest first", columns=8, object_fit="contain", visible=False,
+                buttons=["download", "fullscreen"], elem_id="face-cartoons", elem_classes="cptr-pixels",
+            )  # fmt: skip
             downloads = gr.File(
                 label="Download (PNG, as the server sent it)", file_count="multiple", interactive=False, elem_id="downloads"
             )
@@ -208,18 +232,39 @@ def build_app(
                 elem_classes="cptr-pixels",
             )
 
-        loaded = [server_status, prompts_state, photo_style, prompt, face_style, mix_layer]
+        video_style = gr.State(None)  # the Video tab's own style, when the tab is there
+        if with_video:
+            with gr.Tab("Video", elem_id="tab-video"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        video = gr.Video(label=f"Video (up to {MAX_VIDEO_SECONDS} s)", sources=["upload"], elem_id="video", height=320)
+                    with gr.Column(scale=1):
+                        video_style = gr.Dropdown(label="Style", choices=[], elem_id="video-style")
+                        smoothing = gr.Slider(
+                            label="Smoothing", minimum=0, maximum=4, step=0.25, value=DEFAULT_SMOOTHING, elem_id="smoothing",
+                            info="Steadies the faces' landmarks and latents over time, so the cartoon does not flicker. 0 = off.",
+                        )  # fmt: skip
+                        go_video = gr.Button("Cartoonize video", variant="primary", elem_id="cartoonize-video")
+                video_status = gr.HTML("", elem_id="video-status")
+                video_out = gr.Video(label="Cartoon video", interactive=False, elem_id="video-out", height=320)
+
+        loaded = [server_status, prompts_state, photo_style, prompt, face_style, mix_layer, video_style]
         demo.load(refresh, [photo_style, face_style], loaded, queue=False)
         refresh_btn.click(refresh, [photo_style, face_style], loaded, queue=False)
         photo_style.change(on_photo_style, [prompts_state, photo_style], prompt, queue=False)
         face_style.change(mix_slider, face_style, mix_layer, queue=False)
         go.click(
             cartoonize,
-            [photo, photo_style, prompt, paste_back],
-            [cartoon_status, aligned, cartoon, pasted, downloads],
+            [photo, photo_style, prompt, paste_back, largest],
+            [cartoon_status, aligned, cartoon, face_cartoons, pasted, downloads],
             concurrency_limit=concurrency,
         )
         gen.click(generate, [seeds, face_style, mix_seed, mix_layer], [faces_status, faces], concurrency_limit=concurrency)
+        if with_video:
+            no_prompt = gr.State(NO_PROMPT)
+            go_video.click(
+                cartoonize_video, [video, video_style, no_prompt, smoothing], [video_status, video_out], concurrency_limit=concurrency
+            )
 
     demo.cptr_backend = be
     return demo

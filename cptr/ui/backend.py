@@ -23,11 +23,13 @@ import numpy as np
 
 from cptr import contracts as C
 from cptr.client import CartoonClient, errors, parse_mix, parse_seeds
+from cptr.client.video import DEFAULT_SMOOTHING, VideoError, cartoonize_video, probe, served_stages
 from cptr.serving.stages import encode_png, to_uint8
 
 log = logging.getLogger("cptr.ui")
 
 MAX_FACES = 64  # seeds per "Random faces" request from the page
+MAX_VIDEO_SECONDS = 60  # the page cartoonizes short clips; longer ones: cptr client cartoonize-video
 PREPROCESS_PREFIX = C.PREPROCESS  # "preprocess" (256 px crop) or "preprocess_<size>"
 START_HINT = "cptr serve --model-repository triton_repo"
 
@@ -84,10 +86,14 @@ def catalog(models: Sequence[str]) -> Catalog:
 def friendly_error(exc: BaseException, url: str = "", protocol: str = "grpc") -> str:
     """One or two sentences for the page; never a traceback."""
     detail = _first_line(str(exc))
+    if isinstance(exc, errors.TooManyFacesError):
+        return f"Too many faces in this photo for one request. Crop it to fewer people, or tick 'Largest face only'. ({detail})"
+    if isinstance(exc, VideoError):
+        return f"This video cannot be cartoonized here: {detail}"
     if isinstance(exc, errors.FaceTooSmallError):
         return f"No face big enough: the server found a face, but it is too small to cartoonize. Use a closer photo of the face. ({detail})"
     if isinstance(exc, errors.NoFaceError):
-        return "No face found in this photo. Use a photo with one face, clearly visible and looking at the camera."
+        return "No face found in this photo. Use a photo with faces clearly visible and looking at the camera."
     if isinstance(exc, errors.ImageTooLargeError):
         return f"This photo is too large for the server. Use a smaller photo. ({detail})"
     if isinstance(exc, errors.BadImageError):
@@ -125,7 +131,8 @@ class Outcome:
     """One page action: files of the pictures (PNG, as the server sent them), timings, or an error."""
 
     error: str | None = None
-    files: dict[str, Path] = field(default_factory=dict)  # role -> PNG file ("aligned", "cartoon", "pasted", "face_<seed>")
+    files: dict[str, Path] = field(default_factory=dict)  # role -> file ("aligned", "cartoon", "face_<n>", "pasted", "video"...)
+    notes: list[str] = field(default_factory=list)  # what a long action did, in words
     latency_ms: dict[str, float] = field(default_factory=dict)  # request -> milliseconds, measured by this client
 
     @property
@@ -243,12 +250,15 @@ class UIBackend:
             return None
 
     # --- requests --------------------------------------------------------------------------
-    def cartoonize(self, photo: str | Path | bytes | None, style: str, prompt: str | None = None, paste_back: bool = False) -> Outcome:
-        """Aligned crop (the server's ``preprocess``), cartoon and, with ``paste_back``, the pasted-back photo.
+    def cartoonize(
+        self, photo: str | Path | bytes | None, style: str, prompt: str | None = None, paste_back: bool = False, largest: bool = False
+    ) -> Outcome:
+        """Aligned crop (the server's ``preprocess``), every face's cartoon and, with ``paste_back``, the photo with
+        every cartoon pasted back (``largest``: the largest face only).
 
-        Two requests: the alignment model alone (its crop is what the encoder sees; a photo without a
-        face stops here), then the ``cartoonize_<style>[_<prompt>]`` ensemble, asked for both its PNG
-        and its raw image so one request gives the cartoon and the pasted-back photo.
+        Two requests: the alignment model alone for the largest face (its crop is what the encoder sees; a photo
+        without a face stops here), then the ``cartoonize_<style>[_<prompt>]`` ensemble, which answers with each
+        face's PNG (largest first) and, with ``paste_back``, the composite.
         """
         out = Outcome()
         try:
@@ -262,26 +272,46 @@ class UIBackend:
             with self._session() as client:
                 align_model = self._preprocess_model(client)
                 if align_model is not None:
+                    one = {C.IMAGE_BYTES.name: np.array([[data]], dtype=np.object_), C.LARGEST.name: np.ones((1, 1), np.int32)}
                     with self._timed(out, "align"):
-                        aligned = client.infer(align_model, {C.IMAGE_BYTES.name: np.array([[data]], dtype=np.object_)}, [C.ALIGNED.name])
+                        aligned = client.infer(align_model, one, [C.ALIGNED.name])
                     out.files["aligned"] = _write_png(folder / "aligned.png", aligned[C.ALIGNED.name][0])
-                info = client.model_info(model)
-                image_out = next((s.name for s in info.outputs.values() if s.dtype == "FP32"), None)
-                wanted = [C.OUTPUT_BYTES.name] + ([image_out] if paste_back and image_out else [])
-                arrays = {
-                    C.IMAGE_BYTES.name: np.array([[data]], dtype=np.object_),
-                    C.PASTE_BACK.name: np.array([[int(bool(paste_back))]], dtype=C.PASTE_BACK.numpy_dtype),
-                }
                 with self._timed(out, "cartoonize"):
-                    result = client.infer(model, arrays, wanted)
+                    result = client.cartoonize_faces(data, style, prompt or None, paste_back=paste_back, output="png", largest=largest)
             stem = model.removeprefix(C.CARTOONIZE_PREFIX)
-            png = bytes(result[C.OUTPUT_BYTES.name][0, 0])
-            if not paste_back:
-                out.files["cartoon"] = _write_bytes(folder / f"cartoon_{stem}.png", png)
-            else:  # the PNG is the pasted-back photo; the cartoon is the raw image, converted as the server does
-                if image_out:
-                    out.files["cartoon"] = _write_png(folder / f"cartoon_{stem}.png", result[image_out][0])
-                out.files["pasted"] = _write_bytes(folder / f"pasted_{stem}.png", png)
+            for i, png in enumerate(result.faces):
+                out.files["cartoon" if i == 0 else f"face_{i + 1}"] = _write_bytes(folder / f"cartoon_{stem}_{i + 1}.png", png)
+            if paste_back and result.composite is not None:
+                out.files["pasted"] = _write_bytes(folder / f"pasted_{stem}.png", result.composite)
+            return out
+        except Exception as e:  # noqa: BLE001 - shown on the page in plain words
+            return self._fail(e, out)
+
+    def cartoonize_video(
+        self, video: str | Path | None, style: str, prompt: str | None = None, smoothing: float = DEFAULT_SMOOTHING
+    ) -> Outcome:
+        """Every face of every frame of ``video`` (at most :data:`MAX_VIDEO_SECONDS`), through the server's encoder and
+        synthesis (:func:`cptr.client.video.cartoonize_video`); the result is ``files["video"]`` (MP4)."""
+        out = Outcome()
+        try:
+            if not video:
+                raise ValueError("upload a video first")
+            if not style:
+                raise ValueError("pick a style first (the server reported none that can cartoonize a photo)")
+            info = probe(video)
+            seconds = info.duration_s or (info.frames / float(info.rate) if info.rate else 0.0)
+            if seconds > MAX_VIDEO_SECONDS:
+                raise ValueError(
+                    f"this video lasts {seconds:.0f} s; the page takes up to {MAX_VIDEO_SECONDS} s. "
+                    "Cut it, or use: cptr client cartoonize-video IN -o OUT"
+                )
+            target = self._folder() / f"{Path(video).stem}_{style}{'_' + prompt if prompt else ''}.mp4"
+            with self._session() as client, self._timed(out, "video"):
+                report = cartoonize_video(video, target, served_stages(client, style, prompt or None), smoothing=smoothing, progress=False)
+            out.files["video"] = target
+            out.notes.append(
+                f"{report.frames} frames, {report.frames_with_faces} with faces, {report.tracks} face track(s); {report.fps:.1f} frames/s"
+            )
             return out
         except Exception as e:  # noqa: BLE001 - shown on the page in plain words
             return self._fail(e, out)

@@ -28,9 +28,12 @@ class StageModel:
 
     ``merge_requests = True`` runs all valid requests of a dynamic batch as one concatenated
     batch (falling back to one request at a time if that fails, to isolate the culprit).
+    ``fans_out = True`` lets a model answer with another batch size than it was asked with (all of its
+    outputs still share one), as preprocess does: one row per face (see FACE_ROWS in cptr.contracts).
     """
 
     merge_requests = False
+    fans_out = False  # True: the outputs' batch may differ from the inputs' (preprocess: one row per face, not per photo)
 
     def initialize(self, args: dict[str, str]) -> None:
         self.model_config = json.loads(args["model_config"])
@@ -77,7 +80,7 @@ class StageModel:
 
     def _run(self, inputs: Arrays) -> Arrays:
         outputs = self.compute(inputs)
-        n = next(iter(inputs.values())).shape[0]
+        n = next(iter(outputs.values())).shape[0] if self.fans_out else next(iter(inputs.values())).shape[0]
         for name, arr in outputs.items():
             if arr.shape[0] != n:
                 raise RuntimeError(f"output '{name}' has batch {arr.shape[0]}, expected {n}")
