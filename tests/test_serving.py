@@ -854,14 +854,11 @@ def test_client_cli(server: TritonServer, ref: Reference, repo: Path, photo: np.
     assert r.exit_code == 1 and f"BadImageError: {notes}: the uploaded bytes (" in r.output and "object at 0x" not in r.output
 
 
-def test_in_process_pipeline_equals_the_served_ensembles(server: TritonServer, repo: Path, photo: np.ndarray) -> None:
+def test_in_process_pipeline_equals_the_served_ensembles(server: TritonServer, toon, photo: np.ndarray) -> None:
     """cptr.pipeline.Cartoonizer (PyTorch, no server) against the served ensembles of the same style:
     the same W+ (the served mapping and encoder models asked directly) and the same images within
     TOL, for generate at every kind of crossover (the one style-mixing rule), cartoonize, the text
     edit, and the paste-back (the same NumPy code: within 2 grey levels)."""
-    from cptr.pipeline import Cartoonizer
-
-    toon = Cartoonizer.from_style(STYLE, mappers={PROMPT: repo.parent / f"{PROMPT}.pt"})
     n = toon.n_latent
     with CartoonClient(server.grpc_url, timeout_s=120) as c:
         for mix in (None, (42, 0), (42, 3), (42, n - 1), (42, n), (42, n + 4)):
@@ -981,6 +978,30 @@ def test_largest_face_only_is_todays_behaviour(server: TritonServer, toon, group
         assert np.array_equal(just_largest[y0:y1, x0:x1], group[y0:y1, x0:x1])
     x0, y0, x1, y1 = boxes[0]
     assert np.abs(just_largest[y0:y1, x0:x1].astype(int) - group[y0:y1, x0:x1].astype(int)).mean() > 15
+
+
+def test_client_cli_group_photo(server: TritonServer, group: np.ndarray, ref: Reference, tmp_path: Path) -> None:
+    """`cptr client cartoonize` on a group photo: a grid of the four faces' cartoons; --paste-back, the photo with all
+    four pasted back (what the client's composite is); --largest, one cartoon."""
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+
+    src = tmp_path / "group.png"
+    Image.fromarray(group).save(src)
+    size, runner = ref.size, CliRunner()
+    args = ["--url", server.grpc_url]
+    r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(tmp_path / "grid.png"), *args])
+    assert r.exit_code == 0 and "4 faces' cartoons in a grid, largest first" in r.output, r.output
+    assert Image.open(tmp_path / "grid.png").size == (4 * size + 5 * 2, size + 4)
+    r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(tmp_path / "all.png"), "--paste-back", *args])
+    assert r.exit_code == 0 and "the photo with 4 faces cartoonized, 640x400 px" in r.output, r.output
+    with CartoonClient(server.grpc_url, timeout_s=60) as c:
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "all.png")), c.cartoonize_faces(group, style=STYLE, output="array").composite
+        )
+    r = runner.invoke(app, ["client", "cartoonize", str(src), "-o", str(tmp_path / "one.png"), "--largest", *args])
+    assert r.exit_code == 0 and Image.open(tmp_path / "one.png").size == (size, size), r.output
 
 
 def test_too_many_faces_is_refused(server: TritonServer, ref: Reference) -> None:

@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from cptr.client import CartoonClient
+from cptr.data.clips import group_photo
 from cptr.serving.server import TritonServer, free_port
 from cptr.ui.backend import UIBackend, catalog
 from tests.conftest import index_of
@@ -147,6 +148,8 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("astronaut", "coffee"):
         out[name] = folder / f"{name}.png"
         Image.fromarray(getattr(data, name)()).save(out[name])
+    out["group"] = folder / "group.png"
+    Image.fromarray(group_photo()).save(out["group"])
     out["not_an_image"] = folder / "broken.png"
     out["not_an_image"].write_bytes(b"these bytes are not a picture")
     return out
@@ -207,6 +210,30 @@ def test_cartoonize_astronaut(page, photos: dict[str, Path], index: dict, client
     if shot:
         page.wait_for_timeout(500)
         page.screenshot(path=shot, full_page=True)
+
+
+def test_cartoonize_group_photo(page, photos: dict[str, Path], index: dict, client: CartoonClient) -> None:
+    """A photo of four people: the page says so, shows every face's cartoon (largest first) and the photo with all
+    four pasted back, the very pixels of the client's own request; 'Largest face only' pastes back one."""
+    _upload(page, photos["group"])
+    page.locator("#paste-back input").check()
+    page.click("#cartoonize")
+    status = _status(page, "#cartoon-status")
+    assert "4 faces, cartoonized in style 'demo'" in status and "pasted back" in status, status
+    page.wait_for_function("() => document.querySelectorAll('#face-cartoons img').length == 4")
+    want = client.cartoonize_faces(photos["group"], STYLE, output="array")
+    np.testing.assert_array_equal(_shown(page, "#pasted img"), want.composite)
+    np.testing.assert_array_equal(_shown(page, "#face-cartoons img"), want.faces[0])  # the largest face first
+    assert page.get_by_role("tab", name="Video").count() == 1  # PyAV is installed: the page offers video
+
+    page.locator("#largest input").check()
+    page.click("#cartoonize")
+    page.wait_for_function("() => document.querySelector('#cartoon-status').innerText.startsWith('Cartoon of style')")
+    one = client.cartoonize(photos["group"], STYLE, paste_back=True, largest=True, output="array")
+    page.wait_for_function(
+        "() => !document.querySelector('#face-cartoons') || document.querySelector('#face-cartoons').offsetParent === null"
+    )
+    np.testing.assert_array_equal(_shown(page, "#pasted img"), one)
 
 
 def test_coffee_has_no_face(page, photos: dict[str, Path]) -> None:
@@ -324,6 +351,27 @@ def test_backend_over_http(server: TritonServer, photos: dict[str, Path], index:
         assert faces.ok and len(faces.files) == 2, faces.error
         too_far = be.generate("1", STYLE, 5, index["n_latent"])
         assert too_far.error is not None and "mix layer" in too_far.error, too_far.error
+    finally:
+        be.close()
+
+
+def test_backend_video(server: TritonServer, tmp_path: Path) -> None:
+    """The Video tab's action: a short clip through the server comes back as a video of as many frames, with a note
+    of what was done; a picture uploaded as a video is refused in plain words."""
+    from cptr.client.video import read_frames, write_video
+    from cptr.data import clips
+
+    frames = clips.camera_move(clips.astronaut(), 8, (320, 240), center=clips.ASTRONAUT_CENTER)
+    clip = write_video(tmp_path / "clip.mp4", frames, 24)
+    be = UIBackend(server.grpc_url, "grpc", out_dir=tmp_path / "ui")
+    try:
+        res = be.cartoonize_video(clip, STYLE, smoothing=1.0)
+        assert res.ok, res.error
+        assert len(list(read_frames(res.files["video"]))) == 8 and "8 frames, 8 with faces" in res.notes[0], res.notes
+        picture = tmp_path / "still.png"
+        Image.fromarray(frames[0]).save(picture)
+        bad = be.cartoonize_video(picture, STYLE)
+        assert bad.error is not None and bad.error.startswith("This video cannot be cartoonized here") and "is a picture" in bad.error
     finally:
         be.close()
 

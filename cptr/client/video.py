@@ -31,6 +31,7 @@ code runs in process with :meth:`cptr.pipeline.Cartoonizer.face_stages` instead 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -58,6 +59,8 @@ DEFAULT_SMOOTHING = 1.0
 DEFAULT_WINDOW = 4
 DEFAULT_CRF = 18  # x264's "visually lossless" end
 MAX_FRAME_PIXELS = C.MAX_IMAGE_PIXELS  # a frame is a photo: the same bound
+# Where the calling thread's time goes (VideoReport.step_seconds); "wait" is for the server's answers.
+STEPS = ("decode", "detect", "align", "wait", "paste", "encode")
 
 
 class VideoError(ValueError):
@@ -231,6 +234,7 @@ class VideoReport:
     audio: bool
     seconds: float
     batches: int  # face batches sent (each one encoder and one synthesis call)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # time spent in each of STEPS by the calling thread
     boxes: list[list[np.ndarray]] = field(default_factory=list, repr=False)  # per frame: each face's detector box
 
     @property
@@ -280,6 +284,16 @@ def cartoonize_video(
     tracker = FaceTracker(smoothing)
     latents: dict[int, OneEuroFilter] = {}
     counts = {"frames": 0, "with_faces": 0, "faces": 0, "batches": 0}
+    timings = dict.fromkeys(STEPS, 0.0)
+
+    @contextlib.contextmanager
+    def timed(step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[step] += time.perf_counter() - t0
+
     boxes: list[list[np.ndarray]] = []
 
     def smooth_rows(batch_: _Batch, w: np.ndarray) -> np.ndarray:
@@ -313,16 +327,20 @@ def cartoonize_video(
             v_out.time_base = v_out.codec_context.time_base = time_base
             a_out = dst.add_stream_from_template(a_in) if a_in is not None else None
 
-            def write(batch_: _Batch, images: np.ndarray | None) -> None:
+            def write(batch_: _Batch, future: Future) -> None:
+                with timed("wait"):
+                    images = future.result()
                 cartoons = iter(array_to_uint8(images)) if images is not None else iter(())
                 for fr in batch_.frames:
                     rgb = fr.rgb
-                    for _, transform in fr.faces:
-                        rgb = paste_back(rgb, next(cartoons), aligned_from_transform(transform, rgb.shape[:2]))
-                    vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                    vf.pts = fr.pts if fr.pts is not None else round(fr.time / time_base)
-                    vf.time_base = time_base
-                    dst.mux(v_out.encode(vf))
+                    with timed("paste"):
+                        for _, transform in fr.faces:
+                            rgb = paste_back(rgb, next(cartoons), aligned_from_transform(transform, rgb.shape[:2]))
+                    with timed("encode"):
+                        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                        vf.pts = fr.pts if fr.pts is not None else round(fr.time / time_base)
+                        vf.time_base = time_base
+                        dst.mux(v_out.encode(vf))
                     boxes.append(fr.boxes)
                     bar.update(1)
 
@@ -334,20 +352,26 @@ def cartoonize_video(
                             packet.stream = a_out
                             dst.mux(packet)
                         continue
+                    t0 = time.perf_counter()
                     for frame in packet.decode():
                         t = float(frame.time) if frame.time is not None else index / float(rate)
-                        yield _Frame(index, t, frame.pts, frame.to_ndarray(format="rgb24"))
+                        rgb = frame.to_ndarray(format="rgb24")
+                        timings["decode"] += time.perf_counter() - t0
+                        yield _Frame(index, t, frame.pts, rgb)
                         index += 1
+                        t0 = time.perf_counter()
 
             def batches() -> Iterator[_Batch]:
                 current = _Batch([])
                 for fr in frames():
-                    faces = tracker.update(_detect(fr.rgb, max_faces), fr.time, fr.index)
+                    with timed("detect"):
+                        faces = tracker.update(_detect(fr.rgb, max_faces), fr.time, fr.index)
                     if current.n_faces + len(faces) > batch or len(current.frames) >= 2 * batch:
                         yield current
                         current = _Batch([])
                     for track, face in faces:
-                        crop, transform = encoder_input(fr.rgb, face, stages.aligned_size)
+                        with timed("align"):
+                            crop, transform = encoder_input(fr.rgb, face, stages.aligned_size)
                         current.crops.append(crop)
                         current.rows.append((track, fr.time))
                         fr.faces.append((track, transform))
@@ -371,16 +395,17 @@ def cartoonize_video(
                         before = done
                         while len(pending) >= window:
                             b0, fut, _ = pending.popleft()
-                            write(b0, fut.result())
+                            write(b0, fut)
                     while pending:
                         b0, fut, _ = pending.popleft()
-                        write(b0, fut.result())
+                        write(b0, fut)
                 except BaseException:  # interrupted or failed: nothing more is sent, nothing waits
                     for _, fut, event in pending:
                         fut.cancel()
                         event.set()
                     raise
-            dst.mux(v_out.encode())
+            with timed("encode"):
+                dst.mux(v_out.encode())
     except av.FFmpegError as e:
         raise VideoError(f"cannot cartoonize {Path(src).name}: {e}") from None
     finally:
@@ -397,5 +422,6 @@ def cartoonize_video(
         info.audio,
         time.perf_counter() - start,
         counts["batches"],
+        {k: round(v, 3) for k, v in timings.items()},
         boxes,
     )
