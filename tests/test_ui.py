@@ -356,8 +356,8 @@ def test_backend_over_http(server: TritonServer, photos: dict[str, Path], index:
 
 
 def test_backend_video(server: TritonServer, tmp_path: Path) -> None:
-    """The Video tab's action: a short clip through the server comes back as a video of as many frames, with a note
-    of what was done; a picture uploaded as a video is refused in plain words."""
+    """The Video tab's action: a short clip through the server comes back as a video of as many frames, the face
+    cartoonized in each, with a note of what was done; a picture uploaded as a video is refused in plain words."""
     from cptr.client.video import read_frames, write_video
     from cptr.data import clips
 
@@ -367,7 +367,10 @@ def test_backend_video(server: TritonServer, tmp_path: Path) -> None:
     try:
         res = be.cartoonize_video(clip, STYLE, smoothing=1.0)
         assert res.ok, res.error
-        assert len(list(read_frames(res.files["video"]))) == 8 and "8 frames, 8 with faces" in res.notes[0], res.notes
+        got = list(read_frames(res.files["video"]))
+        assert len(got) == 8 and "8 frames, 8 with faces" in res.notes[0], res.notes
+        face = (slice(60, 180), slice(100, 220))  # the astronaut's face: cartoonized in every frame
+        assert min(np.abs(a[face].astype(int) - b[face].astype(int)).mean() for a, b in zip(read_frames(clip), got)) > 8
         picture = tmp_path / "still.png"
         Image.fromarray(frames[0]).save(picture)
         bad = be.cartoonize_video(picture, STYLE)

@@ -188,3 +188,19 @@ def test_group_photo_has_four_faces_of_different_sizes() -> None:
     """The test group photo holds what its tests claim: four faces, all above the minimum size, no two alike in size."""
     sizes = sorted(f.size for f in detect_landmarks(clips.group_photo(), policy="all", min_face_size=C.MIN_FACE_SIZE))
     assert len(sizes) == 4 and sizes[0] >= C.MIN_FACE_SIZE and min(np.diff(sizes)) > 4, sizes
+
+
+def test_cli_refuses_a_file_that_is_not_a_video_before_asking_a_server(tmp_path: Path) -> None:
+    """`cptr client cartoonize-video` on a text file: exit 1 with the file's name and why, even with no server at the
+    given address (the file is checked first), and no output file."""
+    from typer.testing import CliRunner
+
+    from cptr.cli import app
+    from cptr.serving.server import free_port
+
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("plain text, not a video\n" * 50)
+    out = tmp_path / "out.mp4"
+    r = CliRunner().invoke(app, ["client", "cartoonize-video", str(notes), "-o", str(out), "--url", f"127.0.0.1:{free_port()}"])
+    assert r.exit_code == 1 and f"VideoError: {notes}: notes.mp4 is not a video" in r.output, r.output
+    assert not out.exists()

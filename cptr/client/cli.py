@@ -9,7 +9,7 @@ import typer
 
 from cptr.client import BadRequestError, CartoonClient, CartoonError
 from cptr.client.client import decode_output
-from cptr.client.video import DEFAULT_CRF, DEFAULT_SMOOTHING, DEFAULT_WINDOW, VideoError, container_format, served_stages
+from cptr.client.video import DEFAULT_CRF, DEFAULT_SMOOTHING, DEFAULT_WINDOW, VideoError, container_format, probe, served_stages
 from cptr.client.video import cartoonize_video as run_video
 from cptr.contracts import MAX_FACES_PER_PHOTO, public_models
 from cptr.imaging import grid, image_format, save_image
@@ -205,6 +205,7 @@ def cartoonize_video(
     except VideoError as e:
         raise typer.BadParameter(str(e), param_hint="'--out' / '-o'") from None
     try:
+        probe(video)  # a file that is not a video is refused before the server is asked anything
         with _client(url, protocol, timeout) as client:
             stages = served_stages(client, style, prompt)
             report = run_video(
@@ -212,9 +213,9 @@ def cartoonize_video(
             )
     except (CartoonError, VideoError, ValueError) as e:
         raise _fail(e, video) from None
-    rate = f"{float(report.rate):g} fps" if report.rate else "its frame rate"
-    sound = ", its sound" if report.audio else ""
+    rate = f"{float(report.rate):g} fps" if report.rate else "the input's frame rate"
+    sound = ", sound kept" if report.audio else ""
     typer.echo(
         f"wrote {out}: {report.frames} frames ({report.frames_with_faces} with faces, {report.tracks} face track(s)) at "
-        f"{report.width}x{report.height}, {rate}{sound}; {report.fps:.1f} frames/s"
+        f"{report.width}x{report.height} and {rate}{sound}; {report.fps:.1f} frames/s"
     )
