@@ -129,7 +129,7 @@ def throughput(style: str, work: Path, seconds: float, log) -> list[dict]:
     return rows
 
 
-def strip(pairs: dict, path: Path, per_clip: int = 6, height: int = 160) -> None:
+def strip(pairs: dict, path: Path, per_clip: int = 6, height: int = 128) -> None:
     """Input frames above, cartoon frames below: the camera over the astronaut, over the group, then the head turn
     (smoothing on)."""
     rows = []
