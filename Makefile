@@ -67,11 +67,16 @@ setup: $(VENV)/.dev-installed
 demo: setup-demo
 	$(BIN)/cptr demo
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file per process at a time, so a file's
+# server starts once; most tests use one thread, so two workers fit two cores. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest -q -ra
+	$(PYTEST)
 
 test-random: setup
-	$(BIN)/python -m pytest -q -ra -p randomly
+	$(PYTEST) -p randomly
 
 lint: setup
 	$(BIN)/ruff check cptr tests benchmarks

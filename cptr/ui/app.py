@@ -31,6 +31,7 @@ from typing import Any
 
 from cptr import contracts as C
 from cptr.client.video import DEFAULT_SMOOTHING
+from cptr.contracts import DEFAULT_HOST, connect_host
 from cptr.serving.server import TritonServer, check_ports_free, exposure_warning, free_port
 from cptr.ui.backend import MAX_FACES, MAX_VIDEO_SECONDS, Catalog, Outcome, UIBackend
 
@@ -270,7 +271,7 @@ def build_app(
     return demo
 
 
-def launch_options(host: str = "127.0.0.1", port: int = 7860, *, open_browser: bool = False) -> dict[str, Any]:
+def launch_options(host: str = DEFAULT_HOST, port: int = 7860, *, open_browser: bool = False) -> dict[str, Any]:
     """``Blocks.launch`` arguments for an offline page: no share link, no SSR (Node), no MCP, no PWA, no monitoring."""
     import gradio as gr
 
@@ -296,7 +297,7 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860, *, open_browser: b
 def serve_ui(
     client_url: str | None = None,
     protocol: str = "grpc",
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     port: int = 7860,
     *,
     serve: str | os.PathLike | None = None,
@@ -317,7 +318,7 @@ def serve_ui(
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
-    port = port or free_port("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    port = port or free_port(connect_host(host))
     check_ports_free(host, {"--port": port})  # before a Triton server is started for nothing
     server = None
     demo = None
@@ -333,7 +334,7 @@ def serve_ui(
         demo.queue(default_concurrency_limit=concurrency)
         demo.launch(**launch_options(host, port, open_browser=open_browser))
         cleanup.callback(demo.close)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = connect_host(host)
         page = f"http://{shown}:{port}"
         served = f"; serving {Path(serve).resolve()} (Triton pid {server.pid}, log {server.log_path})" if server else ""
         print(f"cptr ui: ready on {page} (client of {demo.cptr_backend.address}{served}); Ctrl-C stops", flush=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cptr.contracts import DEFAULT_HOST
 from cptr.serving.server import ServerStartError
 from cptr.ui.app import serve_ui
 
@@ -21,7 +22,7 @@ def ui(
         metavar="REPO",
         help="Start the bundled Triton server on this model repository (free loopback ports) and stop it with the page.",
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address the page listens on (0.0.0.0 = every interface)."),
+    host: str = typer.Option(DEFAULT_HOST, "--host", help="Address the page listens on (0.0.0.0 = every interface)."),
     port: int = typer.Option(7860, "--port", min=0, help="Port of the page (0 = a free one)."),
     concurrency: int = typer.Option(
         4, "--concurrency", min=1, help="Requests the page sends to the server at once (the server batches them)."
