@@ -1043,14 +1043,20 @@ def test_video_through_the_server(server: TritonServer, toon, clip: Path, tmp_pa
     """`cptr client cartoonize-video` against the real server: the output has the input's frame count, frame rate,
     size and audio (the very same AAC packets); the frames without a face are the input's (up to H.264's loss, as the
     input's own re-encoding); inside the face box the frames changed. The same video in process
-    (Cartoonizer.face_stages) gives the same frames (within 1 grey level on average)."""
+    (Cartoonizer.face_stages) gives the same frames (measured 1.3e-5 grey levels on average; bound 0.05, a pixel in
+    twenty one level off). Both are written losslessly
+    (--crf 0): at the default CRF, float-level differences of the served batches (how Triton merges the windowed
+    requests varies with load) changed x264's decisions, and a frame differed by 1.25 grey levels on average in a
+    random-order run."""
     from typer.testing import CliRunner
 
     from cptr.cli import app
     from cptr.client.video import cartoonize_video, probe, read_frames
 
     out = tmp_path / "toon.mp4"
-    r = CliRunner().invoke(app, ["client", "cartoonize-video", str(clip), "-o", str(out), "--url", server.grpc_url, "--quiet"])
+    r = CliRunner().invoke(
+        app, ["client", "cartoonize-video", str(clip), "-o", str(out), "--url", server.grpc_url, "--crf", "0", "--quiet"]
+    )
     assert r.exit_code == 0, r.output
     assert "24 frames (20 with faces, 1 face track(s))" in r.output and "320x240" in r.output, r.output
     src, got = probe(clip), probe(out)
@@ -1064,6 +1070,6 @@ def test_video_through_the_server(server: TritonServer, toon, clip: Path, tmp_pa
     changed = [np.abs(a[face].astype(int) - b[face].astype(int)).mean() for a, b in zip(frames_in[4:], frames_out[4:])]
     assert min(changed) > 8, changed
     local = tmp_path / "local.mp4"
-    cartoonize_video(clip, local, toon.face_stages(), progress=False)
+    cartoonize_video(clip, local, toon.face_stages(), crf=0, progress=False)
     diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(read_frames(local), frames_out)]
-    assert len(diffs) == 24 and max(diffs) < 1.0, diffs
+    assert len(diffs) == 24 and max(diffs) < 0.05, diffs
