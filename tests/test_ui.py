@@ -426,11 +426,12 @@ def _server_goes_away(page, server: TritonServer, tmp_path: Path) -> None:
     assert "1 random face" in _status(page, "#faces-status")
     over_http = UIBackend(server.http_url, "http", out_dir=tmp_path)
     assert over_http.generate("3", STYLE).ok  # and stays open: Triton waits for open HTTP connections
-    t0 = time.monotonic()
-    assert server.stop() == 0, server.log_tail(20)  # 1 = the exit timeout expired and models were killed
-    took = time.monotonic() - t0
+    assert server.stop() == 0, server.log_tail(20)
     over_http.close()
-    assert took < server.exit_timeout_s, f"the server waited {took:.0f} s on the pages' connections"
+    # Triton's own account, not a clock: while stopping it logs, once a second, what it still waits for. The pages'
+    # open connections must never be among it. (A wall-clock bound here failed at 40 s on the 2 shared cores.)
+    countdown = [line for line in server.log_tail(2000).splitlines() if "in-flight non-inference requests" in line]
+    assert countdown and all("and 0 in-flight non-inference requests" in line for line in countdown), countdown
     page.fill("#seeds input, #seeds textarea", "4")
     page.click("#generate")
     page.wait_for_function("() => document.querySelector('#faces-status .cptr-msg').innerText.includes('not reachable')")
