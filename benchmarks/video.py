@@ -37,11 +37,11 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cptr.bench.machine import machine_info  # noqa: E402
-from cptr.bench.video import correlation, flicker_ratio, yaw_series  # noqa: E402
+from cptr.bench.video import flicker_ratio, yaw_series  # noqa: E402
 from cptr.client import CartoonClient  # noqa: E402
 from cptr.client.video import VideoReport, cartoonize_video, read_frames, served_stages, write_video  # noqa: E402
 from cptr.data import clips  # noqa: E402
-from cptr.data.structure import FEATURES, FaceMesh, mesh_geometry  # noqa: E402
+from cptr.data.structure import FEATURES, FaceMesh, mesh_geometry, paired_correlation  # noqa: E402
 from cptr.export.style import ExportOptions, export_style  # noqa: E402
 from cptr.imaging import grid, save_image  # noqa: E402
 from cptr.io import atomic_write_text  # noqa: E402
@@ -98,7 +98,7 @@ def quality(client: CartoonClient, style: str, work: Path, n: int, log) -> tuple
             if name in ("head_turn", "smile"):
                 series = yaw_series if name == "head_turn" else mouth_series
                 a, b = series(frames_in, boxes, mesh), series(frames_out, boxes, mesh)
-                r, k = correlation(a, b)
+                r, k = paired_correlation(a, b)
                 row["yaw_corr" if name == "head_turn" else "mouth_corr"] = round(r, 3)
                 row["mesh_frames"] = k
             row["seconds"] = round(time.perf_counter() - t0, 1)

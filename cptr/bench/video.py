@@ -5,7 +5,7 @@
   baseline: 1 means the cartoon changes as much as the picture under it; more is flicker the input does not have.
 * :func:`yaw_series`: the head's yaw in each frame, measured by mediapipe's face mesh (a landmark model this
   project never trained, :mod:`cptr.data.structure`) on a square crop around the face box; the input's and the
-  output's series are compared by Pearson correlation (:func:`correlation`).
+  output's series are compared by Pearson correlation (:func:`cptr.data.structure.paired_correlation`).
 """
 
 from __future__ import annotations
@@ -61,11 +61,3 @@ def yaw_series(frames: Sequence[np.ndarray], boxes: Sequence[Box | None], mesh: 
         if points is not None:
             out[i] = mesh_geometry(points, float(max(crop.shape[:2])))[FEATURES.index("yaw")]
     return out
-
-
-def correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
-    """Pearson correlation over the entries finite in both, and how many there were."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
-        return float("nan"), int(ok.sum())
-    return float(np.corrcoef(a[ok], b[ok])[0, 1]), int(ok.sum())

@@ -113,6 +113,16 @@ class StructureReport:
         return {"corr": self.corr, "n_pairs": self.n_pairs, "n": self.n, "std_a": self.std_a, "std_b": self.std_b}
 
 
+def paired_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    """Pearson correlation of two series over the entries finite in both, and how many there were (NaN when
+    fewer than 3, or when either is constant there)."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if ok.sum() < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan"), int(ok.sum())
+    return float(np.corrcoef(a, b)[0, 1]), int(ok.sum())
+
+
 def compare(geom_a: np.ndarray, geom_b: np.ndarray, features: tuple[str, ...] = FEATURES) -> StructureReport:
     """Per-feature Pearson correlation of two ``[N, 4]`` geometry arrays over the rows found in both."""
     if geom_a.shape != geom_b.shape:
@@ -122,7 +132,7 @@ def compare(geom_a: np.ndarray, geom_b: np.ndarray, features: tuple[str, ...] = 
     for name in features:
         j = FEATURES.index(name)
         a, b = geom_a[ok, j], geom_b[ok, j]
-        corr[name] = float(np.corrcoef(a, b)[0, 1]) if ok.sum() >= 3 and a.std() > 0 and b.std() > 0 else float("nan")
+        corr[name] = paired_correlation(a, b)[0]
         sa[name], sb[name] = float(a.std()) if ok.any() else float("nan"), float(b.std()) if ok.any() else float("nan")
     return StructureReport(corr=corr, n_pairs=int(ok.sum()), n=len(geom_a), std_a=sa, std_b=sb)
 
