@@ -34,7 +34,8 @@ from cptr.align import is_grayscale
 from cptr.client.video import FaceStages
 from cptr.contracts import DEFAULT_TRUNCATION, MAX_FACES_PER_PHOTO
 from cptr.export import stages
-from cptr.serving.stages import composite, decode_and_align_faces, grey, mix_latents, seed_latents, to_uint8
+from cptr.imaging import array_to_uint8
+from cptr.serving.stages import composite, decode_and_align_faces, grey, mix_latents, seed_latents
 from cptr.styles import StyleError
 from cptr.styles.resolve import StyleModels, load_style, resolve_style
 
@@ -123,7 +124,7 @@ class Cartoonizer:
         w_mix = self._mapping(torch.from_numpy(seed_latents(mix_row[:, 0], self.style_dim))).numpy() if mix is not None else w
         w_plus = mix_latents(w, w_mix, mix_row, self.n_latent)
         image = self._synthesis(torch.from_numpy(w_plus)).numpy()
-        return Faces(np.stack([to_uint8(im) for im in image]), w_plus, image)
+        return Faces(array_to_uint8(image), w_plus, image)
 
     # --- photos ------------------------------------------------------------------------------------
 
@@ -162,10 +163,10 @@ class Cartoonizer:
         rgb, crops, transforms = decode_and_align_faces(data, size=int(self._encoder.input_size), largest=largest, max_faces=max_faces)  # type: ignore[union-attr]
         w_plus = self.encode(crops, prompt)
         image = self.synthesize(w_plus)
-        cartoons = np.stack([to_uint8(im) for im in image])
+        cartoons = array_to_uint8(image)
         if is_grayscale(data):
             cartoons = np.stack([grey(c) for c in cartoons])
-        aligned = np.stack([to_uint8(c) for c in crops])
+        aligned = array_to_uint8(crops)
         return FaceCartoons(cartoons, aligned, composite(rgb, list(cartoons), list(transforms)), w_plus, image, transforms)
 
     def cartoonize(self, photo: PhotoLike, prompt: str | None = None) -> Cartoon:
