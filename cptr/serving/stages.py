@@ -202,8 +202,9 @@ def render_faces(
     groups = photo_rows(photo_bytes) if photo_bytes is not None else []
     if not groups and paste is not None and paste.any():
         raise RequestError(BAD_REQUEST, "paste_back=1 needs the photo (image_bytes) and its transforms")
+    rows = np.asarray(photo_bytes, dtype=object).reshape(-1) if groups else None
     for start, stop in groups:
-        data = bytes(np.asarray(photo_bytes, dtype=object).reshape(-1)[start])
+        data = bytes(rows[start])  # type: ignore[index]
         if is_grayscale(data):
             rgb[start:stop] = [grey(x) for x in rgb[start:stop]]
         if paste is not None and paste.reshape(-1)[start]:
