@@ -355,6 +355,9 @@ def test_async_client(server: TritonServer, ref: Reference, photo: np.ndarray) -
             assert len(many) == 3 and all(np.abs(m - want).max() < TOL for m in many)
             with pytest.raises(NoFaceError):
                 await c.cartoonize(np.full((96, 96, 3), 128, np.uint8), style=STYLE)
+            # the same signatures as the blocking client; shared memory is the blocking client's only
+            with pytest.raises(ValueError, match="does not use shared memory"):
+                await c.generate([21], style=STYLE, output="tensor", shared_memory=True)
 
     asyncio.run(main(server.grpc_url, "grpc"))
     asyncio.run(main(server.http_url, "http"))

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import io
 import os
 import socket
@@ -34,11 +36,11 @@ import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -58,6 +60,7 @@ Protocol = Literal["grpc", "http"]
 Output = Literal["pil", "array", "png", "tensor"]
 ImageLike = bytes | bytearray | str | os.PathLike | Image.Image | np.ndarray
 T = TypeVar("T")
+P = ParamSpec("P")
 
 DEFAULT_URLS = {p: f"{C.DEFAULT_HOST}:{C.DEFAULT_PORTS[p]}" for p in ("grpc", "http")}
 OUTPUTS = ("pil", "array", "png", "tensor")
@@ -459,26 +462,34 @@ class _Plans:
         raise AssertionError("unreachable")
 
     def _is_ready(self) -> Plan[bool]:
+        """Whether the server answers and is ready (False rather than an error)."""
         try:
             return bool((yield from self._call(_Request("ready"))))
         except CartoonError:
             return False
 
     def _models(self) -> Plan[list[str]]:
+        """Names of the models the server has loaded and ready."""
         return self._ready_models((yield from self._call(_Request("index"))))
 
     def _styles(self) -> Plan[list[str]]:
+        """Styles served (those with a generate_<style> ensemble)."""
         return C.served_styles((yield from self._models()))
 
     def _model_info(self, model: str) -> Plan[ModelInfo]:
+        """A served model's inputs, outputs and batch limit (read once, then cached)."""
         if model not in self._infos:
             cfg = yield from self._call(_Request("config", model))
             self._infos[model] = ModelInfo.from_config(self._config_dict(cfg))
         return self._infos[model]
 
     def _infer(
-        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None, shared_memory: bool = False
+        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False
     ) -> Plan[dict[str, np.ndarray]]:
+        """One inference request: arrays in, arrays out (what the benchmarks time).
+
+        ``shared_memory=True`` returns the fixed-size outputs through system shared memory (blocking client only).
+        """
         info = (yield from self._model_info(model)) if (outputs is None or shared_memory) else None
         outputs = list(outputs if outputs is not None else info.outputs)  # type: ignore[union-attr]
         shm = {}
@@ -488,8 +499,18 @@ class _Plans:
         return (yield from self._call(_Request("infer", model, inputs, outputs, shm)))
 
     def _cartoonize(
-        self, image: ImageLike, style: str, prompt: str | None, paste_back: bool, output: Output, largest: bool = False
-    ) -> Plan[Any]:
+        self,
+        image: ImageLike,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        largest: bool = False,
+    ) -> Plan[Image.Image | np.ndarray | bytes]:
+        """Photo -> one picture: with ``paste_back``, the photo with *every* face cartoonized (``largest=True``: its
+        largest face only); otherwise the cartoon of its largest face. A PIL image (``output='pil'``), uint8 array, PNG
+        bytes, or the raw float tensor [3, S, S] of the largest face's cartoon. :meth:`cartoonize_faces` gives each
+        face's cartoon."""
         _check_output(output)
         model = C.cartoonize_model(style, prompt)
         paste = paste_back and output != "tensor"
@@ -502,8 +523,18 @@ class _Plans:
         return decode_output(result[wanted][0, 0], output)
 
     def _cartoonize_faces(
-        self, image: ImageLike, style: str, prompt: str | None, paste_back: bool, output: Output, largest: bool
+        self,
+        image: ImageLike,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = True,
+        output: Output = "pil",
+        largest: bool = False,
     ) -> Plan[FaceCartoons]:
+        """Every face of a photo above ``contracts.MIN_FACE_SIZE`` in one request, encoded and synthesized as one
+        batch: each face's cartoon (largest first) and, with ``paste_back``, the composite with all of them pasted
+        back. More than ``contracts.MAX_FACES_PER_PHOTO`` faces raises :class:`TooManyFacesError` (``largest=True``
+        takes the largest face only)."""
         _check_output(output)
         model = C.cartoonize_model(style, prompt)
         arrays = self._cartoonize_arrays(encode_image(image), paste_back, largest)
@@ -516,19 +547,30 @@ class _Plans:
     def _cartoonize_many(
         self,
         images: Iterable[ImageLike],
-        style: str,
-        prompt: str | None,
-        paste_back: bool,
-        output: Output,
-        concurrency: int,
-        return_exceptions: bool,
+        style: str = "demo",
+        prompt: str | None = None,
+        paste_back: bool = False,
+        output: Output = "pil",
+        concurrency: int = 4,
+        return_exceptions: bool = False,
     ) -> Plan[list[Any]]:
+        """Cartoonize many photos with ``concurrency`` requests in flight (the server batches them)."""
         plans = [self._cartoonize(img, style, prompt, paste_back, output) for img in images]
         return (yield _Gather(plans, max(1, concurrency), return_exceptions))
 
     def _generate(
-        self, seeds: str | int | Iterable[int], style: str, mix: str | tuple[int, int] | None, output: Output, shared_memory: bool = False
+        self,
+        seeds: str | int | Iterable[int],
+        style: str = "demo",
+        mix: str | tuple[int, int] | None = None,
+        output: Output = "pil",
+        shared_memory: bool = False,
     ) -> Plan[list[Any] | np.ndarray]:
+        """Random cartoon faces, one per seed; ``mix=(seed2, layer)`` mixes styles from W+ entry ``layer`` on.
+
+        ``output='tensor'`` returns the raw float32 images ``[N, 3, S, S]`` (optionally through shared memory, blocking
+        client only).
+        """
         _check_output(output)
         seeds_, mix_ = parse_seeds(seeds), parse_mix(mix)
         model = C.generate_model(style)
@@ -538,7 +580,7 @@ class _Plans:
         want = [self._image_output(info)] if output == "tensor" else [C.OUTPUT_BYTES.name]
         shm = shared_memory and output == "tensor"
         chunks = self._generate_chunks(seeds_, mix_, info.max_batch_size)
-        parts = [p[want[0]] for p in (yield _Gather([self._infer(model, chunk, want, shm) for chunk in chunks]))]
+        parts = [p[want[0]] for p in (yield _Gather([self._infer(model, chunk, want, shared_memory=shm) for chunk in chunks]))]
         if output == "tensor":
             return np.concatenate(parts)
         return [decode_output(b, output) for part in parts for b in part[:, 0]]
@@ -581,6 +623,40 @@ def _release_regions(regions: list[tuple[Any, _Region]]) -> None:
             client.unregister_system_shared_memory(region.name)
         with contextlib.suppress(Exception):
             sysshm.destroy_shared_memory_region(region.handle)
+
+
+def _api(plan: Callable[..., Any], method: Callable[..., Any]) -> None:
+    """Give a client method the public name, signature and docstring of the plan it runs (``_x`` -> ``x``; the
+    signature's ``Plan[R]`` return becomes ``R``), so that help(), IDEs and the docs read the same on both clients."""
+    functools.update_wrapper(method, plan)
+    method.__name__ = method.__qualname__ = plan.__name__.lstrip("_")
+    sig = inspect.signature(plan)
+    ret = sig.return_annotation  # a string (postponed annotations): "Plan[R]"
+    if isinstance(ret, str) and ret.startswith("Plan[") and ret.endswith("]"):
+        ret = ret[len("Plan[") : -1]
+    method.__signature__ = sig.replace(return_annotation=ret)  # type: ignore[attr-defined]
+    method.__annotations__ = {**plan.__annotations__, "return": ret}
+    del method.__wrapped__  # inspect.signature reads __signature__, not the plan's
+
+
+def _blocking(plan: Callable[Concatenate[Any, P], Plan[T]]) -> Callable[Concatenate[Any, P], T]:
+    """The blocking client's method for ``plan``: build the plan, run it to its result."""
+
+    def method(self: CartoonClient, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(plan(self, *args, **kwargs))
+
+    _api(plan, method)
+    return method
+
+
+def _awaited(plan: Callable[Concatenate[Any, P], Plan[T]]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """The asyncio client's method for ``plan``: build the plan, await its result."""
+
+    async def method(self: AsyncCartoonClient, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(plan(self, *args, **kwargs))
+
+    _api(plan, method)
+    return method
 
 
 class CartoonClient(_Plans):
@@ -691,87 +767,17 @@ class CartoonClient(_Plans):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- API --------------------------------------------------------------------------------
+    # --- API: the plans, run to their results -------------------------------------------------
 
-    def is_ready(self) -> bool:
-        return self._run(self._is_ready())
-
-    def model_info(self, model: str) -> ModelInfo:
-        return self._run(self._model_info(model))
-
-    def models(self) -> list[str]:
-        """Names of the models the server has loaded and ready."""
-        return self._run(self._models())
-
-    def styles(self) -> list[str]:
-        """Styles served (those with a generate_<style> ensemble)."""
-        return self._run(self._styles())
-
-    def infer(
-        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, *, shared_memory: bool = False
-    ) -> dict[str, np.ndarray]:
-        """One inference request: arrays in, arrays out (what the benchmarks time).
-
-        ``shared_memory=True`` returns the fixed-size outputs through system shared memory.
-        """
-        return self._run(self._infer(model, inputs, outputs, shared_memory))
-
-    def cartoonize(
-        self,
-        image: ImageLike,
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = False,
-        output: Output = "pil",
-        largest: bool = False,
-    ) -> Image.Image | np.ndarray | bytes:
-        """Photo -> one picture: with ``paste_back``, the photo with *every* face cartoonized (``largest=True``: its
-        largest face only); otherwise the cartoon of its largest face. A PIL image (``output='pil'``), uint8 array, PNG
-        bytes, or the raw float tensor [3, S, S] of the largest face's cartoon. :meth:`cartoonize_faces` gives each
-        face's cartoon."""
-        return self._run(self._cartoonize(image, style, prompt, paste_back, output, largest))
-
-    def cartoonize_faces(
-        self,
-        image: ImageLike,
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = True,
-        output: Output = "pil",
-        largest: bool = False,
-    ) -> FaceCartoons:
-        """Every face of a photo above ``contracts.MIN_FACE_SIZE`` in one request, encoded and synthesized as one
-        batch: each face's cartoon (largest first) and, with ``paste_back``, the composite with all of them pasted
-        back. More than ``contracts.MAX_FACES_PER_PHOTO`` faces raises :class:`TooManyFacesError` (``largest=True``
-        takes the largest face only)."""
-        return self._run(self._cartoonize_faces(image, style, prompt, paste_back, output, largest))
-
-    def cartoonize_many(
-        self,
-        images: Iterable[ImageLike],
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = False,
-        output: Output = "pil",
-        concurrency: int = 4,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        """Cartoonize many photos with ``concurrency`` requests in flight (the server batches them)."""
-        return self._run(self._cartoonize_many(images, style, prompt, paste_back, output, concurrency, return_exceptions))
-
-    def generate(
-        self,
-        seeds: str | int | Iterable[int],
-        style: str = "demo",
-        mix: str | tuple[int, int] | None = None,
-        output: Output = "pil",
-        shared_memory: bool = False,
-    ) -> list[Any] | np.ndarray:
-        """Random cartoon faces, one per seed; ``mix=(seed2, layer)`` mixes styles from W+ entry ``layer`` on.
-
-        ``output='tensor'`` returns the raw float32 images ``[N, 3, S, S]`` (optionally through shared memory).
-        """
-        return self._run(self._generate(seeds, style, mix, output, shared_memory))
+    is_ready = _blocking(_Plans._is_ready)
+    model_info = _blocking(_Plans._model_info)
+    models = _blocking(_Plans._models)
+    styles = _blocking(_Plans._styles)
+    infer = _blocking(_Plans._infer)
+    cartoonize = _blocking(_Plans._cartoonize)
+    cartoonize_faces = _blocking(_Plans._cartoonize_faces)
+    cartoonize_many = _blocking(_Plans._cartoonize_many)
+    generate = _blocking(_Plans._generate)
 
 
 class AsyncCartoonClient(_Plans):
@@ -840,60 +846,14 @@ class AsyncCartoonClient(_Plans):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # --- API --------------------------------------------------------------------------------
+    # --- API: the same plans, awaited -----------------------------------------------------------
 
-    async def is_ready(self) -> bool:
-        return await self._run(self._is_ready())
-
-    async def models(self) -> list[str]:
-        """Names of the models the server has loaded and ready."""
-        return await self._run(self._models())
-
-    async def styles(self) -> list[str]:
-        return await self._run(self._styles())
-
-    async def model_info(self, model: str) -> ModelInfo:
-        return await self._run(self._model_info(model))
-
-    async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """One inference request (no shared memory on the asyncio client)."""
-        return await self._run(self._infer(model, inputs, outputs))
-
-    async def cartoonize(
-        self,
-        image: ImageLike,
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = False,
-        output: Output = "pil",
-        largest: bool = False,
-    ) -> Image.Image | np.ndarray | bytes:
-        return await self._run(self._cartoonize(image, style, prompt, paste_back, output, largest))
-
-    async def cartoonize_faces(
-        self,
-        image: ImageLike,
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = True,
-        output: Output = "pil",
-        largest: bool = False,
-    ) -> FaceCartoons:
-        return await self._run(self._cartoonize_faces(image, style, prompt, paste_back, output, largest))
-
-    async def cartoonize_many(
-        self,
-        images: Iterable[ImageLike],
-        style: str = "demo",
-        prompt: str | None = None,
-        paste_back: bool = False,
-        output: Output = "pil",
-        concurrency: int = 4,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        return await self._run(self._cartoonize_many(images, style, prompt, paste_back, output, concurrency, return_exceptions))
-
-    async def generate(
-        self, seeds: str | int | Iterable[int], style: str = "demo", mix: str | tuple[int, int] | None = None, output: Output = "pil"
-    ) -> list[Any] | np.ndarray:
-        return await self._run(self._generate(seeds, style, mix, output))
+    is_ready = _awaited(_Plans._is_ready)
+    model_info = _awaited(_Plans._model_info)
+    models = _awaited(_Plans._models)
+    styles = _awaited(_Plans._styles)
+    infer = _awaited(_Plans._infer)
+    cartoonize = _awaited(_Plans._cartoonize)
+    cartoonize_faces = _awaited(_Plans._cartoonize_faces)
+    cartoonize_many = _awaited(_Plans._cartoonize_many)
+    generate = _awaited(_Plans._generate)
