@@ -11,7 +11,6 @@ side 1024), or any image file.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import platform
@@ -19,24 +18,41 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
+import typer
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from cptr.align import align_face, detect_landmarks, load_image, paste_back  # noqa: E402
+from cptr.helptext import reflow_app  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
+
+
+@dataclass
+class AlignBenchOptions:
+    """The options of ``benchmarks/align_bench.py`` (each field one option: :mod:`cptr.options`)."""
+
+    backend: Literal["mediapipe", "dlib"] = option("mediapipe", help="Face detector and landmark model.")
+    photo: str = option("astronaut", help="astronaut, grace, or a path to an image file.")
+    longest: int = option(1024, min=1, help="Resize the photo to this longest side (pixels).")
+    size: int = option(256, min=1, help="Aligned crop size (pixels).")
+    runs: int = option(200, min=1, help="Timed runs per stage (median and p95 over these).")
+    warmup: int = option(10, min=0, help="Untimed runs per stage before the timed ones.")
 
 
 def photo(name: str, longest: int) -> np.ndarray:
     if name == "astronaut":
-        from skimage import data
+        from skimage import data  # optional (the demo extra): only this photo needs it
 
         img = data.astronaut()
     elif name == "grace":
-        import matplotlib
+        import matplotlib  # optional (the bench extra): only this photo needs it
 
         img = load_image(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
     else:
@@ -58,16 +74,7 @@ def measure(fn: Callable[[], object], runs: int, warmup: int) -> tuple[float, fl
     return statistics.median(times), times[min(len(times) - 1, int(np.ceil(0.95 * len(times))) - 1)]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"])
-    ap.add_argument("--photo", default="astronaut", help="astronaut, grace, or a path to an image file")
-    ap.add_argument("--longest", type=int, default=1024, help="resize the photo to this longest side")
-    ap.add_argument("--size", type=int, default=256, help="aligned crop size")
-    ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--warmup", type=int, default=10)
-    args = ap.parse_args()
-
+def main(args: AlignBenchOptions) -> None:
     img = photo(args.photo, args.longest)
     jpeg = io.BytesIO()
     Image.fromarray(img).save(jpeg, format="JPEG", quality=92)
@@ -96,5 +103,9 @@ def main() -> None:
         print(f"| {name} | {med:.2f} | {p95:.2f} |")
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command(help=__doc__)(options_command(AlignBenchOptions)(main))
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    main()
+    app(prog_name="python benchmarks/align_bench.py")

@@ -7,22 +7,41 @@ One process, one thread (``cptr-train render`` runs one process per core on top 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.data.faces import DOMAINS, render_face  # noqa: E402
+from cptr.helptext import reflow_app  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=500, help="renders per domain and size")
-    ap.add_argument("--sizes", default="64,256")
-    a = ap.parse_args()
+def sizes_list(value: str) -> str:
+    """``value`` if it is a comma list of positive image sizes (``64,256``); else a ValueError naming ``--sizes``."""
+    try:
+        ok = all(int(s) > 0 for s in value.split(","))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"--sizes must be positive sizes separated by commas, e.g. 64,256; got {value!r}")
+    return value
+
+
+@dataclass
+class RenderSpeedOptions:
+    """The options of ``benchmarks/render_speed.py`` (each field one option: :mod:`cptr.options`)."""
+
+    n: int = option(500, min=1, help="Renders per domain and size.")
+    sizes: str = option("64,256", parse=sizes_list, help="Image sizes to render, separated by commas.")
+
+
+def main(a: RenderSpeedOptions) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print("| domain | size | renders/s (1 core) | n |\n|---|---|---|---|")
     for size in (int(s) for s in a.sizes.split(",")):
@@ -35,5 +54,9 @@ def main() -> None:
             print(f"| {domain} | {size} | {a.n / dt:.0f} | {a.n} |", flush=True)
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command(help=__doc__)(options_command(RenderSpeedOptions)(main))
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    main()
+    app(prog_name="python benchmarks/render_speed.py")
