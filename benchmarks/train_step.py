@@ -9,28 +9,43 @@ Both forms compute the same function; the script prints their largest output dif
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import typer
 
-from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv
-from cptr.training.config import parse_channels
-from cptr.training.losses import d_logistic_loss, g_nonsaturating_loss
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from cptr.helptext import reflow_app  # noqa: E402
+from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
+from cptr.training.config import parse_channels  # noqa: E402
+from cptr.training.losses import d_logistic_loss, g_nonsaturating_loss  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--channels", default="128,128,64,32,32")
-    ap.add_argument("--style-dim", type=int, default=256)
-    ap.add_argument("--n-mlp", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=3, help="steps per engine per round")
-    a = ap.parse_args()
+@dataclass
+class TrainStepOptions:
+    """The options of ``benchmarks/train_step.py`` (each field one option: :mod:`cptr.options`)."""
 
+    size: int = option(64, min=8, help="Image size of G and D (a power of two).")
+    channels: str = option("128,128,64,32,32", help="Widths from 4 px up to --size (or 4:128,8:128,...), as cptr-train takes them.")
+    style_dim: int = option(256, min=1, help="Style (W) dimension.")
+    n_mlp: int = option(4, min=1, help="Layers of the mapping network.")
+    batch: int = option(16, min=1, help="Images per training step.")
+    rounds: int = option(5, min=1, help="Interleaved rounds (fused, then shared weight); the median is reported.")
+    steps: int = option(3, min=1, help="Steps per engine per round.")
+
+    def __post_init__(self) -> None:  # a bad size or width list is a usage error, before any model is built
+        if self.size < 8 or self.size & (self.size - 1):
+            raise ValueError(f"--size must be a power of two >= 8, got {self.size}")
+        parse_channels(self.channels, self.size)
+
+
+def main(a: TrainStepOptions) -> None:
     torch.manual_seed(0)
     g = Generator(a.size, style_dim=a.style_dim, n_mlp=a.n_mlp, channels=parse_channels(a.channels, a.size))
     d = Discriminator(a.size, channels=g.channels)
@@ -73,5 +88,9 @@ def main() -> None:
     print(f"shared-weight speed-up: {f / s:.2f}x; max |fused - shared| on the images: {err:.2e}")
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command(help=__doc__)(options_command(TrainStepOptions)(main))
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    main()
+    app(prog_name="python benchmarks/train_step.py")

@@ -9,20 +9,23 @@ ADA, lazy R1 and path length, EMA), and prints iterations/s after the warm-up it
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import typer
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cptr.helptext import reflow_app  # noqa: E402
 from cptr.models import Discriminator, Generator  # noqa: E402
 from cptr.models.checkpoints import save_generator  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
 from cptr.training.config import FinetuneConfig  # noqa: E402
 from cptr.training.finetune import finetune  # noqa: E402
 from cptr.training.monitor import read_log  # noqa: E402
@@ -30,15 +33,26 @@ from cptr.training.monitor import read_log  # noqa: E402
 TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--iters", type=int, default=60)
-    ap.add_argument("--warmup", type=int, default=10, help="iterations left out of the rate")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
-    a = ap.parse_args()
+def tiny_size(size: int) -> int:
+    """``size`` if TINY_CHANNELS has widths up to it (a power of two, 8 to 64); else a ValueError naming ``--size``."""
+    if size < 8 or size & (size - 1) or size > max(TINY_CHANNELS):
+        raise ValueError(f"--size must be a power of two from 8 to {max(TINY_CHANNELS)} (the tiny widths), got {size}")
+    return size
+
+
+@dataclass
+class TrainTinyOptions:
+    """The options of ``benchmarks/train_tiny.py`` (each field one option: :mod:`cptr.options`)."""
+
+    iters: int = option(60, min=1, help="Fine-tuning iterations.")
+    warmup: int = option(10, min=1, help="Iterations left out of the rate (the log's first row).")
+    batch: int = option(4, min=1, help="Images per iteration.")
+    size: int = option(32, parse=tiny_size, help=f"Image size: a power of two from 8 to {max(TINY_CHANNELS)}.")
+    threads: int = option(1, min=1, help="Torch threads (torch.set_num_threads).")
+    device: str = option("cpu", help="Torch device to train on (cpu, cuda, cuda:1, ...).")
+
+
+def main(a: TrainTinyOptions) -> None:
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -80,5 +94,9 @@ def main() -> None:
         )
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command(help=__doc__)(options_command(TrainTinyOptions)(main))
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    main()
+    app(prog_name="python benchmarks/train_tiny.py")
