@@ -9,34 +9,54 @@ face against ONNX Runtime fp32 is printed and written into the picture's caption
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import typer
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
-from cptr.bench.workloads import build_workload  # noqa: E402
+from cptr.bench.workloads import NAMED_MODELS, OFFICIAL_SIZES, build_workload  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.engines.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
+from cptr.helptext import reflow_app  # noqa: E402
 from cptr.imaging import to_uint8  # noqa: E402
 from cptr.io import atomic_path  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
 from cptr.training.mapper_train import sample_latents  # noqa: E402
 
+MODELS = (*NAMED_MODELS, *(m for m in OFFICIAL_SIZES if m not in NAMED_MODELS))
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="demo", help="benchmark model (default demo: the shipped trained style)")
-    ap.add_argument("--n", type=int, default=6, help="faces (default 6)")
-    ap.add_argument("--scale", type=int, default=2, help="pixel zoom of the picture (default 2)")
-    ap.add_argument("--out", type=Path, default=Path("docs/openvino_bf16_vs_fp32.png"))
-    a = ap.parse_args(argv)
+
+def benchmark_model(value: str) -> str:
+    """``value`` if it names a benchmark model or an existing checkpoint file; else a ValueError naming ``--model``."""
+    if value not in MODELS and not Path(value).is_file():
+        raise ValueError(f"--model {value!r} is neither one of {', '.join(MODELS)} nor an existing checkpoint file")
+    return value
+
+
+@dataclass
+class SideBySideOptions:
+    """The options of ``benchmarks/openvino_side_by_side.py`` (each field one option: :mod:`cptr.options`)."""
+
+    model: str = option(
+        "demo",
+        parse=benchmark_model,
+        help=f"Benchmark model: {' | '.join(MODELS)} | PATH to a checkpoint (demo: the shipped trained style).",
+    )
+    n: int = option(6, min=1, help="Faces (columns of the picture).")
+    scale: int = option(2, min=1, help="Pixel zoom of the picture.")
+    out: Path = option(Path("docs/openvino_bf16_vs_fp32.png"), help="Where the picture goes (PNG).")
+
+
+def main(a: SideBySideOptions) -> None:
     work = Path(tempfile.mkdtemp(prefix="cptr-ov-figure-"))
     workload = build_workload("synthesis", a.model)
     ctx = Context(workdir=work)
@@ -78,5 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {a.out}")
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command(help=__doc__)(options_command(SideBySideOptions)(main))
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    main()
+    app(prog_name="python benchmarks/openvino_side_by_side.py")

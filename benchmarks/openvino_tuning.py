@@ -19,7 +19,6 @@ It prints a Markdown table (ms per image and the ratio to ONNX Runtime fp32 at t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,17 +26,22 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
-from cptr.bench.workloads import build_workload  # noqa: E402
+from cptr.bench.workloads import NAMED_MODELS, OFFICIAL_SIZES, build_workload  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.engines.openvino import import_openvino, psnr  # noqa: E402
+from cptr.helptext import reflow_app  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
 
 # name -> (precision, hint, streams, threads, static shape)
 VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {
@@ -49,11 +53,43 @@ VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {
     "ov-bf16 latency 1 thread": ("bf16", "LATENCY", None, 1, False),
     "ov-bf16 throughput 2x1": ("bf16", "THROUGHPUT", 2, 2, False),
 }
+MODELS = (*NAMED_MODELS, *(m for m in OFFICIAL_SIZES if m not in NAMED_MODELS))
+
+
+def benchmark_model(value: str) -> str:
+    """``value`` if it names a benchmark model or an existing checkpoint file; else a ValueError naming ``--model``."""
+    if value not in MODELS and not Path(value).is_file():
+        raise ValueError(f"--model {value!r} is neither one of {', '.join(MODELS)} nor an existing checkpoint file")
+    return value
+
+
+def batch_list(value: str) -> str:
+    """``value`` if it is a comma list of positive batch sizes (``1,4``); else a ValueError naming ``--batch``."""
+    try:
+        ok = all(int(b) > 0 for b in value.split(","))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"--batch must be positive batch sizes separated by commas, e.g. 1,4; got {value!r}")
+    return value
+
+
+@dataclass
+class TuningOptions:
+    """The options of ``benchmarks/openvino_tuning.py`` (each field one option: :mod:`cptr.options`)."""
+
+    model: str = option("ffhq256", parse=benchmark_model, help=f"Benchmark model: {' | '.join(MODELS)} | PATH to a checkpoint.")
+    batch: str = option("1,4", parse=batch_list, help="Batch sizes, separated by commas.")
+    rounds: int = option(5, min=1, help="Interleaved rounds; the median is reported.")
+    images: int = option(8, min=1, help="Images per variant per round.")
+    out: Path | None = option(None, help="JSON file for the figures (default: none written).")
 
 
 class OvVariant:
-    def __init__(self, core, xml: Path, batch: int, precision: str, hint: str, streams: int | None, threads: int | None, static: bool):
-        import openvino as ov
+    def __init__(
+        self, core: Any, xml: Path, batch: int, precision: str, hint: str, streams: int | None, threads: int | None, static: bool
+    ) -> None:
+        import openvino as ov  # optional (the openvino extra): main checks it is installed first (import_openvino)
 
         model = core.read_model(str(xml))
         if static:
@@ -81,7 +117,7 @@ class OvVariant:
 
 
 class OrtVariant:
-    def __init__(self, onnx_path: Path):
+    def __init__(self, onnx_path: Path) -> None:
         self.session = ort_session(onnx_path)
         self.name = self.session.get_inputs()[0].name
 
@@ -96,14 +132,7 @@ class OrtVariant:
         return self.session.run(None, {self.name: x})[0]
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="ffhq256", help="benchmark model (default ffhq256)")
-    ap.add_argument("--batch", default="1,4", help="batch sizes (default 1,4)")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported (default 5)")
-    ap.add_argument("--images", type=int, default=8, help="images per variant per round (default 8)")
-    ap.add_argument("--out", type=Path, default=None, help="JSON file for the figures")
-    a = ap.parse_args(argv)
+def main(a: TuningOptions) -> None:
     ov = import_openvino()
     work = Path(tempfile.mkdtemp(prefix="cptr-ov-tuning-"))
     workload = build_workload("synthesis", a.model)
@@ -154,5 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         a.out.write_text(json.dumps({"openvino": ov.get_version(), "model": a.model, "rounds": a.rounds, "rows": rows}, indent=2) + "\n")
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command(help=__doc__)(options_command(TuningOptions)(main))
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    main()
+    app(prog_name="python benchmarks/openvino_tuning.py")
