@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cptr.data.faces import ATTRIBUTES, DOMAINS, params_for_seed, render_face
-from cptr.data.metrics import fid, frechet_distance, kid, polynomial_mmd2
+from cptr.data.metrics import fid, frechet_distance, kid, polynomial_mmd2, sharpness
 from cptr.data.render import read_labels, write_renders
 
 # sha256 of the pixels of render_face(seed, domain, 64): a render must never change for a seed.
@@ -143,3 +143,28 @@ def test_kid_matches_the_closed_form_mmd_of_two_gaussians():
     yy = sum(k(ys[i], ys[j]) for i in range(3) for j in range(3) if i != j) / 6
     xy = sum(k(a, b) for a in xs for b in ys) / 12
     assert polynomial_mmd2(xs, ys) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+
+
+def test_sharpness_is_the_mean_luma_gradient_and_falls_with_blur():
+    """A grey ramp rising 1 level a pixel scores 1/255 exactly; a flat image 0. Fine detail (a checkerboard of
+    2 px squares) scores less once box-blurred; a hard edge scores twice as much at half the size (the same step,
+    half as many pixels) -- and the same blurred (one monotone edge's gradient sums to its step): the figure is
+    about fine detail, lines and texture, and is only comparable between images of one size."""
+    ramp = np.repeat(np.repeat(np.arange(64, dtype=np.uint8)[None, :, None], 64, axis=0), 3, axis=2)
+    assert sharpness(ramp) == pytest.approx(1 / 255)
+    assert sharpness(np.full((2, 8, 8, 3), 77, np.uint8)) == 0.0
+    yy, xx = np.mgrid[:64, :64]
+    checks = np.repeat((((yy // 2 + xx // 2) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+    def box_blur(im: np.ndarray, r: int) -> np.ndarray:  # circular: the patterns repeat every 4 px
+        f = im.astype(float)
+        acc = sum(np.roll(np.roll(f, dy, 0), dx, 1) for dy in range(-r, r + 1) for dx in range(-r, r + 1))
+        return (acc / (2 * r + 1) ** 2).round().astype(np.uint8)
+
+    assert sharpness(box_blur(checks, 1)) < 0.5 * sharpness(checks), (sharpness(box_blur(checks, 1)), sharpness(checks))
+    edge = np.zeros((64, 64, 3), np.uint8)
+    edge[:, 32:] = 255
+    half = edge[::2, ::2]
+    assert sharpness(half) == pytest.approx(2 * sharpness(edge))
+    with pytest.raises(ValueError, match="uint8"):
+        sharpness(edge.astype(np.float32))

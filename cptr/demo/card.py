@@ -180,6 +180,14 @@ def write_card(
     lines += [
         f"| encoder: attribute correlation, input vs reconstruction (held-out photo renders) | {_fmt(m['encoder_corr'])} | yaw, skin, hair >= {THRESHOLDS['encoder_corr_min']} |",
         f"| encoder: reconstruction MSE / mean-latent MSE | {m['encoder_mse']:.4f} / {m['mean_latent_mse']:.4f} = {m['encoder_mse_ratio']:.2f} | <= {THRESHOLDS['encoder_mse_ratio_max']} |",
+        *(
+            [
+                f"| sharpness (mean luma gradient at {m['sharpness']['size']} px): served cartoons of photos / the renderer's cartoons of them | "
+                f"{m['sharpness']['served']:.4f} / {m['sharpness']['renders']:.4f} = {m['sharpness']['ratio']:.2f} | |"
+            ]
+            if "sharpness" in m
+            else []
+        ),
         f"| smile edit: samples whose smile score rises | {m['edit_smile_up_rate']:.1%} (mean change {m['edit_smile_mean_change']:+.3f}) | >= {THRESHOLDS['edit_smile_up_rate']:.0%} |",
         f"| smile edit: mean abs change of other attributes | {_fmt(m['edit_mean_abs_change'])} | yaw, hair <= {m['edit_bounds']['yaw']} |",
         "",

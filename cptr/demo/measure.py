@@ -28,7 +28,7 @@ import torch
 from cptr.contracts import DEFAULT_TRUNCATION
 from cptr.data.critic import critic_scores, load_critic
 from cptr.data.faces import ATTRIBUTES
-from cptr.data.metrics import FaceDetector
+from cptr.data.metrics import FaceDetector, sharpness
 from cptr.data.structure import AlignedPairs, FaceMesh, aligned_render_pairs, generator_structure, photo_structure
 from cptr.demo import SERVED_ALPHA, SERVED_SWAP_RES
 from cptr.imaging import from_uint8, to_uint8
@@ -116,6 +116,10 @@ def measure(assets: Path, n: int = 500, seed: int = 0, faces: bool = True, pairs
     rec, cartoons = synthesize(source, w_photo), synthesize(served, w_photo)
     out["served_cartoon_rate"] = float((critic_scores(critic, cartoons).domain_logit > 0).float().mean())
     out["photos_aligned"] = len(pairs.seeds)
+    # detail kept: served cartoons against the renderer's cartoons of the same photos, both at the model's size (area)
+    renders = to_uint8(torch.nn.functional.adaptive_avg_pool2d(from_uint8(pairs.cartoon_crops), served.size))
+    sharp = {"size": served.size, "served": sharpness(to_uint8(cartoons)), "renders": sharpness(renders)}
+    out["sharpness"] = {**sharp, "ratio": sharp["served"] / sharp["renders"]}
     if faces:
         det, mesh = FaceDetector(), FaceMesh()
         out["face_rate_source"] = det.rate(to_uint8(src_img))
