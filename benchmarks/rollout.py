@@ -10,32 +10,39 @@ alpha 0.5). While the clients load ``demo``: ``demo`` is re-exported at alpha 0.
 
 from __future__ import annotations
 
-import argparse
 import io
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+import typer  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
 from cptr.bench.machine import describe, machine_info  # noqa: E402
 from cptr.bench.rollout import Step, rollout  # noqa: E402
 from cptr.demo import ASSET_DIR  # noqa: E402
+from cptr.helptext import reflow_app  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load (at least; the steps may take longer)")
-    ap.add_argument("--workdir", type=Path, default=None, help="where the repository goes (default: a temporary folder)")
-    args = ap.parse_args()
+@dataclass
+class RolloutOptions:
+    """The options of ``benchmarks/rollout.py`` (each field one option: :mod:`cptr.options`)."""
 
+    clients: int = option(8, min=1, help="Client threads loading style demo (cartoonize and generate alternating, gRPC).")
+    duration: float = option(60.0, min=0.0, help="Seconds of load (at least; the steps may take longer).")
+    workdir: Path | None = option(None, help="Where the repository goes (default: a temporary folder).")
+
+
+def main(args: RolloutOptions) -> int:
+    """Run the rollout and print its table; 0 when no request failed and every step went live, else 1."""
     export = str(Path(sys.executable).parent / "cptr-export")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cptr-rollout-"))
     repo = work / "triton_repo"
@@ -86,5 +93,16 @@ def main() -> int:
     return 0 if ok else 1
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__)
+@options_command(RolloutOptions)
+def rollout_command(args: RolloutOptions) -> None:
+    raise typer.Exit(main(args))  # main's status is the script's
+
+
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    app(prog_name="python benchmarks/rollout.py")

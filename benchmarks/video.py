@@ -21,12 +21,12 @@ Writes ``benchmarks/results/video-<time>.json`` (figures, machine, command) and,
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import typer  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cptr.bench.machine import machine_info  # noqa: E402
@@ -43,12 +44,28 @@ from cptr.client.video import VideoReport, cartoonize_video, read_frames, served
 from cptr.data import clips  # noqa: E402
 from cptr.data.structure import FEATURES, FaceMesh, mesh_geometry, paired_correlation  # noqa: E402
 from cptr.export.style import ExportOptions, export_style  # noqa: E402
+from cptr.helptext import reflow_app  # noqa: E402
 from cptr.imaging import grid, save_image  # noqa: E402
 from cptr.io import atomic_write_text  # noqa: E402
+from cptr.options import option, options_command  # noqa: E402
 from cptr.serving.server import TritonServer  # noqa: E402
 
 FPS = 24
 HEAD_SEED = 11  # a render whose face the demo models keep (its head turns through yaw -0.8 .. 0.8)
+
+
+@dataclass
+class VideoBenchOptions:
+    """The options of ``benchmarks/video.py`` (each field one option: :mod:`cptr.options`)."""
+
+    style: str = option("demo", help="Registered style to export and serve (cptr-export --style).")
+    frames: int = option(72, min=2, help=f"Frames of each quality clip (at {FPS} fps).")
+    throughput_seconds: float = option(10.0, min=0.0, help="Length of the 480p clip in seconds (0: skip throughput).")
+    workdir: Path | None = option(None, help="Where the clips, repositories and outputs go (default: a temporary folder).")
+    strip: Path | None = option(None, help="Write the strip of frames here (PNG).")
+    out: Path = option(
+        ROOT / "benchmarks" / "results", show_default=False, help="Folder for the video-<time>.json results (default: benchmarks/results)."
+    )
 
 
 def first_boxes(report: VideoReport) -> list:
@@ -146,16 +163,8 @@ def strip(pairs: dict, path: Path, per_clip: int = 6, height: int = 128) -> None
     save_image(np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]), path)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--style", default="demo")
-    ap.add_argument("--frames", type=int, default=72, help="frames of each quality clip (at 24 fps)")
-    ap.add_argument("--throughput-seconds", type=float, default=10.0, help="length of the 480p clip (0: skip throughput)")
-    ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--strip", type=Path, default=None, help="write the strip of frames here (PNG)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    args = ap.parse_args()
-
+def main(args: VideoBenchOptions) -> int:
+    """Measure, write the results JSON (and the strip, with ``strip``); returns 0."""
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cptr-video-"))
     work.mkdir(parents=True, exist_ok=True)
     log = lambda s: print(s, flush=True)  # noqa: E731
@@ -185,5 +194,16 @@ def main() -> int:
     return 0
 
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__)
+@options_command(VideoBenchOptions)
+def video_command(args: VideoBenchOptions) -> None:
+    raise typer.Exit(main(args))  # main's status is the script's
+
+
+reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    app(prog_name="python benchmarks/video.py")
