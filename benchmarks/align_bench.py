@@ -24,14 +24,12 @@ from typing import Literal
 
 import cv2
 import numpy as np
-import typer
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from cptr.align import align_face, detect_landmarks, load_image, paste_back  # noqa: E402
-from cptr.helptext import reflow_app  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 
 
 @dataclass
@@ -103,9 +101,5 @@ def main(args: AlignBenchOptions) -> None:
         print(f"| {name} | {med:.2f} | {p95:.2f} |")
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command(help=__doc__)(options_command(AlignBenchOptions)(main))
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/align_bench.py")
+    script_app(AlignBenchOptions, main, __doc__)(prog_name="python benchmarks/align_bench.py")

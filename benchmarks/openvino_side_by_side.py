@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import typer
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,10 +25,9 @@ from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import NAMED_MODELS, OFFICIAL_SIZES, build_workload  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.engines.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
-from cptr.helptext import reflow_app  # noqa: E402
 from cptr.imaging import to_uint8  # noqa: E402
 from cptr.io import atomic_path  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 from cptr.training.mapper_train import sample_latents  # noqa: E402
 
 MODELS = (*NAMED_MODELS, *(m for m in OFFICIAL_SIZES if m not in NAMED_MODELS))
@@ -98,9 +96,5 @@ def main(a: SideBySideOptions) -> None:
     print(f"wrote {a.out}")
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command(help=__doc__)(options_command(SideBySideOptions)(main))
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/openvino_side_by_side.py")
+    script_app(SideBySideOptions, main, __doc__)(prog_name="python benchmarks/openvino_side_by_side.py")

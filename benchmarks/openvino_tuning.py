@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,8 +39,7 @@ from cptr.bench.targets import Context, export_onnx  # noqa: E402
 from cptr.bench.workloads import NAMED_MODELS, OFFICIAL_SIZES, build_workload  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.engines.openvino import import_openvino, psnr  # noqa: E402
-from cptr.helptext import reflow_app  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 
 # name -> (precision, hint, streams, threads, static shape)
 VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {
@@ -183,9 +181,5 @@ def main(a: TuningOptions) -> None:
         a.out.write_text(json.dumps({"openvino": ov.get_version(), "model": a.model, "rounds": a.rounds, "rows": rows}, indent=2) + "\n")
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command(help=__doc__)(options_command(TuningOptions)(main))
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/openvino_tuning.py")
+    script_app(TuningOptions, main, __doc__)(prog_name="python benchmarks/openvino_tuning.py")

@@ -13,13 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import typer
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.data.faces import DOMAINS, render_face  # noqa: E402
-from cptr.helptext import reflow_app  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 
 
 def sizes_list(value: str) -> str:
@@ -54,9 +51,5 @@ def main(a: RenderSpeedOptions) -> None:
             print(f"| {domain} | {size} | {a.n / dt:.0f} | {a.n} |", flush=True)
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command(help=__doc__)(options_command(RenderSpeedOptions)(main))
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/render_speed.py")
+    script_app(RenderSpeedOptions, main, __doc__)(prog_name="python benchmarks/render_speed.py")

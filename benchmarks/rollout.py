@@ -21,15 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-import typer  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
 from cptr.bench.machine import describe, machine_info  # noqa: E402
 from cptr.bench.rollout import Step, rollout  # noqa: E402
 from cptr.demo import ASSET_DIR  # noqa: E402
-from cptr.helptext import reflow_app  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 
 
 @dataclass
@@ -93,16 +91,5 @@ def main(args: RolloutOptions) -> int:
     return 0 if ok else 1
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-@app.command(help=__doc__)
-@options_command(RolloutOptions)
-def rollout_command(args: RolloutOptions) -> None:
-    raise typer.Exit(main(args))  # main's status is the script's
-
-
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/rollout.py")
+    script_app(RolloutOptions, main, __doc__)(prog_name="python benchmarks/rollout.py")

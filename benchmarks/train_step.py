@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from cptr.helptext import reflow_app  # noqa: E402
 from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 from cptr.training.config import parse_channels  # noqa: E402
 from cptr.training.losses import d_logistic_loss, g_nonsaturating_loss  # noqa: E402
 
@@ -88,9 +86,5 @@ def main(a: TrainStepOptions) -> None:
     print(f"shared-weight speed-up: {f / s:.2f}x; max |fused - shared| on the images: {err:.2e}")
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command(help=__doc__)(options_command(TrainStepOptions)(main))
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/train_step.py")
+    script_app(TrainStepOptions, main, __doc__)(prog_name="python benchmarks/train_step.py")

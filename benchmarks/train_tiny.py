@@ -17,15 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import typer
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cptr.helptext import reflow_app  # noqa: E402
 from cptr.models import Discriminator, Generator  # noqa: E402
 from cptr.models.checkpoints import save_generator  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 from cptr.training.config import FinetuneConfig  # noqa: E402
 from cptr.training.finetune import finetune  # noqa: E402
 from cptr.training.monitor import read_log  # noqa: E402
@@ -94,9 +92,5 @@ def main(a: TrainTinyOptions) -> None:
         )
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command(help=__doc__)(options_command(TrainTinyOptions)(main))
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/train_tiny.py")
+    script_app(TrainTinyOptions, main, __doc__)(prog_name="python benchmarks/train_tiny.py")

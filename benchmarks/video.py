@@ -34,7 +34,6 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import typer  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cptr.bench.machine import machine_info  # noqa: E402
@@ -44,10 +43,9 @@ from cptr.client.video import VideoReport, cartoonize_video, read_frames, served
 from cptr.data import clips  # noqa: E402
 from cptr.data.structure import FEATURES, FaceMesh, mesh_geometry, paired_correlation  # noqa: E402
 from cptr.export.style import ExportOptions, export_style  # noqa: E402
-from cptr.helptext import reflow_app  # noqa: E402
 from cptr.imaging import grid, save_image  # noqa: E402
 from cptr.io import atomic_write_text  # noqa: E402
-from cptr.options import option, options_command  # noqa: E402
+from cptr.options import option, script_app  # noqa: E402
 from cptr.serving.server import TritonServer  # noqa: E402
 
 FPS = 24
@@ -194,16 +192,5 @@ def main(args: VideoBenchOptions) -> int:
     return 0
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-@app.command(help=__doc__)
-@options_command(VideoBenchOptions)
-def video_command(args: VideoBenchOptions) -> None:
-    raise typer.Exit(main(args))  # main's status is the script's
-
-
-reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
-
 if __name__ == "__main__":
-    app(prog_name="python benchmarks/video.py")
+    script_app(VideoBenchOptions, main, __doc__)(prog_name="python benchmarks/video.py")

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import typer
 
+from cptr.helptext import reflow_app
+
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
 _META = "cptr_option"
@@ -164,3 +166,18 @@ def options_command(cls: type[T], command: str | None = None) -> Callable[[Calla
         return as_command
 
     return decorate
+
+
+def script_app(cls: type[T], main: Callable[[T], int | None], help: str | None = None) -> typer.Typer:
+    """The one-command Typer app of a script whose ``main(options)`` takes ``cls``: the options are ``cls``'s fields,
+    ``help`` (the script's docstring) is its description, and ``main``'s return value, when an int, its exit status.
+    Run it with ``script_app(...)(prog_name="python benchmarks/x.py")``."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    def command(options: T) -> None:
+        status = main(options)
+        if status:
+            raise typer.Exit(status)
+
+    app.command(help=help)(options_command(cls)(command))
+    return reflow_app(app)  # help paragraphs whole at any width
