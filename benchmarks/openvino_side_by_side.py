@@ -22,22 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
-from cptr.bench.workloads import NAMED_MODELS, OFFICIAL_SIZES, build_workload  # noqa: E402
+from cptr.bench.workloads import MODELS, benchmark_model, build_workload  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.engines.openvino import EngineConfig, OpenVINOEngine, psnr  # noqa: E402
 from cptr.imaging import to_uint8  # noqa: E402
 from cptr.io import atomic_path  # noqa: E402
 from cptr.options import option, script_app  # noqa: E402
 from cptr.training.mapper_train import sample_latents  # noqa: E402
-
-MODELS = (*NAMED_MODELS, *(m for m in OFFICIAL_SIZES if m not in NAMED_MODELS))
-
-
-def benchmark_model(value: str) -> str:
-    """``value`` if it names a benchmark model or an existing checkpoint file; else a ValueError naming ``--model``."""
-    if value not in MODELS and not Path(value).is_file():
-        raise ValueError(f"--model {value!r} is neither one of {', '.join(MODELS)} nor an existing checkpoint file")
-    return value
 
 
 @dataclass

@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.bench.openvino_target import openvino_ir  # noqa: E402
 from cptr.bench.targets import Context, export_onnx  # noqa: E402
-from cptr.bench.workloads import NAMED_MODELS, OFFICIAL_SIZES, build_workload  # noqa: E402
+from cptr.bench.workloads import MODELS, benchmark_model, build_workload  # noqa: E402
 from cptr.engines.onnxruntime import ort_session  # noqa: E402
 from cptr.engines.openvino import import_openvino, psnr  # noqa: E402
-from cptr.options import option, script_app  # noqa: E402
+from cptr.options import option, positive_ints, script_app  # noqa: E402
 
 # name -> (precision, hint, streams, threads, static shape)
 VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {
@@ -51,25 +51,6 @@ VARIANTS: dict[str, tuple[str, str, int | None, int | None, bool]] = {
     "ov-bf16 latency 1 thread": ("bf16", "LATENCY", None, 1, False),
     "ov-bf16 throughput 2x1": ("bf16", "THROUGHPUT", 2, 2, False),
 }
-MODELS = (*NAMED_MODELS, *(m for m in OFFICIAL_SIZES if m not in NAMED_MODELS))
-
-
-def benchmark_model(value: str) -> str:
-    """``value`` if it names a benchmark model or an existing checkpoint file; else a ValueError naming ``--model``."""
-    if value not in MODELS and not Path(value).is_file():
-        raise ValueError(f"--model {value!r} is neither one of {', '.join(MODELS)} nor an existing checkpoint file")
-    return value
-
-
-def batch_list(value: str) -> str:
-    """``value`` if it is a comma list of positive batch sizes (``1,4``); else a ValueError naming ``--batch``."""
-    try:
-        ok = all(int(b) > 0 for b in value.split(","))
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"--batch must be positive batch sizes separated by commas, e.g. 1,4; got {value!r}")
-    return value
 
 
 @dataclass
@@ -77,7 +58,7 @@ class TuningOptions:
     """The options of ``benchmarks/openvino_tuning.py`` (each field one option: :mod:`cptr.options`)."""
 
     model: str = option("ffhq256", parse=benchmark_model, help=f"Benchmark model: {' | '.join(MODELS)} | PATH to a checkpoint.")
-    batch: str = option("1,4", parse=batch_list, help="Batch sizes, separated by commas.")
+    batch: str = option("1,4", parse=positive_ints("--batch", "1,4"), help="Batch sizes, separated by commas.")
     rounds: int = option(5, min=1, help="Interleaved rounds; the median is reported.")
     images: int = option(8, min=1, help="Images per variant per round.")
     out: Path | None = option(None, help="JSON file for the figures (default: none written).")

@@ -16,18 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cptr.data.faces import DOMAINS, render_face  # noqa: E402
-from cptr.options import option, script_app  # noqa: E402
-
-
-def sizes_list(value: str) -> str:
-    """``value`` if it is a comma list of positive image sizes (``64,256``); else a ValueError naming ``--sizes``."""
-    try:
-        ok = all(int(s) > 0 for s in value.split(","))
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"--sizes must be positive sizes separated by commas, e.g. 64,256; got {value!r}")
-    return value
+from cptr.options import option, positive_ints, script_app  # noqa: E402
 
 
 @dataclass
@@ -35,7 +24,7 @@ class RenderSpeedOptions:
     """The options of ``benchmarks/render_speed.py`` (each field one option: :mod:`cptr.options`)."""
 
     n: int = option(500, min=1, help="Renders per domain and size.")
-    sizes: str = option("64,256", parse=sizes_list, help="Image sizes to render, separated by commas.")
+    sizes: str = option("64,256", parse=positive_ints("--sizes", "64,256"), help="Image sizes to render, separated by commas.")
 
 
 def main(a: RenderSpeedOptions) -> None:

@@ -181,3 +181,19 @@ def script_app(cls: type[T], main: Callable[[T], int | None], help: str | None =
 
     app.command(help=help)(options_command(cls)(command))
     return reflow_app(app)  # help paragraphs whole at any width
+
+
+def positive_ints(flag: str, example: str) -> Callable[[str], str]:
+    """An option's ``parse=`` for a comma list of positive integers (``1,4``): the value unchanged when it is one,
+    else a ValueError naming ``flag`` with ``example``."""
+
+    def check(value: str) -> str:
+        try:
+            ok = all(int(v) > 0 for v in value.split(","))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{flag} must be positive integers separated by commas, e.g. {example}; got {value!r}")
+        return value
+
+    return check

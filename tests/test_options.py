@@ -18,7 +18,7 @@ from cptr.demo.probe import ProbeOptions
 from cptr.demo.train import DemoTrainOptions
 from cptr.export.cli import app as export_app
 from cptr.export.style import ExportOptions
-from cptr.options import option, option_fields, options_command
+from cptr.options import option, option_fields, options_command, positive_ints
 from cptr.training.config import TrainConfig
 from cptr.training.jobs_options import EncoderJob, MapperJob
 
@@ -92,3 +92,11 @@ def test_extra_parameters_stay_the_commands_own():
     res = CliRunner().invoke(app, ["--size", "8", "--server", "h:1"])
     assert res.exit_code == 0, res.output
     assert seen == [(Opts(size=8), "h:1")]
+
+
+def test_positive_ints_names_the_flag_and_an_example() -> None:
+    check = positive_ints("--batch", "1,4")
+    assert check("1,4,16") == "1,4,16"
+    for bad in ("1,0", "1,x", "", "4,-2"):
+        with pytest.raises(ValueError, match=r"--batch must be positive integers separated by commas, e\.g\. 1,4"):
+            check(bad)

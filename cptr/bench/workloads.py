@@ -29,6 +29,18 @@ STAGES = ("synthesis", "mapping", "generate", "encoder", "mapper", "align", "pip
 NAMED_MODELS = ("demo", "ffhq256", "tiny")
 # the official StyleGAN2 architecture (style_dim 512, 8 mapping layers, channel_multiplier=2), random weights
 OFFICIAL_SIZES = {"ffhq256": 256, "ffhq512": 512, "ffhq1024": 1024}
+# Every model name the benchmarks take (besides a checkpoint path).
+MODELS = (*NAMED_MODELS, *(m for m in OFFICIAL_SIZES if m not in NAMED_MODELS))
+
+
+def benchmark_model(value: str) -> str:
+    """``value`` if it names one of :data:`MODELS` or an existing checkpoint file; else a ValueError naming ``--model``
+    (an option's ``parse=``)."""
+    if value not in MODELS and not Path(value).is_file():
+        raise ValueError(f"--model {value!r} is neither one of {', '.join(MODELS)} nor an existing checkpoint file")
+    return value
+
+
 TINY_CONFIG = {"size": 32, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 16, 32: 16}}
 
 
