@@ -48,6 +48,14 @@ class EncoderLossWeights:
     l1: float = 0.0
     id: float = 0.1
     perceptual: float = 0.8  # pSp's LPIPS lambda; used only with a perceptual network
+    # e4e's delta regularisation: the mean squared offset of W+ entries 1.. from entry 0, which keeps the encoder's
+    # W+ near W (one w for every layer), where the generators were trained
+    delta: float = 0.0
+
+
+def delta_penalty(w_plus: torch.Tensor) -> torch.Tensor:
+    """Mean squared offset of the W+ entries ``[B, n, D]`` 1.. from entry 0 (0 for a W+ that is one repeated w)."""
+    return (w_plus[:, 1:] - w_plus[:, :1]).pow(2).mean()
 
 
 def resize_to(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -127,9 +135,16 @@ def train_encoder(
             parts = {"latent": float(F.mse_loss(w_hat, w).detach())}
             if losses.active:
                 loss = loss + losses(render(g, w_hat), x, parts)
+            w_all = [w_hat]
             if real_images is not None:
                 real = next(real_images).to(device)
-                loss = loss + losses(render(g, encoder(resize_to(real, encoder.input_size))), resize_to(real, g.size), parts, "real_")
+                w_real = encoder(resize_to(real, encoder.input_size))
+                loss = loss + losses(render(g, w_real), resize_to(real, g.size), parts, "real_")
+                w_all.append(w_real)
+            if weights.delta > 0:
+                delta = delta_penalty(torch.cat(w_all))
+                parts["delta"] = float(delta.detach())
+                loss = loss + weights.delta * delta
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -224,7 +239,7 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     cfg["pool"] = ALIGNED_SIZE // job.work_size
     enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, job.seed).cpu()).to(device)
     real = endless_batches(job.images, ALIGNED_SIZE, job.batch, job.seed) if job.images is not None else None
-    weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id, job.lambda_perceptual)
+    weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id, job.lambda_perceptual, job.lambda_delta)
     opts = {
         "batch_size": job.batch,
         "learning_rate": job.lr,
@@ -233,6 +248,7 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
         "id_lambda": job.lambda_id,
         "w_lambda": job.lambda_latent,
         "lpips_lambda": job.lambda_perceptual if perceptual else 0.0,
+        "delta_norm_lambda": job.lambda_delta,  # e4e's name
     }
     ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
     gen = torch.Generator().manual_seed(job.seed + 99)

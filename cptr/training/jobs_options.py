@@ -66,6 +66,11 @@ class EncoderJob:
     lambda_l1: float = option(0.0, min=0.0, help="Weight of the pixel L1 loss.")
     lambda_id: float = option(0.1, min=0.0, help="Weight of the ArcFace identity loss (needs --arcface-weights).")
     lambda_perceptual: float = option(0.8, min=0.0, help="Weight of the --perceptual-weights loss (pSp's LPIPS lambda).")
+    lambda_delta: float = option(
+        0.0,
+        min=0.0,
+        help="Weight of e4e's delta regularisation: W+ entries 1.. pulled toward entry 0, so that W+ stays near W, where the generators were trained (0 = off).",
+    )
     steps: int = _steps(20000)
     batch: int = _batch(8)
     lr: float = _lr(1e-4)
