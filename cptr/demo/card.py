@@ -96,6 +96,23 @@ def _machine_line(machines: dict[str, list[str]], timings: dict) -> str:
     return "Machines (steps run as separate, resumed invocations): " + "; ".join(f"{m} ({', '.join(s)})" for m, s in by.items()) + "."
 
 
+def _train_commands(recipe: dict) -> list[str]:
+    """The command lines that rebuild the models: one, or the 64 px run first when the source was grown from it."""
+    if not recipe.get("grow_from"):
+        size = f" --size {recipe['size']}" if recipe["size"] != 64 else ""
+        return [f"python -m cptr.demo.train{size}   # resumable; runs the cptr-train commands below, then packs and measures"]
+    return [
+        "python -m cptr.demo.train --work runs/demo64 --assets runs/demo64/assets   # the 64 px models first",
+        f"python -m cptr.demo.train --size {recipe['size']} --grow-from runs/demo64/source/checkpoints/{Path(recipe['grow_from']).name}",
+    ]
+
+
+def _source_start(recipe: dict) -> str:
+    if not recipe.get("grow_from"):
+        return "from scratch"
+    return f"grown from the 64 px run's last checkpoint (`--grow-from`: every layer the two share starts from it, the {recipe['size']} px block new)"
+
+
 def write_card(
     assets: Path,
     m: dict,
@@ -140,7 +157,7 @@ def write_card(
         "## How they were made",
         "",
         "```bash",
-        "python -m cptr.demo.train            # resumable; runs the cptr-train commands below, then packs and measures",
+        *_train_commands(recipe),
         "```",
         "",
         f"- data: `cptr-train render{' --align' if recipe.get('align') else ''}`, {recipe['photos']} photo-domain faces (seeds 0..) and {recipe['cartoons']} cartoon-domain faces (other seeds)"
@@ -148,7 +165,7 @@ def write_card(
         f"- critics: `cptr-train critic` ({recipe['critic_steps']} steps on {recipe['critic_faces']} faces per domain): the judge of every figure below",
         f"  (`critic.pt`), and a second one from other faces and another seed (`--seed {recipe['perceptual_seed']} --render-seed {recipe['perceptual_render_seed']}`), not shipped, whose",
         "  features are the encoder's perceptual loss: the encoder is not trained against the network that judges it;",
-        f"- source: `cptr-train source`, from scratch, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
+        f"- source: `cptr-train source`, {_source_start(recipe)}, {recipe['source_iters']} iterations, batch 16, widths {recipe['source_channels']}, style_dim 256, 4 mapping layers, R1 1, no path-length term;",
         *_selection_lines(selection),
         f"- target: `cptr-train finetune`, FreezeSG (FreezeS {recipe['freeze_style']}, FreezeG {recipe['freeze_g']} = {_resolutions(2, recipe['freeze_g'])}, "
         f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])} (weight {recipe.get('structure_weight', 1.0):g}), "

@@ -155,7 +155,7 @@ def _demo_style() -> StyleInfo:
         swap_res=demo.SERVED_SWAP_RES,
         encoder=str(demo.ENCODER),
         mappers={k: str(v) for k, v in demo.MAPPERS.items()},
-        description="built-in 64 px models CPTR trained on procedural faces (cptr/assets/demo, see its MODEL_CARD.md)",
+        description="built-in models CPTR trained on procedural faces (cptr/assets/demo; their size and figures: its MODEL_CARD.md)",
     )
 
 
