@@ -21,6 +21,7 @@ from cptr.styles.blend import (
     parameter_resolution,
     target_weight,
 )
+from cptr.styles.builtin import ASSET_DIR
 from tests.conftest import make_tiny_generator
 
 
@@ -143,7 +144,8 @@ def test_demo_is_builtin_and_permanent(store) -> None:
     with pytest.raises(StyleError, match="built-in"):
         remove_style("demo")
     src, tgt = load_style_generators("demo")
-    assert src.size == tgt.size == 64 and src.latent_avg is not None  # the shipped 64 px demo models
+    card = json.loads((ASSET_DIR / "metrics.json").read_text())  # what the model card says was shipped
+    assert src.size == tgt.size == card["recipe"]["size"] and src.latent_avg is not None
 
 
 def test_unknown_style_message(store) -> None:
