@@ -16,6 +16,9 @@ from cptr.io import atomic_write_bytes
 if TYPE_CHECKING:  # torch is imported where tensors are converted: saving a picture does not need it
     import torch
 
+# Luma weights of R, G, B (ITU-R BT.601, as Pillow's convert("L")): the grey of a greyscale photo, and sharpness.
+LUMA = (0.299, 0.587, 0.114)
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Map generator output [B, 3, H, W] in [-1, 1] to uint8 [B, H, W, 3]."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cptr.imaging import LUMA
+
 DETECT_SIZE = 256
 
 
@@ -77,9 +79,6 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 100, subs
     return float(np.mean(vals)), float(np.std(vals))
 
 
-LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
-
-
 def sharpness(images: np.ndarray) -> float:
     """Mean gradient magnitude of the luma of uint8 ``images`` [N, H, W, 3] (or one [H, W, 3]), luma in [0, 1],
     central differences inside, one-sided at the borders (:func:`numpy.gradient`)."""
@@ -88,7 +87,7 @@ def sharpness(images: np.ndarray) -> float:
         x = x[None]
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or min(x.shape[1:3]) < 2:
         raise ValueError(f"expected uint8 images [N, H >= 2, W >= 2, 3], got {x.dtype} {x.shape}")
-    y = (x.astype(np.float64) / 255.0) @ LUMA
+    y = (x.astype(np.float64) / 255.0) @ np.asarray(LUMA)
     gy, gx = np.gradient(y, axis=(1, 2))
     return float(np.sqrt(gx**2 + gy**2).mean())
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from cptr.align import Face, aligned_from_transform, detect_landmarks, encoder_input, is_grayscale, load_image, paste_back
 from cptr.contracts import ALIGNED_SIZE, MAX_FACES_PER_PHOTO, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MIN_FACE_SIZE, TensorSpec
-from cptr.imaging import array_to_uint8
+from cptr.imaging import LUMA, array_to_uint8
 from cptr.models.latents import mix_w_plus_np
 from cptr.serving.errors import BAD_REQUEST, IMAGE_TOO_LARGE, TOO_MANY_FACES, RequestError
 
@@ -171,7 +171,7 @@ def composite(photo: np.ndarray, cartoons: Sequence[np.ndarray], transforms: Seq
 
 def grey(rgb: np.ndarray) -> np.ndarray:
     """uint8 ``[H, W, 3]`` -> the same image in grey (ITU-R 601 luma, as Pillow's ``convert("L")``), still 3 channels."""
-    luma = rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
+    luma = rgb[..., 0] * np.float32(LUMA[0]) + rgb[..., 1] * np.float32(LUMA[1]) + rgb[..., 2] * np.float32(LUMA[2])
     return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
