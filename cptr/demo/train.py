@@ -251,8 +251,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
         sel = json.loads(selection.read_text()) if selection.exists() else None
         spread = structure_spread(assets, n=r.measure_n, pairs=pairs)
         machines = {**_read_json(work / "machines.json"), "measure": [_machine()]}
-        recipe = {**asdict(r), "grow_from": str(grow_from) if grow_from else None}
-        write_card(assets, m, recipe=recipe, timings=timings, machines=machines, selection=sel, spread=spread)
+        card_recipe = {**asdict(r), "grow_from": str(grow_from) if grow_from else None}
+        write_card(assets, m, recipe=card_recipe, timings=timings, machines=machines, selection=sel, spread=spread)
 
     step("measure", False, measure_step)
     return result
