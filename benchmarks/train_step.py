@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from cptr import contracts  # noqa: E402
 from cptr.models.stylegan2 import Discriminator, Generator, set_fused_modconv  # noqa: E402
 from cptr.options import option, script_app  # noqa: E402
 from cptr.training.config import parse_channels  # noqa: E402
@@ -38,7 +39,7 @@ class TrainStepOptions:
     steps: int = option(3, min=1, help="Steps per engine per round.")
 
     def __post_init__(self) -> None:  # a bad size or width list is a usage error, before any model is built
-        if self.size < 8 or self.size & (self.size - 1):
+        if not contracts.is_image_size(self.size):
             raise ValueError(f"--size must be a power of two >= 8, got {self.size}")
         parse_channels(self.channels, self.size)
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cptr import contracts  # noqa: E402
 from cptr.models import Discriminator, Generator  # noqa: E402
 from cptr.models.checkpoints import save_generator  # noqa: E402
 from cptr.options import option, script_app  # noqa: E402
@@ -33,7 +34,7 @@ TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
 
 def tiny_size(size: int) -> int:
     """``size`` if TINY_CHANNELS has widths up to it (a power of two, 8 to 64); else a ValueError naming ``--size``."""
-    if size < 8 or size & (size - 1) or size > max(TINY_CHANNELS):
+    if not contracts.is_image_size(size) or size > max(TINY_CHANNELS):
         raise ValueError(f"--size must be a power of two from 8 to {max(TINY_CHANNELS)} (the tiny widths), got {size}")
     return size
 

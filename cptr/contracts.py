@@ -62,6 +62,11 @@ def connect_host(host: str) -> str:
     return DEFAULT_HOST if host in WILDCARD_HOSTS else host
 
 
+def is_image_size(size: int) -> bool:
+    """Whether ``size`` is a StyleGAN2 resolution: a power of two, at least 8."""
+    return size >= 8 and size & (size - 1) == 0
+
+
 def n_latent(size: int) -> int:
     """W+ entries of a StyleGAN2 generator of resolution ``size``: two per block from 8 px up, plus two at 4 px."""
     return int(math.log2(size)) * 2 - 2

@@ -32,10 +32,9 @@ def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
 
 
 def _check_size(size: int) -> int:
-    log_size = int(math.log2(size)) if size > 0 else 0
-    if size < 8 or 2**log_size != size:
+    if not contracts.is_image_size(size):
         raise ValueError(f"image size must be a power of two >= 8, got {size}")
-    return log_size
+    return int(math.log2(size))
 
 
 NOISE_MODES = ("const", "random", "none")  # NVlabs' noise_mode: stored buffers, fresh maps, zeros

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cptr import contracts
 from cptr.options import option
 
 EMA_DECAY = 0.5 ** (32 / (10 * 1000))
@@ -234,7 +235,7 @@ class TrainConfig:
         if not self.source and not self.resume and not self.size:
             problems.append("--source is required (a rosinality .pt or NVlabs .pkl of the real-face model)")
         if self.from_scratch:
-            if self.size < 8 or self.size & (self.size - 1):
+            if not contracts.is_image_size(self.size):
                 problems.append(f"--size must be a power of two >= 8, got {self.size}")
             elif self.channels:
                 try:
