@@ -28,8 +28,7 @@ from cptr.options import option, script_app  # noqa: E402
 from cptr.training.config import FinetuneConfig  # noqa: E402
 from cptr.training.finetune import finetune  # noqa: E402
 from cptr.training.monitor import read_log  # noqa: E402
-
-TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
+from tests.tiny import IN_PROCESS, TINY_CHANNELS, TINY_FREEZESG  # noqa: E402  (the tests' tiny configuration)
 
 
 def tiny_size(size: int) -> int:
@@ -67,19 +66,13 @@ def main(a: TrainTinyOptions) -> None:
             source=str(root / "source.pt"),
             data=str(root / "images"),
             out=str(root / "run"),
-            freeze_style=2,
-            freeze_g=2,
-            freeze_d=1,
-            structure_loss=2,
-            path_reg=2.0,
+            **TINY_FREEZESG,
             iters=a.iters,
             batch=a.batch,
             log_every=a.warmup,
             save_every=a.iters,
             sample_every=a.iters,
-            workers=0,
-            device=a.device,
-            quiet=True,
+            **dict(IN_PROCESS, device=a.device),
         )
         t0 = time.perf_counter()
         res = finetune(cfg)

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from cptr.models import Generator
-
-TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
+from tests.tiny import TINY_CHANNELS
 
 
 class PickleBomb:

@@ -24,6 +24,7 @@ from cptr.training.checkpointing import load_checkpoint
 from cptr.training.config import TrainConfig, parse_channels
 from cptr.training.finetune import train
 from tests.test_training import _assert_same_state, _env
+from tests.tiny import IN_PROCESS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 SIZE = 16
@@ -42,9 +43,7 @@ RUN = dict(
     save_every=1000,
     keep=0,
     log_every=10,
-    workers=0,
-    device="cpu",
-    quiet=True,
+    **IN_PROCESS,
 )
 
 
@@ -134,9 +133,7 @@ def test_scratch_resume_is_bitwise_and_finetune_reads_the_checkpoint(colours, tm
         augment="none",
         sample_every=2,
         save_every=2,
-        workers=0,
-        device="cpu",
-        quiet=True,
+        **IN_PROCESS,
     )
     train(ft)
     assert (tmp_path / "ft" / "checkpoints" / "000002.pt").is_file()

@@ -47,27 +47,22 @@ from cptr.training.monitor import read_log
 from cptr.training.rng import StepRandom, capture_rng_state, restore_rng_state
 from cptr.training.synthesis import make_noise, synthesize
 from tests.conftest import TINY_CHANNELS, make_tiny_generator
+from tests.tiny import IN_PROCESS, TINY_FREEZESG
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
 # The tiny run every stateful test shares: FreezeS 2, FreezeG 2 (4 and 8 px frozen), FreezeD 1,
 # structure loss at 8 and 16 px, ADA (fast: 200 images from p=0 to 1), R1, path length.
 RUN = dict(
-    freeze_style=2,
-    freeze_g=2,
-    freeze_d=1,
-    structure_loss=2,
+    **TINY_FREEZESG,
     iters=20,
     batch=4,
-    path_reg=2.0,
     ada_length=200,
     sample_every=10,
     save_every=10,
     keep=0,
     log_every=5,
-    workers=0,
-    device="cpu",
-    quiet=True,
+    **IN_PROCESS,
 )
 
 
