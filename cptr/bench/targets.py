@@ -165,6 +165,12 @@ class TorchEngine(Engine):
     def info(self) -> dict[str, Any]:
         return {"torch_threads": torch.get_num_threads()}
 
+    @classmethod
+    def each_precision(cls, workload: Workload, ctx: Context, prefix: str, note: str, impl: ops.Impl) -> Iterator[TorchEngine]:
+        """One engine per precision (fp32, then fp16), ``<prefix>-<precision>``, each on its own copy of the module."""
+        for precision in ("fp32", "fp16"):
+            yield cls(workload, copy.deepcopy(workload.module), f"{prefix}-{precision}", ctx.device, precision, note, impl=impl)
+
 
 class PythonEngine(Engine):
     """The stage's own in-process Python/NumPy function (face alignment)."""
@@ -219,16 +225,9 @@ class TorchTarget(
             for precision in ("fp32", "fp16"):
                 yield Unavailable(f"torch-kernels-{precision}", self.name, reason, failed=missing is None)
             return
-        for precision in ("fp32", "fp16"):
-            yield TorchEngine(
-                workload,
-                copy.deepcopy(workload.module),
-                f"torch-kernels-{precision}",
-                ctx.device,
-                precision,
-                "eager with the CPTR CUDA kernels (upfirdn2d, fused bias-act)",
-                impl="cuda",
-            )
+        yield from TorchEngine.each_precision(
+            workload, ctx, "torch-kernels", "eager with the CPTR CUDA kernels (upfirdn2d, fused bias-act)", impl="cuda"
+        )
 
 
 # --------------------------------------------------------------------------- ONNX Runtime
@@ -534,16 +533,7 @@ class CudaGraphTarget(
             how = "CPTR CUDA kernels"
         else:
             impl, how = "ref", f"reference ops (kernels unavailable: {ops.unavailable_reason()})"
-        for precision in ("fp32", "fp16"):
-            yield CudaGraphEngine(
-                workload,
-                copy.deepcopy(workload.module),
-                f"cuda-graph-{precision}",
-                ctx.device,
-                precision,
-                f"eager module in a CUDA graph, {how}",
-                impl=impl,
-            )
+        yield from CudaGraphEngine.each_precision(workload, ctx, "cuda-graph", f"eager module in a CUDA graph, {how}", impl=impl)
         if workload.stage == "synthesis" and workload.generator is not None:
             name = "cuda-graph-export-fp16"
             try:
