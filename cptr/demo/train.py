@@ -11,8 +11,9 @@ checkpoint, so the script can be stopped and rerun at any time):
    ``select``: the checkpoint of the run's later part whose samples are most often faces
    (:mod:`cptr.demo.select`), written as the shipped source with its per-pixel noise zeroed (NVlabs'
    ``noise_mode='none'``: more samples are faces, and FID is lower); the steps below start from it;
-4. ``finetune``: ``cptr-train finetune``, FreezeSG + structure loss on the cartoons;
-5. ``encoder``: ``cptr-train encoder`` for the source, with the second critic's perceptual loss;
+4. ``encoder``: ``cptr-train encoder`` for the source, with the second critic's perceptual loss;
+5. ``finetune``: ``cptr-train finetune``, FreezeSG + structure loss on the cartoons (with the recipe's
+   ``finetune_encoder_fraction``, part of each batch is the encoder's W+ of photos, as the server feeds it);
 6. ``mapper``: ``cptr-train mapper --critic smile --levels medium`` for "a smiling face" (an expression
    lives in the medium layers; pose (coarse) and colour (fine) stay as they were);
 7. ``pack``: the generators' ``g_ema`` (no optimiser state), encoder, mapper and critic into ``--assets``;
@@ -46,7 +47,7 @@ from cptr.io import atomic_path, atomic_write_text
 from cptr.models.checkpoints import load_generator, save_generator
 from cptr.options import option, options_command
 
-STEPS = ("data", "critic", "source", "select", "finetune", "encoder", "mapper", "pack", "measure")
+STEPS = ("data", "critic", "source", "select", "encoder", "finetune", "mapper", "pack", "measure")
 REDONE = ("pack", "measure")  # steps that run in full every time (never "done already")
 CARTOON_SEED = 1_000_000  # cartoon faces are other faces than the photos (unpaired, as real data sets)
 
@@ -86,6 +87,12 @@ class Recipe:
     # gave yaw correlation 0.30: the reconstructions kept a render's colours but looked ahead. With it: 0.926
     # (seed 0, shipped), 0.922 with --seed 1 (n=500 held-out renders).
     encoder_perceptual: float = 0.8
+    # pSp's head (independent W+ entries) or e4e's (one w plus offsets), and e4e's delta regularisation weight:
+    # docs/training.md measures how near W each keeps the photos' latents, and what that does to the served cartoons
+    encoder_head: str = "psp"
+    encoder_delta: float = 0.0
+    # Share of each fine-tune batch drawn from the encoder's W+ of photos (cptr-train finetune --encoder-fraction)
+    finetune_encoder_fraction: float = 0.0
     mapper_steps: int = 600
     measure_n: int = 500
 
@@ -189,25 +196,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     step("select", selection.exists() and shipped_source.exists(), select_step)
     source_ckpt = chosen(selection) or source_last  # the run's checkpoint (with its discriminator): the fine-tune starts from it
     source_g = shipped_source if shipped_source.exists() else source_ckpt  # what the encoder, mapper and pack use
-    if any(s in only for s in STEPS[STEPS.index("finetune") :]):
+    if any(s in only for s in STEPS[STEPS.index("encoder") :]):
         print(f"== source checkpoint: {source_ckpt}" + ("" if selection.exists() else " (no selection yet: the last one)"), flush=True)
-    finetune_flags = flags(
-        source=source_ckpt,
-        data=cartoon,
-        out=work / "finetune",
-        freeze_style=r.freeze_style,
-        freeze_g=r.freeze_g,
-        freeze_d=r.freeze_d,
-        structure_loss=r.structure_loss,
-        structure_weight=r.structure_weight,
-        noise=r.finetune_noise,
-        iters=r.finetune_iters,
-    )
-    step(
-        "finetune",
-        target_ckpt.exists(),
-        lambda: _run(trained(work / "finetune", ["finetune", *finetune_flags, *FINETUNE_FLAGS, *RUN_FLAGS]), log),
-    )
     encoder_flags = flags(
         generator=source_g,
         images=photo,
@@ -223,8 +213,29 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
         lambda_perceptual=r.encoder_perceptual,
         save_every=0,
         device="cpu",
+        head=r.encoder_head,
+        lambda_delta=r.encoder_delta,
     )
     step("encoder", encoder_ckpt.exists(), lambda: _run(["encoder", *encoder_flags, "--no-register"], log))
+    finetune_flags = flags(
+        source=source_ckpt,
+        data=cartoon,
+        out=work / "finetune",
+        freeze_style=r.freeze_style,
+        freeze_g=r.freeze_g,
+        freeze_d=r.freeze_d,
+        structure_loss=r.structure_loss,
+        structure_weight=r.structure_weight,
+        noise=r.finetune_noise,
+        iters=r.finetune_iters,
+    )
+    if r.finetune_encoder_fraction > 0:
+        finetune_flags += flags(encoder=encoder_ckpt, encoder_images=photo, encoder_fraction=r.finetune_encoder_fraction)
+    step(
+        "finetune",
+        target_ckpt.exists(),
+        lambda: _run(trained(work / "finetune", ["finetune", *finetune_flags, *FINETUNE_FLAGS, *RUN_FLAGS]), log),
+    )
     mapper_flags = flags(
         generator=source_g,
         prompt="a smiling face",
