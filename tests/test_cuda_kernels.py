@@ -23,7 +23,7 @@ import torch
 
 from cptr import ops
 from cptr.engines import tensorrt as trt_builder
-from cptr.ops import fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
+from cptr.ops import PLUGIN_NAMESPACE, PLUGIN_VERSION, fused_leaky_relu_ref, make_kernel, upfirdn2d_ref
 
 PLUGINS = Path(trt_builder.PLUGIN_SOURCES)
 CHECK_BUILD = PLUGINS / "check_build.sh"
@@ -475,13 +475,13 @@ def test_tensorrt_engine_with_plugins_matches_reference(tmp_path: Path) -> None:
         pytest.skip(f"no plugin library: set ${trt_builder.PLUGIN_LIBRARY_ENV} or TENSORRT_INCLUDE")
     kernel = (BLUR * 4).numpy().astype(np.float32)
     bias = np.random.default_rng(0).standard_normal(8).astype(np.float32)
+    plugin = dict(plugin_namespace=PLUGIN_NAMESPACE, plugin_version=PLUGIN_VERSION)  # what the exporter writes on each node
     nodes = [
         helper.make_node(
             "UpFirDn2d",
             ["x"],
             ["u"],
-            plugin_namespace="cptr",
-            plugin_version="1",
+            **plugin,
             up=2,
             down=1,
             pad0=2,
@@ -494,8 +494,7 @@ def test_tensorrt_engine_with_plugins_matches_reference(tmp_path: Path) -> None:
             "FusedBiasLeakyReLU",
             ["u", "bias"],
             ["y"],
-            plugin_namespace="cptr",
-            plugin_version="1",
+            **plugin,
             negative_slope=0.2,
             scale=math.sqrt(2.0),
         ),
