@@ -251,6 +251,42 @@ def test_delta_regularisation_keeps_w_plus_near_w(single_thread):
     assert spread[10.0] < 0.5 * spread[0.0], spread
 
 
+def test_attribute_match_loss_compares_the_critics_geometry_and_joins_the_encoder_loss(single_thread):
+    """The critic's pose/expression/shape attributes, matched between reconstruction and image: 0 for the same
+    images, the mean squared difference of exactly those attributes otherwise, gradient to the images only; and in
+    train_encoder it is logged and added to the loss with its weight."""
+    from cptr.data.critic import AttributeMatchLoss, FaceCritic
+    from cptr.data.faces import ATTRIBUTES, GEOMETRY
+
+    torch.manual_seed(0)
+    critic = FaceCritic().eval()
+    loss = AttributeMatchLoss(critic)
+    a, b = torch.rand(4, 3, 64, 64) * 2 - 1, torch.rand(4, 3, 64, 64) * 2 - 1
+    assert float(loss(a, a)) == 0.0
+    idx = [ATTRIBUTES.index(n) for n in GEOMETRY]
+    with torch.no_grad():
+        expected = (critic(a).attributes[:, idx] - critic(b).attributes[:, idx]).pow(2).mean()
+    a.requires_grad_(True)
+    value = loss(a, b)
+    assert float(value.detach()) == pytest.approx(float(expected), rel=1e-5) and float(value.detach()) > 0
+    value.backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0 and all(p.grad is None for p in critic.parameters())
+    assert "skin_tone" not in GEOMETRY and float(AttributeMatchLoss(critic, ("skin_tone",))(a, b)) != pytest.approx(float(value.detach()))
+    with pytest.raises(ValueError, match="unknown critic attribute"):
+        AttributeMatchLoss(critic, ("height",))
+    with pytest.raises(ValueError, match="differ in shape"):
+        loss(a, b[:2])
+
+    g = make_tiny_generator(size=32)
+    enc = Encoder(**small_encoder_config(g.n_latent, g.style_dim, input_size=32, width=16), latent_avg=generator_mean_latent(g))
+    real = iter(lambda: torch.rand(4, 3, 32, 32) * 2 - 1, None)
+    weights = EncoderLossWeights(id=0.0, perceptual=0.0, attributes=3.0)
+    hist = train_encoder(enc, g, steps=2, batch=4, lr=1e-3, weights=weights, real_images=real, attribute_loss=loss)
+    h = hist[0]
+    assert h["attributes"] > 0 and h["real_attributes"] > 0
+    assert h["loss"] == pytest.approx(h["latent"] + h["l2"] + h["real_l2"] + 3.0 * (h["attributes"] + h["real_attributes"]), rel=1e-5)
+
+
 def test_cptr_train_encoder_takes_perceptual_weights_and_refuses_bad_ones(tmp_path):
     import subprocess
     import sys
@@ -303,6 +339,16 @@ def test_cptr_train_encoder_takes_perceptual_weights_and_refuses_bad_ones(tmp_pa
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert torch.load(tmp_path / "run" / "checkpoints" / "encoder.pt", weights_only=True)["opts"]["lpips_lambda"] == 0.5
+    r = subprocess.run(
+        base + ["--out", str(tmp_path / "attr"), "--perceptual-weights", str(tmp_path / "perceptual.pt"), "--lambda-attributes", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert torch.load(tmp_path / "attr" / "checkpoints" / "encoder.pt", weights_only=True)["opts"]["attributes_lambda"] == 0.3
+    r = subprocess.run(base + ["--out", str(tmp_path / "bad"), "--lambda-attributes", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "give --perceptual-weights" in r.stderr and "Traceback" not in r.stderr, r.stderr
     (tmp_path / "junk.pt").write_bytes(b"not a state dict")
     for bad in (tmp_path / "absent.pt", tmp_path / "junk.pt"):
         r = subprocess.run(

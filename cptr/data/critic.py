@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cptr.data.faces import ATTRIBUTES, DOMAINS
+from cptr.data.faces import ATTRIBUTES, DOMAINS, GEOMETRY
 from cptr.data.render import render_batch
 from cptr.imaging import from_uint8
 from cptr.io import atomic_path
@@ -243,6 +243,29 @@ class AttributeLoss(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return F.relu(self.target - self.score(images)).mean()
+
+
+class AttributeMatchLoss(nn.Module):
+    """How far an image's critic attributes are from a reference's: the mean squared difference of the
+    ``attributes`` (default :data:`~cptr.data.faces.GEOMETRY`: pose, expression and face shape) that the
+    critic regresses from each. An encoder's reconstruction of a photo is pushed to keep the photo's pose,
+    mouth and face width, which pixel and feature distances weigh little at these sizes. Use a critic
+    trained apart from the one that judges the results, as for :class:`PerceptualLoss`."""
+
+    def __init__(self, critic: FaceCritic, attributes: tuple[str, ...] = GEOMETRY):
+        super().__init__()
+        unknown = [a for a in attributes if a not in ATTRIBUTES]
+        if unknown or not attributes:
+            raise ValueError(f"unknown critic attribute(s) {unknown or attributes}; choose from: {', '.join(ATTRIBUTES)}")
+        self.critic = critic.eval().requires_grad_(False)
+        self.register_buffer("index", torch.tensor([ATTRIBUTES.index(a) for a in attributes]), persistent=False)
+
+    def forward(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        if images.shape != reference.shape:
+            raise ValueError(f"images {tuple(images.shape)} and reference {tuple(reference.shape)} differ in shape")
+        a = self.critic(images).attributes[:, self.index]
+        b = self.critic(reference).attributes[:, self.index]
+        return (a - b).pow(2).mean()
 
 
 class PerceptualLoss(nn.Module):

@@ -34,6 +34,8 @@ DOMAINS: tuple[str, ...] = ("photo", "cartoon")
 # Continuous labels every render carries (the attribute regressor's targets), each in [0, 1]
 # except yaw/roll/smile which are in [-1, 1].
 ATTRIBUTES: tuple[str, ...] = ("yaw", "roll", "skin_tone", "hair_color", "smile", "eye_size", "mouth_open", "glasses", "face_width")
+# The attributes that describe the face's geometry (pose, expression, shape) rather than its colours
+GEOMETRY: tuple[str, ...] = ("yaw", "roll", "smile", "eye_size", "mouth_open", "face_width")
 
 # Pose. Wide on purpose: at 64 px a 6-degree roll and a 0.22 head-width shift were so faint that the
 # demo source learnt a quarter of the renders' roll spread and half their yaw spread, and pose barely

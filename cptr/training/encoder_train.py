@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cptr.contracts import ALIGNED_SIZE
-from cptr.data.critic import PerceptualLoss, load_critic
+from cptr.data.critic import AttributeMatchLoss, PerceptualLoss, load_critic
 from cptr.imaging import grid, save_image, to_uint8
 from cptr.models.arcface import IDLoss, load_arcface
 from cptr.models.checkpoints import CheckpointError
@@ -51,6 +51,8 @@ class EncoderLossWeights:
     # e4e's delta regularisation: the mean squared offset of W+ entries 1.. from entry 0, which keeps the encoder's
     # W+ near W (one w for every layer), where the generators were trained
     delta: float = 0.0
+    # the perceptual critic's geometry attributes (pose, mouth, face width) matched between reconstruction and image
+    attributes: float = 0.0
 
 
 def delta_penalty(w_plus: torch.Tensor) -> torch.Tensor:
@@ -106,12 +108,14 @@ def train_encoder(
     callback: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
     perceptual_loss: nn.Module | None = None,
+    attribute_loss: nn.Module | None = None,
 ) -> list[dict[str, float]]:
     """Optimise ``encoder`` with Adam; returns per-step loss parts.
 
     ``real_images`` (an endless iterator of [B, 3, S, S] batches in [-1, 1]) adds a real-photo
     reconstruction term each step. ``id_loss`` and ``perceptual_loss`` are ``f(reconstruction,
-    target) -> scalar`` modules (ArcFace's identity loss, :class:`cptr.data.critic.PerceptualLoss`).
+    target) -> scalar`` modules (ArcFace's identity loss, :class:`cptr.data.critic.PerceptualLoss`), and so is
+    ``attribute_loss`` (:class:`cptr.data.critic.AttributeMatchLoss`).
     """
     if (encoder.n_latent, encoder.style_dim) != (g.n_latent, g.style_dim):
         raise ValueError(
@@ -123,7 +127,7 @@ def train_encoder(
     encoder.train()
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    losses = _ImageLosses(weights, id_loss, perceptual_loss)
+    losses = _ImageLosses(weights, id_loss, perceptual_loss, attribute_loss)
     history: list[dict[str, float]] = []
     with StepProgress(steps, "encoder", progress, callback) as report:
         for step in range(steps):
@@ -158,7 +162,13 @@ def train_encoder(
 class _ImageLosses:
     """The weighted image terms between a reconstruction and its target (each logged in ``parts``)."""
 
-    def __init__(self, weights: EncoderLossWeights, id_loss: nn.Module | None, perceptual_loss: nn.Module | None):
+    def __init__(
+        self,
+        weights: EncoderLossWeights,
+        id_loss: nn.Module | None,
+        perceptual_loss: nn.Module | None,
+        attribute_loss: nn.Module | None = None,
+    ):
         terms: list[tuple[str, float, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = [
             ("l2", weights.l2, F.mse_loss),
             ("l1", weights.l1, F.l1_loss),
@@ -167,6 +177,8 @@ class _ImageLosses:
             terms.append(("id", weights.id, id_loss))
         if perceptual_loss is not None:
             terms.append(("perceptual", weights.perceptual, perceptual_loss))
+        if attribute_loss is not None:
+            terms.append(("attributes", weights.attributes, attribute_loss))
         self.terms = [t for t in terms if t[1] > 0]
 
     @property
@@ -224,12 +236,16 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
             idl = IDLoss(load_arcface(job.arcface_weights, device=device))
         except (WeightsNotFoundError, CheckpointError) as e:
             raise JobError(str(e)) from None
-    perceptual = None
-    if job.perceptual_weights is not None and job.lambda_perceptual > 0:
+    if job.lambda_attributes > 0 and job.perceptual_weights is None:
+        raise JobError("--lambda-attributes reads the --perceptual-weights critic: give --perceptual-weights")
+    perceptual = attributes = None
+    if job.perceptual_weights is not None and (job.lambda_perceptual > 0 or job.lambda_attributes > 0):
         try:
-            perceptual = PerceptualLoss(load_critic(job.perceptual_weights, device=device))
+            critic = load_critic(job.perceptual_weights, device=device)
         except (FileNotFoundError, ValueError) as e:
             raise JobError(f"--perceptual-weights: {e}") from None
+        perceptual = PerceptualLoss(critic) if job.lambda_perceptual > 0 else None
+        attributes = AttributeMatchLoss(critic) if job.lambda_attributes > 0 else None
     if job.width == "full":
         cfg = {"n_latent": g.n_latent, "style_dim": g.style_dim, "input_size": ALIGNED_SIZE, "head": job.head}
     else:
@@ -239,7 +255,9 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
     cfg["pool"] = ALIGNED_SIZE // job.work_size
     enc = Encoder(**cfg, latent_avg=generator_mean_latent(g, job.seed).cpu()).to(device)
     real = endless_batches(job.images, ALIGNED_SIZE, job.batch, job.seed) if job.images is not None else None
-    weights = EncoderLossWeights(job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id, job.lambda_perceptual, job.lambda_delta)
+    weights = EncoderLossWeights(
+        job.lambda_latent, job.lambda_l2, job.lambda_l1, job.lambda_id, job.lambda_perceptual, job.lambda_delta, job.lambda_attributes
+    )
     opts = {
         "batch_size": job.batch,
         "learning_rate": job.lr,
@@ -249,6 +267,7 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
         "w_lambda": job.lambda_latent,
         "lpips_lambda": job.lambda_perceptual if perceptual else 0.0,
         "delta_norm_lambda": job.lambda_delta,  # e4e's name
+        "attributes_lambda": job.lambda_attributes if attributes else 0.0,
     }
     ckpt_dir, sample_dir = job.out / "checkpoints", job.out / "samples"
     gen = torch.Generator().manual_seed(job.seed + 99)
@@ -262,7 +281,19 @@ def run_encoder_job(job: EncoderJob, log: Callable[[str], None] = print) -> Path
             save_encoder(enc, ckpt_dir / f"iteration_{step}.pt", opts)
 
     train_encoder(
-        enc, g, job.steps, job.batch, job.lr, weights, idl, real, job.seed, on_step, progress=not job.quiet, perceptual_loss=perceptual
+        enc,
+        g,
+        job.steps,
+        job.batch,
+        job.lr,
+        weights,
+        idl,
+        real,
+        job.seed,
+        on_step,
+        progress=not job.quiet,
+        perceptual_loss=perceptual,
+        attribute_loss=attributes,
     )
     final = ckpt_dir / "encoder.pt"
     save_encoder(enc, final, opts)

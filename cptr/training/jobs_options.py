@@ -71,6 +71,11 @@ class EncoderJob:
         min=0.0,
         help="Weight of e4e's delta regularisation: W+ entries 1.. pulled toward entry 0, so that W+ stays near W, where the generators were trained (0 = off).",
     )
+    lambda_attributes: float = option(
+        0.0,
+        min=0.0,
+        help="Weight of the pose, expression and face-shape attributes that the --perceptual-weights critic reads, matched between each reconstruction and its image (0 = off).",
+    )
     steps: int = _steps(20000)
     batch: int = _batch(8)
     lr: float = _lr(1e-4)
