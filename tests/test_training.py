@@ -507,3 +507,37 @@ def test_encoder_fraction_trains_on_the_encoders_latents_through_the_cli(workspa
     cmd_more = [c if c != "0.5" else "0.25" for c in cmd]
     again = subprocess.run([*cmd_more, "--resume"], env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert again.returncode == 2 and "encoder_fraction" in again.stderr
+
+
+def test_attribute_loss_joins_the_generator_step_and_needs_its_critic(workspace, tmp_path):
+    """``--attribute-weight``: the critic's pose/expression/shape readings of the target's images are pulled to
+    those of the source's images of the same W+; the term is logged, reaches the trained weights (one step with
+    and without it differs, with the same seed and data), and the option refuses to run without its critic."""
+    from cptr.data.critic import FaceCritic, save_critic
+
+    with pytest.raises(ValueError, match="--attribute-critic"):
+        FinetuneConfig(source="s.pt", data="d", attribute_weight=1.0).validate()
+    with pytest.raises(ValueError, match="attribute-weight must be >= 0"):
+        FinetuneConfig(source="s.pt", data="d", attribute_weight=-1.0, attribute_critic="c.pt").validate()
+    torch.manual_seed(0)
+    save_critic(FaceCritic(), tmp_path / "critic.pt")
+    real = torch.rand(4, 3, SIZE, SIZE) * 2 - 1
+    weights, stats = {}, {}
+    for w in (0.0, 5.0):
+        cfg = FinetuneConfig(
+            source=str(workspace / "source.pt"),
+            data=str(workspace / "images"),
+            out=str(tmp_path / f"run{w}"),
+            **dict(RUN, iters=1, path_reg=0.0),
+            attribute_weight=w,
+            attribute_critic=str(tmp_path / "critic.pt") if w else "",
+        )
+        tuner = Finetuner(cfg, DistInfo())
+        assert (tuner.attributes is not None) == bool(w)
+        first = tuner.step(0, real)  # the target starts as the source's copy: nothing to match yet
+        assert float(first.get("attributes", 0.0)) == 0.0
+        stats[w] = tuner.step(1, real)
+        weights[w] = torch.cat([p.detach().flatten() for p in tuner.g.parameters()])
+    assert "attributes" not in stats[0.0] and float(stats[5.0]["attributes"]) > 0
+    assert torch.equal(stats[0.0]["g"], stats[5.0]["g"])  # the same weights before step 1 (step 0's term was 0)
+    assert not torch.equal(weights[0.0], weights[5.0])

@@ -37,6 +37,7 @@ LOCKED = (
     "structure_weight",
     "encoder_fraction",
     "encoder_n",
+    "attribute_weight",
     "noise",
     "augment",
     "ada_target",
@@ -180,6 +181,15 @@ class TrainConfig:
         commands="finetune",
     )
     encoder_n: int = option(4000, help="Photos encoded for --encoder-fraction.", commands="finetune")
+    # The face's geometry kept across the domains: a face critic reads pose, expression and face shape in photos and
+    # cartoons alike (cptr-train critic trains on both renders of each face, with one label), so its reading of the
+    # target's image should equal its reading of the source's image of the same W+ (critic.AttributeMatchLoss).
+    attribute_critic: str = path_option(
+        "",
+        help="Face critic weights (cptr-train critic) for --attribute-weight: the target's images keep the pose, expression and face shape it reads in the source's images of the same latents. Use a critic apart from the one that judges the results.",
+        commands="finetune",
+    )
+    attribute_weight: float = option(0.0, help="Weight of the --attribute-critic loss (0 = off).", commands="finetune")
     noise: str = option(
         "train",
         help="Per-pixel noise strengths: train, or off (zeroed and frozen: for flat-filled targets, which would otherwise inherit the photo model's grain).",
@@ -257,6 +267,10 @@ class TrainConfig:
                 problems.append("--encoder-fraction needs --encoder (its weights) and --encoder-images (aligned photos)")
             if self.encoder_n <= 0:
                 problems.append(f"--encoder-n must be positive, got {self.encoder_n}")
+        if self.attribute_weight > 0 and (self.from_scratch or not self.attribute_critic):
+            problems.append(
+                "--attribute-weight compares the target with its source through --attribute-critic: it needs --source and --attribute-critic"
+            )
         if not self.data and not self.resume:
             problems.append("--data is required (a folder of images or an LMDB from `cptr-train prepare`)")
         if self.noise not in NOISE_STRENGTHS:
@@ -280,7 +294,7 @@ class TrainConfig:
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("lr", "r1", "path_reg", "structure_weight"):
+        for name in ("lr", "r1", "path_reg", "structure_weight", "attribute_weight"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.mixing <= 1:

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import nn, optim
 
+from cptr.data.critic import AttributeMatchLoss, load_critic
 from cptr.io import sha256_file
 from cptr.models.checkpoints import CheckpointError
 from cptr.models.encoder import Encoder, load_encoder
@@ -178,6 +179,8 @@ class Finetuner:
         cfg.data = str(Path(cfg.data).resolve())
         if cfg.encoder_fraction > 0:
             cfg.encoder, cfg.encoder_images = str(Path(cfg.encoder).resolve()), str(Path(cfg.encoder_images).resolve())
+        if cfg.attribute_weight > 0:
+            cfg.attribute_critic = str(Path(cfg.attribute_critic).resolve())
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.scratch = cfg.from_scratch
@@ -261,6 +264,11 @@ class Finetuner:
                     f"{cfg.encoder} gives W+ {tuple(self.bank.shape[1:])}, the source takes ({base.n_latent}, {base.style_dim})"
                 )
             self.log(f"encoder latents: {len(self.bank)} photos from {cfg.encoder_images}, {cfg.encoder_fraction:.0%} of each batch")
+
+        self.attributes: AttributeMatchLoss | None = None
+        if cfg.attribute_weight > 0:
+            self.attributes = AttributeMatchLoss(load_critic(cfg.attribute_critic, device=self.device))
+            self.log(f"attribute loss: {cfg.attribute_critic}'s pose, expression and face shape, weight {cfg.attribute_weight}")
 
         # ---- data
         self.dataset = open_dataset(cfg.data, base.size, workers=max(1, cfg.workers))
@@ -396,13 +404,19 @@ class Finetuner:
         fake_pred = self.d(self._augment(out["image"], sr, "g-aug"))
         g_loss = g_nonsaturating_loss(fake_pred)
         total = g_loss
-        if self.struct_res:
+        if self.struct_res or self.attributes is not None:
             with torch.no_grad():  # the source on the target's own W+ and noise: only the weights differ
-                src = synthesize(self.source, wp_tgt, noise, max_resolution=max(self.struct_res))
+                top = None if self.attributes is not None else max(self.struct_res)
+                src = synthesize(self.source, wp_tgt, noise, max_resolution=top)
+        if self.struct_res:
             kind = cfg.structure_target
             s_loss = structure_loss(out[kind], getattr(src, kind), self.struct_res)
             total = total + cfg.structure_weight * s_loss
             stats["structure"] = s_loss.detach()
+        if self.attributes is not None:
+            a_loss = self.attributes(out["image"], src.image)
+            total = total + cfg.attribute_weight * a_loss
+            stats["attributes"] = a_loss.detach()
         self.g_optim.zero_grad(set_to_none=True)
         total.backward()
         self.g_optim.step()
