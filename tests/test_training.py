@@ -541,3 +541,17 @@ def test_attribute_loss_joins_the_generator_step_and_needs_its_critic(workspace,
     assert "attributes" not in stats[0.0] and float(stats[5.0]["attributes"]) > 0
     assert torch.equal(stats[0.0]["g"], stats[5.0]["g"])  # the same weights before step 1 (step 0's term was 0)
     assert not torch.equal(weights[0.0], weights[5.0])
+
+
+def test_a_resumed_log_written_with_older_columns_is_rewritten_with_the_new_ones(tmp_path):
+    """A run resumed from a log.csv without today's columns (before ``attributes``) keeps its rows, gains the
+    column (empty there), and the rows written next line up with the header."""
+    from cptr.training.monitor import LOG_COLUMNS, CSVLog
+
+    old = [c for c in LOG_COLUMNS if c != "attributes"]
+    (tmp_path / "log.csv").write_text(",".join(old) + "\n" + "\n".join(",".join(str(i) for _ in old) for i in (10, 20)) + "\n")
+    log = CSVLog(tmp_path / "log.csv", start_iter=20)
+    log.write({"iter": 30, "d": 1.5, "attributes": 0.25})
+    rows = read_log(tmp_path / "log.csv")
+    assert [r["iter"] for r in rows] == [10, 20, 30] and tuple(rows[0]) == LOG_COLUMNS
+    assert np.isnan(rows[1]["attributes"]) and rows[1]["d"] == 20 and rows[2]["attributes"] == 0.25 and rows[2]["d"] == 1.5

@@ -535,7 +535,7 @@ class Finetuner:
                 done = i + 1
                 bar.update(1)
                 if done % cfg.log_every == 0 or done == cfg.iters:
-                    keys = ("d", "g", "structure", "r1", "path", "path_length", "real_score", "fake_score")
+                    keys = ("d", "g", "structure", "attributes", "r1", "path", "path_length", "real_score", "fake_score")
                     vec = torch.stack([stats.get(k, torch.tensor(float("nan"), device=self.device)).float() for k in keys])
                     vec = dist_utils.reduce_mean(vec).tolist()
                     now = time.perf_counter()
@@ -546,7 +546,7 @@ class Finetuner:
                         csv_log.write(row)
                         tb.write(row)
                         bar.set_postfix(
-                            {k: f"{row[k]:.3f}" for k in ("d", "g", "structure", "r1") if math.isfinite(row[k])}
+                            {k: f"{row[k]:.3f}" for k in ("d", "g", "structure", "attributes", "r1") if math.isfinite(row[k])}
                             | {"p": f"{self.ada.p:.3f}"}
                         )
                     if bad:

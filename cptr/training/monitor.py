@@ -20,6 +20,7 @@ LOG_COLUMNS = (
     "d",
     "g",
     "structure",
+    "attributes",
     "r1",
     "path",
     "path_length",
@@ -32,14 +33,18 @@ LOG_COLUMNS = (
 
 
 class CSVLog:
-    """``OUT/log.csv``, one row per logged iteration. On resume, rows past the resumed iteration go."""
+    """``OUT/log.csv``, one row per logged iteration. On resume, rows past the resumed iteration go, and a log
+    written with other columns (an older version's) is rewritten with these, its missing cells empty."""
 
     def __init__(self, path: str | os.PathLike, start_iter: int = 0):
         self.path = Path(path)
         if self.path.exists():
-            rows = list(csv.DictReader(self.path.open(newline="")))
+            with self.path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                columns = tuple(reader.fieldnames or ())
             keep = [r for r in rows if r.get("iter", "").isdigit() and int(r["iter"]) <= start_iter]
-            if len(keep) != len(rows):
+            if len(keep) != len(rows) or columns != LOG_COLUMNS:
                 buf = io.StringIO()
                 w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
                 w.writeheader()
