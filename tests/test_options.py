@@ -100,3 +100,26 @@ def test_positive_ints_names_the_flag_and_an_example() -> None:
     for bad in ("1,0", "1,x", "", "4,-2"):
         with pytest.raises(ValueError, match=r"--batch must be positive integers separated by commas, e\.g\. 1,4"):
             check(bad)
+
+
+def test_probe_variants_give_cptr_train_finetune_flags_it_parses_and_accepts(tmp_path):
+    """Each probe variant's flags, through the finetune command's own options, build the config it names (the
+    encoder latents from the work folder's photos, the attribute loss through its perceptual critic), which validates."""
+    from cptr.demo.probe import SERVED_VARIANTS, VARIANTS
+
+    enc = tmp_path / "e4e.pt"
+    for v in (*VARIANTS, *SERVED_VARIANTS):
+        cfg = _parse(TrainConfig, ["--source", "s.pt", "--data", "d", *v.args(tmp_path, enc)], "finetune")
+        cfg.validate()
+        assert (cfg.freeze_style, cfg.freeze_g, cfg.structure_loss, cfg.structure_weight) == (
+            v.freeze_style,
+            v.freeze_g,
+            v.structure_loss,
+            v.structure_weight,
+        )
+        assert (cfg.encoder_fraction, cfg.attribute_weight) == (v.encoder_fraction, v.attribute_weight)
+        if v.encoder_fraction:
+            assert (cfg.encoder, cfg.encoder_images) == (str(enc), str(tmp_path / "photo"))
+        if v.attribute_weight:
+            assert cfg.attribute_critic == str(tmp_path / "perceptual.pt")
+    assert any(v.attribute_weight for v in SERVED_VARIANTS) and any(v.encoder_fraction and not v.attribute_weight for v in SERVED_VARIANTS)

@@ -12,6 +12,12 @@ resolutions and weight, FreezeD. Every saved checkpoint is judged twice, on the 
 Blends of one fine-tune (Toonify: alpha and ``swap_res``) are judged the same way without training. Results go to
 ``WORK/probe/results.jsonl`` (one line per checkpoint or blend) and the plot to ``--plot``: one point per variant
 (its last checkpoint), lines through its earlier ones. The run is resumable: finished variants are skipped.
+
+``--served`` judges what a user gets instead: the encoder's W+ of held-out photo renders through each checkpoint,
+the face mesh comparing each aligned photo with its cartoon (:func:`cptr.data.structure.photo_structure`), the
+critic's cartoon rate and mediapipe's face rate of those cartoons. Its variants (:data:`SERVED_VARIANTS`) also
+fine-tune on the encoder's latents (``--encoder-fraction``) and keep the face's geometry through a critic
+(``--attribute-weight``); they go to ``WORK/probe_served/``.
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ import torch
 import typer
 
 from cptr.data.critic import critic_scores, load_critic
-from cptr.data.structure import FaceMesh, aligned_render_pairs, generator_structure
+from cptr.data.metrics import FaceDetector
+from cptr.data.structure import AlignedPairs, FaceMesh, aligned_render_pairs, generator_structure, photo_structure
+from cptr.demo.measure import encode_crops, synthesize
 from cptr.demo.train import FINETUNE_FLAGS
 from cptr.helptext import flags, reflow_app
+from cptr.imaging import from_uint8, to_uint8
 from cptr.io import atomic_path
 from cptr.models.checkpoints import load_generator
+from cptr.models.encoder import load_encoder
 from cptr.models.latents import render, sample_latents
 from cptr.options import option, options_command
 from cptr.styles.blend import blend_generators
@@ -58,27 +68,25 @@ class Variant:
     structure_loss: int = 2
     structure_weight: float = 1.0
 
-    def args(self) -> list[str]:
-        return flags(
+    encoder_fraction: float = 0.0  # share of each batch from the encoder's W+ of the photos (WORK's encoder)
+    attribute_weight: float = 0.0  # the perceptual critic's geometry kept from the source (WORK/perceptual.pt)
+
+    def args(self, work: Path, encoder: Path | None = None) -> list[str]:
+        """The variant's ``cptr-train finetune`` flags; ``work`` holds the photos and critics, ``encoder`` the
+        encoder for ``encoder_fraction`` (default: the work folder's)."""
+        out = flags(
             freeze_style=self.freeze_style,
             freeze_g=self.freeze_g,
             freeze_d=self.freeze_d,
             structure_loss=self.structure_loss,
             structure_weight=self.structure_weight,
         )
-
-        return [
-            "--freeze-style",
-            str(self.freeze_style),
-            "--freeze-g",
-            str(self.freeze_g),
-            "--freeze-d",
-            str(self.freeze_d),
-            "--structure-loss",
-            str(self.structure_loss),
-            "--structure-weight",
-            str(self.structure_weight),
-        ]
+        if self.encoder_fraction > 0:
+            enc = encoder or work / "encoder" / "checkpoints" / "encoder.pt"
+            out += flags(encoder=enc, encoder_images=work / "photo", encoder_fraction=self.encoder_fraction)
+        if self.attribute_weight > 0:
+            out += flags(attribute_critic=work / "perceptual.pt", attribute_weight=self.attribute_weight)
+        return out
 
 
 VARIANTS = (
@@ -87,6 +95,15 @@ VARIANTS = (
     Variant("g3-sl3-w10", freeze_g=3, structure_loss=3, structure_weight=10),
     Variant("g3-sl3-w30", freeze_g=3, structure_loss=3, structure_weight=30),
     Variant("s4-g3-sl3-w10", freeze_style=4, freeze_g=3, structure_loss=3, structure_weight=10),  # chosen (the demo recipe)
+)
+# The served probe: the demo recipe's freezing and structure loss, longer, on the encoder's latents, with and
+# without the attribute loss (weights 10 and 40)
+_RECIPE = dict(freeze_style=4, freeze_g=3, structure_loss=3, structure_weight=10)
+SERVED_VARIANTS = (
+    Variant("s4-g3-sl3-w10", **_RECIPE),
+    Variant("f05", **_RECIPE, encoder_fraction=0.5),
+    Variant("f05-attr10", **_RECIPE, encoder_fraction=0.5, attribute_weight=10),
+    Variant("f05-attr40", **_RECIPE, encoder_fraction=0.5, attribute_weight=40),
 )
 BLENDS = ((1.0, None), (0.85, None), (0.7, None), (1.0, 16), (1.0, 32))  # (alpha, swap_res) for the blend points
 
@@ -107,6 +124,23 @@ def judge(source, target, w: torch.Tensor, mesh: FaceMesh, critic, pairs) -> dic
     }
 
 
+@torch.no_grad()
+def judge_served(target, w_photos: torch.Tensor, mesh: FaceMesh, critic, detector: FaceDetector, pairs: AlignedPairs) -> dict:
+    """What ``target`` serves from photos: ``w_photos`` (the encoder's W+ of ``pairs.photo_crops``) through it; the mesh
+    compares each aligned photo with its cartoon; the critic's cartoon rate and mediapipe's face rate of the cartoons."""
+    cartoons = to_uint8(synthesize(target, w_photos))
+    j = photo_structure(lambda _: cartoons, pairs, mesh=mesh)
+    ratio = j.ratios()
+    return {
+        "corr": j.measured.corr,
+        "ratio": ratio,
+        "structure": structure_score(ratio),
+        "cartoon": float((critic_scores(critic, from_uint8(cartoons)).domain_logit > 0).float().mean()),
+        "faces": detector.rate(cartoons),
+        "pairs": j.measured.n_pairs,
+    }
+
+
 def run(
     work: Path,
     source_ckpt: Path,
@@ -117,16 +151,27 @@ def run(
     n: int,
     variants: tuple[Variant, ...],
     blend_of: str | None,
+    encoder: Path | None = None,
 ) -> Path:
     """Fine-tune each variant from ``source_ckpt`` (the run's checkpoint, with its discriminator); judge against
-    ``shipped`` (the same source as shipped: per-pixel noise zeroed)."""
-    out = work / "probe"
+    ``shipped`` (the same source as shipped: per-pixel noise zeroed). With ``encoder`` the judge is the served path
+    from photos (:func:`judge_served`), and the runs go to ``WORK/probe_served``."""
+    out = work / ("probe_served" if encoder else "probe")
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = {(r["variant"], r.get("iter"), r.get("alpha"), r.get("swap_res")) for r in _read(results)}
     source = load_generator(shipped)
     critic, mesh, pairs = load_critic(), FaceMesh(), aligned_render_pairs(n)
-    w = sample_latents(source, n, 0.7, 0)
+    if encoder:
+        w_photos, detector = encode_crops(load_encoder(encoder), pairs.photo_crops), FaceDetector()
+
+        def judged(target) -> dict:
+            return judge_served(target, w_photos, mesh, critic, detector, pairs)
+    else:
+        w = sample_latents(source, n, 0.7, 0)
+
+        def judged(target) -> dict:
+            return judge(source, target, w, mesh, critic, pairs)
 
     def record(row: dict) -> None:
         with open(results, "a") as f:
@@ -148,7 +193,7 @@ def run(
                 keep=0,
                 workers=1,
             )
-            cmd = [sys.executable, "-m", "cptr.training", "finetune", *run, *v.args(), *FINETUNE_FLAGS, "--quiet"]
+            cmd = [sys.executable, "-m", "cptr.training", "finetune", *run, *v.args(work, encoder), *FINETUNE_FLAGS, "--quiet"]
             if (run_dir / "checkpoints").exists():
                 cmd.append("--resume")
             print("$ " + " ".join(cmd[2:]), flush=True)
@@ -162,7 +207,7 @@ def run(
                         "alpha": None,
                         "swap_res": None,
                         **asdict(v),
-                        **judge(source, load_generator(ck), w, mesh, critic, pairs),
+                        **judged(load_generator(ck)),
                     }
                 )
     if blend_of:
@@ -170,7 +215,7 @@ def run(
         for alpha, swap in BLENDS:
             if (blend_of, iters, alpha, swap) not in done:
                 g = blend_generators(source, target, alpha, swap)
-                record({"variant": blend_of, "iter": iters, "alpha": alpha, "swap_res": swap, **judge(source, g, w, mesh, critic, pairs)})
+                record({"variant": blend_of, "iter": iters, "alpha": alpha, "swap_res": swap, **judged(g)})
     return results
 
 
@@ -178,8 +223,9 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def plot(results: Path, path: Path, chosen: str | None = None) -> Path:
-    """Structure kept (mesh, share of the ceiling) against cartoon-ness (critic): one point per variant, blends apart."""
+def plot(results: Path, path: Path, chosen: str | None = None, served: bool = False) -> Path:
+    """Structure kept (mesh, share of the ceiling) against cartoon-ness (critic): one point per variant, blends apart.
+    ``served``: the figures are the served path's from photos (:func:`judge_served`)."""
     import matplotlib  # optional heavy dependency (the bench extra)
 
     matplotlib.use("Agg")
@@ -209,9 +255,15 @@ def plot(results: Path, path: Path, chosen: str | None = None) -> Path:
             )
     ax.axhline(0.8, color="tab:red", lw=0.8, ls="--")
     ax.axvline(0.9, color="tab:red", lw=0.8, ls="--")
-    ax.set_xlabel("cartoon-ness: target samples the critic calls cartoon")
-    ax.set_ylabel("structure kept, source(W) vs target(W):\nface-mesh corr. / ceiling (yaw, mouth, height; mean)")
-    ax.set_title("FreezeSG variants, 600 iterations (lines: checkpoints from 150); dashed: the bars", fontsize=10)
+    first, last = min(r["iter"] for r in rows), max(r["iter"] for r in rows)
+    if served:
+        ax.set_xlabel("cartoon-ness: served cartoons of held-out photos the critic calls cartoon")
+        ax.set_ylabel("structure kept, photo -> served cartoon:\nface-mesh corr. / ceiling (yaw, mouth, height; mean)")
+    else:
+        ax.set_xlabel("cartoon-ness: target samples the critic calls cartoon")
+        ax.set_ylabel("structure kept, source(W) vs target(W):\nface-mesh corr. / ceiling (yaw, mouth, height; mean)")
+    what = "served from photos" if served else "FreezeSG variants"
+    ax.set_title(f"{what}, up to {last} iterations (lines: checkpoints from {first}); dashed: the bars", fontsize=10)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -229,13 +281,20 @@ class ProbeOptions:
     iters: int = option(600, min=1, help="Iterations of each short fine-tune.")
     every: int = option(150, min=1, help="Judge a checkpoint every N iterations.")
     n: int = option(200, min=1, help="Latents and held-out renders judged.")
-    variants: str = option(
-        ",".join(v.name for v in VARIANTS),
-        show_default=False,
-        help="Comma list of variants (default: all): " + ", ".join(v.name for v in VARIANTS) + ".",
+    variants: str | None = option(
+        None, show_default=False, help="Comma list of variants (default: all of the mode's): " + ", ".join(v.name for v in VARIANTS) + "."
     )
     blend_of: str | None = option(None, help="Also judge Toonify blends of this variant's last checkpoint.")
-    plot: Path = option(Path("docs/structure_tradeoff.png"), help="Where the plot goes.")
+    served: bool = option(
+        False,
+        help="Judge the served path from photos (the encoder's W+ of held-out renders through each checkpoint) and probe the served variants: "
+        + ", ".join(v.name for v in SERVED_VARIANTS)
+        + ".",
+    )
+    encoder: Path | None = option(None, help="The encoder for --served and for the variants' encoder latents (default: WORK's).")
+    plot: Path | None = option(
+        None, help="Where the plot goes (default: docs/structure_tradeoff.png, docs/served_tradeoff.png with --served)."
+    )
     chosen: str | None = option(None, help="The variant to mark as chosen on the plot.")
 
 
@@ -245,8 +304,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command(help=__doc__)
 @options_command(ProbeOptions)
 def probe(a: ProbeOptions) -> None:
-    names = [s.strip() for s in a.variants.split(",") if s.strip()]
-    known = {v.name: v for v in VARIANTS}
+    known = {v.name: v for v in (SERVED_VARIANTS if a.served else VARIANTS)}
+    names = [s.strip() for s in a.variants.split(",") if s.strip()] if a.variants else list(known)
     if unknown := sorted(set(names) - set(known)):
         raise typer.BadParameter(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}", param_hint="--variants")
     selection = a.work / "source" / "selected.json"
@@ -265,8 +324,10 @@ def probe(a: ProbeOptions) -> None:
         a.n,
         tuple(known[n] for n in names),
         a.blend_of,
+        (a.encoder or a.work / "encoder" / "checkpoints" / "encoder.pt") if a.served else None,
     )
-    print(f"wrote {plot(results, a.plot, a.chosen)}")
+    default_plot = Path("docs/served_tradeoff.png" if a.served else "docs/structure_tradeoff.png")
+    print(f"wrote {plot(results, a.plot or default_plot, a.chosen, a.served)}")
 
 
 reflow_app(app)  # help paragraphs whole at any width (cptr.helptext)
