@@ -91,8 +91,10 @@ class Recipe:
     # docs/training.md measures how near W each keeps the photos' latents, and what that does to the served cartoons
     encoder_head: str = "psp"
     encoder_delta: float = 0.0
-    # Share of each fine-tune batch drawn from the encoder's W+ of photos (cptr-train finetune --encoder-fraction)
+    # Share of each fine-tune batch drawn from the encoder's W+ of photos (cptr-train finetune --encoder-fraction), and
+    # the weight of the perceptual critic's pose/expression/shape readings kept from the source (--attribute-weight)
     finetune_encoder_fraction: float = 0.0
+    finetune_attribute_weight: float = 0.0
     mapper_steps: int = 600
     measure_n: int = 500
 
@@ -231,6 +233,8 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
     )
     if r.finetune_encoder_fraction > 0:
         finetune_flags += flags(encoder=encoder_ckpt, encoder_images=photo, encoder_fraction=r.finetune_encoder_fraction)
+    if r.finetune_attribute_weight > 0:
+        finetune_flags += flags(attribute_critic=perceptual, attribute_weight=r.finetune_attribute_weight)
     step(
         "finetune",
         target_ckpt.exists(),
