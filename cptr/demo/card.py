@@ -107,6 +107,28 @@ def _train_commands(recipe: dict) -> list[str]:
     ]
 
 
+def _finetune_extras(recipe: dict) -> str:
+    """The fine-tune's served-path options, when the recipe uses them."""
+    out = ""
+    if recipe.get("finetune_encoder_fraction"):
+        out += f"with {recipe['finetune_encoder_fraction']:.0%} of each batch the encoder's W+ of the photo renders (`--encoder-fraction`, the latents the server feeds it), "
+    if recipe.get("finetune_attribute_weight"):
+        out += f"the second critic's pose, expression and face-shape readings kept from the source (`--attribute-weight {recipe['finetune_attribute_weight']:g}`), "
+    return out
+
+
+def _probe_plots(recipe: dict) -> str:
+    served = recipe.get("finetune_encoder_fraction") or recipe.get("finetune_attribute_weight")
+    return "docs/structure_tradeoff.png" + (" and `--served`, docs/served_tradeoff.png" if served else "")
+
+
+def _encoder_extras(recipe: dict) -> str:
+    head = recipe.get("encoder_head", "psp")
+    return (f" --head {head}" if head != "psp" else "") + (
+        f" --lambda-delta {recipe['encoder_delta']:g}" if recipe.get("encoder_delta") else ""
+    )
+
+
 def _source_start(recipe: dict) -> str:
     if not recipe.get("grow_from"):
         return "from scratch"
@@ -169,10 +191,11 @@ def write_card(
         *_selection_lines(selection),
         f"- target: `cptr-train finetune`, FreezeSG (FreezeS {recipe['freeze_style']}, FreezeG {recipe['freeze_g']} = {_resolutions(2, recipe['freeze_g'])}, "
         f"FreezeD {recipe['freeze_d']}) with the structure loss at {_resolutions(3, recipe['structure_loss'])} (weight {recipe.get('structure_weight', 1.0):g}), "
-        f"{recipe['finetune_iters']} iterations, batch 8, chosen by `python -m cptr.demo.probe` (docs/structure_tradeoff.png), "
+        + _finetune_extras(recipe)
+        + f"{recipe['finetune_iters']} iterations, batch 8, chosen by `python -m cptr.demo.probe` ({_probe_plots(recipe)}), "
         f"per-pixel noise {'zeroed and frozen (`--noise off`: flat fills, no photo grain)' if recipe.get('finetune_noise') == 'off' else 'trained'};",
         f"- encoder: `cptr-train encoder --width small --work-size {recipe['size']} --images <photo renders> --perceptual-weights <second critic> "
-        f"--lambda-perceptual {recipe.get('encoder_perceptual', 0)}`, {recipe['encoder_steps']} steps on the source's samples and the photo renders "
+        f"--lambda-perceptual {recipe.get('encoder_perceptual', 0)}{_encoder_extras(recipe)}`, {recipe['encoder_steps']} steps on the source's samples and the photo renders "
         "(the perceptual term stands in for pSp's LPIPS);",
         f"- mapper: `cptr-train mapper --critic smile --levels medium`, {recipe['mapper_steps']} steps (the expression layers only). **Its text loss is a stand-in**: the face critic's",
         '  smile score replaces CLIP\'s similarity to "a smiling face" (CLIP weights cannot be had here). With CLIP weights,',
