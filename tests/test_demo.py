@@ -240,6 +240,10 @@ def test_demo_train_quick_rehearsal_builds_every_file(tmp_path):
         assert strengths and all(torch.count_nonzero(p) == 0 for p in strengths), name
     commands = (work / "commands.log").read_text()
     assert commands.count(f"--generator {work / 'source' / 'shipped.pt'}") == 2 and "--noise off" in commands
+    # the served recipe: the fine-tune runs after the encoder, on its latents, with the second critic's attribute loss
+    finetune_cmd = next(line for line in commands.splitlines() if " finetune " in line)
+    assert f"--encoder {work / 'encoder' / 'checkpoints' / 'encoder.pt'}" in finetune_cmd and "--encoder-fraction 0.5" in finetune_cmd
+    assert f"--attribute-critic {work / 'perceptual.pt'}" in finetune_cmd and commands.index(" encoder ") < commands.index(" finetune ")
     # the encoder's perceptual loss is a second critic, trained on other renders than the judge, and not shipped
     from cptr.demo.train import QUICK
 

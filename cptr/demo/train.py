@@ -99,9 +99,16 @@ class Recipe:
     measure_n: int = 500
 
 
-# The 128 px demo (one more synthesis block, 16 channels wide: about half again the cost of a 64 px iteration).
-RECIPES = {64: Recipe(), 128: Recipe(size=128, source_channels="128,128,64,32,32,16")}
-QUICK = Recipe(
+# The 128 px demo (one more synthesis block, 16 channels wide: about half again the cost of a 64 px iteration), made
+# for the served path from photos (`python -m cptr.demo.probe --served`, docs/served_tradeoff.png): an encoder kept near
+# W (e4e's head and delta regularisation), and a longer fine-tune with half of each batch that encoder's W+ of the
+# photos and the second critic's pose, expression and face-shape readings kept from the source.
+SERVED_RECIPE = dict(
+    encoder_head="e4e", encoder_delta=1.0, finetune_encoder_fraction=0.5, finetune_attribute_weight=40.0, finetune_iters=1500
+)
+RECIPES = {64: Recipe(), 128: Recipe(size=128, source_channels="128,128,64,32,32,16", **SERVED_RECIPE)}
+QUICK = Recipe(  # the served recipe's steps (encoder latents and attribute loss included), at tiny sizes
+    **{k: v for k, v in SERVED_RECIPE.items() if k != "finetune_iters"},
     photos=64,
     cartoons=64,
     critic_faces=100,
