@@ -331,22 +331,14 @@ def test_cptr_train_encoder_takes_perceptual_weights_and_refuses_bad_ones(tmp_pa
         "cpu",
         "--quiet",
     ]
-    r = subprocess.run(
-        base + ["--out", str(tmp_path / "run"), "--perceptual-weights", str(tmp_path / "perceptual.pt"), "--lambda-perceptual", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert torch.load(tmp_path / "run" / "checkpoints" / "encoder.pt", weights_only=True)["opts"]["lpips_lambda"] == 0.5
-    r = subprocess.run(
-        base + ["--out", str(tmp_path / "attr"), "--perceptual-weights", str(tmp_path / "perceptual.pt"), "--lambda-attributes", "0.3"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert torch.load(tmp_path / "attr" / "checkpoints" / "encoder.pt", weights_only=True)["opts"]["attributes_lambda"] == 0.3
+    for run, extra, stored, value in (
+        ("run", "--lambda-perceptual", "lpips_lambda", 0.5),
+        ("attr", "--lambda-attributes", "attributes_lambda", 0.3),
+    ):
+        weights = ["--perceptual-weights", str(tmp_path / "perceptual.pt"), extra, str(value)]
+        r = subprocess.run(base + ["--out", str(tmp_path / run), *weights], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert torch.load(tmp_path / run / "checkpoints" / "encoder.pt", weights_only=True)["opts"][stored] == value
     r = subprocess.run(base + ["--out", str(tmp_path / "bad"), "--lambda-attributes", "1"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "give --perceptual-weights" in r.stderr and "Traceback" not in r.stderr, r.stderr
     (tmp_path / "junk.pt").write_bytes(b"not a state dict")

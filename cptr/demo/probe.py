@@ -37,7 +37,7 @@ from cptr.data.critic import critic_scores, load_critic
 from cptr.data.metrics import FaceDetector
 from cptr.data.structure import AlignedPairs, FaceMesh, aligned_render_pairs, generator_structure, photo_structure
 from cptr.demo.measure import encode_crops, synthesize
-from cptr.demo.train import FINETUNE_FLAGS
+from cptr.demo.train import FINETUNE_FLAGS, served_flags
 from cptr.helptext import flags, reflow_app
 from cptr.imaging import from_uint8, to_uint8
 from cptr.io import atomic_path
@@ -81,12 +81,8 @@ class Variant:
             structure_loss=self.structure_loss,
             structure_weight=self.structure_weight,
         )
-        if self.encoder_fraction > 0:
-            enc = encoder or work / "encoder" / "checkpoints" / "encoder.pt"
-            out += flags(encoder=enc, encoder_images=work / "photo", encoder_fraction=self.encoder_fraction)
-        if self.attribute_weight > 0:
-            out += flags(attribute_critic=work / "perceptual.pt", attribute_weight=self.attribute_weight)
-        return out
+        enc = encoder or work / "encoder" / "checkpoints" / "encoder.pt"
+        return out + served_flags(enc, work / "photo", work / "perceptual.pt", self.encoder_fraction, self.attribute_weight)
 
 
 VARIANTS = (

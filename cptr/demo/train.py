@@ -128,6 +128,13 @@ RUN_FLAGS = flags(sample_every=250, save_every=250, keep=0, workers=1)  # the de
 FINETUNE_FLAGS = flags(augment="none", r1=1, batch=8)  # the demo's fine-tunes: the recipe's and the probe's
 
 
+def served_flags(encoder: Path, photos: Path, critic: Path, encoder_fraction: float, attribute_weight: float) -> list[str]:
+    """A fine-tune's flags for the served path: ``encoder``'s latents of ``photos`` (with ``encoder_fraction`` > 0) and
+    ``critic``'s attribute loss (with ``attribute_weight`` > 0); the recipe's and the probe's."""
+    out = flags(encoder=encoder, encoder_images=photos, encoder_fraction=encoder_fraction) if encoder_fraction > 0 else []
+    return out + (flags(attribute_critic=critic, attribute_weight=attribute_weight) if attribute_weight > 0 else [])
+
+
 def _run(args: list[str], log: Path) -> None:
     cmd = [sys.executable, "-m", "cptr.training", *args]
     print("$ cptr-train " + " ".join(args), flush=True)
@@ -238,10 +245,7 @@ def build(work: Path, assets: Path, recipe: Recipe, only: list[str], grow_from: 
         noise=r.finetune_noise,
         iters=r.finetune_iters,
     )
-    if r.finetune_encoder_fraction > 0:
-        finetune_flags += flags(encoder=encoder_ckpt, encoder_images=photo, encoder_fraction=r.finetune_encoder_fraction)
-    if r.finetune_attribute_weight > 0:
-        finetune_flags += flags(attribute_critic=perceptual, attribute_weight=r.finetune_attribute_weight)
+    finetune_flags += served_flags(encoder_ckpt, photo, perceptual, r.finetune_encoder_fraction, r.finetune_attribute_weight)
     step(
         "finetune",
         target_ckpt.exists(),
