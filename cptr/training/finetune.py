@@ -76,7 +76,7 @@ from cptr.training.losses import (
     structure_loss,
     structure_resolutions,
 )
-from cptr.training.monitor import CSVLog, TensorBoardLog, save_sample_grid
+from cptr.training.monitor import STEP_STATS, CSVLog, TensorBoardLog, save_sample_grid
 from cptr.training.rng import StepRandom, capture_rng_state, restore_rng_state, stream_seed
 from cptr.training.source import load_source
 from cptr.training.synthesis import SynthesisNetwork, synthesize
@@ -535,7 +535,7 @@ class Finetuner:
                 done = i + 1
                 bar.update(1)
                 if done % cfg.log_every == 0 or done == cfg.iters:
-                    keys = ("d", "g", "structure", "attributes", "r1", "path", "path_length", "real_score", "fake_score")
+                    keys = STEP_STATS
                     vec = torch.stack([stats.get(k, torch.tensor(float("nan"), device=self.device)).float() for k in keys])
                     vec = dist_utils.reduce_mean(vec).tolist()
                     now = time.perf_counter()

@@ -15,21 +15,9 @@ from cptr.imaging import grid, save_image, to_uint8
 from cptr.io import atomic_write_text
 from cptr.progress import StepProgress  # noqa: F401 - the trainers import it from here too
 
-LOG_COLUMNS = (
-    "iter",
-    "d",
-    "g",
-    "structure",
-    "attributes",
-    "r1",
-    "path",
-    "path_length",
-    "real_score",
-    "fake_score",
-    "ada_p",
-    "r_t",
-    "sec_per_iter",
-)
+# The losses and scores of a step that the log records (the trainer logs these keys of its step's stats)
+STEP_STATS = ("d", "g", "structure", "attributes", "r1", "path", "path_length", "real_score", "fake_score")
+LOG_COLUMNS = ("iter", *STEP_STATS, "ada_p", "r_t", "sec_per_iter")
 
 
 class CSVLog:
